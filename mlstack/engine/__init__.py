@@ -1,0 +1,1 @@
+"""Resource graph, plan, apply, state, locking: the Terraform-like core."""

@@ -1,0 +1,353 @@
+"""The backend seam: one narrow interface every platform implements.
+
+A backend is described by a light ``BackendPlugin`` (name, config model, capabilities, and the
+import path of its implementation), registered under the entry-point group ``mlstack.backends``.
+``validate`` and ``plan`` use the plugin's config model and capabilities without importing the
+platform's SDK; the implementation is imported only when work on that platform starts.
+
+The operations are shaped by the mapping table in ARCHITECTURE.md so that SageMaker (pipelines,
+model package groups, production variants, native canary + auto-rollback), Vertex AI (KFP,
+registry aliases, traffic_split), Azure ML (pipeline jobs, online endpoints with traffic and
+mirror_traffic) and KServe (InferenceService revisions) all fit, not only ``local``.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from mlstack.errors import BackendError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from mlstack.spec.models import ResolvedProject
+
+ENTRY_POINT_GROUP = "mlstack.backends"
+ALL_STRATEGIES = frozenset({"all_at_once", "blue_green", "canary", "linear", "shadow", "ab"})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a platform does by itself; mlstack drives or refuses the rest (never silently)."""
+
+    strategies: frozenset[str] = ALL_STRATEGIES
+    native_progressive: bool = False  # platform steps canary/linear itself (SageMaker guardrails)
+    native_auto_rollback: bool = False  # platform rolls back on alarms by itself
+    weighted_traffic: bool = True  # endpoint splits traffic between versions by weight
+    shadow: bool = False  # endpoint mirrors a share of requests to a version
+    max_shadow_percent: float = 100.0
+    sticky_sessions: bool = False  # A/B assignment by a request key
+    aliases: bool = True  # registry supports named aliases (champion/challenger)
+    infrastructure: bool = False  # needs a Pulumi stack (clouds) or not (local)
+    notes: Mapping[str, str] = field(default_factory=dict)  # strategy -> how it is realised
+
+    def explain(self, strategy: str) -> str | None:
+        """None when supported; otherwise why not (for plan/validate)."""
+        if strategy not in self.strategies:
+            why = self.notes.get(strategy, "the platform has no equivalent")
+            return f"strategy {strategy!r} is not available on this backend: {why}"
+        return None
+
+
+@dataclass(frozen=True)
+class BackendPlugin:
+    """How core finds a backend without importing it: Metaflow/ZenML-style flavour."""
+
+    name: str
+    config_model: type[BaseModel]
+    capabilities: Capabilities
+    implementation: str  # "package.module:Class", imported on first real use
+    description: str = ""
+
+    def load(self, project: ResolvedProject, workdir: Path) -> Backend:
+        module_name, _, attr = self.implementation.partition(":")
+        try:
+            cls = getattr(import_module(module_name), attr)
+        except ImportError as e:
+            raise BackendError(
+                f"backend {self.name!r} cannot start: {e}",
+                hint=f"install its extra dependencies, e.g. pip install 'mlstack-{self.name}'",
+            ) from None
+        config = self.config_model.model_validate(project.settings)
+        backend: Backend = cls(project=project, config=config, workdir=workdir, plugin=self)
+        return backend
+
+
+# --- what flows through the seam -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompiledPipeline:
+    """The platform's own pipeline definition and a digest of it, so plan needs no platform call."""
+
+    definition: Mapping[str, Any]
+    digest: str
+    steps: tuple[str, ...]
+    format: str  # "mlstack-dag", "sagemaker-pipeline", "kfp-v2", "azureml-pipeline-job"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Run these stages (the rest are cached and reused)."""
+
+    stages: tuple[str, ...]
+    reasons: Mapping[str, str]
+    cache_keys: Mapping[str, str]
+    data_digest: str | None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    status: Literal["succeeded", "failed", "cancelled"]
+    metrics: Mapping[str, float]
+    model_uri: str | None  # where the trained model artifact lives on the platform
+    model_digest: str | None  # sha256 of the artifact: the identity that promote carries
+    stages: Mapping[str, str]  # stage -> "ran" | "cached" | "failed" | "skipped"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    digest: str
+    uri: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    lineage: Mapping[str, Any] = field(default_factory=dict)
+    approved: bool = True
+
+
+@dataclass(frozen=True)
+class Backing:
+    """One model version behind an endpoint, with its share of live traffic."""
+
+    version: str
+    uri: str
+    digest: str
+    weight: float  # percent of primary traffic, 0..100
+    shadow: float = 0.0  # percent of requests mirrored to it (its answers are dropped)
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """Exactly what the endpoint must hold. ``deploy`` makes it so, idempotently."""
+
+    name: str
+    model: str
+    backings: tuple[Backing, ...]
+    sticky_key: str | None = None
+    replicas: int = 1
+    instance_type: str | None = None
+
+    def weights(self) -> dict[str, float]:
+        return {b.version: b.weight for b in self.backings}
+
+
+@dataclass(frozen=True)
+class VersionMetrics:
+    requests: int
+    errors: int
+    latency_p50: float | None = None  # seconds
+    latency_p90: float | None = None
+    latency_p95: float | None = None
+    latency_p99: float | None = None
+    custom: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def value(self, name: str) -> float | None:
+        if name == "error_rate":
+            return self.error_rate
+        if name == "requests":
+            return float(self.requests)
+        if name.startswith("latency_"):
+            v = getattr(self, name, None)
+            return None if v is None else float(v)
+        return self.custom.get(name)
+
+
+@dataclass(frozen=True)
+class RolloutPlan:
+    """A whole strategy, handed to backends whose platform rolls out natively."""
+
+    target: EndpointState
+    previous: EndpointState | None
+    strategy: str
+    steps: tuple[float, ...]
+    interval: float
+    gates: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress from long work; the CLI renders it, library code never prints."""
+
+    kind: str  # "stage.start", "stage.done", "stage.cached", "rollout.step", "log", ...
+    subject: str
+    message: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """What an operation may use: where to write, how to report, when to stop."""
+
+    workdir: Path
+    environment: str
+    emit: Callable[[Event], None] = lambda e: None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # address -> outputs
+
+    def secret(self, name: str) -> str:
+        """Resolve a ``${secret:NAME}`` reference at the moment of use; never stored."""
+        import os
+
+        value = os.environ.get(name)
+        if value is None:
+            raise BackendError(f"secret {name!r} is not set",
+                               hint=f"export {name}=... in the environment that runs mlstack")
+        return value
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What exists on the platform now, by resource address, for refresh and drift."""
+
+    resources: Mapping[str, Mapping[str, Any]]
+    complete: bool = True  # False when the backend could only look at some kinds
+
+
+class Backend(ABC):
+    """One platform. Small on purpose: every method must make sense on all five platforms."""
+
+    def __init__(self, *, project: ResolvedProject, config: BaseModel, workdir: Path,
+                 plugin: BackendPlugin) -> None:
+        self.project = project
+        self.config = config
+        self.workdir = workdir
+        self.plugin = plugin
+
+    @property
+    def name(self) -> str:
+        return self.plugin.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.plugin.capabilities
+
+    # infrastructure: storage, identities, registry, endpoint host -----------------------------
+    def infrastructure(self) -> Mapping[str, Any]:
+        """Desired infrastructure inputs (diffed by plan). Local: folders; clouds: a Pulumi stack."""
+        return {}
+
+    def provision(self, inputs: Mapping[str, Any], ctx: Context) -> Mapping[str, Any]:
+        """Create or update the infrastructure; return outputs later operations consume."""
+        return dict(inputs)
+
+    # pipeline -------------------------------------------------------------------------------
+    @abstractmethod
+    def compile(self) -> CompiledPipeline:
+        """The platform's pipeline definition. Pure: no network, no platform calls."""
+
+    @abstractmethod
+    def upsert_pipeline(self, compiled: CompiledPipeline, ctx: Context) -> Mapping[str, Any]:
+        """Create or update the pipeline definition on the platform."""
+
+    @abstractmethod
+    def run_pipeline(self, compiled: CompiledPipeline, request: RunRequest,
+                     ctx: Context) -> RunResult:
+        """Run (or submit and follow) a pipeline run, emitting stage events as it goes."""
+
+    # registry -------------------------------------------------------------------------------
+    @abstractmethod
+    def register(self, run: RunResult, ctx: Context) -> ModelVersion:
+        """Register the run's model as a new version, with metrics and lineage."""
+
+    @abstractmethod
+    def set_alias(self, model: str, alias: str, version: str, ctx: Context) -> None:
+        """Point ``alias`` (champion, challenger) at ``version``; approval on SageMaker."""
+
+    @abstractmethod
+    def versions(self, model: str) -> list[ModelVersion]:
+        """Registered versions, newest first."""
+
+    def import_version(self, source: ModelVersion, ctx: Context) -> ModelVersion:
+        """Register an artifact promoted from another environment (same digest)."""
+        raise BackendError(f"backend {self.name!r} cannot import model versions")
+
+    # serving --------------------------------------------------------------------------------
+    @abstractmethod
+    def deploy(self, desired: EndpointState, ctx: Context) -> Mapping[str, Any]:
+        """Make the endpoint hold exactly these versions with these weights. Idempotent."""
+
+    def rollout(self, plan: RolloutPlan, ctx: Context) -> Mapping[str, Any]:
+        """Whole-strategy rollout for platforms with native guardrails."""
+        raise BackendError(f"backend {self.name!r} has no native rollout")
+
+    @abstractmethod
+    def metrics(self, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
+        """Per-version requests, errors and latency since a time (epoch seconds), for gates."""
+
+    def endpoint_status(self, endpoint: str) -> Mapping[str, Any]:
+        """URL, versions, traffic, health: what `status` shows."""
+        return {}
+
+    # refresh / teardown ---------------------------------------------------------------------
+    def observe(self) -> Observed:
+        """What exists now, for refresh and drift. Default: nothing can be observed."""
+        return Observed(resources={}, complete=False)
+
+    @abstractmethod
+    def destroy(self, address: str, kind: str, outputs: Mapping[str, Any], ctx: Context) -> None:
+        """Remove one resource this backend created."""
+
+
+# --- discovery ---------------------------------------------------------------------------------
+
+_PLUGINS: dict[str, BackendPlugin] | None = None
+
+
+def _entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_backends() -> list[str]:
+    return sorted(_entry_points())
+
+
+def get_plugin(name: str) -> BackendPlugin:
+    """The plugin descriptor for ``name`` (imports only the light descriptor module)."""
+    global _PLUGINS
+    if _PLUGINS is None:
+        _PLUGINS = {}
+    if name in _PLUGINS:
+        return _PLUGINS[name]
+    eps = _entry_points()
+    if name not in eps:
+        from mlstack.spec.suggest import did_you_mean
+
+        known = sorted(eps) + [k for k in KNOWN_BACKENDS if k not in eps]
+        installed = ", ".join(sorted(eps)) or "none"
+        hint = (f"pip install mlstack-{name}" if name in KNOWN_BACKENDS
+                else f"installed backends: {installed}")
+        raise BackendError(f"unknown backend {name!r}{did_you_mean(name, known)}", hint=hint)
+    plugin = eps[name].load()
+    if not isinstance(plugin, BackendPlugin):
+        raise BackendError(f"entry point {name!r} in {ENTRY_POINT_GROUP} is not a BackendPlugin")
+    _PLUGINS[name] = plugin
+    return plugin
+
+
+KNOWN_BACKENDS = ("local", "sagemaker", "vertex", "azureml", "kserve")

@@ -1,0 +1,1 @@
+"""The project file: schema, loading with positions, interpolation, environments."""

@@ -1,0 +1,380 @@
+"""The schema of ``mlstack.yaml`` as pydantic models.
+
+Every field has a default a newcomer would pick; unknown keys are errors (with a did-you-mean),
+because a typo that is silently ignored is the most expensive kind of bug in a deployment file.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mlstack.spec.gates import Gate, parse_gate
+from mlstack.spec.units import parse_duration, parse_size, parse_threshold
+
+NAME_RE = r"^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"
+BUILTIN_STAGES = ("ingest", "validate", "split", "features", "train", "tune", "evaluate", "register")
+STRATEGIES = ("all_at_once", "blue_green", "canary", "linear", "shadow", "ab")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
+
+
+class Expectation(Strict):
+    """What one column must look like."""
+
+    type: Literal["int", "float", "str", "bool", "datetime"] | None = None
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = True
+    in_: list[Any] | None = Field(default=None, alias="in")
+    regex: str | None = None
+    unique: bool = False
+
+    @model_validator(mode="after")
+    def _range(self) -> Expectation:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as e:
+                raise ValueError(f"regex {self.regex!r} does not compile: {e}") from None
+        return self
+
+
+class TableExpectation(Strict):
+    """What the whole table must look like."""
+
+    min_rows: int | None = Field(default=None, ge=0)
+    max_rows: int | None = Field(default=None, ge=0)
+    unique: list[str] = Field(default_factory=list)
+    columns_exactly: bool = False
+
+
+class Split(Strict):
+    strategy: Literal["random", "stratified", "time"] = "random"
+    by: str | None = None
+    test: float = Field(default=0.2, gt=0, lt=1)
+    validation: float = Field(default=0.0, ge=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _by(self) -> Split:
+        if self.strategy in ("stratified", "time") and not self.by:
+            raise ValueError(f"split strategy {self.strategy!r} needs `by:` (a column name)")
+        if self.test + self.validation >= 1:
+            raise ValueError("test + validation must leave some rows for training")
+        return self
+
+
+class Data(Strict):
+    source: str
+    format: Literal["csv", "parquet", "json"] | None = None
+    target: str | None = None
+    expectations: dict[str, Expectation] = Field(default_factory=dict)
+    table: TableExpectation = Field(default_factory=TableExpectation, alias="_table")
+    split: Split = Field(default_factory=Split)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_table(cls, data: Any) -> Any:
+        # `_table` sits among the column expectations in the file; it is a table rule.
+        if isinstance(data, dict):
+            exp = data.get("expectations")
+            if isinstance(exp, dict) and "_table" in exp:
+                data = dict(data)
+                exp = dict(exp)
+                data["_table"] = exp.pop("_table")
+                data["expectations"] = exp
+        return data
+
+
+class Resources(Strict):
+    cpu: float = Field(default=1, gt=0)
+    memory: str = "2Gi"
+    gpu: int = Field(default=0, ge=0)
+    instance_type: str | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _mem(cls, v: str) -> str:
+        parse_size(v)
+        return v
+
+
+class Stage(Strict):
+    name: str = Field(pattern=NAME_RE)
+    uses: str | None = None
+    run: str | None = None
+    function: str | None = None
+    needs: list[str] = Field(default_factory=list)
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    env: dict[str, str] = Field(default_factory=dict)
+    gates: list[str] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+    retries: int = Field(default=0, ge=0, le=10)
+    timeout: float | None = None
+    code: list[str] = Field(default_factory=list)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, v: Any) -> float | None:
+        return None if v is None else parse_duration(v)
+
+    @field_validator("gates")
+    @classmethod
+    def _gates(cls, v: list[str]) -> list[str]:
+        for g in v:
+            parse_gate(g)
+        return v
+
+    @field_validator("uses")
+    @classmethod
+    def _uses(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.startswith("builtin/"):
+            raise ValueError(f"{v!r}: `uses` takes builtin/NAME; for your own code use `run:` "
+                             "(a command) or `function:` (module:function)")
+        kind = v.split("/", 1)[1]
+        if kind not in BUILTIN_STAGES:
+            from mlstack.spec.suggest import did_you_mean
+
+            raise ValueError(f"unknown built-in stage {kind!r}{did_you_mean(kind, BUILTIN_STAGES)}"
+                             f" (built-ins: {', '.join(BUILTIN_STAGES)})")
+        return v
+
+    @field_validator("function")
+    @classmethod
+    def _function(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", v):
+            raise ValueError(f"{v!r}: write a function as module.path:function_name")
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Stage:
+        kinds = [k for k in ("uses", "run", "function") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a stage needs exactly one of `uses:` (a built-in), `run:` (a command) or "
+                f"`function:` (module:function); this one has {', '.join(kinds) or 'none'}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.uses:
+            return self.uses.split("/", 1)[1]
+        return "command" if self.run else "function"
+
+    def parsed_gates(self) -> list[Gate]:
+        return [parse_gate(g) for g in self.gates]
+
+
+class Pipeline(Strict):
+    stages: list[Stage] = Field(default_factory=list)
+    parallelism: int = Field(default=2, ge=1, le=64)
+
+
+class Register(Strict):
+    aliases: list[str] = Field(default_factory=lambda: ["challenger"])
+
+
+class Model(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    registration: Register = Field(default_factory=Register, alias="register")
+
+
+class Steps(Strict):
+    steps: list[float] = Field(default_factory=lambda: [10.0, 50.0, 100.0])
+    interval: float = 60.0
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < s <= 100 for s in v) or v != sorted(v):
+            raise ValueError("steps are percentages in (0, 100], increasing, e.g. [10, 50, 100]")
+        if v[-1] != 100:
+            v = [*v, 100.0]
+        return v
+
+
+class Linear(Strict):
+    step: float = Field(default=20.0, gt=0, le=100)
+    interval: float = 60.0
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class BlueGreen(Strict):
+    bake: float = 60.0
+
+    @field_validator("bake", mode="before")
+    @classmethod
+    def _bake(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class Shadow(Strict):
+    percent: float = Field(default=100.0, gt=0, le=100)
+    duration: float = 300.0
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _d(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class AB(Strict):
+    weights: dict[str, float] = Field(default_factory=lambda: {"champion": 50.0, "challenger": 50.0})
+    sticky_key: str = "x-user-id"
+    duration: float = 0.0
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _d(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class DeployResources(Strict):
+    replicas: int = Field(default=1, ge=1, le=100)
+    instance_type: str | None = None
+
+
+class Deployment(Strict):
+    endpoint: str = Field(pattern=NAME_RE)
+    strategy: Literal["all_at_once", "blue_green", "canary", "linear", "shadow", "ab"] = "all_at_once"
+    canary: Steps = Field(default_factory=Steps)
+    linear: Linear = Field(default_factory=Linear)
+    blue_green: BlueGreen = Field(default_factory=BlueGreen)
+    shadow: Shadow = Field(default_factory=Shadow)
+    ab: AB = Field(default_factory=AB)
+    gates: dict[str, str] = Field(default_factory=dict)
+    min_requests: int = Field(default=20, ge=0)
+    resources: DeployResources = Field(default_factory=DeployResources)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    host: str = "127.0.0.1"
+
+    @field_validator("gates")
+    @classmethod
+    def _gates(cls, v: dict[str, str]) -> dict[str, str]:
+        for metric, rule in v.items():
+            if not re.match(r"^[a-z][a-z0-9_]*$", metric):
+                raise ValueError(f"gate name {metric!r}: use error_rate, latency_p50/p90/p95/p99 "
+                                 "or a custom metric name in snake_case")
+            try:
+                parse_threshold(rule)
+            except ValueError as e:
+                raise ValueError(f"gate {metric}: {e}") from None
+        return v
+
+
+class Drift(Strict):
+    method: Literal["psi", "ks"] = "psi"
+    threshold: float = Field(default=0.2, gt=0)
+    features: Literal["all"] | list[str] = "all"
+    on_drift: Literal["alert", "retrain"] = "alert"
+
+
+class Monitoring(Strict):
+    drift: Drift = Field(default_factory=Drift)
+    schedule: str | None = None
+    sample_rate: float = Field(default=0.1, ge=0, le=1)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None and len(v.split()) != 5:
+            raise ValueError(f"{v!r} is not a cron expression (5 fields: min hour dom mon dow)")
+        return v
+
+
+SECTIONS = ("data", "pipeline", "model", "deployment", "monitoring")
+ENV_KEYS = ("backend", "promote_from", "approvals", "bake_time", "gates", *SECTIONS)
+
+
+class Environment(Strict):
+    """One workspace. Known keys are here; everything else is the backend's own settings."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    backend: str = "local"
+    promote_from: str | None = None
+    approvals: int = Field(default=0, ge=0)
+    bake_time: float = 0.0
+    gates: list[str] = Field(default_factory=list)  # promotion gates on recorded metrics
+    data: dict[str, Any] | None = None
+    pipeline: dict[str, Any] | None = None
+    model: dict[str, Any] | None = None
+    deployment: dict[str, Any] | None = None
+    monitoring: dict[str, Any] | None = None
+
+    @field_validator("bake_time", mode="before")
+    @classmethod
+    def _bake(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @field_validator("gates")
+    @classmethod
+    def _gates(cls, v: list[str]) -> list[str]:
+        for g in v:
+            parse_gate(g)
+        return v
+
+    def backend_settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Project(Strict):
+    """The whole file, before an environment is chosen."""
+
+    project: str = Field(pattern=NAME_RE)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    environments: dict[str, Environment] = Field(
+        default_factory=lambda: {"dev": Environment(backend="local")})
+    data: Data | None = None
+    pipeline: Pipeline = Field(default_factory=Pipeline)
+    model: Model | None = None
+    deployment: Deployment | None = None
+    monitoring: Monitoring | None = None
+
+    @field_validator("environments")
+    @classmethod
+    def _envs(cls, v: dict[str, Environment]) -> dict[str, Environment]:
+        if not v:
+            raise ValueError("declare at least one environment, e.g. `dev: {backend: local}`")
+        for name in v:
+            if not re.match(NAME_RE, name):
+                raise ValueError(f"environment name {name!r}: use lowercase letters, digits, - and _")
+        return v
+
+
+class ResolvedProject(Strict):
+    """The project as one environment sees it: overrides merged, interpolation done."""
+
+    project: str
+    environment: str
+    backend: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    promote_from: str | None = None
+    approvals: int = 0
+    bake_time: float = 0.0
+    promotion_gates: list[str] = Field(default_factory=list)
+    data: Data | None = None
+    pipeline: Pipeline = Field(default_factory=Pipeline)
+    model: Model | None = None
+    deployment: Deployment | None = None
+    monitoring: Monitoring | None = None
+    root: str = "."
+    file: str = "mlstack.yaml"
