@@ -1,0 +1,1 @@
+"""The command line: parse arguments, call the engine, render. No business logic here."""

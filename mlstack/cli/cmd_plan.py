@@ -1,0 +1,148 @@
+"""plan, apply, destroy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mlstack.cli import render
+from mlstack.cli.options import (
+    confirm_or_refuse,
+    env_option,
+    lock_option,
+    parse_vars,
+    project_options,
+    seconds,
+    workspace,
+)
+
+
+@click.command()
+@project_options
+@env_option
+@click.option("-out", "--out", "out_file", default=None, help="Save the plan to FILE for apply.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 with no changes, 1 on error, 2 with changes.")
+@click.option("--target", "targets", multiple=True, help="Plan only this address (repeatable).")
+@click.option("--refresh/--no-refresh", default=False, help="Ask the backend what exists first.")
+@click.option("--refresh-only", is_flag=True, help="Only report drift from the recorded state.")
+@click.option("--destroy", "destroy_", is_flag=True, help="Plan to destroy everything.")
+def plan(file: str | None, variables: tuple[str, ...], env: str | None, out_file: str | None,
+         as_json: bool, detailed_exitcode: bool, targets: tuple[str, ...], refresh: bool,
+         refresh_only: bool, destroy_: bool) -> int:
+    """Show what apply would change, attribute by attribute."""
+    ws = workspace(file, env, variables)
+    p, _ = ws.plan(targets=list(targets) or None, destroy=destroy_, refresh=refresh,
+                   refresh_only=refresh_only)
+    if out_file:
+        from mlstack.engine import planfile
+
+        planfile.save(p, Path(out_file), project_file=ws.project_file.file,
+                      variables=parse_vars(variables))
+    if as_json:
+        render.emit_json(p.to_json())
+    else:
+        render.plan(p)
+        if out_file:
+            render.out(f"\nSaved the plan to {out_file}. To apply exactly it: "
+                       f"mlstack apply {out_file}")
+    return 2 if detailed_exitcode and p.has_changes else 0
+
+
+@click.command()
+@click.argument("plan_file", required=False)
+@project_options
+@env_option
+@lock_option
+@click.option("--auto-approve", is_flag=True, help="Skip the confirmation.")
+@click.option("--target", "targets", multiple=True, help="Apply only this address (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def apply(plan_file: str | None, file: str | None, variables: tuple[str, ...], env: str | None,
+          lock_timeout: str, auto_approve: bool, targets: tuple[str, ...], as_json: bool) -> int:
+    """Make the environment match the spec (or apply exactly a saved PLAN_FILE)."""
+    return _run(plan_file, file, variables, env, lock_timeout, auto_approve, targets, as_json,
+                destroy=False)
+
+
+@click.command()
+@project_options
+@env_option
+@lock_option
+@click.option("--auto-approve", is_flag=True, help="Skip the confirmation.")
+@click.option("--target", "targets", multiple=True, help="Destroy only this address.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def destroy(file: str | None, variables: tuple[str, ...], env: str | None, lock_timeout: str,
+            auto_approve: bool, targets: tuple[str, ...], as_json: bool) -> int:
+    """Remove everything the environment holds: endpoints, models, runs, infrastructure."""
+    return _run(None, file, variables, env, lock_timeout, auto_approve, targets, as_json,
+                destroy=True)
+
+
+def _run(plan_file: str | None, file: str | None, variables: tuple[str, ...], env: str | None,
+         lock_timeout: str, auto_approve: bool, targets: tuple[str, ...], as_json: bool,
+         destroy: bool) -> int:
+    from mlstack.engine import planfile
+    from mlstack.engine.workspace import raise_for
+
+    saved = None
+    if plan_file:
+        saved = planfile.load(Path(plan_file))
+        file = saved["project_file"]
+        env = saved["plan"]["environment"]
+        variables = tuple(f"{k}={v}" for k, v in saved["variables"].items())
+        targets = ()
+    ws = workspace(file, env, variables)
+    timeout = seconds(lock_timeout)
+
+    def waiting(holder: object) -> None:
+        who = holder.describe() if holder is not None else "another process"  # type: ignore[attr-defined]
+        render.info(f"Waiting up to {timeout:g}s for the state lock held by {who}...")
+
+    lock = ws.lock("destroy" if destroy else "apply", timeout, waiting)
+    try:
+        if lock.stale is not None:
+            render.info(f"Note: took over a stale lock left by a dead process "
+                        f"({lock.stale.describe()}).")
+        p, graph = ws.plan(targets=list(targets) or None, destroy=destroy)
+        if saved is not None:
+            planfile.check_still_valid(saved, p)
+        if not p.actionable:
+            if as_json:
+                render.emit_json({"summary": p.summary(), "changes": 0})
+            else:
+                render.out(p.summary())
+            return 0
+        if not as_json:
+            render.plan(p)
+        if saved is None:
+            confirm_or_refuse(auto_approve, "destroy these resources" if destroy
+                              else "perform these actions")
+        progress = render.Progress() if not as_json else (lambda e: None)
+        try:
+            result = ws.apply(p, graph, emit=progress, operation="destroy" if destroy else "apply")
+        finally:
+            if isinstance(progress, render.Progress):
+                progress.stop()
+        n = result.counts()
+        if as_json:
+            render.emit_json({"counts": n, "outcomes": [
+                {"address": o.address, "action": o.action.value, "status": o.status,
+                 "seconds": round(o.seconds, 3), "error": str(o.error) if o.error else None}
+                for o in result.outcomes]})
+        if result.interrupted:
+            render.info("Interrupted: finished resources are recorded; run apply again to resume.")
+            return 130
+        raise_for(result)
+        if not as_json:
+            word = "Destroy" if destroy else "Apply"
+            render.out(f"{word} complete! Resources: {n['added']} added, {n['changed']} changed, "
+                       f"{n['destroyed']} destroyed.", style="bold green")
+            outs = ws.outputs()
+            for a, o in outs.items():
+                if a.startswith("endpoint.") and o.get("url"):
+                    render.out(f"endpoint: {o['url']}")
+        return 0
+    finally:
+        lock.release()

@@ -1,0 +1,108 @@
+"""output, state list/show/history, force-unlock."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from mlstack.cli import render
+from mlstack.cli.options import env_option, project_options, workspace
+from mlstack.errors import StateError
+
+
+@click.command()
+@project_options
+@env_option
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def output(file: str | None, variables: tuple[str, ...], env: str | None, name: str | None,
+           as_json: bool) -> None:
+    """Show outputs: endpoint URL, model version, run id... (NAME: one address)."""
+    ws = workspace(file, env, variables)
+    outs = ws.outputs()
+    if name is not None:
+        if name not in outs:
+            raise StateError(f"no resource {name!r} in state of {ws.env}",
+                             hint=f"recorded: {', '.join(sorted(outs)) or 'nothing yet'}")
+        outs = {name: outs[name]}
+    if as_json:
+        render.emit_json(outs)
+        return
+    if not outs:
+        render.out(f"No outputs: environment {ws.env} has no resources yet.")
+    for addr, o in outs.items():
+        render.out(addr)
+        for k, v in o.items():
+            if isinstance(v, (dict, list)) and len(str(v)) > 100:
+                v = f"({type(v).__name__} of {len(v)}; see --json)"
+            render.out(f"  {k} = {v}")
+
+
+@click.group()
+def state() -> None:
+    """Inspect recorded state."""
+
+
+@state.command("list")
+@project_options
+@env_option
+def state_list(file: str | None, variables: tuple[str, ...], env: str | None) -> None:
+    """List the addresses recorded in state."""
+    ws = workspace(file, env, variables)
+    for addr in sorted(ws.state.records()):
+        render.out(addr)
+
+
+@state.command("show")
+@project_options
+@env_option
+@click.argument("address")
+def state_show(file: str | None, variables: tuple[str, ...], env: str | None,
+               address: str) -> None:
+    """Show one recorded resource: inputs and outputs."""
+    ws = workspace(file, env, variables)
+    rec = ws.state.get(address)
+    if rec is None:
+        from mlstack.spec.suggest import did_you_mean
+
+        known = list(ws.state.records())
+        raise StateError(f"no resource {address!r} in state of {ws.env}"
+                         f"{did_you_mean(address, known)}",
+                         hint=f"recorded: {', '.join(sorted(known)) or 'nothing yet'}")
+    render.emit_json({"address": rec.address, "kind": rec.kind, "serial": rec.serial,
+                      "updated": rec.updated, "depends_on": list(rec.depends_on),
+                      "inputs": rec.inputs, "outputs": rec.outputs})
+
+
+@state.command("history")
+@project_options
+@env_option
+@click.option("-n", "limit", default=20, show_default=True, help="How many entries.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def state_history(file: str | None, variables: tuple[str, ...], env: str | None, limit: int,
+                  as_json: bool) -> None:
+    """Every apply, promote and rollback, newest first."""
+    ws = workspace(file, env, variables)
+    entries = ws.state.history(limit)
+    if as_json:
+        render.emit_json([e.__dict__ for e in entries])
+        return
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
+        extra = e.summary.get("reason") or e.summary.get("counts") or ""
+        render.out(f"#{e.id} {when} serial {e.serial} {e.operation} {e.status} {extra}")
+
+
+@click.command("force-unlock")
+@project_options
+@env_option
+@click.argument("lock_id")
+def force_unlock(file: str | None, variables: tuple[str, ...], env: str | None,
+                 lock_id: str) -> None:
+    """Remove the state lock LOCK_ID (only when you know its holder is gone)."""
+    from mlstack.engine.lock import force_unlock as unlock
+
+    ws = workspace(file, env, variables)
+    info = unlock(ws.lock_path, lock_id)
+    render.out(f"Lock {info.id} removed ({info.describe()}).")

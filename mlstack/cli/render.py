@@ -1,0 +1,177 @@
+"""Rendering for people: rich on a terminal, plain text when piped or NO_COLOR is set."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from mlstack.engine.plan import Plan
+from mlstack.engine.resources import Action, Change, is_missing
+from mlstack.errors import MlstackError
+
+_console: Any = None
+_err_console: Any = None
+
+
+def fancy() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and \
+        os.environ.get("TERM") != "dumb"
+
+
+def console(stderr: bool = False) -> Any:
+    global _console, _err_console
+    from rich.console import Console
+
+    if stderr:
+        if _err_console is None:
+            _err_console = Console(stderr=True, highlight=False,
+                                   no_color=bool(os.environ.get("NO_COLOR")))
+        return _err_console
+    if _console is None:
+        _console = Console(highlight=False, no_color=not fancy(), soft_wrap=True)
+    return _console
+
+
+def out(text: str = "", style: str | None = None) -> None:
+    if fancy():
+        console().print(text, style=style, markup=False)
+    else:
+        sys.stdout.write(text + "\n")
+
+
+def info(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def error(e: MlstackError) -> None:
+    lines = e.render().splitlines()
+    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+        c = console(stderr=True)
+        for i, line in enumerate(lines):
+            c.print(("Error: " if i == 0 else "") + line, style="red" if i == 0 else None,
+                    markup=False)
+    else:
+        for i, line in enumerate(lines):
+            sys.stderr.write(("Error: " if i == 0 else "") + line + "\n")
+
+
+_STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta",
+          Action.DESTROY: "red"}
+_VERB = {Action.CREATE: "will be created", Action.UPDATE: "will be updated in-place",
+         Action.REPLACE: "must be replaced", Action.DESTROY: "will be destroyed"}
+
+
+def plan(p: Plan, *, max_attrs: int = 40) -> None:
+    if p.refresh_only:
+        _drift(p)
+        return
+    acts = p.actionable
+    if acts:
+        out(f"mlstack will perform the following actions in {p.environment} "
+            f"(backend {p.backend}):")
+        out("")
+    for c in acts:
+        _change(c, max_attrs)
+    for note in p.notes:
+        out(f"Note: {note}")
+    if p.drift:
+        _drift(p)
+    out(p.summary(), style="bold")
+
+
+def _change(c: Change, max_attrs: int) -> None:
+    sym = c.action.symbol
+    style = _STYLE.get(c.action)
+    out(f"  # {c.address} {_VERB[c.action]}", style="bold")
+    for r in c.reasons:
+        out(f"  #   ({r})")
+    out(f"  {sym} {c.address}", style=style)
+    shown = 0
+    for d in c.diffs:
+        if shown >= max_attrs:
+            out(f"      ... {len(c.diffs) - shown} more attribute(s); see plan --json")
+            break
+        shown += 1
+        if d.path.startswith("stages.") and c.kind == "run":
+            continue
+        if is_missing(d.before):
+            out(f"      + {d.path} = {_v(d.after)}", style="green")
+        elif is_missing(d.after):
+            out(f"      - {d.path} = {_v(d.before)}", style="red")
+        else:
+            out(f"      ~ {d.path}: {_v(d.before)} → {_v(d.after)}", style="yellow")
+    stages: Mapping[str, str] = c.details.get("stages") or {}
+    if stages:
+        total = len(c.after.get("stages", {})) if c.after else len(stages)
+        out(f"      stages to run ({len(stages)} of {total}; the rest are cached):")
+        for i, (name, why) in enumerate(stages.items()):
+            if i >= max_attrs:
+                out(f"        ... {len(stages) - i} more")
+                break
+            out(f"        > {name}: {why}")
+    out("")
+
+
+def _drift(p: Plan) -> None:
+    for c in p.drift:
+        out(f"  ! {c.address}: {', '.join(c.reasons)}", style="yellow")
+        for d in c.diffs:
+            out(f"      ~ {d.path}: {_v(d.before)} → {_v(d.after)}")
+    out(p.summary(), style="bold")
+
+
+def _v(v: Any) -> str:
+    if isinstance(v, str):
+        return json.dumps(v) if len(v) < 80 else json.dumps(v[:77] + "...")
+    if isinstance(v, (dict, list)):
+        s = json.dumps(v, sort_keys=True, default=str)
+        return s if len(s) < 100 else s[:97] + "..."
+    return json.dumps(v, default=str)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+class Progress:
+    """Events from the engine and backends as one line each (a spinner on a terminal)."""
+
+    def __init__(self) -> None:
+        self.status: Any = None
+        if fancy():
+            self.status = console().status("working...")
+            self.status.start()
+
+    def __call__(self, event: Any) -> None:
+        kind, subject, msg = event.kind, event.subject, event.message
+        line = None
+        if kind == "resource.start":
+            line = f"{subject}: {_ING.get(msg, msg)}..."
+        elif kind == "resource.done":
+            secs = event.data.get("seconds", 0.0)
+            line = f"{subject}: {msg} complete after {secs:.1f}s"
+        elif kind == "resource.failed":
+            line = f"{subject}: failed"
+        elif kind in ("stage.start", "stage.done", "stage.cached", "stage.failed", "stage.retry",
+                      "rollout.step", "rollout.rollback", "rollout.done", "log", "interrupt"):
+            line = f"  {subject}: {msg}" if msg else f"  {subject}: {kind.split('.')[-1]}"
+        if line is None:
+            return
+        if self.status is not None:
+            console().print(line, markup=False, highlight=False)
+            self.status.update(line)
+        else:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+_ING = {"create": "creating", "update": "modifying", "replace": "replacing",
+        "destroy": "destroying"}

@@ -1,0 +1,164 @@
+"""What applying one resource means, per kind, in terms of the backend seam."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from mlstack.engine.backend import Backing, Context, EndpointState, ModelVersion, RunRequest, \
+    RunResult
+from mlstack.engine.desired import DesiredGraph
+from mlstack.engine.resources import Action, Change
+from mlstack.errors import BackendError, GateFailed
+
+if TYPE_CHECKING:
+    from mlstack.engine.workspace import Workspace
+
+
+class Handlers:
+    def __init__(self, ws: Workspace, graph: DesiredGraph) -> None:
+        self.ws = ws
+        self.graph = graph
+
+    def __call__(self, change: Change, ctx: Context) -> Mapping[str, Any] | None:
+        backend = self.ws.backend
+        if change.action is Action.DESTROY:
+            rec = self.ws.state.get(change.address)
+            backend.destroy(change.address, change.kind, rec.outputs if rec else {}, ctx)
+            return None
+        if change.action is Action.REPLACE:
+            rec = self.ws.state.get(change.address)
+            if rec is not None:
+                old = self.ws.state.get(change.address)
+                old_backend = backend
+                if rec.inputs.get("backend") not in (None, backend.name):
+                    old_backend = self._other_backend(str(rec.inputs["backend"]))
+                if old_backend is not None:
+                    old_backend.destroy(change.address, change.kind, old.outputs if old else {},
+                                        ctx)
+        method = getattr(self, f"_{change.kind}")
+        out: Mapping[str, Any] | None = method(change, ctx)
+        return out
+
+    def _other_backend(self, name: str) -> Any:
+        from mlstack.engine.backend import get_plugin
+
+        try:
+            plugin = get_plugin(name)
+            project = self.ws.resolved.model_copy(update={"backend": name, "settings": {}})
+            return plugin.load(project, self.ws.workdir)
+        except Exception:  # noqa: BLE001 - the old platform may be gone; state moves on
+            return None
+
+    # --- kinds ----------------------------------------------------------------------------------
+    def _infra(self, change: Change, ctx: Context) -> Mapping[str, Any]:
+        assert change.after is not None
+        inputs = {k: v for k, v in change.after.items() if k != "backend"}
+        return dict(self.ws.backend.provision(inputs, ctx))
+
+    def _dataset(self, change: Change, ctx: Context) -> Mapping[str, Any]:
+        assert change.after is not None
+        return {"digest": change.after.get("digest"), "size": change.after.get("size"),
+                "source": change.after.get("source")}
+
+    def _pipeline(self, change: Change, ctx: Context) -> Mapping[str, Any]:
+        compiled = self.graph.compiled
+        assert compiled is not None
+        out = dict(self.ws.backend.upsert_pipeline(compiled, ctx))
+        return {"digest": compiled.digest, **out}
+
+    def _run(self, change: Change, ctx: Context) -> Mapping[str, Any]:
+        compiled = self.graph.compiled
+        assert compiled is not None and change.after is not None
+        stages: Mapping[str, Any] = change.after["stages"]
+        reasons: Mapping[str, str] = change.details.get("stages") or {
+            n: "requested" for n in stages}
+        request = RunRequest(stages=tuple(reasons), reasons=dict(reasons),
+                             cache_keys={n: s["key"] for n, s in stages.items()},
+                             data_digest=change.after.get("data_digest"))
+        result = self.ws.backend.run_pipeline(compiled, request, ctx)
+        if result.status != "succeeded":
+            raise BackendError(f"pipeline run {result.run_id} {result.status}: {result.detail}",
+                               hint=f"see the logs: mlstack logs -e {self.ws.env}")
+        return asdict(result)
+
+    def _model(self, change: Change, ctx: Context) -> Mapping[str, Any]:
+        assert change.after is not None
+        run_out = ctx.outputs.get(f"run.{self.ws.resolved.project}")
+        if not run_out:
+            raise BackendError("no pipeline run to register a model from",
+                               hint=f"apply the run first: mlstack apply -e {self.ws.env}")
+        run = RunResult(**{k: run_out[k] for k in RunResult.__dataclass_fields__ if k in run_out})
+        if not run.model_uri:
+            raise BackendError(f"run {run.run_id} produced no model",
+                               hint="add a `builtin/train` stage (and `builtin/register`)")
+        mv = self.ws.backend.register(run, ctx)
+        for alias in change.after.get("aliases", []):
+            self.ws.backend.set_alias(mv.name, alias, mv.version, ctx)
+        return asdict(mv) | {"aliases": list(change.after.get("aliases", []))}
+
+    def _endpoint(self, change: Change, ctx: Context) -> Mapping[str, Any]:
+        assert change.after is not None
+        ws = self.ws
+        model_name = str(change.after["model"])
+        mv_out = ctx.outputs.get(f"model.{model_name}")
+        if not mv_out:
+            raise BackendError(f"no registered version of {model_name!r} to deploy",
+                               hint="apply the pipeline first, or promote a model here")
+        mv = model_version(mv_out)
+        prev_rec = ws.state.get(change.address)
+        previous = endpoint_state(prev_rec.outputs) if prev_rec and prev_rec.outputs else None
+        return deploy_version(ws, mv, previous, ctx, operation="apply")
+
+
+def model_version(out: Mapping[str, Any]) -> ModelVersion:
+    fields = ModelVersion.__dataclass_fields__
+    data = {k: out[k] for k in fields if k in out}
+    data["aliases"] = tuple(data.get("aliases", ()))
+    return ModelVersion(**data)
+
+
+def endpoint_state(out: Mapping[str, Any]) -> EndpointState | None:
+    st = out.get("state")
+    if not st:
+        return None
+    return EndpointState(
+        name=st["name"], model=st["model"],
+        backings=tuple(Backing(**b) for b in st["backings"]),
+        sticky_key=st.get("sticky_key"), replicas=st.get("replicas", 1),
+        instance_type=st.get("instance_type"))
+
+
+def deploy_version(ws: Workspace, mv: ModelVersion, previous: EndpointState | None,
+                   ctx: Context, operation: str) -> dict[str, Any]:
+    """Roll ``mv`` out on the environment's endpoint with its strategy and gates."""
+    from mlstack.engine.rollout import run_rollout
+
+    d = ws.resolved.deployment
+    assert d is not None
+    new = Backing(version=mv.version, uri=mv.uri, digest=mv.digest, weight=100.0)
+    result = run_rollout(ws.backend, d, mv.name, previous, new, ctx)
+    final: EndpointState = result.final
+    status = dict(ws.backend.endpoint_status(d.endpoint))
+    out = {"state": asdict(final), "url": status.get("url"), "champion": mv.version
+           if result.outcome == "promoted" else (previous_champion(previous)),
+           "last_rollout": {"outcome": result.outcome, "reason": result.reason,
+                            "version": mv.version, "strategy": d.strategy,
+                            "steps": [dict(s) for s in result.steps]}}
+    if result.outcome != "promoted":
+        ws.state.record_history(f"{operation}:rollback", "rolled_back",
+                                {"endpoint": d.endpoint, "version": mv.version,
+                                 "reason": result.reason})
+        raise GateFailed(f"rollout of {mv.name} v{mv.version} to {d.endpoint} was rolled back: "
+                         f"{result.reason}",
+                         hint=f"the endpoint still serves v{previous_champion(previous)}; "
+                              f"see mlstack status -e {ws.env}")
+    ws.backend.set_alias(mv.name, "champion", mv.version, ctx)
+    return out
+
+
+def previous_champion(previous: EndpointState | None) -> str | None:
+    if previous is None or not previous.backings:
+        return None
+    return max(previous.backings, key=lambda b: b.weight).version

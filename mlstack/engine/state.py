@@ -1,0 +1,188 @@
+"""State per environment in SQLite: resources, a serial, and the history of every change.
+
+Each finished resource is written in its own transaction (WAL, synchronous=FULL), so a crash
+loses at most the resource in flight. Every write bumps the serial; a saved plan remembers the
+serial it was made against and is refused when it has moved. ``history`` keeps a snapshot of the
+endpoint-facing resources after each operation: rollback reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlstack.errors import StateError
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS resources (
+  address TEXT PRIMARY KEY, kind TEXT NOT NULL, inputs TEXT NOT NULL, outputs TEXT NOT NULL,
+  depends_on TEXT NOT NULL, serial INTEGER NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, serial INTEGER NOT NULL, time REAL NOT NULL,
+  operation TEXT NOT NULL, status TEXT NOT NULL, summary TEXT NOT NULL, snapshot TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, address TEXT NOT NULL,
+  action TEXT NOT NULL, status TEXT NOT NULL, detail TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    address: str
+    kind: str
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+    depends_on: tuple[str, ...]
+    serial: int
+    updated: float
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: int
+    serial: int
+    time: float
+    operation: str
+    status: str
+    summary: Mapping[str, Any]
+    snapshot: Mapping[str, Any]
+
+
+class StateStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                c = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                    check_same_thread=False)
+                c.execute("PRAGMA journal_mode=WAL")
+                c.execute("PRAGMA synchronous=FULL")
+                c.executescript(_SCHEMA)
+                if c.execute("SELECT value FROM meta WHERE key='lineage'").fetchone() is None:
+                    c.execute("INSERT OR IGNORE INTO meta VALUES ('lineage', ?)",
+                              (uuid.uuid4().hex,))
+                    c.execute("INSERT OR IGNORE INTO meta VALUES ('serial', '0')")
+                    c.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)",
+                              (str(SCHEMA_VERSION),))
+            except sqlite3.DatabaseError as e:
+                raise StateError(f"state file {self.path} is unreadable: {e}",
+                                 hint="restore it from a backup; mlstack never edits it by hand") \
+                    from None
+            self._conn = c
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        c = self.conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    # --- reading ------------------------------------------------------------------------------
+    @property
+    def serial(self) -> int:
+        if not self.exists:
+            return 0
+        row = self.conn().execute("SELECT value FROM meta WHERE key='serial'").fetchone()
+        return int(row[0]) if row else 0
+
+    @property
+    def lineage(self) -> str:
+        row = self.conn().execute("SELECT value FROM meta WHERE key='lineage'").fetchone()
+        return str(row[0])
+
+    def records(self) -> dict[str, Record]:
+        if not self.exists:
+            return {}
+        rows = self.conn().execute(
+            "SELECT address, kind, inputs, outputs, depends_on, serial, updated FROM resources")
+        return {r[0]: Record(r[0], r[1], json.loads(r[2]), json.loads(r[3]),
+                             tuple(json.loads(r[4])), r[5], r[6]) for r in rows}
+
+    def get(self, address: str) -> Record | None:
+        return self.records().get(address) if self.exists else None
+
+    def history(self, limit: int = 100) -> list[HistoryEntry]:
+        if not self.exists:
+            return []
+        rows = self.conn().execute(
+            "SELECT id, serial, time, operation, status, summary, snapshot FROM history "
+            "ORDER BY id DESC LIMIT ?", (limit,))
+        return [HistoryEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]))
+                for r in rows]
+
+    # --- writing (each call one transaction) --------------------------------------------------
+    def _bump(self, c: sqlite3.Connection) -> int:
+        serial = int(c.execute("SELECT value FROM meta WHERE key='serial'").fetchone()[0]) + 1
+        c.execute("UPDATE meta SET value=? WHERE key='serial'", (str(serial),))
+        return serial
+
+    def put(self, address: str, kind: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any],
+            depends_on: tuple[str, ...] | list[str]) -> int:
+        with self._tx() as c:
+            serial = self._bump(c)
+            c.execute("INSERT OR REPLACE INTO resources VALUES (?,?,?,?,?,?,?)",
+                      (address, kind, _dump(inputs), _dump(outputs), json.dumps(list(depends_on)),
+                       serial, time.time()))
+            c.execute("INSERT INTO events (time, address, action, status, detail) "
+                      "VALUES (?,?,?,?,?)", (time.time(), address, "write", "ok", ""))
+        return serial
+
+    def update_outputs(self, address: str, outputs: Mapping[str, Any]) -> int:
+        with self._tx() as c:
+            serial = self._bump(c)
+            c.execute("UPDATE resources SET outputs=?, serial=?, updated=? WHERE address=?",
+                      (_dump(outputs), serial, time.time(), address))
+        return serial
+
+    def delete(self, address: str) -> int:
+        with self._tx() as c:
+            serial = self._bump(c)
+            c.execute("DELETE FROM resources WHERE address=?", (address,))
+            c.execute("INSERT INTO events (time, address, action, status, detail) "
+                      "VALUES (?,?,?,?,?)", (time.time(), address, "delete", "ok", ""))
+        return serial
+
+    def event(self, address: str, action: str, status: str, detail: str = "") -> None:
+        with self._tx() as c:
+            c.execute("INSERT INTO events (time, address, action, status, detail) "
+                      "VALUES (?,?,?,?,?)", (time.time(), address, action, status, detail))
+
+    def record_history(self, operation: str, status: str, summary: Mapping[str, Any]) -> None:
+        snapshot = {a: {"kind": r.kind, "outputs": r.outputs, "inputs": r.inputs}
+                    for a, r in self.records().items() if r.kind in ("endpoint", "model")}
+        with self._tx() as c:
+            serial = int(c.execute("SELECT value FROM meta WHERE key='serial'").fetchone()[0])
+            c.execute("INSERT INTO history (serial, time, operation, status, summary, snapshot) "
+                      "VALUES (?,?,?,?,?,?)",
+                      (serial, time.time(), operation, status, _dump(summary), _dump(snapshot)))
+
+
+def _dump(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, default=str)

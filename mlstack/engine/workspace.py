@@ -1,0 +1,241 @@
+"""One environment of one project: the facade the CLI talks to.
+
+It loads the spec, finds the backend, reads state, plans and applies. The CLI only parses
+arguments and renders what comes back.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from mlstack.engine import handlers
+from mlstack.engine.apply import ApplyResult, execute, first_error
+from mlstack.engine.backend import Backend, BackendPlugin, Context, Event, get_plugin
+from mlstack.engine.desired import DesiredGraph, DigestCache, build
+from mlstack.engine.digest import digest
+from mlstack.engine.lock import StateLock
+from mlstack.engine.plan import Plan, diff, drift
+from mlstack.engine.state import StateStore
+from mlstack.errors import Location, ProblemList, SpecError, StateError
+from mlstack.spec.load import Loaded, find_project_file, load, resolve
+from mlstack.spec.models import ResolvedProject
+
+STATE_DIR = ".mlstack"
+
+
+class Project:
+    """The project file, loaded once; environments are views of it."""
+
+    def __init__(self, file: str | None = None, variables: Mapping[str, str] | None = None) -> None:
+        self.file = find_project_file(file)
+        self.variables = dict(variables or {})
+        self.loaded: Loaded = load(self.file, self.variables)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.loaded.root)
+
+    @property
+    def workdir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def environments(self) -> list[str]:
+        return list(self.loaded.project.environments)
+
+    def workspace(self, env: str | None) -> Workspace:
+        return Workspace(self, env or self.default_env())
+
+    def default_env(self) -> str:
+        envs = self.environments
+        return "dev" if "dev" in envs else envs[0]
+
+    def validate_all(self) -> list[str]:
+        """Check every environment: overrides, backend names and backend settings."""
+        problems = ProblemList()
+        checked = []
+        for env in self.environments:
+            try:
+                ws = self.workspace(env)
+                ws.check_settings()
+                checked.append(env)
+            except SpecError as e:
+                problems.items.extend(e.problems)
+            except Exception as e:  # a backend error (unknown backend) is a spec problem here
+                from mlstack.errors import MlstackError
+
+                if not isinstance(e, MlstackError):
+                    raise
+                loc = self.loaded.source.locate(("environments", env, "backend"))
+                for p in e.problems:
+                    problems.add(p.message, p.location or loc, p.hint)
+        problems.raise_if_any(SpecError)
+        return checked
+
+
+class Workspace:
+    def __init__(self, project: Project, env: str) -> None:
+        self.project_file = project
+        self.env = env
+        self.resolved: ResolvedProject = resolve(project.loaded, env)
+        self.workdir = project.workdir
+        self.state = StateStore(self.workdir / "state" / f"{env}.db")
+        self.lock_path = self.workdir / "state" / f"{env}.lock"
+
+    # --- backend ------------------------------------------------------------------------------
+    @cached_property
+    def plugin(self) -> BackendPlugin:
+        try:
+            return get_plugin(self.resolved.backend)
+        except Exception as e:
+            from mlstack.errors import MlstackError
+
+            if isinstance(e, MlstackError):
+                loc = self.project_file.loaded.source.locate(("environments", self.env, "backend"))
+                raise SpecError(e.problems[0].message, location=loc,
+                                hint=e.problems[0].hint) from None
+            raise
+
+    def check_settings(self) -> None:
+        """Backend settings against the backend's own config model (no SDK import)."""
+        from pydantic import ValidationError
+
+        try:
+            self.plugin.config_model.model_validate(self.resolved.settings)
+        except ValidationError as e:
+            problems = ProblemList()
+            src = self.project_file.loaded.source
+            for item in e.errors(include_url=False):
+                loc = tuple(item["loc"])
+                path = ("environments", self.env, *loc)
+                msg = str(item["msg"]).removeprefix("Value error, ")
+                key = ".".join(str(p) for p in loc) or "settings"
+                if item["type"] == "extra_forbidden":
+                    from mlstack.spec.suggest import did_you_mean
+
+                    known = [f.alias or n for n, f in self.plugin.config_model.model_fields.items()]
+                    msg = (f"unknown setting {key!r} for backend {self.plugin.name!r}"
+                           f"{did_you_mean(str(loc[-1]), known)}")
+                    problems.add(msg, src.locate(path), f"valid settings: {', '.join(known)}")
+                elif item["type"] == "missing":
+                    problems.add(f"backend {self.plugin.name!r} needs setting {key!r}",
+                                 src.locate(path[:-1]), f"add `{key}: ...` to environment {self.env}")
+                else:
+                    problems.add(f"{key}: {msg}", src.locate(path))
+            problems.raise_if_any(SpecError)
+        if self.resolved.deployment is not None:
+            why = self.plugin.capabilities.explain(self.resolved.deployment.strategy)
+            if why:
+                src = self.project_file.loaded.source
+                raise SpecError(why, location=src.locate(("deployment", "strategy")),
+                                hint="choose another strategy for this environment")
+
+    @cached_property
+    def backend(self) -> Backend:
+        self.check_settings()
+        return self.plugin.load(self.resolved, self.workdir)
+
+    # --- plan ---------------------------------------------------------------------------------
+    def desired(self) -> DesiredGraph:
+        cache = DigestCache(self.workdir / "cache" / "digests.json")
+        promoted = self.state.get(f"model.{self.resolved.model.name}") is not None \
+            if self.resolved.model else False
+        graph = build(self.resolved, self.backend, cache, has_promoted_model=promoted)
+        try:
+            cache.save()
+        except OSError:
+            pass  # a read-only checkout still plans; it just hashes again next time
+        return graph
+
+    def plan(self, *, targets: list[str] | None = None, destroy: bool = False,
+             refresh: bool = False, refresh_only: bool = False) -> tuple[Plan, DesiredGraph]:
+        self.check_settings()
+        graph = self.desired()
+        records = self.state.records()
+        serial = self.state.serial
+        lineage = self.state.lineage if self.state.exists else None
+        self._check_targets(targets, graph, records)
+        plan = diff(graph, records, environment=self.env, backend=self.plugin.name,
+                    serial=serial, lineage=lineage, targets=targets, destroy=destroy)
+        plan.graph_digest = digest({a: dict(r.inputs) for a, r in graph.resources.items()})
+        if refresh or refresh_only:
+            observed = self.backend.observe()
+            plan.drift = drift(records, observed.resources, observed.complete)
+            if not observed.complete:
+                plan.notes.append(f"backend {self.plugin.name!r} observed only part of the "
+                                  "resources; drift of the rest is unknown")
+        plan.refresh_only = refresh_only
+        if refresh_only:
+            plan.changes = []
+        return plan, graph
+
+    def _check_targets(self, targets: list[str] | None, graph: DesiredGraph,
+                       records: Mapping[str, Any]) -> None:
+        if not targets:
+            return
+        known = set(graph.resources) | set(records)
+        for t in targets:
+            if t not in known:
+                from mlstack.spec.suggest import did_you_mean
+
+                raise SpecError(f"--target {t!r} is not a resource of environment {self.env!r}"
+                                f"{did_you_mean(t, known)}",
+                                hint=f"resources: {', '.join(sorted(known))}")
+
+    # --- apply --------------------------------------------------------------------------------
+    def lock(self, operation: str, timeout: float,
+             on_wait: Callable[[Any], None] | None = None) -> StateLock:
+        return StateLock(self.lock_path, operation).acquire(timeout, on_wait)
+
+    def apply(self, plan: Plan, graph: DesiredGraph, *, emit: Callable[[Event], None],
+              operation: str = "apply") -> ApplyResult:
+        """Execute a plan. The caller holds the lock and has checked the serial."""
+        if self.state.serial != plan.serial:
+            raise StateError(
+                f"state changed since the plan was made (serial {plan.serial} → "
+                f"{self.state.serial})", hint="run plan again")
+        ctx = Context(self.workdir, self.env, emit,
+                      outputs={a: r.outputs for a, r in self.state.records().items()})
+        handler = handlers.Handlers(self, graph)
+        started = time.time()
+        result = execute(plan.actionable, self.state, handler, ctx,
+                         parallelism=max(2, self.resolved.pipeline.parallelism))
+        status = "interrupted" if result.interrupted else ("failed" if result.failed else "ok")
+        self.state.record_history(operation, status, {
+            "started": started, "seconds": round(time.time() - started, 3),
+            "counts": result.counts(),
+            "outcomes": [{"address": o.address, "action": o.action.value, "status": o.status,
+                          "error": str(o.error) if o.error else None} for o in result.outcomes],
+        })
+        return result
+
+    def outputs(self) -> dict[str, Any]:
+        return {a: dict(r.outputs) for a, r in self.state.records().items()}
+
+    def context(self, emit: Callable[[Event], None] = lambda e: None) -> Context:
+        return Context(self.workdir, self.env, emit,
+                       outputs={a: r.outputs for a, r in self.state.records().items()})
+
+
+def raise_for(result: ApplyResult) -> None:
+    err = first_error(result)
+    if err is not None:
+        raise err
+
+
+def spec_location(ws: Workspace, path: tuple[str | int, ...]) -> Location:
+    return ws.project_file.loaded.source.locate(path)
+
+
+def env_file_vars() -> dict[str, str]:
+    return {k[len("MLSTACK_VAR_"):].lower(): v for k, v in os.environ.items()
+            if k.startswith("MLSTACK_VAR_")}
+
+
+__all__ = ["Project", "Workspace", "raise_for", "asdict"]

@@ -1,0 +1,34 @@
+"""The `local` backend's descriptor: light to import (no sklearn, mlflow or kserve here)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlstack.engine.backend import ALL_STRATEGIES, BackendPlugin, Capabilities
+
+
+class LocalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="address the endpoint listens on")
+    port: int | None = Field(default=None, ge=1, le=65535, description="endpoint port; free one if unset")
+    parallelism: int = Field(default=2, ge=1, le=32, description="stages run at once")
+    workers: int = Field(default=1, ge=1, le=8, description="model server workers per version")
+
+
+plugin = BackendPlugin(
+    name="local",
+    config_model=LocalConfig,
+    capabilities=Capabilities(
+        strategies=ALL_STRATEGIES,
+        native_progressive=False,
+        native_auto_rollback=False,
+        weighted_traffic=True,
+        shadow=True,
+        sticky_sessions=True,
+        aliases=True,
+        infrastructure=False,
+    ),
+    implementation="mlstack.local.backend:LocalBackend",
+    description="runs pipelines, MLflow and KServe model servers on this machine",
+)

@@ -1,0 +1,138 @@
+"""What a stage sees: its parameters, the outputs of the stages before it, and where to write.
+
+Custom stages
+-------------
+``function: package.module:name`` is imported and called with whichever of these keyword
+arguments its signature names (or all of them if it takes ``**kwargs``):
+
+- ``inputs``   dict: upstream stage name -> Path of that stage's output directory (``needs:``)
+- ``output``   Path of this stage's (empty) output directory; write files there
+- ``params``   dict: the stage's ``with:`` mapping
+- ``upstream`` dict: upstream stage name -> the value that stage's function returned
+- ``metrics``  dict to fill with numbers (logged to MLflow, usable by gates)
+- ``ctx``      this ``StageContext`` (all of the above, plus ``find(name)``, ``data``, ``run_id``)
+
+A JSON-serialisable return value is stored as ``return.json`` in the output and handed to the
+next stages as ``upstream[name]``.
+
+``run: <shell command>`` runs with ``/bin/sh -c`` in the project directory with these
+environment variables:
+
+- ``MLSTACK_STAGE``            this stage's name
+- ``MLSTACK_RUN_ID``           the pipeline run's id
+- ``MLSTACK_ENV``              the environment (dev, staging, ...)
+- ``MLSTACK_PROJECT_ROOT``     the directory holding mlstack.yaml
+- ``MLSTACK_OUTPUT``           directory to write this stage's outputs into
+- ``MLSTACK_INPUTS``           JSON object: upstream stage name -> its output directory
+- ``MLSTACK_INPUT_<NAME>``     one upstream output directory (name upper-cased, ``-`` -> ``_``)
+- ``MLSTACK_PARAMS``           JSON object: the stage's ``with:`` mapping
+- ``MLSTACK_PARAM_<KEY>``      each scalar parameter as a string
+- ``MLSTACK_METRICS_FILE``     write ``{"metric": number, ...}`` here to report metrics
+
+plus the stage's own ``env:`` mapping. A command that exits non-zero fails the stage (and is
+retried when ``retries:`` allows).
+
+Outputs are immutable once the stage finishes: they are hashed and stored by content, and a
+later stage with the same cache key reuses them without running.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.json"
+RETURN_FILE = "return.json"
+MODEL_META = "mlstack-model.json"
+
+
+def _env_name(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+class StageContext:
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.job = job
+        self.stage: dict[str, Any] = job["stage"]
+        self.name: str = self.stage["name"]
+        self.params: dict[str, Any] = dict(self.stage.get("with") or {})
+        self.data: dict[str, Any] = job.get("data") or {}
+        self.model_spec: dict[str, Any] = job.get("model") or {}
+        self.pipeline: dict[str, Any] = job.get("pipeline") or {}
+        self.champion: dict[str, float] | None = job.get("champion")
+        self.run_id: str = job["run_id"]
+        self.env: str = job["env"]
+        self.project_root = Path(job["project_root"])
+        self.output = Path(job["staging"])
+        self.inputs: dict[str, Path] = {k: Path(v) for k, v in job["inputs"].items()}
+        self.ancestors: list[tuple[str, Path]] = [(n, Path(p)) for n, p in job["ancestors"]]
+        self.metrics: dict[str, float] = {}
+        self._values: dict[str, Any] | None = None
+
+    @property
+    def upstream_values(self) -> dict[str, Any]:
+        if self._values is None:
+            self._values = {}
+            for name, path in self.inputs.items():
+                f = path / RETURN_FILE
+                self._values[name] = json.loads(f.read_text()) if f.exists() else None
+        return self._values
+
+    def find(self, filename: str) -> Path | None:
+        """``filename`` in the nearest earlier stage's output that has it (e.g. train.parquet)."""
+        for _name, path in reversed(self.ancestors):
+            if (path / filename).exists():
+                return path / filename
+        return None
+
+    def require(self, filename: str, produced_by: str) -> Path:
+        from mlstack.errors import BackendError
+
+        p = self.find(filename)
+        if p is None:
+            raise BackendError(
+                f"stage {self.name!r} needs {filename}, which no earlier stage produced",
+                hint=f"add a {produced_by} stage before it and list it under `needs:`")
+        return p
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            "MLSTACK_STAGE": self.name, "MLSTACK_RUN_ID": self.run_id, "MLSTACK_ENV": self.env,
+            "MLSTACK_PROJECT_ROOT": str(self.project_root), "MLSTACK_OUTPUT": str(self.output),
+            "MLSTACK_INPUTS": json.dumps({k: str(v) for k, v in self.inputs.items()}),
+            "MLSTACK_PARAMS": json.dumps(self.params, default=str),
+            "MLSTACK_METRICS_FILE": str(self.output / METRICS_FILE),
+        }
+        for k, v in self.inputs.items():
+            env[f"MLSTACK_INPUT_{_env_name(k)}"] = str(v)
+        for k, v in self.params.items():
+            if isinstance(v, (str, int, float, bool)):
+                env[f"MLSTACK_PARAM_{_env_name(k)}"] = str(v)
+        env.update({str(k): str(v) for k, v in (self.stage.get("env") or {}).items()})
+        return env
+
+    def finish(self, value: Any) -> None:
+        """Store the output directory by content and record the cache entry (in that order)."""
+        from mlstack.local.store import ArtifactStore
+
+        mfile = self.output / METRICS_FILE
+        if mfile.exists():  # a command stage reports metrics through the file
+            self.metrics = {**json.loads(mfile.read_text()), **self.metrics}
+        elif self.metrics:
+            mfile.write_text(json.dumps(self.metrics, sort_keys=True))
+        if value is not None:
+            (self.output / RETURN_FILE).write_text(json.dumps(value))
+        store = ArtifactStore(self.job["workdir"])
+        digest, _ = store.commit_dir(self.output)
+        store.record(self.job["cache_key"], {
+            "stage": self.name, "output": digest, "metrics": self.metrics, "value": value,
+            "model": (store.object_path(digest) / MODEL_META).exists(),
+            "run_id": self.run_id, "finished": time.time(),
+        })
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
+

@@ -1,0 +1,155 @@
+"""Content-addressed artifact store shared by every environment of a project.
+
+Layout under ``<workdir>/artifacts/``::
+
+    objects/<sha256 hex>/   one stage output (a directory), named by the digest of its files
+    cache/<key hex>.json    a completed stage: cache key -> output digest, metrics, return value
+    tmp/<pid>-<stage>-<n>/  where a running stage writes; never read as a result
+
+A stage writes into ``tmp/``; only when it has finished is its directory hashed, fsynced and
+renamed into ``objects/`` (rename is atomic), and only after that is the cache entry written
+(temp file + fsync + ``os.replace``). A ``kill -9`` at any moment therefore leaves either a
+complete object and entry, or nothing that a later run would read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+
+def dir_digest(path: str | os.PathLike[str]) -> str:
+    """``sha256:<hex>`` over a directory's files: sorted relative paths, each with its bytes.
+
+    Each file contributes ``relpath NUL size(8 bytes, big endian) content``, so that no two
+    different trees hash alike. This is the model artifact's identity (what promote carries).
+    """
+    root = Path(path)
+    files: list[tuple[str, Path]] = []
+    for dirpath, _dirs, names in os.walk(root):
+        for n in names:
+            p = Path(dirpath) / n
+            files.append((p.relative_to(root).as_posix(), p))
+    h = hashlib.sha256()
+    for rel, p in sorted(files):
+        h.update(rel.encode() + b"\0")
+        h.update(p.stat().st_size.to_bytes(8, "big"))
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` so that readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def atomic_write_json(path: str | os.PathLike[str], value: Any) -> None:
+    atomic_write(path, json.dumps(value, indent=1, sort_keys=True, default=str).encode())
+
+
+def _key_name(key: str) -> str:
+    # Keys are "sha256:<hex>" from core; anything else is hashed so it is a safe file name.
+    kind, _, rest = key.partition(":")
+    if kind == "sha256" and rest.isalnum():
+        return rest
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ArtifactStore:
+    def __init__(self, workdir: str | os.PathLike[str]) -> None:
+        self.root = Path(workdir) / "artifacts"
+        self.objects = self.root / "objects"
+        self.cache = self.root / "cache"
+        self.tmp = self.root / "tmp"
+
+    def ensure(self) -> None:
+        for d in (self.objects, self.cache, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def object_path(self, digest: str) -> Path:
+        return self.objects / digest.split(":", 1)[-1]
+
+    def new_staging(self, stage: str, attempt: int) -> Path:
+        p = self.tmp / f"{os.getpid()}-{stage}-{attempt}-{os.urandom(4).hex()}"
+        p.mkdir(parents=True)
+        return p
+
+    def commit_dir(self, staging: Path) -> tuple[str, Path]:
+        """Move a finished staging directory into ``objects/`` under its digest."""
+        for dirpath, _dirs, names in os.walk(staging):
+            for n in names:
+                with open(os.path.join(dirpath, n), "rb") as fh:
+                    os.fsync(fh.fileno())
+            fsync_dir(dirpath)
+        digest = dir_digest(staging)
+        target = self.object_path(digest)
+        if target.exists():
+            shutil.rmtree(staging, ignore_errors=True)  # identical content is already stored
+        else:
+            try:
+                os.rename(staging, target)
+            except OSError:  # a concurrent writer stored the same content first
+                shutil.rmtree(staging, ignore_errors=True)
+            fsync_dir(self.objects)
+        return digest, target
+
+    def entry_path(self, key: str) -> Path:
+        return self.cache / f"{_key_name(key)}.json"
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        """The completed entry for ``key`` whose output object still exists, else None."""
+        try:
+            entry: dict[str, Any] = json.loads(self.entry_path(key).read_text())
+        except (OSError, ValueError):
+            return None
+        if not self.object_path(entry.get("output", "")).is_dir():
+            return None
+        return entry
+
+    def record(self, key: str, entry: dict[str, Any]) -> None:
+        atomic_write_json(self.entry_path(key), {**entry, "key": key})
+
+    def sweep_tmp(self) -> int:
+        """Remove staging directories left by processes that are gone (e.g. after kill -9)."""
+        removed = 0
+        if not self.tmp.is_dir():
+            return 0
+        for p in self.tmp.iterdir():
+            pid = p.name.split("-", 1)[0]
+            if pid.isdigit() and _alive(int(pid)):
+                continue
+            shutil.rmtree(p, ignore_errors=True)
+            removed += 1
+        return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
