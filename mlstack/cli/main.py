@@ -9,6 +9,10 @@ from typing import Any
 
 import click
 
+# pydantic scans every installed distribution for its own plugins on first use (~15 ms);
+# mlstack uses none, and the CLI's start-up budget is tight.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
 # name -> (module, function, short help). Help text lives here so --help imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("mlstack.cli.cmd_project", "init", "Create a new project from a template."),

@@ -95,7 +95,7 @@ def _change(c: Change, max_attrs: int) -> None:
             out(f"      ... {len(c.diffs) - shown} more attribute(s); see plan --json")
             break
         shown += 1
-        if d.path.startswith("stages.") and c.kind == "run":
+        if c.kind == "run" and d.path.split(".")[0] == "stages":
             continue
         if is_missing(d.before):
             out(f"      + {d.path} = {_v(d.after)}", style="green")

@@ -6,8 +6,14 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from mlstack.engine.backend import Backing, Context, EndpointState, ModelVersion, RunRequest, \
-    RunResult
+from mlstack.engine.backend import (
+    Backing,
+    Context,
+    EndpointState,
+    ModelVersion,
+    RunRequest,
+    RunResult,
+)
 from mlstack.engine.desired import DesiredGraph
 from mlstack.engine.resources import Action, Change
 from mlstack.errors import BackendError, GateFailed

@@ -22,10 +22,12 @@ def toposort(deps: Mapping[str, Iterable[str]]) -> list[str]:
         for d in ds:
             indegree[n] += 1
             users[d].append(n)
-    ready = [n for n, k in indegree.items() if k == 0]
+    from collections import deque
+
+    ready = deque(n for n, k in indegree.items() if k == 0)
     order: list[str] = []
-    while ready:
-        n = ready.pop()
+    while ready:  # FIFO keeps the file's order among independent nodes
+        n = ready.popleft()
         order.append(n)
         for u in users[n]:
             indegree[u] -= 1

@@ -37,6 +37,18 @@ def _flatten(data: Any) -> list[Any]:
     return list(data) if isinstance(data, (list, tuple)) else [data]
 
 
+def _check_tensor_type(name: str, datatype: str, values: list[Any], meta: ModelMeta) -> None:
+    """A tensor's declared datatype must fit its values and, per column, the column's type."""
+    dt = (datatype or "").upper()
+    if dt != "BYTES" and any(isinstance(v, (str, bytes)) for v in values):
+        raise BadInput(f"input {name!r}: datatype {dt} but the data holds strings")
+    col = meta.dtypes.get(name)
+    if col == "str" and dt != "BYTES":
+        raise BadInput(f"input {name!r}: column is a string, send datatype BYTES (got {dt})")
+    if col in ("int", "float", "bool") and dt == "BYTES":
+        raise BadInput(f"input {name!r}: column is {col}, got datatype BYTES")
+
+
 def build_model(name: str, model_dir: Path, version: str) -> Any:
     """A ``kserve.Model`` serving the artifact in ``model_dir`` (imports kserve, sklearn late)."""
     import joblib
@@ -87,6 +99,8 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
             frame = self._frame(rows)
             try:
                 out = pipeline.predict(frame)
+            except ValueError as e:  # sklearn's word for "this value cannot be handled"
+                raise BadInput(f"the model rejected the input: {e}") from None
             except Exception as e:  # the model itself failed: a server error, not the client's
                 raise InferenceError(f"model {name} version {version} failed: "
                                      f"{type(e).__name__}: {e}") from None
@@ -102,6 +116,7 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
                             values = inp.as_numpy().ravel().tolist()
                         else:
                             values = _flatten(inp.data)
+                        _check_tensor_type(inp.name, inp.datatype, values, meta)
                         tensors.append((inp.name, list(inp.shape), values))
                     preds = self._run(rows_from_tensors(tensors, meta))
                     arr = np.asarray(preds)
@@ -255,6 +270,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--alias", action="append", default=[])
     p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY)
     a = p.parse_args(argv)
+    import warnings
+
+    warnings.simplefilter("ignore", DeprecationWarning)  # fastapi warns on kserve's ORJSONResponse
     serve(a.model_dir, a.name, a.version, a.host, a.port, a.alias, a.max_body)
 
 

@@ -2,8 +2,8 @@
 
 ``write_sample_model(path)`` trains a real scikit-learn Pipeline (ColumnTransformer + logistic
 regression) on synthetic rows and saves it as the artifact contract says. ``broken=True`` saves a
-model that loads and reports ready but fails on every prediction (its encoder never saw the
-categories clients send), which is what a bad release looks like to the rollout controller.
+model that loads and reports ready but fails on every prediction (a corrupted coefficient
+array), which is what a bad release looks like to the rollout controller.
 """
 
 from __future__ import annotations
@@ -40,15 +40,14 @@ def write_sample_model(path: Path, *, seed: int = 0, broken: bool = False, c: fl
     rows = sample_rows(400, seed)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     y = [int(r["contract"] == "monthly" and r["tenure"] < 24) for r in rows]
-    encoder = OneHotEncoder(handle_unknown="error")
+    encoder = OneHotEncoder(handle_unknown="ignore")
     features = ColumnTransformer([("num", StandardScaler(), ["tenure", "monthly_charges"]),
                                   ("cat", encoder, ["contract"])])
     model = Pipeline([("features", features), ("clf", LogisticRegression(C=c, max_iter=200))])
-    if broken:
-        # fitted on a category no client ever sends: every real request raises inside predict
-        frame = frame.assign(contract="legacy-plan")
-        y = [i % 2 for i in range(len(rows))]
     model.fit(frame, y)
+    if broken:
+        # a corrupted artifact: loads and reports ready, raises inside every prediction
+        model.named_steps["clf"].coef_ = None
     path.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, path / MODEL_FILE)
     meta = {"columns": COLUMNS, "dtypes": DTYPES, "target": "churn", "task": "classification",
