@@ -1,0 +1,53 @@
+# mlstack developer tasks. Everything runs inside .venv (created on first use).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint bench install install-dev clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# core + the embedded local backend
+$(VENV)/.local-installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install -q -c constraints.txt -e '.[local]'
+	touch $@
+
+# everything the test suite needs: local, the SageMaker backend, the AWS stack, test tools
+$(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt backends/sagemaker/pyproject.toml stacks/pyproject.toml
+	$(PIP) install -q -c constraints.txt -e '.[local,test]' -e backends/sagemaker -e 'stacks[aws]'
+	touch $@
+
+install: $(VENV)/.local-installed
+install-dev: $(VENV)/.dev-installed
+
+# The quickstart end to end on the local backend: data, plan, apply, a prediction.
+demo: install
+	cd examples/quickstart && ../../$(BIN)/python prepare_data.py
+	cd examples/quickstart && ../../$(BIN)/mlstack validate
+	cd examples/quickstart && ../../$(BIN)/mlstack plan -e dev
+	cd examples/quickstart && ../../$(BIN)/mlstack apply -e dev --auto-approve
+	cd examples/quickstart && ../../$(BIN)/mlstack status -e dev
+	cd examples/quickstart && ../../$(BIN)/mlstack predict -e dev --data "$$(cat sample.json)"
+
+lint: install-dev
+	$(BIN)/ruff check mlstack backends stacks tests
+	$(BIN)/ruff format --check mlstack/spec mlstack/engine
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: install-dev lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: install-dev
+	$(BIN)/python tests/benchmarks/bench_cli.py
+	$(BIN)/python tests/benchmarks/bench_plan.py
+	$(BIN)/python tests/benchmarks/bench_runner.py
+	$(BIN)/python tests/benchmarks/bench_router.py
+
+clean:
+	cd examples/quickstart && ../../$(BIN)/mlstack destroy -e dev --auto-approve || true
+	rm -rf examples/quickstart/.mlstack
