@@ -9,13 +9,6 @@ from mlstack.cli.options import env_option, project_options, workspace
 from mlstack.errors import MlstackError
 
 
-def _local(ws: object, what: str) -> None:
-    if getattr(ws, "plugin").name != "local":  # noqa: B009
-        raise MlstackError(f"`mlstack {what}` reads the local backend's store; this environment "
-                           f"uses {getattr(ws, 'plugin').name!r}",  # noqa: B009
-                           hint="use the platform's console for this environment")
-
-
 @click.command()
 @project_options
 @env_option
@@ -23,10 +16,7 @@ def _local(ws: object, what: str) -> None:
 def logs(file: str | None, variables: tuple[str, ...], env: str | None, stage: str | None) -> None:
     """Show the logs of the last pipeline run (one STAGE, or all)."""
     ws = workspace(file, env, variables)
-    _local(ws, "logs")
-    from mlstack.local.tracking import read_logs
-
-    click.echo(read_logs(ws.workdir, ws.env, stage), nl=False)
+    click.echo(ws.backend.logs(stage), nl=False)
 
 
 @click.command()
@@ -64,10 +54,7 @@ def lineage(file: str | None, variables: tuple[str, ...], env: str | None, ref: 
     if not sep or not version:
         raise MlstackError(f"{ref!r}: write MODEL@VERSION, e.g. churn-classifier@3")
     ws = workspace(file, env, variables)
-    _local(ws, "lineage")
-    from mlstack.local.tracking import lineage as get_lineage
-
-    data = get_lineage(ws.workdir, ws.env, name, version)
+    data = dict(ws.backend.lineage(name, version))
     if as_json:
         render.emit_json(data)
         return
@@ -84,9 +71,6 @@ def ui(file: str | None, variables: tuple[str, ...], env: str | None, port: int)
     import os
 
     ws = workspace(file, env, variables)
-    _local(ws, "ui")
-    from mlstack.local.tracking import ui_command
-
-    cmd = ui_command(ws.workdir, ws.env) + ["--port", str(port)]
+    cmd = ws.backend.ui_command() + ["--port", str(port)]
     render.info(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
     os.execvp(cmd[0], cmd)

@@ -302,6 +302,22 @@ class Backend(ABC):
         """URL, versions, traffic, health: what `status` shows."""
         return {}
 
+    # views for people: logs, lineage, a tracking UI --------------------------------------------
+    def logs(self, stage: str | None = None) -> str:
+        """Logs of the latest pipeline run (one stage, or all)."""
+        raise BackendError(f"backend {self.name!r} cannot show run logs",
+                           hint="use the platform's console")
+
+    def lineage(self, model: str, version: str) -> Mapping[str, Any]:
+        """Data digest → pipeline run → stages → model version."""
+        raise BackendError(f"backend {self.name!r} cannot trace lineage",
+                           hint="use the platform's console")
+
+    def ui_command(self) -> list[str]:
+        """A command that serves the tracking UI on 127.0.0.1."""
+        raise BackendError(f"backend {self.name!r} has no local tracking UI",
+                           hint="use the platform's console")
+
     # refresh / teardown ---------------------------------------------------------------------
     def observe(self) -> Observed:
         """What exists now, for refresh and drift. Default: nothing can be observed."""

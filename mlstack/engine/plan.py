@@ -113,7 +113,7 @@ def _change_for(res: Resource, rec: Record | None) -> Change:
             stages = stage_reasons(None, res.inputs)
             details["stages"] = stages
         return Change(res.address, res.kind, Action.CREATE, None, dict(res.inputs),
-                      attr_diff({}, _visible(res)), res.depends_on, reasons, details)
+                      tuple(attr_diff({}, _visible(res))), res.depends_on, reasons, details)
     diffs = attr_diff(_visible_record(rec, res), _visible(res))
     if not diffs:
         return Change(res.address, res.kind, Action.NOOP, dict(rec.inputs), dict(res.inputs),
