@@ -22,9 +22,10 @@ from mlstack.engine.digest import digest
 from mlstack.engine.lock import StateLock
 from mlstack.engine.plan import Plan, diff, drift
 from mlstack.engine.state import StateStore
-from mlstack.errors import Location, ProblemList, SpecError, StateError
+from mlstack.errors import Location, MlstackError, ProblemList, SpecError, StateError
 from mlstack.spec.load import Loaded, find_project_file, load, resolve
 from mlstack.spec.models import ResolvedProject
+from mlstack.spec.source import Source
 
 STATE_DIR = ".mlstack"
 
@@ -35,7 +36,7 @@ class Project:
     def __init__(self, file: str | None = None, variables: Mapping[str, str] | None = None) -> None:
         self.file = find_project_file(file)
         self.variables = dict(variables or {})
-        self.loaded: Loaded = load(self.file, self.variables)
+        self.loaded: Loaded = load(self.file, self.variables, checks=check_environments)
 
     @property
     def root(self) -> Path:
@@ -59,24 +60,74 @@ class Project:
     def validate_all(self) -> list[str]:
         """Check every environment: overrides, backend names and backend settings."""
         problems = ProblemList()
-        checked = []
         for env in self.environments:
             try:
-                ws = self.workspace(env)
-                ws.check_settings()
-                checked.append(env)
+                self.workspace(env).check_settings()
             except SpecError as e:
                 problems.items.extend(e.problems)
-            except Exception as e:  # a backend error (unknown backend) is a spec problem here
-                from mlstack.errors import MlstackError
-
-                if not isinstance(e, MlstackError):
-                    raise
-                loc = self.loaded.source.locate(("environments", env, "backend"))
-                for p in e.problems:
-                    problems.add(p.message, p.location or loc, p.hint)
         problems.raise_if_any(SpecError)
-        return checked
+        return self.environments
+
+
+def check_environments(raw: Any, src: Source, problems: ProblemList) -> None:
+    """Backend names and settings of every environment, straight from the file's data, so that
+    `validate` reports them together with schema errors elsewhere in the file."""
+    envs = raw.get("environments") if isinstance(raw, dict) else None
+    if not isinstance(envs, dict):
+        return
+    from mlstack.spec.models import Environment
+
+    top_deploy = raw.get("deployment") if isinstance(raw.get("deployment"), dict) else {}
+    for name, env in envs.items():
+        if not isinstance(env, dict):
+            continue
+        backend = env.get("backend", "local")
+        if not isinstance(backend, str):
+            continue
+        try:
+            plugin = get_plugin(backend)
+        except MlstackError as e:
+            problems.add(e.problems[0].message, src.locate(("environments", name, "backend")),
+                         e.problems[0].hint)
+            continue
+        settings = {k: v for k, v in env.items() if k not in Environment.model_fields}
+        deploy = env.get("deployment") if isinstance(env.get("deployment"), dict) else {}
+        strategy = deploy.get("strategy", top_deploy.get("strategy"))
+        check_backend(plugin, str(name), settings, strategy if isinstance(strategy, str) else None,
+                      src, problems)
+
+
+def check_backend(plugin: BackendPlugin, env: str, settings: Mapping[str, Any],
+                  strategy: str | None, src: Source, problems: ProblemList) -> None:
+    from pydantic import ValidationError
+
+    from mlstack.spec.models import ENV_KEYS
+    from mlstack.spec.suggest import did_you_mean
+
+    try:
+        plugin.config_model.model_validate(dict(settings))
+    except ValidationError as e:
+        known = [f.alias or n for n, f in plugin.config_model.model_fields.items()]
+        for item in e.errors(include_url=False):
+            loc = tuple(item["loc"])
+            path = ("environments", env, *loc)
+            msg = str(item["msg"]).removeprefix("Value error, ")
+            key = ".".join(str(p) for p in loc) or "settings"
+            if item["type"] == "extra_forbidden":
+                problems.add(f"unknown setting {key!r} for backend {plugin.name!r}"
+                             f"{did_you_mean(str(loc[-1]), [*known, *ENV_KEYS])}",
+                             src.locate(path), f"valid settings: {', '.join(known)}")
+            elif item["type"] == "missing":
+                problems.add(f"backend {plugin.name!r} needs setting {key!r}",
+                             src.locate(path[:-1]), f"add `{key}: ...` to environment {env}")
+            else:
+                problems.add(f"{key}: {msg}", src.locate(path))
+    if strategy:
+        why = plugin.capabilities.explain(strategy)
+        if why:
+            p = ("environments", env, "deployment", "strategy")
+            problems.add(why, src.locate(p if p in src.positions else ("deployment", "strategy")),
+                         "choose another strategy for this environment")
 
 
 class Workspace:
@@ -104,37 +155,11 @@ class Workspace:
 
     def check_settings(self) -> None:
         """Backend settings against the backend's own config model (no SDK import)."""
-        from pydantic import ValidationError
-
-        try:
-            self.plugin.config_model.model_validate(self.resolved.settings)
-        except ValidationError as e:
-            problems = ProblemList()
-            src = self.project_file.loaded.source
-            for item in e.errors(include_url=False):
-                loc = tuple(item["loc"])
-                path = ("environments", self.env, *loc)
-                msg = str(item["msg"]).removeprefix("Value error, ")
-                key = ".".join(str(p) for p in loc) or "settings"
-                if item["type"] == "extra_forbidden":
-                    from mlstack.spec.suggest import did_you_mean
-
-                    known = [f.alias or n for n, f in self.plugin.config_model.model_fields.items()]
-                    msg = (f"unknown setting {key!r} for backend {self.plugin.name!r}"
-                           f"{did_you_mean(str(loc[-1]), known)}")
-                    problems.add(msg, src.locate(path), f"valid settings: {', '.join(known)}")
-                elif item["type"] == "missing":
-                    problems.add(f"backend {self.plugin.name!r} needs setting {key!r}",
-                                 src.locate(path[:-1]), f"add `{key}: ...` to environment {self.env}")
-                else:
-                    problems.add(f"{key}: {msg}", src.locate(path))
-            problems.raise_if_any(SpecError)
-        if self.resolved.deployment is not None:
-            why = self.plugin.capabilities.explain(self.resolved.deployment.strategy)
-            if why:
-                src = self.project_file.loaded.source
-                raise SpecError(why, location=src.locate(("deployment", "strategy")),
-                                hint="choose another strategy for this environment")
+        problems = ProblemList()
+        strategy = self.resolved.deployment.strategy if self.resolved.deployment else None
+        check_backend(self.plugin, self.env, self.resolved.settings, strategy,
+                      self.project_file.loaded.source, problems)
+        problems.raise_if_any(SpecError)
 
     @cached_property
     def backend(self) -> Backend:

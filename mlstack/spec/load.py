@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -49,7 +49,10 @@ def find_project_file(path: str | None) -> str:
 
 
 def load(file: str, cli_vars: Mapping[str, str] | None = None,
-         environ: Mapping[str, str] | None = None) -> Loaded:
+         environ: Mapping[str, str] | None = None,
+         checks: Callable[[Any, Source, ProblemList], None] | None = None) -> Loaded:
+    """Parse, interpolate and validate; ``checks`` adds problems found by layers above
+    (backend settings) so that every error is reported at once."""
     text = read_text(file)
     src = parse(text, file)
     problems = ProblemList()
@@ -66,6 +69,8 @@ def load(file: str, cli_vars: Mapping[str, str] | None = None,
         _collect(e, src, Project, problems, ())
     if project is not None:
         check_semantics(project, src, problems)
+    if checks is not None:
+        checks(raw, src, problems)
     problems.raise_if_any(SpecError)
     assert project is not None
     return Loaded(project, src, raw)
