@@ -77,7 +77,8 @@ def check_environments(raw: Any, src: Source, problems: ProblemList) -> None:
         return
     from mlstack.spec.models import Environment
 
-    top_deploy = raw.get("deployment") if isinstance(raw.get("deployment"), dict) else {}
+    top = raw.get("deployment")
+    top_deploy: dict[str, Any] = top if isinstance(top, dict) else {}
     for name, env in envs.items():
         if not isinstance(env, dict):
             continue
@@ -91,7 +92,8 @@ def check_environments(raw: Any, src: Source, problems: ProblemList) -> None:
                          e.problems[0].hint)
             continue
         settings = {k: v for k, v in env.items() if k not in Environment.model_fields}
-        deploy = env.get("deployment") if isinstance(env.get("deployment"), dict) else {}
+        over = env.get("deployment")
+        deploy: dict[str, Any] = over if isinstance(over, dict) else {}
         strategy = deploy.get("strategy", top_deploy.get("strategy"))
         check_backend(plugin, str(name), settings, strategy if isinstance(strategy, str) else None,
                       src, problems)
