@@ -10,13 +10,20 @@ from mlstack.cli.options import parse_vars, project_options
 
 @click.command()
 @project_options
+@click.option("-e", "--env", "env", default=None,
+              help="Check only this environment (default: all of them).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
-def validate(file: str | None, variables: tuple[str, ...], as_json: bool) -> None:
+def validate(file: str | None, variables: tuple[str, ...], env: str | None,
+             as_json: bool) -> None:
     """Check the project file and every environment's backend settings; report every error."""
     from mlstack.engine.workspace import Project
 
     project = Project(file, parse_vars(variables))
-    envs = project.validate_all()
+    if env is not None:
+        project.workspace(env).check_settings()
+        envs = [env]
+    else:
+        envs = project.validate_all()
     if as_json:
         render.emit_json({"valid": True, "file": project.file, "environments": envs})
         return
