@@ -70,7 +70,9 @@ def read_text(path: str) -> str:
         raise SpecError("the file is not UTF-8 text", location=Location(display, line),
                         hint="save it as UTF-8") from None
     if "\x00" in text:
-        raise SpecError("the file contains NUL bytes; is it binary?", location=Location(display))
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise SpecError("the file contains NUL bytes; is it binary?",
+                        location=Location(display, line))
     return text
 
 
@@ -85,8 +87,11 @@ def parse(text: str, file: str) -> Source:
         mark = e.problem_mark or e.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         what = e.problem or str(e)
-        raise SpecError(f"invalid YAML: {what}", location=loc,
-                        hint="check indentation and quoting near this line") from None
+        hint = "check indentation and quoting near this line"
+        if mark is not None and _tab_before(text, mark.line, mark.column):
+            what += " (a tab)"
+            hint = "YAML does not allow tabs for indentation; use spaces"
+        raise SpecError(f"invalid YAML: {what}", location=loc, hint=hint) from None
     except yaml.YAMLError as e:
         raise SpecError(f"invalid YAML: {e}", location=Location(file)) from None
     if node is None:
@@ -95,6 +100,12 @@ def parse(text: str, file: str) -> Source:
     src = Source(file=file, data=None)
     src.data = _build(node, (), src)
     return src
+
+
+def _tab_before(text: str, line: int, column: int) -> bool:
+    """Whether the indentation up to the error (0-based line/column) holds a tab."""
+    lines = text.splitlines()
+    return line < len(lines) and "\t" in lines[line][: column + 1]
 
 
 def _build(node: Any, path: Path, src: Source) -> Any:
