@@ -43,10 +43,14 @@ class ModelMeta:
             if dtypes[c] not in DTYPES:
                 raise ValueError(f"{META_FILE}: column {c!r} has unknown dtype {dtypes[c]!r}")
         known = {"columns", "dtypes", "target", "task", "classes"}
-        return cls(columns=columns, dtypes=dtypes, target=str(raw.get("target", "")),
-                   task=str(raw.get("task", "classification")),
-                   classes=tuple(raw.get("classes", ()) or ()),
-                   extra={k: v for k, v in raw.items() if k not in known})
+        return cls(
+            columns=columns,
+            dtypes=dtypes,
+            target=str(raw.get("target", "")),
+            task=str(raw.get("task", "classification")),
+            classes=tuple(raw.get("classes", ()) or ()),
+            extra={k: v for k, v in raw.items() if k not in known},
+        )
 
 
 def model_dir_from_uri(uri: str) -> Path:
@@ -66,7 +70,9 @@ def _coerce(value: Any, dtype: str, column: str, row: int) -> Any:
         return float(value)
     if dtype == "int":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise BadInput(f"{where}: expected an integer, got {type(value).__name__} {value!r:.40}")
+            raise BadInput(
+                f"{where}: expected an integer, got {type(value).__name__} {value!r:.40}"
+            )
         if isinstance(value, float) and not value.is_integer():
             raise BadInput(f"{where}: expected an integer, got {value!r}")
         return int(value)
@@ -97,22 +103,28 @@ def rows_from_instances(instances: Any, meta: ModelMeta) -> list[list[Any]]:
         if isinstance(inst, dict):
             missing = [c for c in cols if c not in inst]
             if missing:
-                raise BadInput(f"row {i}: missing column(s) {', '.join(map(repr, missing))}; "
-                               f"expected {list(cols)}")
+                raise BadInput(
+                    f"row {i}: missing column(s) {', '.join(map(repr, missing))}; "
+                    f"expected {list(cols)}"
+                )
             out.append([_coerce(inst[c], dtypes[c], c, i) for c in cols])
         elif isinstance(inst, list):
             if len(inst) != len(cols):
-                raise BadInput(f"row {i}: {len(inst)} values, expected {len(cols)} "
-                               f"in this order: {list(cols)}")
-            out.append([_coerce(v, dtypes[c], c, i) for v, c in zip(inst, cols)])
+                raise BadInput(
+                    f"row {i}: {len(inst)} values, expected {len(cols)} in this order: {list(cols)}"
+                )
+            out.append([_coerce(v, dtypes[c], c, i) for v, c in zip(inst, cols, strict=False)])
         else:
-            raise BadInput(f"row {i}: expected an object keyed by column or a list in column "
-                           f"order, got {type(inst).__name__}")
+            raise BadInput(
+                f"row {i}: expected an object keyed by column or a list in column "
+                f"order, got {type(inst).__name__}"
+            )
     return out
 
 
-def rows_from_tensors(tensors: list[tuple[str, list[int], list[Any]]],
-                      meta: ModelMeta) -> list[list[Any]]:
+def rows_from_tensors(
+    tensors: list[tuple[str, list[int], list[Any]]], meta: ModelMeta
+) -> list[list[Any]]:
     """V2 inputs as (name, shape, flat values): one tensor per column, or one 2-D tensor."""
     cols, dtypes = meta.columns, meta.dtypes
     if not tensors:
@@ -121,18 +133,24 @@ def rows_from_tensors(tensors: list[tuple[str, list[int], list[Any]]],
     if len(tensors) == 1 and tensors[0][0] not in dtypes:
         name, shape, values = tensors[0]
         if len(shape) != 2 or shape[1] != len(cols):
-            raise BadInput(f"input {name!r}: shape {shape}, expected [rows, {len(cols)}] with "
-                           f"columns {list(cols)}, or one tensor per column")
+            raise BadInput(
+                f"input {name!r}: shape {shape}, expected [rows, {len(cols)}] with "
+                f"columns {list(cols)}, or one tensor per column"
+            )
         n = shape[0]
         if n * len(cols) != len(values):
             raise BadInput(f"input {name!r}: shape {shape} does not match {len(values)} values")
         width = len(cols)
-        return [[_coerce(values[r * width + j], dtypes[c], c, r) for j, c in enumerate(cols)]
-                for r in range(n)]
+        return [
+            [_coerce(values[r * width + j], dtypes[c], c, r) for j, c in enumerate(cols)]
+            for r in range(n)
+        ]
     missing = [c for c in cols if c not in by_name]
     if missing:
-        raise BadInput(f"missing input tensor(s) {', '.join(map(repr, missing))}; expected one "
-                       f"per column {list(cols)} or a single [rows, {len(cols)}] tensor")
+        raise BadInput(
+            f"missing input tensor(s) {', '.join(map(repr, missing))}; expected one "
+            f"per column {list(cols)} or a single [rows, {len(cols)}] tensor"
+        )
     n = None
     for c in cols:
         shape, values = by_name[c]
@@ -149,7 +167,7 @@ def rows_from_tensors(tensors: list[tuple[str, list[int], list[Any]]],
     if n > MAX_ROWS:
         raise BadInput(f"too many rows ({n}); at most {MAX_ROWS} per request")
     columns = [[_coerce(v, dtypes[c], c, r) for r, v in enumerate(by_name[c][1])] for c in cols]
-    return [list(row) for row in zip(*columns)]
+    return [list(row) for row in zip(*columns, strict=False)]
 
 
 def v2_datatype(dtype: str) -> str:

@@ -23,8 +23,9 @@ class ConnectionLost(ConnectionError):
 class Response:
     __slots__ = ("status", "headers", "body", "keep_alive")
 
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
-                 keep_alive: bool) -> None:
+    def __init__(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool
+    ) -> None:
         self.status = status
         self.headers = headers
         self.body = body
@@ -38,8 +39,17 @@ class Response:
 
 
 class _Conn(asyncio.Protocol):
-    __slots__ = ("transport", "parser", "fut", "closed", "got_bytes", "last_used", "headers",
-                 "body", "_timer")
+    __slots__ = (
+        "transport",
+        "parser",
+        "fut",
+        "closed",
+        "got_bytes",
+        "last_used",
+        "headers",
+        "body",
+        "_timer",
+    )
 
     def __init__(self) -> None:
         self.transport: Any = None
@@ -66,8 +76,11 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._fail(ConnectionLost(f"backend closed the connection{f': {exc}' if exc else ''}",
-                                  self.got_bytes))
+        self._fail(
+            ConnectionLost(
+                f"backend closed the connection{f': {exc}' if exc else ''}", self.got_bytes
+            )
+        )
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -80,8 +93,14 @@ class _Conn(asyncio.Protocol):
         fut = self.fut
         if fut is not None and not fut.done():
             body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
-            fut.set_result(Response(self.parser.get_status_code(), self.headers, body,
-                                    self.parser.should_keep_alive()))
+            fut.set_result(
+                Response(
+                    self.parser.get_status_code(),
+                    self.headers,
+                    body,
+                    self.parser.should_keep_alive(),
+                )
+            )
 
     def _fail(self, exc: BaseException) -> None:
         fut = self.fut
@@ -116,8 +135,9 @@ class _Conn(asyncio.Protocol):
 class Pool:
     """Keep-alive connections to one host:port. Counts requests in flight for draining."""
 
-    def __init__(self, host: str, port: int, *, idle_timeout: float = 30.0,
-                 max_idle: int = 256) -> None:
+    def __init__(
+        self, host: str, port: int, *, idle_timeout: float = 30.0, max_idle: int = 256
+    ) -> None:
         self.host = host
         self.port = port
         self.idle_timeout = idle_timeout
@@ -189,13 +209,40 @@ class Pool:
         self.idle.clear()
 
 
-HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
-                        b"te", b"trailer", b"upgrade", b"host", b"content-length", b"expect",
-                        b"proxy-authorization", b"proxy-authenticate"})
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"host",
+        b"content-length",
+        b"expect",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+    }
+)
 
 
-def build_request(method: bytes, target: bytes, host: bytes, header_block: bytes,
-                  body: bytes) -> bytes:
+def build_request(
+    method: bytes, target: bytes, host: bytes, header_block: bytes, body: bytes
+) -> bytes:
     """``header_block`` holds already-filtered ``name: value\\r\\n`` lines."""
-    return b"".join((method, b" ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n", header_block,
-                     b"content-length: ", str(len(body)).encode(), b"\r\n\r\n", body))
+    return b"".join(
+        (
+            method,
+            b" ",
+            target,
+            b" HTTP/1.1\r\nhost: ",
+            host,
+            b"\r\n",
+            header_block,
+            b"content-length: ",
+            str(len(body)).encode(),
+            b"\r\n\r\n",
+            body,
+        )
+    )

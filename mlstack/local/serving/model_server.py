@@ -73,13 +73,22 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
             return True
 
         def get_input_types(self) -> list[dict[str, Any]]:
-            return [{"name": c, "datatype": v2_datatype(meta.dtypes[c]), "shape": [-1]}
-                    for c in meta.columns]
+            return [
+                {"name": c, "datatype": v2_datatype(meta.dtypes[c]), "shape": [-1]}
+                for c in meta.columns
+            ]
 
         def get_output_types(self) -> list[dict[str, Any]]:
-            return [{"name": "predict", "datatype": "BYTES" if meta.task == "classification"
-                     and any(isinstance(c, str) for c in meta.classes) else "FP64",
-                     "shape": [-1]}]
+            return [
+                {
+                    "name": "predict",
+                    "datatype": "BYTES"
+                    if meta.task == "classification"
+                    and any(isinstance(c, str) for c in meta.classes)
+                    else "FP64",
+                    "shape": [-1],
+                }
+            ]
 
         def _frame(self, rows: list[list[Any]]) -> Any:
             frame = pd.DataFrame(rows, columns=list(meta.columns))
@@ -102,12 +111,17 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
             except ValueError as e:  # sklearn's word for "this value cannot be handled"
                 raise BadInput(f"the model rejected the input: {e}") from None
             except Exception as e:  # the model itself failed: a server error, not the client's
-                raise InferenceError(f"model {name} version {version} failed: "
-                                     f"{type(e).__name__}: {e}") from None
+                raise InferenceError(
+                    f"model {name} version {version} failed: {type(e).__name__}: {e}"
+                ) from None
             return np.asarray(out).tolist()
 
-        async def predict(self, payload: Any, headers: dict[str, str] | None = None,
-                          response_headers: dict[str, str] | None = None) -> Any:
+        async def predict(
+            self,
+            payload: Any,
+            headers: dict[str, str] | None = None,
+            response_headers: dict[str, str] | None = None,
+        ) -> Any:
             try:
                 if isinstance(payload, InferRequest):
                     tensors = []
@@ -121,24 +135,31 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
                     preds = self._run(rows_from_tensors(tensors, meta))
                     arr = np.asarray(preds)
                     if arr.dtype.kind in "OUS":
-                        out = InferOutput("predict", [len(preds)], "BYTES",
-                                          [str(p) for p in preds])
+                        out = InferOutput("predict", [len(preds)], "BYTES", [str(p) for p in preds])
                     elif arr.dtype.kind == "b":
                         out = InferOutput("predict", [len(preds)], "BOOL", preds)
                     elif arr.dtype.kind in "iu":
                         out = InferOutput("predict", [len(preds)], "INT64", preds)
                     else:
                         out = InferOutput("predict", [len(preds)], "FP64", preds)
-                    return InferResponse(response_id=payload.id or "", model_name=name,
-                                         model_version=version, infer_outputs=[out])
+                    return InferResponse(
+                        response_id=payload.id or "",
+                        model_name=name,
+                        model_version=version,
+                        infer_outputs=[out],
+                    )
                 if not isinstance(payload, dict):
-                    raise BadInput("expected a JSON object with \"instances\"")
+                    raise BadInput('expected a JSON object with "instances"')
                 instances = payload.get("instances", payload.get("inputs"))
                 if instances is None:
-                    raise BadInput('expected {"instances": [...]}: rows as objects keyed by '
-                                   f"column or lists in column order {list(meta.columns)}")
-                return {"predictions": self._run(rows_from_instances(instances, meta)),
-                        "model_version": version}
+                    raise BadInput(
+                        'expected {"instances": [...]}: rows as objects keyed by '
+                        f"column or lists in column order {list(meta.columns)}"
+                    )
+                return {
+                    "predictions": self._run(rows_from_instances(instances, meta)),
+                    "model_version": version,
+                }
             except BadInput as e:
                 raise InvalidInput(str(e)) from None
             except InvalidInput:
@@ -163,7 +184,8 @@ class _BodyLimit:
         length = None
         headers = scope.get("headers", ())
         if scope.get("method") == "POST" and not any(
-                k in (b"inference-header-content-length", b"ce-specversion") for k, _ in headers):
+            k in (b"inference-header-content-length", b"ce-specversion") for k, _ in headers
+        ):
             # curl -d sends form encoding; an inference body here is always JSON
             headers = [(k, v) for k, v in headers if k != b"content-type"]
             headers.append((b"content-type", b"application/json"))
@@ -176,8 +198,11 @@ class _BodyLimit:
                     await self._reject(send, 400, "bad content-length")
                     return
         if length is not None and length > self.max_bytes:
-            await self._reject(send, 413, f"request body of {length} bytes is over the limit "
-                                          f"of {self.max_bytes} bytes")
+            await self._reject(
+                send,
+                413,
+                f"request body of {length} bytes is over the limit of {self.max_bytes} bytes",
+            )
             return
         if length is None and scope.get("method") in ("POST", "PUT"):
             # chunked: read it here (bounded) and replay it to the app
@@ -188,8 +213,9 @@ class _BodyLimit:
                     return
                 size += len(msg.get("body", b""))
                 if size > self.max_bytes:
-                    await self._reject(send, 413, f"request body is over the limit of "
-                                                  f"{self.max_bytes} bytes")
+                    await self._reject(
+                        send, 413, f"request body is over the limit of {self.max_bytes} bytes"
+                    )
                     return
                 chunks.append(msg.get("body", b""))
                 if not msg.get("more_body"):
@@ -213,15 +239,29 @@ class _BodyLimit:
         import json
 
         body = json.dumps({"error": message}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
-def serve(model_dir: Path, name: str, version: str, host: str, port: int,
-          aliases: list[str], max_body: int) -> None:
+def serve(
+    model_dir: Path,
+    name: str,
+    version: str,
+    host: str,
+    port: int,
+    aliases: list[str],
+    max_body: int,
+) -> None:
     # kserve parses sys.argv when imported; keep our flags away from its parser.
     sys.argv = sys.argv[:1]
     import asyncio
@@ -236,8 +276,9 @@ def serve(model_dir: Path, name: str, version: str, host: str, port: int,
             app.add_middleware(_BodyLimit, max_bytes=max_body)
 
     model = build_model(name, model_dir, version)
-    server = ModelServer(http_port=port, workers=1, enable_grpc=False,
-                         enable_latency_logging=False, grace_period=10)
+    server = ModelServer(
+        http_port=port, workers=1, enable_grpc=False, enable_latency_logging=False, grace_period=10
+    )
     for noisy in ("kserve.trace", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("kserve").setLevel(logging.WARNING)
@@ -246,17 +287,27 @@ def serve(model_dir: Path, name: str, version: str, host: str, port: int,
     for alias in aliases:
         if alias and alias != name:
             server.register_model(model, name=alias)
-    rest = LoopbackRESTServer(FASTAPI_APP_IMPORT_STRING, server.dataplane,
-                              server.model_repository_extension, port, workers=1,
-                              grace_period=10, event_loop="auto", timeout_keep_alive=75)
+    rest = LoopbackRESTServer(
+        FASTAPI_APP_IMPORT_STRING,
+        server.dataplane,
+        server.model_repository_extension,
+        port,
+        workers=1,
+        grace_period=10,
+        event_loop="auto",
+        timeout_keep_alive=75,
+    )
     rest.config.host = host
     rest.config.access_log = False
     server._rest_server = rest
     server.servers.append(rest.start())
     server.setup_event_loop()
     server.register_signal_handler()
-    print(f"mlstack model server {name} version {version} on http://{host}:{port} "
-          f"(pid {__import__('os').getpid()}, started {time.strftime('%H:%M:%S')})", flush=True)
+    print(
+        f"mlstack model server {name} version {version} on http://{host}:{port} "
+        f"(pid {__import__('os').getpid()}, started {time.strftime('%H:%M:%S')})",
+        flush=True,
+    )
     asyncio.run(server._serve())
 
 
@@ -272,7 +323,9 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     import warnings
 
-    warnings.simplefilter("ignore", DeprecationWarning)  # fastapi warns on kserve's ORJSONResponse
+    # fastapi warns on every response kserve builds with ORJSONResponse: megabytes of log
+    warnings.filterwarnings("ignore", message=r".*ORJSONResponse is deprecated")
+    warnings.simplefilter("ignore", DeprecationWarning)
     serve(a.model_dir, a.name, a.version, a.host, a.port, a.alias, a.max_body)
 
 

@@ -24,8 +24,14 @@ def sample_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
     import random
 
     rnd = random.Random(seed)
-    return [{"tenure": rnd.randint(0, 72), "monthly_charges": round(rnd.uniform(18, 120), 2),
-             "contract": rnd.choice(CONTRACTS)} for _ in range(n)]
+    return [
+        {
+            "tenure": rnd.randint(0, 72),
+            "monthly_charges": round(rnd.uniform(18, 120), 2),
+            "contract": rnd.choice(CONTRACTS),
+        }
+        for _ in range(n)
+    ]
 
 
 def write_sample_model(path: Path, *, seed: int = 0, broken: bool = False, c: float = 1.0) -> str:
@@ -41,8 +47,9 @@ def write_sample_model(path: Path, *, seed: int = 0, broken: bool = False, c: fl
     frame = pd.DataFrame(rows, columns=COLUMNS)
     y = [int(r["contract"] == "monthly" and r["tenure"] < 24) for r in rows]
     encoder = OneHotEncoder(handle_unknown="ignore")
-    features = ColumnTransformer([("num", StandardScaler(), ["tenure", "monthly_charges"]),
-                                  ("cat", encoder, ["contract"])])
+    features = ColumnTransformer(
+        [("num", StandardScaler(), ["tenure", "monthly_charges"]), ("cat", encoder, ["contract"])]
+    )
     model = Pipeline([("features", features), ("clf", LogisticRegression(C=c, max_iter=200))])
     model.fit(frame, y)
     if broken:
@@ -50,8 +57,13 @@ def write_sample_model(path: Path, *, seed: int = 0, broken: bool = False, c: fl
         model.named_steps["clf"].coef_ = None
     path.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, path / MODEL_FILE)
-    meta = {"columns": COLUMNS, "dtypes": DTYPES, "target": "churn", "task": "classification",
-            "classes": [0, 1]}
+    meta = {
+        "columns": COLUMNS,
+        "dtypes": DTYPES,
+        "target": "churn",
+        "task": "classification",
+        "classes": [0, 1],
+    }
     (path / META_FILE).write_text(json.dumps(meta, indent=2))
     return artifact_digest(path)
 

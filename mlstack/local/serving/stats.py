@@ -19,8 +19,21 @@ while _b < 120.0:
     _FINE.append(_b)
     _b *= 1.08
 FINE_BOUNDS: tuple[float, ...] = tuple(_FINE)
-PROM_BOUNDS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                                  2.5, 5.0, 10.0)
+PROM_BOUNDS: tuple[float, ...] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 WINDOW_SECONDS = 3600
 
 
@@ -38,8 +51,18 @@ class _Second:
 class VersionStats:
     """Counters for one (version, role) pair; role is "primary" or "shadow"."""
 
-    __slots__ = ("version", "role", "requests", "errors", "client_errors", "by_code",
-                 "prom_counts", "latency_sum", "seconds", "_cur")
+    __slots__ = (
+        "version",
+        "role",
+        "requests",
+        "errors",
+        "client_errors",
+        "by_code",
+        "prom_counts",
+        "latency_sum",
+        "seconds",
+        "_cur",
+    )
 
     def __init__(self, version: str, role: str) -> None:
         self.version = version
@@ -90,10 +113,19 @@ class VersionStats:
             client_errors += s.client_errors
             for i, n in s.hist.items():
                 hist[i] = hist.get(i, 0) + n
-        out: dict[str, Any] = {"version": self.version, "role": self.role, "requests": requests,
-                               "errors": errors, "client_errors": client_errors}
-        for q, key in ((0.5, "latency_p50"), (0.9, "latency_p90"), (0.95, "latency_p95"),
-                       (0.99, "latency_p99")):
+        out: dict[str, Any] = {
+            "version": self.version,
+            "role": self.role,
+            "requests": requests,
+            "errors": errors,
+            "client_errors": client_errors,
+        }
+        for q, key in (
+            (0.5, "latency_p50"),
+            (0.9, "latency_p90"),
+            (0.95, "latency_p95"),
+            (0.99, "latency_p99"),
+        ):
             out[key] = percentile(hist, q)
         return out
 
@@ -117,8 +149,9 @@ def _esc(v: str) -> str:
     return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def prometheus_text(endpoint: str, stats: list[VersionStats], weights: dict[str, float],
-                    healthy: dict[str, bool]) -> str:
+def prometheus_text(
+    endpoint: str, stats: list[VersionStats], weights: dict[str, float], healthy: dict[str, bool]
+) -> str:
     """The Prometheus text exposition format, version 0.0.4."""
     ep = _esc(endpoint)
     lines = [
@@ -127,31 +160,43 @@ def prometheus_text(endpoint: str, stats: list[VersionStats], weights: dict[str,
     ]
     for s in stats:
         for code, n in sorted(s.by_code.items()):
-            lines.append(f'mlstack_requests_total{{endpoint="{ep}",version="{_esc(s.version)}",'
-                         f'role="{s.role}",code="{code}"}} {n}')
-    lines += ["# HELP mlstack_request_errors_total Server errors (5xx or no answer).",
-              "# TYPE mlstack_request_errors_total counter"]
+            lines.append(
+                f'mlstack_requests_total{{endpoint="{ep}",version="{_esc(s.version)}",'
+                f'role="{s.role}",code="{code}"}} {n}'
+            )
+    lines += [
+        "# HELP mlstack_request_errors_total Server errors (5xx or no answer).",
+        "# TYPE mlstack_request_errors_total counter",
+    ]
     for s in stats:
-        lines.append(f'mlstack_request_errors_total{{endpoint="{ep}",version="{_esc(s.version)}",'
-                     f'role="{s.role}"}} {s.errors}')
-    lines += ["# HELP mlstack_request_duration_seconds Time from request to answer via the router.",
-              "# TYPE mlstack_request_duration_seconds histogram"]
+        lines.append(
+            f'mlstack_request_errors_total{{endpoint="{ep}",version="{_esc(s.version)}",'
+            f'role="{s.role}"}} {s.errors}'
+        )
+    lines += [
+        "# HELP mlstack_request_duration_seconds Time from request to answer via the router.",
+        "# TYPE mlstack_request_duration_seconds histogram",
+    ]
     for s in stats:
         labels = f'endpoint="{ep}",version="{_esc(s.version)}",role="{s.role}"'
         cum = 0
-        for bound, n in zip(PROM_BOUNDS, s.prom_counts):
+        for bound, n in zip(PROM_BOUNDS, s.prom_counts, strict=False):
             cum += n
             lines.append(f'mlstack_request_duration_seconds_bucket{{{labels},le="{bound}"}} {cum}')
         cum += s.prom_counts[-1]
         lines.append(f'mlstack_request_duration_seconds_bucket{{{labels},le="+Inf"}} {cum}')
         lines.append(f"mlstack_request_duration_seconds_sum{{{labels}}} {s.latency_sum:.6f}")
         lines.append(f"mlstack_request_duration_seconds_count{{{labels}}} {s.requests}")
-    lines += ["# HELP mlstack_traffic_weight Percent of primary traffic per version.",
-              "# TYPE mlstack_traffic_weight gauge"]
+    lines += [
+        "# HELP mlstack_traffic_weight Percent of primary traffic per version.",
+        "# TYPE mlstack_traffic_weight gauge",
+    ]
     for v, w in sorted(weights.items()):
         lines.append(f'mlstack_traffic_weight{{endpoint="{ep}",version="{_esc(v)}"}} {w}')
-    lines += ["# HELP mlstack_backend_up Whether the version's model server passes health checks.",
-              "# TYPE mlstack_backend_up gauge"]
+    lines += [
+        "# HELP mlstack_backend_up Whether the version's model server passes health checks.",
+        "# TYPE mlstack_backend_up gauge",
+    ]
     for v, ok in sorted(healthy.items()):
         lines.append(f'mlstack_backend_up{{endpoint="{ep}",version="{_esc(v)}"}} {int(ok)}')
     return "\n".join(lines) + "\n"

@@ -1,0 +1,425 @@
+"""What ``LocalBackend`` calls: deploy, metrics, status and stop for one endpoint.
+
+Per-endpoint runtime files live in ``<workdir>/envs/<env>/serving/<endpoint>/``:
+``runtime.json`` (what runs: router and server pids and ports), ``router.json`` (the router's
+configuration), ``router.log``, ``server-<version>.log`` and ``requests.jsonl`` (sampled requests).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from mlstack.engine.backend import Backing, Context, EndpointState, Event, VersionMetrics
+from mlstack.errors import BackendError
+from mlstack.local.serving import runtime as rt
+from mlstack.local.serving.artifact import META_FILE, MODEL_FILE, model_dir_from_uri
+
+SERVER_MARK = "mlstack.local.serving.model_server"
+ROUTER_MARK = "mlstack.local.serving.router"
+READY_TIMEOUT = 90.0
+
+
+def _dir(workdir: Path, env: str, endpoint: str) -> Path:
+    return rt.serving_dir(workdir, env, endpoint)
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://{rt.admin_host(host)}:{port}"
+
+
+def deploy(
+    workdir: Path,
+    env: str,
+    desired: EndpointState,
+    ctx: Context,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    *,
+    sample_rate: float = 0.1,
+    health_interval: float = 1.0,
+    max_body_bytes: int = 8 * 1024 * 1024,
+) -> dict[str, Any]:
+    """Make the endpoint hold exactly ``desired.backings``; idempotent."""
+    if not desired.backings:
+        raise BackendError(
+            f"endpoint {desired.name}: no model version to serve",
+            hint="deploy at least one version, or destroy the endpoint",
+        )
+    d = _dir(workdir, env, desired.name)
+    d.mkdir(parents=True, exist_ok=True)
+    with rt.file_lock(d / "deploy.lock"):
+        return _deploy_locked(
+            d, desired, ctx, host, port, sample_rate, health_interval, max_body_bytes
+        )
+
+
+def _deploy_locked(
+    d: Path,
+    desired: EndpointState,
+    ctx: Context,
+    host: str,
+    port: int | None,
+    sample_rate: float,
+    health_interval: float,
+    max_body_bytes: int,
+) -> dict[str, Any]:
+    state = rt.read_json(d / "runtime.json") or {}
+    old_router = state.get("router", {})
+    router_up = _router_alive(state, desired.name)
+    if port is None:
+        if state.get("port") and state.get("host") == host:
+            port = int(state["port"])
+        else:
+            port = rt.free_port(rt.admin_host(host))
+    if router_up and (state.get("port") != port or state.get("host") != host):
+        rt.terminate(old_router.get("pid"), ROUTER_MARK)  # the address changed
+        router_up = False
+    if not router_up and not rt.port_free(host, port):
+        raise BackendError(
+            f"endpoint {desired.name}: port {port} on {host} is taken by another program",
+            hint="free the port or set deployment.port",
+        )
+
+    running: dict[str, dict[str, Any]] = {}
+    for version, info in (state.get("versions") or {}).items():
+        if rt.alive(info.get("pid"), SERVER_MARK) and rt.ready(int(info["port"])):
+            running[version] = info
+        else:
+            rt.terminate(info.get("pid"), SERVER_MARK)
+    replaced: list[dict[str, Any]] = []
+    to_start: list[Backing] = []
+    for b in desired.backings:
+        info = running.get(b.version)
+        if info is not None and info.get("digest") == b.digest and info.get("uri") == b.uri:
+            continue
+        if info is not None:
+            replaced.append(running.pop(b.version))
+        to_start.append(b)
+
+    started = _start_servers(d, desired, to_start, ctx)
+    versions = {**running, **started}
+    generation = int(state.get("generation", 0)) + 1
+    config = {
+        "endpoint": desired.name,
+        "model": desired.model,
+        "host": host,
+        "port": port,
+        "generation": generation,
+        "sticky_key": desired.sticky_key,
+        "backends": [
+            {
+                "version": b.version,
+                "port": versions[b.version]["port"],
+                "weight": b.weight,
+                "shadow": b.shadow,
+            }
+            for b in desired.backings
+        ],
+        "request_log": str(d / "requests.jsonl"),
+        "sample_rate": sample_rate,
+        "health_interval": health_interval,
+        "max_body_bytes": max_body_bytes,
+    }
+    rt.write_json_atomic(d / "router.json", config)
+    try:
+        router_pid = _apply_router(
+            d, desired.name, host, port, generation, old_router.get("pid") if router_up else None
+        )
+    except BackendError:
+        for info in started.values():
+            rt.terminate(info.get("pid"), SERVER_MARK)
+        raise
+    keep = {b.version for b in desired.backings}
+    for version, info in list(running.items()):
+        if version not in keep:
+            ctx.emit(Event("log", desired.name, f"stopping version {version}"))
+            rt.terminate(info.get("pid"), SERVER_MARK)
+            del versions[version]
+    for info in replaced:
+        rt.terminate(info.get("pid"), SERVER_MARK)
+    new_state = {
+        "endpoint": desired.name,
+        "model": desired.model,
+        "host": host,
+        "port": port,
+        "generation": generation,
+        "sticky_key": desired.sticky_key,
+        "router": {"pid": router_pid},
+        "versions": {v: versions[v] for v in keep},
+        "weights": desired.weights(),
+        "shadow": {b.version: b.shadow for b in desired.backings if b.shadow},
+        "updated": time.time(),
+    }
+    rt.write_json_atomic(d / "runtime.json", new_state)
+    return _outputs(new_state)
+
+
+def _outputs(state: dict[str, Any]) -> dict[str, Any]:
+    host, port = state["host"], int(state["port"])
+    return {
+        "url": _url(host, port),
+        "host": host,
+        "port": port,
+        "model": state["model"],
+        "router_pid": state["router"]["pid"],
+        "versions": {
+            v: {"port": i["port"], "pid": i["pid"], "digest": i.get("digest")}
+            for v, i in state["versions"].items()
+        },
+        "weights": state["weights"],
+        "shadow": state.get("shadow", {}),
+        "sticky_key": state.get("sticky_key"),
+    }
+
+
+def _router_alive(state: dict[str, Any], endpoint: str) -> bool:
+    pid = (state.get("router") or {}).get("pid")
+    if not state.get("port") or not rt.alive(pid, ROUTER_MARK):
+        return False
+    info = rt.http_json(
+        int(state["port"]),
+        "GET",
+        "/_mlstack/state",
+        host=rt.admin_host(state.get("host", "127.0.0.1")),
+    )
+    return bool(info and info.get("endpoint") == endpoint and info.get("pid") == pid)
+
+
+def _check_artifact(b: Backing) -> Path:
+    model_dir = model_dir_from_uri(b.uri)
+    missing = [f for f in (MODEL_FILE, META_FILE) if not (model_dir / f).is_file()]
+    if missing:
+        raise BackendError(
+            f"version {b.version}: {model_dir} is not a model artifact "
+            f"(missing {', '.join(missing)})",
+            hint="the artifact is a folder with model.joblib and "
+            "mlstack-model.json, as the train stage writes it",
+        )
+    return model_dir
+
+
+def _start_servers(
+    d: Path, desired: EndpointState, backings: list[Backing], ctx: Context
+) -> dict[str, dict[str, Any]]:
+    """Start one model server per version, in parallel; all ready, or none left running."""
+    if not backings:
+        return {}
+    dirs = {b.version: _check_artifact(b) for b in backings}
+
+    def start(b: Backing) -> dict[str, Any]:
+        log = d / f"server-{rt.safe_name(b.version)}.log"
+        last_error = ""
+        for _attempt in range(3):
+            port = rt.free_port()
+            args = [
+                "-m",
+                SERVER_MARK,
+                "--model-dir",
+                str(dirs[b.version]),
+                "--name",
+                desired.model,
+                "--version",
+                b.version,
+                "--port",
+                str(port),
+            ]
+            if desired.name != desired.model:
+                args += ["--alias", desired.name]
+            ctx.emit(
+                Event(
+                    "log",
+                    desired.name,
+                    f"starting model server for version {b.version} on port {port}",
+                )
+            )
+            pid = rt.spawn(args, log)
+            deadline = time.monotonic() + READY_TIMEOUT
+            while time.monotonic() < deadline:
+                if rt.ready(port, timeout=1.0):
+                    return {
+                        "port": port,
+                        "pid": pid,
+                        "digest": b.digest,
+                        "uri": b.uri,
+                        "started": time.time(),
+                    }
+                if not rt.alive(pid, SERVER_MARK):
+                    break
+                if ctx.cancel.is_set():
+                    rt.terminate(pid, SERVER_MARK)
+                    raise BackendError(f"cancelled while starting version {b.version}")
+                time.sleep(0.1)
+            else:
+                rt.terminate(pid, SERVER_MARK)
+                rt.raise_backend(
+                    f"version {b.version}: model server not ready after {READY_TIMEOUT:.0f}s", log
+                )
+            last_error = rt.log_tail(log, 3)
+            if "address already in use" not in last_error.lower():
+                break
+        rt.raise_backend(f"version {b.version}: model server exited while starting", log)
+        raise AssertionError("unreachable")
+
+    results: dict[str, dict[str, Any]] = {}
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=min(4, len(backings))) as pool:
+        futures = {b.version: pool.submit(start, b) for b in backings}
+        for version, fut in futures.items():
+            try:
+                results[version] = fut.result()
+            except BaseException as e:  # noqa: B036 - collected, re-raised below
+                errors.append(e)
+    if errors:
+        for info in results.values():
+            rt.terminate(info.get("pid"), SERVER_MARK)
+        raise errors[0]
+    return results
+
+
+def _apply_router(
+    d: Path, endpoint: str, host: str, port: int, generation: int, pid: int | None
+) -> int:
+    ahost = rt.admin_host(host)
+    log = d / "router.log"
+    if pid is not None:
+        try:
+            status, body = rt.http_call(
+                port, "POST", "/_mlstack/reload", host=ahost, body=b"", timeout=60.0
+            )
+        except OSError as e:
+            raise BackendError(
+                f"endpoint {endpoint}: router did not take the new configuration: {e}"
+            ) from None
+        info = json.loads(body) if status == 200 else {}
+        if info.get("generation") != generation:
+            rt.raise_backend(
+                f"endpoint {endpoint}: router refused the new configuration "
+                f"({status}: {body[:300]!r})",
+                log,
+            )
+        return pid
+    pid = rt.spawn(["-m", ROUTER_MARK, "--config", str(d / "router.json")], log)
+    deadline = time.monotonic() + 20.0
+    while time.monotonic() < deadline:
+        info = rt.http_json(port, "GET", "/_mlstack/state", host=ahost, timeout=0.5)
+        if info and info.get("pid") == pid and info.get("generation") == generation:
+            return pid
+        if not rt.alive(pid, ROUTER_MARK):
+            break
+        time.sleep(0.05)
+    rt.terminate(pid, ROUTER_MARK)
+    rt.raise_backend(f"endpoint {endpoint}: router did not start on {host}:{port}", log)
+    raise AssertionError("unreachable")
+
+
+def metrics(workdir: Path, env: str, endpoint: str, since: float) -> dict[str, VersionMetrics]:
+    """Per version, from the router: requests, server errors, latency percentiles since a time."""
+    state = rt.read_json(_dir(workdir, env, endpoint) / "runtime.json")
+    if not state or not _router_alive(state, endpoint):
+        raise BackendError(
+            f"endpoint {endpoint} is not running in environment {env}",
+            hint=f"mlstack apply -e {env}",
+        )
+    data = rt.http_json(
+        int(state["port"]),
+        "GET",
+        f"/_mlstack/stats?since={since:.3f}",
+        host=rt.admin_host(state["host"]),
+        timeout=5.0,
+    )
+    if data is None:
+        raise BackendError(f"endpoint {endpoint}: the router did not report metrics")
+    merged: dict[str, dict[str, Any]] = {}
+    for row in data["versions"]:
+        m = merged.setdefault(
+            row["version"], {"requests": 0, "errors": 0, "client_errors": 0, "roles": []}
+        )
+        m["roles"].append(row)
+        m["requests"] += row["requests"]
+        m["errors"] += row["errors"]
+        m["client_errors"] += row["client_errors"]
+    out: dict[str, VersionMetrics] = {}
+    for version, m in merged.items():
+        main = max(m["roles"], key=lambda r: r["requests"])
+        n = m["requests"]
+        out[version] = VersionMetrics(
+            requests=n,
+            errors=m["errors"],
+            latency_p50=main["latency_p50"],
+            latency_p90=main["latency_p90"],
+            latency_p95=main["latency_p95"],
+            latency_p99=main["latency_p99"],
+            custom={
+                "client_errors": float(m["client_errors"]),
+                "client_error_rate": m["client_errors"] / n if n else 0.0,
+                "shadow_requests": float(
+                    sum(r["requests"] for r in m["roles"] if r["role"] == "shadow")
+                ),
+            },
+        )
+    return out
+
+
+def status(workdir: Path, env: str, endpoint: str) -> dict[str, Any]:
+    """URL, versions, traffic and the health of each process."""
+    state = rt.read_json(_dir(workdir, env, endpoint) / "runtime.json")
+    if not state:
+        return {"endpoint": endpoint, "running": False, "versions": {}}
+    router_pid = (state.get("router") or {}).get("pid")
+    router_ok = _router_alive(state, endpoint)
+    live: dict[str, Any] = {}
+    if router_ok:
+        live = (
+            rt.http_json(
+                int(state["port"]), "GET", "/_mlstack/state", host=rt.admin_host(state["host"])
+            )
+            or {}
+        )
+    versions = {}
+    for v, info in (state.get("versions") or {}).items():
+        seen = (live.get("backends") or {}).get(v, {})
+        proc_ok = rt.alive(info.get("pid"), SERVER_MARK)
+        versions[v] = {
+            "port": info["port"],
+            "pid": info["pid"],
+            "digest": info.get("digest"),
+            "alive": proc_ok,
+            "healthy": proc_ok and rt.ready(int(info["port"])),
+            "router_sees_healthy": seen.get("healthy"),
+            "weight": state.get("weights", {}).get(v, 0.0),
+            "shadow": state.get("shadow", {}).get(v, 0.0),
+        }
+    return {
+        "endpoint": endpoint,
+        "model": state.get("model"),
+        "running": router_ok,
+        "url": _url(state["host"], int(state["port"])),
+        "host": state["host"],
+        "port": state["port"],
+        "router": {"pid": router_pid, "alive": router_ok},
+        "generation": live.get("generation", state.get("generation")),
+        "sticky_key": state.get("sticky_key"),
+        "weights": state.get("weights", {}),
+        "versions": versions,
+        "healthy": router_ok and all(v["healthy"] for v in versions.values()),
+    }
+
+
+def stop(workdir: Path, env: str, endpoint: str) -> None:
+    """Stop the router (it finishes requests in flight) and then every model server."""
+    d = _dir(workdir, env, endpoint)
+    if not d.exists():
+        return
+    with rt.file_lock(d / "deploy.lock"):
+        state = rt.read_json(d / "runtime.json")
+        if not state:
+            return
+        rt.terminate((state.get("router") or {}).get("pid"), ROUTER_MARK)
+        for info in (state.get("versions") or {}).values():
+            rt.terminate(info.get("pid"), SERVER_MARK)
+        for name in ("runtime.json", "router.json"):
+            (d / name).unlink(missing_ok=True)
