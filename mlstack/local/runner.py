@@ -68,8 +68,9 @@ def default_cache_keys(definition: Mapping[str, Any], data_digest: str | None) -
     keys: dict[str, str] = {}
     for name in toposort({n: s["needs"] for n, s in stages.items()}):
         s = stages[name]
-        keys[name] = digest([s, definition.get("data"), data_digest,
-                             {n: keys[n] for n in s["needs"]}])
+        keys[name] = digest(
+            [s, definition.get("data"), data_digest, {n: keys[n] for n in s["needs"]}]
+        )
     return keys
 
 
@@ -88,20 +89,26 @@ def read_logs(workdir: str | os.PathLike[str], env: str, stage: str | None = Non
     root = logs_root(Path(workdir), env)
     latest = root / "latest"
     if not latest.exists():
-        raise BackendError(f"no pipeline run has been logged in environment {env!r} yet",
-                           hint=f"run `mlstack apply -e {env}` first")
+        raise BackendError(
+            f"no pipeline run has been logged in environment {env!r} yet",
+            hint=f"run `mlstack apply -e {env}` first",
+        )
     run_dir = latest.resolve()
     order_file = run_dir / "order.json"
-    order = json.loads(order_file.read_text()) if order_file.exists() else sorted(
-        p.stem for p in run_dir.glob("*.log"))
+    order = (
+        json.loads(order_file.read_text())
+        if order_file.exists()
+        else sorted(p.stem for p in run_dir.glob("*.log"))
+    )
     if stage is not None:
         f = run_dir / f"{stage}.log"
         if not f.exists():
             from mlstack.spec.suggest import did_you_mean
 
-            raise BackendError(f"no log for stage {stage!r} in run {run_dir.name}"
-                               f"{did_you_mean(stage, order)}",
-                               hint="stages in that run: " + ", ".join(order))
+            raise BackendError(
+                f"no log for stage {stage!r} in run {run_dir.name}{did_you_mean(stage, order)}",
+                hint="stages in that run: " + ", ".join(order),
+            )
         return f.read_text(errors="replace")
     parts = []
     for name in order:
@@ -117,9 +124,14 @@ class _Zygote:
     def __init__(self, modules: list[str], sys_path: list[str], cwd: Path, stderr: Path) -> None:
         self.err = open(stderr, "ab")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlstack.local.zygote"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=self.err, cwd=cwd, start_new_session=True,
-            bufsize=0)
+            [sys.executable, "-m", "mlstack.local.zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.err,
+            cwd=cwd,
+            start_new_session=True,
+            bufsize=0,
+        )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.win = self.proc.stdin.fileno()
         self.rout = self.proc.stdout.fileno()
@@ -199,8 +211,12 @@ class Runner:
             self.ancestors[n] = sorted(anc, key=pos.__getitem__)
 
     # ------------------------------------------------------------------------------------------
-    def run(self, cache_keys: Mapping[str, str] | None = None,
-            data_digest: str | None = None, run_id: str | None = None) -> RunOutcome:
+    def run(
+        self,
+        cache_keys: Mapping[str, str] | None = None,
+        data_digest: str | None = None,
+        run_id: str | None = None,
+    ) -> RunOutcome:
         t0 = time.monotonic()
         keys = dict(default_cache_keys(self.definition, data_digest))
         keys.update(cache_keys or {})
@@ -229,8 +245,9 @@ class Runner:
                 outcome.interrupted = True
         for n in self.order:
             if out[n].status == "pending":
-                out[n].status = "cancelled" if outcome.interrupted or self.cancelled() \
-                    else "skipped"
+                out[n].status = (
+                    "cancelled" if outcome.interrupted or self.cancelled() else "skipped"
+                )
         if outcome.interrupted or any(s.status == "cancelled" for s in out.values()):
             outcome.status = "cancelled"
         elif any(s.status in ("failed", "skipped") for s in out.values()):
@@ -239,8 +256,12 @@ class Runner:
         return outcome
 
     def _preload(self, todo: list[str]) -> list[str]:
-        mods: list[str] = ["mlstack.local.stage_exec", "mlstack.local.stages.context",
-                           "mlstack.local.store", "mlstack.errors"]
+        mods: list[str] = [
+            "mlstack.local.stage_exec",
+            "mlstack.local.stages.context",
+            "mlstack.local.store",
+            "mlstack.errors",
+        ]
         for n in todo:
             s = self.specs[n]
             kind = s["kind"]
@@ -262,24 +283,34 @@ class Runner:
 
         spec = self.specs[name]
         return {
-            "id": f"{name}#{attempt}", "stage": spec, "attempt": attempt,
-            "run_id": outcome.run_id, "env": self.env,
-            "project_root": str(self.project_root), "workdir": str(self.workdir),
+            "id": f"{name}#{attempt}",
+            "stage": spec,
+            "attempt": attempt,
+            "run_id": outcome.run_id,
+            "env": self.env,
+            "project_root": str(self.project_root),
+            "workdir": str(self.workdir),
             "staging": str(self.store.new_staging(name, attempt)),
             "log": str(outcome.logs / f"{name}.log"),
             "error_file": str(outcome.logs / f".{name}.{attempt}.error.json"),
             "cache_key": key,
             "inputs": {n: path_of(n) for n in spec["needs"]},
             "ancestors": [[n, path_of(n)] for n in self.ancestors[name]],
-            "data": self.definition.get("data"), "model": self.definition.get("model"),
+            "data": self.definition.get("data"),
+            "model": self.definition.get("model"),
             "pipeline": {"stages": self.definition["stages"]},
-            "champion": self.champion, "timeout": spec.get("timeout"),
+            "champion": self.champion,
+            "timeout": spec.get("timeout"),
         }
 
     def _execute(self, todo: list[str], keys: Mapping[str, str], outcome: RunOutcome) -> None:
         out = outcome.stages
-        zyg = _Zygote(self._preload(todo), [str(self.project_root)], self.project_root,
-                      outcome.logs / "_zygote.log")
+        zyg = _Zygote(
+            self._preload(todo),
+            [str(self.project_root)],
+            self.project_root,
+            outcome.logs / "_zygote.log",
+        )
         waiting = list(todo)
         running: dict[str, tuple[str, dict[str, Any], float]] = {}  # job id -> (stage, job, t)
         not_before: dict[str, float] = {}
@@ -308,8 +339,14 @@ class Runner:
                         job = self._job(n, out[n].attempts, keys[n], outcome)
                         running[job["id"]] = (n, job, time.monotonic())
                         zyg.send({"op": "run", "job": job})
-                        self.emit(Event("stage.start", n, f"attempt {out[n].attempts}",
-                                        {"attempt": out[n].attempts, "log": job["log"]}))
+                        self.emit(
+                            Event(
+                                "stage.start",
+                                n,
+                                f"attempt {out[n].attempts}",
+                                {"attempt": out[n].attempts, "log": job["log"]},
+                            )
+                        )
                 elif not running:
                     break
                 timeout = 0.1
@@ -322,25 +359,42 @@ class Runner:
                         if self._finished(name, job, msg, keys[name], out[name], stopping):
                             continue
                         spec = self.specs[name]
-                        if out[name].attempts <= int(spec.get("retries") or 0) and not stopping \
-                                and not (out[name].error or {}).get("stopped"):
+                        if (
+                            out[name].attempts <= int(spec.get("retries") or 0)
+                            and not stopping
+                            and not (out[name].error or {}).get("stopped")
+                        ):
                             delay = min(self.backoff * 2 ** (out[name].attempts - 1), BACKOFF_MAX)
                             not_before[name] = time.monotonic() + delay
                             waiting.insert(0, name)
-                            self.emit(Event("stage.retry", name,
-                                            f"{_summary(out[name].error)}; retry in {delay:.2f}s",
-                                            {"attempt": out[name].attempts, "delay": delay}))
+                            self.emit(
+                                Event(
+                                    "stage.retry",
+                                    name,
+                                    f"{_summary(out[name].error)}; retry in {delay:.2f}s",
+                                    {"attempt": out[name].attempts, "delay": delay},
+                                )
+                            )
                         else:
-                            out[name].status = "cancelled" if stopping and self.cancelled() \
-                                else "failed"
-                            self.emit(Event("stage.failed", name, _summary(out[name].error),
-                                            {"error": out[name].error, "log": out[name].log}))
+                            out[name].status = (
+                                "cancelled" if stopping and self.cancelled() else "failed"
+                            )
+                            self.emit(
+                                Event(
+                                    "stage.failed",
+                                    name,
+                                    _summary(out[name].error),
+                                    {"error": out[name].error, "log": out[name].log},
+                                )
+                            )
                             stopping = True
                     elif msg["op"] == "gone":
                         for jid, (name, job, _) in list(running.items()):
                             out[name].status = "failed"
-                            out[name].error = {"message": "the stage runner process exited "
-                                               f"unexpectedly (status {msg.get('code')})"}
+                            out[name].error = {
+                                "message": "the stage runner process exited "
+                                f"unexpectedly (status {msg.get('code')})"
+                            }
                             shutil.rmtree(job["staging"], ignore_errors=True)
                             del running[jid]
                         waiting.clear()
@@ -360,16 +414,32 @@ class Runner:
         finally:
             zyg.close()
 
-    def _finished(self, name: str, job: dict[str, Any], msg: dict[str, Any], key: str,
-                  st: StageOutcome, stopping: bool) -> bool:
+    def _finished(
+        self,
+        name: str,
+        job: dict[str, Any],
+        msg: dict[str, Any],
+        key: str,
+        st: StageOutcome,
+        stopping: bool,
+    ) -> bool:
         """Record one attempt's end; True when the stage is done (ran), False when it failed."""
         if msg.get("code") == 0:
             entry = self.store.lookup(key)
             if entry is not None:
                 st.status, st.entry, st.error = "ran", entry, None
-                self.emit(Event("stage.done", name, f"{st.seconds:.2f}s",
-                                {"output": entry["output"], "metrics": entry.get("metrics", {}),
-                                 "seconds": st.seconds}))
+                self.emit(
+                    Event(
+                        "stage.done",
+                        name,
+                        f"{st.seconds:.2f}s",
+                        {
+                            "output": entry["output"],
+                            "metrics": entry.get("metrics", {}),
+                            "seconds": st.seconds,
+                        },
+                    )
+                )
                 return True
             st.error = {"message": "the stage exited without storing its output"}
         else:
@@ -377,8 +447,10 @@ class Runner:
             report = _read_json(Path(job["error_file"]))
             if msg.get("timeout"):
                 limit = job.get("timeout")
-                st.error = {"message": f"timed out after {limit:g}s; the stage was killed",
-                            "timeout": True}
+                st.error = {
+                    "message": f"timed out after {limit:g}s; the stage was killed",
+                    "timeout": True,
+                }
             elif report is not None:
                 st.error = report
             elif msg.get("signal"):
@@ -419,13 +491,25 @@ def _point_latest(run_dir: Path) -> None:
 
 def save_run_record(workdir: Path, env: str, outcome: RunOutcome, extra: Mapping[str, Any]) -> Path:
     path = Path(workdir) / "envs" / env / "runs" / f"{outcome.run_id}.json"
-    atomic_write_json(path, {
-        "run_id": outcome.run_id, "status": outcome.status, "seconds": outcome.seconds,
-        "order": outcome.order,
-        "stages": {n: {"status": s.status, "attempts": s.attempts, "seconds": s.seconds,
-                       "output": (s.entry or {}).get("output"),
-                       "metrics": (s.entry or {}).get("metrics", {}),
-                       "error": s.error} for n, s in outcome.stages.items()},
-        **extra,
-    })
+    atomic_write_json(
+        path,
+        {
+            "run_id": outcome.run_id,
+            "status": outcome.status,
+            "seconds": outcome.seconds,
+            "order": outcome.order,
+            "stages": {
+                n: {
+                    "status": s.status,
+                    "attempts": s.attempts,
+                    "seconds": s.seconds,
+                    "output": (s.entry or {}).get("output"),
+                    "metrics": (s.entry or {}).get("metrics", {}),
+                    "error": s.error,
+                }
+                for n, s in outcome.stages.items()
+            },
+            **extra,
+        },
+    )
     return path

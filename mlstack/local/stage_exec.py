@@ -27,8 +27,11 @@ def execute(job: dict[str, Any]) -> int:
     os.dup2(log, 2)
     os.close(log)
     started = time.time()
-    print(f"--- stage {job['stage']['name']} attempt {job['attempt']} "
-          f"(run {job['run_id']}, pid {os.getpid()}) ---", flush=True)
+    print(
+        f"--- stage {job['stage']['name']} attempt {job['attempt']} "
+        f"(run {job['run_id']}, pid {os.getpid()}) ---",
+        flush=True,
+    )
     os.chdir(job["project_root"])
     from mlstack.local.stages.context import StageContext
 
@@ -40,8 +43,12 @@ def execute(job: dict[str, Any]) -> int:
         from mlstack.errors import GateFailed, MlstackError
 
         stopped = isinstance(e, GateFailed)
-        report: dict[str, Any] = {"type": type(e).__name__, "message": str(e),
-                                  "stopped": stopped, "metrics": ctx.metrics}
+        report: dict[str, Any] = {
+            "type": type(e).__name__,
+            "message": str(e),
+            "stopped": stopped,
+            "metrics": ctx.metrics,
+        }
         if isinstance(e, MlstackError):
             report["problems"] = [{"message": p.message, "hint": p.hint} for p in e.problems]
             print(f"error: {e.render()}", flush=True)
@@ -72,8 +79,14 @@ def _call_function(ctx: Any, ref: str) -> Any:
 
     module_name, _, attr = ref.partition(":")
     fn = getattr(import_module(module_name), attr)
-    offered = {"ctx": ctx, "inputs": ctx.inputs, "output": ctx.output, "params": ctx.params,
-               "upstream": ctx.upstream_values, "metrics": ctx.metrics}
+    offered = {
+        "ctx": ctx,
+        "inputs": ctx.inputs,
+        "output": ctx.output,
+        "params": ctx.params,
+        "upstream": ctx.upstream_values,
+        "metrics": ctx.metrics,
+    }
     sig = inspect.signature(fn)
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         kwargs = offered

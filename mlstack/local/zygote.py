@@ -21,6 +21,7 @@ Zygote -> runner on stdout::
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import selectors
@@ -36,7 +37,9 @@ class Zygote:
         self.out = proto_out
         self.sel = selectors.DefaultSelector()
         self.buf = b""
-        self.children: dict[int, dict[str, Any]] = {}  # pid -> {id, pidfd, deadline, started, timeout}
+        self.children: dict[
+            int, dict[str, Any]
+        ] = {}  # pid -> {id, pidfd, deadline, started, timeout}
         self.kill_at: float | None = None  # after a cancel: SIGKILL whoever is left at this time
         self.closing = False
 
@@ -56,6 +59,10 @@ class Zygote:
                 import_module(m)
             except Exception as e:  # noqa: BLE001 - the stage that needs it reports it properly
                 failed[m] = f"{type(e).__name__}: {e}"
+        # Objects imported so far live as long as the zygote: keep the collector from walking
+        # (and so copy-on-write duplicating) them in every forked stage.
+        gc.collect()
+        gc.freeze()
         self.send({"op": "ready", "failed": failed})
 
     def spawn(self, job: dict[str, Any]) -> None:
@@ -91,8 +98,13 @@ class Zygote:
         pidfd = os.pidfd_open(pid)
         timeout = job.get("timeout")
         now = time.monotonic()
-        self.children[pid] = {"id": job["id"], "pidfd": pidfd, "started": now,
-                              "deadline": now + timeout if timeout else None, "timeout": False}
+        self.children[pid] = {
+            "id": job["id"],
+            "pidfd": pidfd,
+            "started": now,
+            "deadline": now + timeout if timeout else None,
+            "timeout": False,
+        }
         self.sel.register(pidfd, selectors.EVENT_READ, pid)
 
     def reap(self, pid: int) -> None:
@@ -101,11 +113,16 @@ class Zygote:
         os.close(info["pidfd"])
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
-        self.send({"op": "exit", "id": info["id"],
-                   "code": code if code >= 0 else None,
-                   "signal": -code if code < 0 else None,
-                   "timeout": info["timeout"],
-                   "seconds": time.monotonic() - info["started"]})
+        self.send(
+            {
+                "op": "exit",
+                "id": info["id"],
+                "code": code if code >= 0 else None,
+                "signal": -code if code < 0 else None,
+                "timeout": info["timeout"],
+                "seconds": time.monotonic() - info["started"],
+            }
+        )
 
     def kill_all(self, sig: int) -> None:
         for pid in list(self.children):
@@ -138,8 +155,11 @@ class Zygote:
         self.sel.register(0, selectors.EVENT_READ, None)
         while not (self.closing and not self.children):
             now = time.monotonic()
-            waits = [c["deadline"] - now for c in self.children.values()
-                     if c["deadline"] is not None and not c["timeout"]]
+            waits = [
+                c["deadline"] - now
+                for c in self.children.values()
+                if c["deadline"] is not None and not c["timeout"]
+            ]
             if self.kill_at is not None:
                 waits.append(self.kill_at - now)
             timeout = max(0.0, min(waits)) if waits else None

@@ -11,8 +11,14 @@ from importlib import import_module
 from typing import Any
 
 _BASE = ("numpy", "pandas", "pyarrow.parquet", "joblib")
-_SK = (*_BASE, "sklearn.base", "sklearn.pipeline", "sklearn.compose", "sklearn.preprocessing",
-       "sklearn.impute")
+_SK = (
+    *_BASE,
+    "sklearn.base",
+    "sklearn.pipeline",
+    "sklearn.compose",
+    "sklearn.preprocessing",
+    "sklearn.impute",
+)
 PRELOAD: dict[str, tuple[str, ...]] = {
     "ingest": _BASE,
     "validate": (*_BASE, "pandera.pandas"),

@@ -30,8 +30,10 @@ def write_table(df: Any, path: Path) -> None:
 def target_of(ctx: Any) -> str:
     target = ctx.data.get("target") or ctx.params.get("target")
     if not target:
-        raise BackendError(f"stage {ctx.name!r} needs to know the target column",
-                           hint="set data.target in mlstack.yaml")
+        raise BackendError(
+            f"stage {ctx.name!r} needs to know the target column",
+            hint="set data.target in mlstack.yaml",
+        )
     return str(target)
 
 
@@ -41,15 +43,18 @@ def import_object(path: str, what: str) -> Any:
     if ":" in path:
         module_name, _, attr = path.partition(":")
     if not module_name:
-        raise BackendError(f"{what} {path!r} is not an import path",
-                           hint="write it like sklearn.ensemble.RandomForestClassifier")
+        raise BackendError(
+            f"{what} {path!r} is not an import path",
+            hint="write it like sklearn.ensemble.RandomForestClassifier",
+        )
     try:
         module = import_module(module_name)
     except ImportError as e:
         top = module_name.split(".")[0]
-        raise BackendError(f"cannot import {what} {path!r}: {e}",
-                           hint=f"pip install {top} (into the environment that runs mlstack)") \
-            from None
+        raise BackendError(
+            f"cannot import {what} {path!r}: {e}",
+            hint=f"pip install {top} (into the environment that runs mlstack)",
+        ) from None
     try:
         return getattr(module, attr)
     except AttributeError:
@@ -64,16 +69,33 @@ def build_preprocessor(numeric: list[str], categorical: list[str]) -> Any:
 
     parts = []
     if numeric:
-        parts.append(("numeric", Pipeline([("impute", SimpleImputer(strategy="median")),
-                                           ("scale", StandardScaler())]), list(numeric)))
+        parts.append(
+            (
+                "numeric",
+                Pipeline(
+                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                ),
+                list(numeric),
+            )
+        )
     if categorical:
-        parts.append(("categorical",
-                      Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                                ("onehot", OneHotEncoder(handle_unknown="ignore"))]),
-                      list(categorical)))
+        parts.append(
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                list(categorical),
+            )
+        )
     if not parts:
-        raise BackendError("the features stage has no columns to use",
-                           hint="list them under `with: {numeric: [...], categorical: [...]}`")
+        raise BackendError(
+            "the features stage has no columns to use",
+            hint="list them under `with: {numeric: [...], categorical: [...]}`",
+        )
     return ColumnTransformer(parts, remainder="drop")
 
 

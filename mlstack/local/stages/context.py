@@ -94,13 +94,17 @@ class StageContext:
         if p is None:
             raise BackendError(
                 f"stage {self.name!r} needs {filename}, which no earlier stage produced",
-                hint=f"add a {produced_by} stage before it and list it under `needs:`")
+                hint=f"add a {produced_by} stage before it and list it under `needs:`",
+            )
         return p
 
     def environment(self) -> dict[str, str]:
         env = {
-            "MLSTACK_STAGE": self.name, "MLSTACK_RUN_ID": self.run_id, "MLSTACK_ENV": self.env,
-            "MLSTACK_PROJECT_ROOT": str(self.project_root), "MLSTACK_OUTPUT": str(self.output),
+            "MLSTACK_STAGE": self.name,
+            "MLSTACK_RUN_ID": self.run_id,
+            "MLSTACK_ENV": self.env,
+            "MLSTACK_PROJECT_ROOT": str(self.project_root),
+            "MLSTACK_OUTPUT": str(self.output),
             "MLSTACK_INPUTS": json.dumps({k: str(v) for k, v in self.inputs.items()}),
             "MLSTACK_PARAMS": json.dumps(self.params, default=str),
             "MLSTACK_METRICS_FILE": str(self.output / METRICS_FILE),
@@ -126,13 +130,19 @@ class StageContext:
             (self.output / RETURN_FILE).write_text(json.dumps(value))
         store = ArtifactStore(self.job["workdir"])
         digest, _ = store.commit_dir(self.output)
-        store.record(self.job["cache_key"], {
-            "stage": self.name, "output": digest, "metrics": self.metrics, "value": value,
-            "model": (store.object_path(digest) / MODEL_META).exists(),
-            "run_id": self.run_id, "finished": time.time(),
-        })
+        store.record(
+            self.job["cache_key"],
+            {
+                "stage": self.name,
+                "output": digest,
+                "metrics": self.metrics,
+                "value": value,
+                "model": (store.object_path(digest) / MODEL_META).exists(),
+                "run_id": self.run_id,
+                "finished": time.time(),
+            },
+        )
 
     @staticmethod
     def now() -> float:
         return time.time()
-

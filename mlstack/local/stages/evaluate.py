@@ -36,8 +36,9 @@ def classification_metrics(model: Any, x: Any, y: Any) -> dict[str, float]:
         if binary:
             out["roc_auc"] = m.roc_auc_score(y, proba[:, -1])
         else:
-            out["roc_auc"] = m.roc_auc_score(y, proba, multi_class="ovr", average="weighted",
-                                             labels=list(model.classes_))
+            out["roc_auc"] = m.roc_auc_score(
+                y, proba, multi_class="ovr", average="weighted", labels=list(model.classes_)
+            )
     return {k: float(v) for k, v in out.items()}
 
 
@@ -46,12 +47,16 @@ def regression_metrics(model: Any, x: Any, y: Any) -> dict[str, float]:
     from sklearn import metrics as m
 
     pred = model.predict(x)
-    return {"rmse": float(np.sqrt(m.mean_squared_error(y, pred))),
-            "mae": float(m.mean_absolute_error(y, pred)), "r2": float(m.r2_score(y, pred))}
+    return {
+        "rmse": float(np.sqrt(m.mean_squared_error(y, pred))),
+        "mae": float(m.mean_absolute_error(y, pred)),
+        "r2": float(m.r2_score(y, pred)),
+    }
 
 
-def check_gates(gates: list[str], metrics: dict[str, float],
-                champion: dict[str, float] | None, stage: str) -> list[str]:
+def check_gates(
+    gates: list[str], metrics: dict[str, float], champion: dict[str, float] | None, stage: str
+) -> list[str]:
     """Raise GateFailed naming every failing gate and its measured value; else the details."""
     from mlstack.spec.gates import parse_gate
 
@@ -63,8 +68,10 @@ def check_gates(gates: list[str], metrics: dict[str, float],
         if not res.passed:
             failed.append(Problem(f"gate `{text}` failed: {res.detail}"))
     if failed:
-        head = (f"stage {stage!r}: {len(failed)} gate{'s' if len(failed) != 1 else ''} failed; "
-                "the model was not registered")
+        head = (
+            f"stage {stage!r}: {len(failed)} gate{'s' if len(failed) != 1 else ''} failed; "
+            "the model was not registered"
+        )
         shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
         raise GateFailed(head, problems=[Problem(head, hint=f"measured: {shown}"), *failed])
     return details

@@ -39,16 +39,24 @@ def run(ctx: Any) -> dict[str, Any]:
             (numeric if is_num else categorical).append(str(c))
     missing = [c for c in numeric + categorical if c not in train.columns]
     if missing:
-        raise BackendError(f"features: column(s) {', '.join(missing)} not in the data",
-                           hint=f"columns: {', '.join(map(str, train.columns))}")
+        raise BackendError(
+            f"features: column(s) {', '.join(missing)} not in the data",
+            hint=f"columns: {', '.join(map(str, train.columns))}",
+        )
     if target in numeric + categorical:
         raise BackendError(f"features: the target {target!r} cannot also be a feature")
     pre = build_preprocessor(numeric, categorical)
     pre.fit(train[numeric + categorical])
     joblib.dump(pre, ctx.output / FEATURES_FITTED)
-    meta = {"numeric": numeric, "categorical": categorical, "columns": numeric + categorical,
-            "outputs": int(len(pre.get_feature_names_out()))}
+    meta = {
+        "numeric": numeric,
+        "categorical": categorical,
+        "columns": numeric + categorical,
+        "outputs": int(len(pre.get_feature_names_out())),
+    }
     (ctx.output / FEATURES_META).write_text(json.dumps(meta, indent=1))
-    print(f"features: {len(numeric)} numeric, {len(categorical)} categorical "
-          f"-> {meta['outputs']} model inputs (fitted on {len(train)} training rows)")
+    print(
+        f"features: {len(numeric)} numeric, {len(categorical)} categorical "
+        f"-> {meta['outputs']} model inputs (fitted on {len(train)} training rows)"
+    )
     return meta

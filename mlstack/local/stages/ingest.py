@@ -16,8 +16,14 @@ from typing import Any
 from mlstack.errors import BackendError
 from mlstack.local.stages.common import TABLE, write_table
 
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json",
-           ".jsonl": "json", ".ndjson": "json"}
+FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+}
 
 
 def _format(source: str, declared: str | None) -> str:
@@ -26,8 +32,10 @@ def _format(source: str, declared: str | None) -> str:
     for ext, fmt in FORMATS.items():
         if source.lower().split("?")[0].endswith(ext):
             return fmt
-    raise BackendError(f"cannot tell the format of {source!r} from its name",
-                       hint="set data.format: csv | parquet | json")
+    raise BackendError(
+        f"cannot tell the format of {source!r} from its name",
+        hint="set data.format: csv | parquet | json",
+    )
 
 
 def _read_bytes(ctx: Any, source: str) -> list[tuple[str, bytes]]:
@@ -43,8 +51,10 @@ def _read_bytes(ctx: Any, source: str) -> list[tuple[str, bytes]]:
     path = source if os.path.isabs(source) else str(ctx.project_root / source)
     files = sorted(glob.glob(path)) if any(c in source for c in "*?[") else [path]
     if not files or not all(os.path.isfile(f) for f in files):
-        raise BackendError(f"data source {source!r} not found (looked for {path})",
-                           hint="create the file or fix data.source")
+        raise BackendError(
+            f"data source {source!r} not found (looked for {path})",
+            hint="create the file or fix data.source",
+        )
     out = []
     for f in files:
         with open(f, "rb") as fh:
@@ -64,8 +74,10 @@ def _parse(fmt: str, name: str, raw: bytes) -> Any:
         lines = name.endswith((".jsonl", ".ndjson")) or raw.lstrip()[:1] != b"["
         return pd.read_json(buf, lines=lines)
     except Exception as e:  # noqa: BLE001 - any parser error is the user's file, say which
-        raise BackendError(f"cannot parse {name} as {fmt}: {type(e).__name__}: {e}",
-                           hint="check the file, or set data.format") from None
+        raise BackendError(
+            f"cannot parse {name} as {fmt}: {type(e).__name__}: {e}",
+            hint="check the file, or set data.format",
+        ) from None
 
 
 def run(ctx: Any) -> dict[str, Any]:
@@ -83,11 +95,17 @@ def run(ctx: Any) -> dict[str, Any]:
         frames.append(_parse(fmt, name, raw))
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     write_table(df, ctx.output / TABLE)
-    info = {"source": source, "format": fmt, "digest": "sha256:" + h.hexdigest(),
-            "files": [n for n, _ in blobs], "rows": int(len(df)),
-            "schema": {str(c): str(t) for c, t in df.dtypes.items()}}
+    info = {
+        "source": source,
+        "format": fmt,
+        "digest": "sha256:" + h.hexdigest(),
+        "files": [n for n, _ in blobs],
+        "rows": int(len(df)),
+        "schema": {str(c): str(t) for c, t in df.dtypes.items()},
+    }
     (ctx.output / "dataset.json").write_text(json.dumps(info, indent=1))
-    print(f"ingested {info['rows']} rows x {len(df.columns)} columns from {source} "
-          f"({info['digest'][:19]})")
-    ctx.metrics["rows"] = float(len(df))
+    print(
+        f"ingested {info['rows']} rows x {len(df.columns)} columns from {source} "
+        f"({info['digest'][:19]})"
+    )
     return {"rows": info["rows"], "digest": info["digest"]}

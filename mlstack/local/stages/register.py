@@ -20,7 +20,10 @@ def run(ctx: Any) -> dict[str, Any]:
         m = path / "metrics.json"
         if m.exists():
             metrics.update(json.loads(m.read_text()))
-    info = {"model_dir": str(meta_path.parent), "model": ctx.model_spec.get("name"),
-            "metrics": metrics}
+    info = {
+        "model_dir": str(meta_path.parent),
+        "model": ctx.model_spec.get("name"),
+        "metrics": metrics,
+    }
     print(f"model ready for registration: {info['model']} ({meta_path.parent.name[:12]})")
     return info

@@ -60,10 +60,17 @@ def run(ctx: Any) -> dict[str, Any]:
     model = Pipeline([("features", pre), ("model", est)])
     classifier = is_classifier(est)
     classes = [c.item() if hasattr(c, "item") else c for c in getattr(est, "classes_", [])]
-    meta = {"columns": columns, "dtypes": {c: dtype_name(train[c]) for c in columns},
-            "target": target, "task": "classification" if classifier else "regression",
-            "classes": classes if classifier else [], "estimator": path, "params": params,
-            "rows": int(len(train)), "format": "mlstack-model/1"}
+    meta = {
+        "columns": columns,
+        "dtypes": {c: dtype_name(train[c]) for c in columns},
+        "target": target,
+        "task": "classification" if classifier else "regression",
+        "classes": classes if classifier else [],
+        "estimator": path,
+        "params": params,
+        "rows": int(len(train)),
+        "format": "mlstack-model/1",
+    }
     joblib.dump(model, ctx.output / MODEL_FILE)
     (ctx.output / MODEL_META).write_text(json.dumps(meta, indent=1, default=str))
     print(f"trained {path} on {len(train)} rows ({meta['task']})")

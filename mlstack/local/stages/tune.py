@@ -35,8 +35,11 @@ def suggest(trial: Any, name: str, spec: Any) -> Any:
         if isinstance(lo, int) and isinstance(hi, int) and not spec.get("float"):
             return trial.suggest_int(name, lo, hi, log=bool(spec.get("log")))
         return trial.suggest_float(name, float(lo), float(hi), log=bool(spec.get("log")))
-    if isinstance(spec, list) and len(spec) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
+    if (
+        isinstance(spec, list)
+        and len(spec) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec)
+    ):
         lo, hi = spec
         if isinstance(lo, int) and isinstance(hi, int):
             return trial.suggest_int(name, lo, hi)
@@ -86,21 +89,31 @@ def run(ctx: Any) -> dict[str, Any]:
             scorer = classification_metrics if classifier else regression_metrics
             scores = scorer(model, val[cols], val[target])
             if metric not in scores:
-                raise BackendError(f"tune: metric {metric!r} is not measured "
-                                   f"(measured: {', '.join(sorted(scores))})")
+                raise BackendError(
+                    f"tune: metric {metric!r} is not measured "
+                    f"(measured: {', '.join(sorted(scores))})"
+                )
             return scores[metric]
         sk = {"rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"}.get(
-            metric, metric)
+            metric, metric
+        )
         s = cross_val_score(model, train[cols], train[target], cv=3, scoring=sk).mean()
         return float(-s if sk.startswith("neg_") else s)
 
     sampler = optuna.samplers.TPESampler(seed=int(ctx.params.get("seed", 0)))
     study = optuna.create_study(direction=direction, sampler=sampler)
     study.optimize(objective, n_trials=trials, timeout=ctx.params.get("timeout"))
-    best = {"params": study.best_params, "value": study.best_value, "metric": metric,
-            "trials": len(study.trials), "estimator": path}
+    best = {
+        "params": study.best_params,
+        "value": study.best_value,
+        "metric": metric,
+        "trials": len(study.trials),
+        "estimator": path,
+    }
     (ctx.output / BEST_PARAMS).write_text(json.dumps(best, indent=1))
     ctx.metrics[f"tune_best_{metric}"] = float(study.best_value)
-    print(f"tune: best {metric} = {study.best_value:.4f} with {study.best_params} "
-          f"after {len(study.trials)} trials")
+    print(
+        f"tune: best {metric} = {study.best_value:.4f} with {study.best_params} "
+        f"after {len(study.trials)} trials"
+    )
     return best

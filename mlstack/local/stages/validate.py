@@ -24,27 +24,33 @@ def _type_check(pa: Any, kind: str) -> Any:
         return pd.to_numeric(s, errors="coerce")
 
     if kind == "int":
+
         def fn(s: Any) -> Any:
             if pd.api.types.is_integer_dtype(s):
                 return pd.Series(True, index=s.index)
             n = numeric(s)
             return n.notna() & (n % 1 == 0)
     elif kind == "float":
+
         def fn(s: Any) -> Any:
             if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
                 return pd.Series(True, index=s.index)
             return numeric(s).notna()
     elif kind == "str":
+
         def fn(s: Any) -> Any:
             return s.map(lambda v: isinstance(v, str))
     elif kind == "bool":
+
         def fn(s: Any) -> Any:
             if pd.api.types.is_bool_dtype(s):
                 return pd.Series(True, index=s.index)
             return s.isin([True, False, 0, 1, "true", "false", "True", "False"])
     else:  # datetime
+
         def fn(s: Any) -> Any:
             return pd.to_datetime(s, errors="coerce").notna()
+
     return pa.Check(fn, name=f"type {kind}", error=f"values must be of type {kind}")
 
 
@@ -60,35 +66,72 @@ def build_schema(expectations: dict[str, Any], table: dict[str, Any]) -> Any:
             checks.append(_type_check(pa, e["type"]))
         if e.get("min") is not None:
             lo = float(e["min"])
-            checks.append(pa.Check(lambda s, lo=lo: pd.to_numeric(s, errors="coerce") >= lo,
-                                   name=f"min {lo:g}", error=f"values must be >= {lo:g}"))
+            checks.append(
+                pa.Check(
+                    lambda s, lo=lo: pd.to_numeric(s, errors="coerce") >= lo,
+                    name=f"min {lo:g}",
+                    error=f"values must be >= {lo:g}",
+                )
+            )
         if e.get("max") is not None:
             hi = float(e["max"])
-            checks.append(pa.Check(lambda s, hi=hi: pd.to_numeric(s, errors="coerce") <= hi,
-                                   name=f"max {hi:g}", error=f"values must be <= {hi:g}"))
+            checks.append(
+                pa.Check(
+                    lambda s, hi=hi: pd.to_numeric(s, errors="coerce") <= hi,
+                    name=f"max {hi:g}",
+                    error=f"values must be <= {hi:g}",
+                )
+            )
         allowed = e.get("in_") if e.get("in_") is not None else e.get("in")
         if allowed is not None:
-            checks.append(pa.Check(lambda s, a=tuple(allowed): s.isin(a),
-                                   name=f"in {list(allowed)}",
-                                   error=f"values must be one of {list(allowed)}"))
+            checks.append(
+                pa.Check(
+                    lambda s, a=tuple(allowed): s.isin(a),
+                    name=f"in {list(allowed)}",
+                    error=f"values must be one of {list(allowed)}",
+                )
+            )
         if e.get("regex"):
             rx = e["regex"]
-            checks.append(pa.Check(lambda s, rx=rx: s.astype(str).str.fullmatch(rx),
-                                   name=f"regex {rx}", error=f"values must match {rx}"))
-        columns[name] = pa.Column(None, checks=checks, nullable=bool(e.get("nullable", True)),
-                                  unique=bool(e.get("unique", False)), required=True)
+            checks.append(
+                pa.Check(
+                    lambda s, rx=rx: s.astype(str).str.fullmatch(rx),
+                    name=f"regex {rx}",
+                    error=f"values must match {rx}",
+                )
+            )
+        columns[name] = pa.Column(
+            None,
+            checks=checks,
+            nullable=bool(e.get("nullable", True)),
+            unique=bool(e.get("unique", False)),
+            required=True,
+        )
     frame_checks = []
     if table.get("min_rows") is not None:
         n = int(table["min_rows"])
-        frame_checks.append(pa.Check(lambda df, n=n: len(df) >= n, name=f"min_rows {n}",
-                                     error=f"at least {n} rows are required"))
+        frame_checks.append(
+            pa.Check(
+                lambda df, n=n: len(df) >= n,
+                name=f"min_rows {n}",
+                error=f"at least {n} rows are required",
+            )
+        )
     if table.get("max_rows") is not None:
         n = int(table["max_rows"])
-        frame_checks.append(pa.Check(lambda df, n=n: len(df) <= n, name=f"max_rows {n}",
-                                     error=f"at most {n} rows are allowed"))
-    return pa.DataFrameSchema(columns, checks=frame_checks,
-                              unique=list(table.get("unique") or []) or None,
-                              strict=bool(table.get("columns_exactly")))
+        frame_checks.append(
+            pa.Check(
+                lambda df, n=n: len(df) <= n,
+                name=f"max_rows {n}",
+                error=f"at most {n} rows are allowed",
+            )
+        )
+    return pa.DataFrameSchema(
+        columns,
+        checks=frame_checks,
+        unique=list(table.get("unique") or []) or None,
+        strict=bool(table.get("columns_exactly")),
+    )
 
 
 def _fmt(v: Any) -> str:
@@ -106,8 +149,7 @@ def report(failure_cases: Any, rows: int) -> list[Problem]:
     """One problem per (column, check), with a count and example rows."""
     problems: list[Problem] = []
     fc = failure_cases
-    fc = fc.assign(column=fc["column"].fillna("(table)").astype(str),
-                   check=fc["check"].astype(str))
+    fc = fc.assign(column=fc["column"].fillna("(table)").astype(str), check=fc["check"].astype(str))
     for (column, check), group in fc.groupby(["column", "check"], sort=False):
         examples = []
         for _, r in group.head(EXAMPLES).iterrows():
@@ -115,15 +157,19 @@ def report(failure_cases: Any, rows: int) -> list[Problem]:
             where = f"row {int(idx)}" if idx is not None and idx == idx else "table"
             examples.append(f"{where}: {_fmt(r.get('failure_case'))}")
         n = len(group)
-        what = {"not_nullable": "null values are not allowed",
-                "field_uniqueness": "values must be unique"}.get(check, check)
+        what = {
+            "not_nullable": "null values are not allowed",
+            "field_uniqueness": "values must be unique",
+        }.get(check, check)
         if check == "column_in_dataframe":
             msg = f"column {_fmt(group['failure_case'].iloc[0])}: missing from the data"
         elif column == "(table)":
             msg = f"table: {what} (it has {rows})"
         else:
-            msg = (f"column {column!r}: {what}; {n} row{'s' if n != 1 else ''} fail"
-                   f"{'' if n != 1 else 's'}, e.g. {', '.join(examples)}")
+            msg = (
+                f"column {column!r}: {what}; {n} row{'s' if n != 1 else ''} fail"
+                f"{'' if n != 1 else 's'}, e.g. {', '.join(examples)}"
+            )
         problems.append(Problem(msg))
     return problems
 
@@ -141,14 +187,19 @@ def run(ctx: Any) -> dict[str, Any]:
             schema.validate(df, lazy=True)
     except pa.errors.SchemaErrors as e:
         problems = report(e.failure_cases, len(df))
-        head = (f"data validation failed: {len(problems)} problem"
-                f"{'s' if len(problems) != 1 else ''} in {ctx.data.get('source', 'the data')} "
-                f"({len(df)} rows)")
-        problems.insert(0, Problem(head, hint="fix the data or the expectations in "
-                                               "mlstack.yaml (data.expectations)"))
+        head = (
+            f"data validation failed: {len(problems)} problem"
+            f"{'s' if len(problems) != 1 else ''} in {ctx.data.get('source', 'the data')} "
+            f"({len(df)} rows)"
+        )
+        problems.insert(
+            0,
+            Problem(
+                head, hint="fix the data or the expectations in mlstack.yaml (data.expectations)"
+            ),
+        )
         raise GateFailed(head, problems=problems) from None
-    summary = {"rows": int(len(df)), "columns_checked": sorted(expectations),
-               "passed": True}
+    summary = {"rows": int(len(df)), "columns_checked": sorted(expectations), "passed": True}
     (ctx.output / "validation.json").write_text(json.dumps(summary, indent=1))
     print(f"validated {len(df)} rows against {len(expectations)} column expectations")
     return summary

@@ -1,0 +1,558 @@
+"""The `local` backend: pipelines, registry and tracking on this machine.
+
+Pipelines compile to a JSON DAG (format ``mlstack-dag``) run by ``runner.Runner``; outputs go to
+the content-addressed store shared by all environments (``<workdir>/artifacts``); the registry
+index and MLflow store are per environment (``<workdir>/envs/<env>/``). Serving is delegated to
+``mlstack.local.serving.api``, imported only when an endpoint is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from mlstack.engine.backend import (
+    Backend,
+    CompiledPipeline,
+    Context,
+    EndpointState,
+    Event,
+    ModelVersion,
+    Observed,
+    RunRequest,
+    RunResult,
+    VersionMetrics,
+)
+from mlstack.engine.digest import digest
+from mlstack.errors import BackendError, GateFailed, Problem
+from mlstack.local.registry import Registry, env_dir
+from mlstack.local.store import ArtifactStore, atomic_write_json, dir_digest
+from mlstack.spec.dag import toposort
+
+FORMAT = "mlstack-dag"
+LOG_TAIL_LINES = 15
+
+
+class LocalBackend(Backend):
+    # MLflow is imported and its store prepared on one background thread per process, while
+    # stages run; every MLflow call goes through it so calls stay ordered.
+    _mlflow_pool: ThreadPoolExecutor | None = None
+    _pool_lock = threading.Lock()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._tracker_future: Future[Any] | None = None
+        self._mlflow_runs: dict[str, Future[str]] = {}
+
+    # --- helpers ------------------------------------------------------------------------------
+    @property
+    def env(self) -> str:
+        return self.project.environment
+
+    @property
+    def env_dir(self) -> Path:
+        return env_dir(self.workdir, self.env)
+
+    @property
+    def registry(self) -> Registry:
+        return Registry(self.workdir, self.env)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with LocalBackend._pool_lock:
+            if LocalBackend._mlflow_pool is None:
+                LocalBackend._mlflow_pool = ThreadPoolExecutor(1, thread_name_prefix="mlflow")
+            return LocalBackend._mlflow_pool
+
+    def _tracker(self) -> Future[Any]:
+        if self._tracker_future is None:
+            from mlstack.local.tracking import Tracker
+
+            self._tracker_future = self._pool().submit(
+                Tracker, self.workdir, self.env, self.project.project
+            )
+        return self._tracker_future
+
+    def _mlflow(self, fn: Any, *args: Any) -> Future[Any]:
+        tracker = self._tracker()
+        return self._pool().submit(lambda: fn(tracker.result(), *args))
+
+    def _model_name(self) -> str:
+        if self.project.model is None:
+            raise BackendError(
+                "this project declares no `model:`, so there is nothing to register",
+                hint="add `model: {name: ...}` to mlstack.yaml",
+            )
+        return self.project.model.name
+
+    def _parallelism(self) -> int:
+        pipe = self.project.pipeline
+        if "parallelism" in pipe.model_fields_set:
+            return int(pipe.parallelism)
+        return int(getattr(self.config, "parallelism", 2))
+
+    # --- infrastructure -----------------------------------------------------------------------
+    def infrastructure(self) -> Mapping[str, Any]:
+        return {"root": f"envs/{self.env}", "tracking": "mlflow+sqlite"}
+
+    def provision(self, inputs: Mapping[str, Any], ctx: Context) -> Mapping[str, Any]:
+        from mlstack.local.tracking import tracking_uri
+
+        for d in (self.env_dir / "logs", self.env_dir / "runs"):
+            d.mkdir(parents=True, exist_ok=True)
+        ArtifactStore(self.workdir).ensure()
+        return {
+            **inputs,
+            "path": str(self.env_dir),
+            "tracking_uri": tracking_uri(self.workdir, self.env),
+        }
+
+    # --- pipeline -----------------------------------------------------------------------------
+    def compile(self) -> CompiledPipeline:
+        p = self.project
+        stages = [
+            {
+                "name": st.name,
+                "kind": st.kind,
+                "uses": st.uses,
+                "run": st.run,
+                "function": st.function,
+                "needs": list(st.needs),
+                "with": st.with_,
+                "env": st.env,
+                "gates": list(st.gates),
+                "retries": st.retries,
+                "timeout": st.timeout,
+                "code": list(st.code),
+                "resources": st.resources.model_dump(mode="json"),
+            }
+            for st in p.pipeline.stages
+        ]
+        order = toposort({s["name"]: s["needs"] for s in stages})
+        definition: dict[str, Any] = {
+            "format": FORMAT,
+            "version": 1,
+            "project": p.project,
+            "stages": stages,
+            "order": order,
+            "parallelism": p.pipeline.parallelism,
+            "data": p.data.model_dump(mode="json", by_alias=False) if p.data else None,
+            "model": (
+                {"name": p.model.name, "aliases": list(p.model.registration.aliases)}
+                if p.model
+                else None
+            ),
+        }
+        return CompiledPipeline(
+            definition=definition, digest=digest(definition), steps=tuple(order), format=FORMAT
+        )
+
+    def upsert_pipeline(self, compiled: CompiledPipeline, ctx: Context) -> Mapping[str, Any]:
+        path = self.env_dir / "pipeline.json"
+        atomic_write_json(path, {"digest": compiled.digest, "definition": compiled.definition})
+        return {"path": str(path), "steps": list(compiled.steps)}
+
+    def run_pipeline(
+        self, compiled: CompiledPipeline, request: RunRequest, ctx: Context
+    ) -> RunResult:
+        from mlstack.local.runner import Runner, save_run_record
+
+        champion = None
+        if self.project.model is not None:
+            champ = self.registry.alias(self.project.model.name, "champion")
+            champion = dict(champ.get("metrics") or {}) if champ else None
+        runner = Runner(
+            self.workdir,
+            ctx.environment,
+            Path(self.project.root),
+            compiled.definition,
+            parallelism=self._parallelism(),
+            emit=ctx.emit,
+            cancelled=ctx.cancel.is_set,
+            champion=champion,
+        )
+        will_run = (
+            any(runner.store.lookup(k) is None for k in request.cache_keys.values())
+            or not request.cache_keys
+        )
+        if will_run and self.project.model is not None:
+            self._tracker()  # MLflow warms up on its thread while the stages run
+        outcome = runner.run(request.cache_keys, request.data_digest)
+        metrics: dict[str, float] = {}
+        model_entry: dict[str, Any] | None = None
+        for name in outcome.order:
+            entry = outcome.stages[name].entry
+            if entry is None:
+                continue
+            metrics.update(
+                {
+                    k: float(v)
+                    for k, v in (entry.get("metrics") or {}).items()
+                    if isinstance(v, (int, float))
+                }
+            )
+            if entry.get("model"):
+                model_entry = entry
+        model_uri = str(runner.store.object_path(model_entry["output"])) if model_entry else None
+        model_digest = model_entry["output"] if model_entry else None
+        dataset = self._dataset_info(outcome, runner.store)
+        record = {
+            "environment": ctx.environment,
+            "project": self.project.project,
+            "pipeline_digest": compiled.digest,
+            "data_digest": request.data_digest or (dataset or {}).get("digest"),
+            "dataset": dataset,
+            "cache_keys": dict(request.cache_keys),
+            "reasons": dict(request.reasons),
+            "metrics": metrics,
+            "model_uri": model_uri,
+            "model_digest": model_digest,
+        }
+        save_run_record(self.workdir, ctx.environment, outcome, record)
+        statuses = {n: s.status for n, s in outcome.stages.items()}
+        if (
+            outcome.status == "succeeded"
+            and model_entry is not None
+            and self.project.model is not None
+            and any(s == "ran" for s in statuses.values())
+        ):
+            self._log_run_async(outcome.run_id)
+        if outcome.interrupted:
+            raise KeyboardInterrupt
+        if outcome.status == "cancelled":
+            return RunResult(
+                outcome.run_id,
+                "cancelled",
+                metrics,
+                None,
+                None,
+                statuses,
+                detail="cancelled; finished stages are cached",
+            )
+        if outcome.status == "failed":
+            self._raise_failure(outcome)
+        ctx.emit(
+            Event(
+                "run.done",
+                outcome.run_id,
+                f"{outcome.seconds:.2f}s",
+                {"stages": statuses, "metrics": metrics},
+            )
+        )
+        return RunResult(
+            run_id=outcome.run_id,
+            status="succeeded",
+            metrics=metrics,
+            model_uri=model_uri,
+            model_digest=model_digest,
+            stages=statuses,
+            detail=f"{sum(s == 'ran' for s in statuses.values())} ran, "
+            f"{sum(s == 'cached' for s in statuses.values())} cached",
+        )
+
+    @staticmethod
+    def _dataset_info(outcome: Any, store: ArtifactStore) -> dict[str, Any] | None:
+        for name in outcome.order:
+            entry = outcome.stages[name].entry
+            if entry is not None:
+                f = store.object_path(entry["output"]) / "dataset.json"
+                if f.exists():
+                    info: dict[str, Any] = json.loads(f.read_text())
+                    return info
+        return None
+
+    def _raise_failure(self, outcome: Any) -> None:
+        failed = outcome.first_failure()
+        if failed is None:
+            raise BackendError(f"pipeline run {outcome.run_id} did not finish")
+        err = failed.error or {}
+        where = f"stage {failed.name!r}"
+        if err.get("stopped"):  # a gate or the data validation report: the user's to act on
+            problems = [
+                Problem(p["message"], hint=p.get("hint"))
+                for p in err.get("problems") or [{"message": err.get("message", "")}]
+            ]
+            if problems:
+                problems[0] = Problem(f"{where}: {problems[0].message}", hint=problems[0].hint)
+            raise GateFailed(problems[0].message, problems=problems)
+        attempts = f" after {failed.attempts} attempts" if failed.attempts > 1 else ""
+        tail = _tail(failed.log)
+        message = f"{where} failed{attempts}: {err.get('message', 'unknown error')}"
+        hint = f"full log: mlstack logs -e {self.env} {failed.name}  ({failed.log})"
+        if tail and not err.get("timeout"):
+            message += "\n    last lines of its log:\n" + "\n".join(
+                "      " + line for line in tail
+            )
+        raise BackendError(message, hint=hint)
+
+    def _log_run_async(self, run_id: str) -> None:
+        from mlstack.local.tracking import REPORT_FILES, flatten_params, run_record
+
+        rec = run_record(self.workdir, self.env, run_id)
+        if rec is None:
+            return
+        store = ArtifactStore(self.workdir)
+        artifacts: list[tuple[str, Path]] = []
+        for name, st in rec["stages"].items():
+            if not st.get("output"):
+                continue
+            out = store.object_path(st["output"])
+            artifacts += [(f"stages/{name}", out / f) for f in REPORT_FILES if (out / f).exists()]
+        if rec.get("model_uri"):
+            artifacts.append(("model", Path(rec["model_uri"])))
+        stages = [{"name": s.name, "with": s.with_} for s in self.project.pipeline.stages]
+        params = flatten_params(stages)
+        self._mlflow_runs[run_id] = self._mlflow(lambda t: t.log_run(rec, params, artifacts))
+
+    # --- registry -----------------------------------------------------------------------------
+    def register(self, run: RunResult, ctx: Context) -> ModelVersion:
+        from mlstack.local.tracking import run_record
+
+        name = self._model_name()
+        if not run.model_uri or not run.model_digest:
+            raise BackendError(
+                f"run {run.run_id} produced no model to register", hint="add a builtin/train stage"
+            )
+        existing = self.registry.find(name, digest=run.model_digest, run_id=run.run_id)
+        if existing is not None:  # applying again after a crash: same run, same version
+            return self._version(name, existing)
+        rec = run_record(self.workdir, self.env, run.run_id) or {}
+        lineage = {
+            "run_id": run.run_id,
+            "data_digest": rec.get("data_digest"),
+            "dataset": rec.get("dataset"),
+            "pipeline_digest": rec.get("pipeline_digest"),
+            "stages": {
+                n: {"status": s["status"], "output": s.get("output")}
+                for n, s in (rec.get("stages") or {}).items()
+            },
+            "environment": self.env,
+        }
+        mlflow_run = self._mlflow_runs.get(run.run_id)
+        if mlflow_run is None:
+            self._log_run_async(run.run_id)
+            mlflow_run = self._mlflow_runs.get(run.run_id)
+        try:
+            mlflow_run_id = mlflow_run.result() if mlflow_run is not None else None
+        except Exception as e:  # noqa: BLE001 - tracking failed: say so, register nothing
+            raise BackendError(
+                f"MLflow tracking failed for run {run.run_id}: {type(e).__name__}: {e}",
+                hint=f"check {self.env_dir / 'mlflow.db'}",
+            ) from e
+        tags = {
+            "mlstack.digest": run.model_digest,
+            "mlstack.data_digest": str(lineage["data_digest"]),
+            "mlstack.run_id": run.run_id,
+            "mlstack.environment": self.env,
+            "mlstack.lineage": json.dumps(lineage, default=str)[:5000],
+        }
+        version = self._create_version(name, mlflow_run_id, tags)
+        entry = self.registry.add(
+            name,
+            {
+                "version": version,
+                "digest": run.model_digest,
+                "uri": run.model_uri,
+                "metrics": dict(run.metrics),
+                "run_id": run.run_id,
+                "lineage": lineage,
+                "mlflow_run_id": mlflow_run_id,
+            },
+        )
+        ctx.emit(Event("model.registered", f"{name}@{version}", run.model_digest))
+        return self._version(name, {**entry, "aliases": []})
+
+    def _create_version(self, name: str, mlflow_run_id: str | None, tags: Mapping[str, str]) -> str:
+        if mlflow_run_id is None:
+            return self.registry.next_version(name)
+        version: str = self._mlflow(
+            lambda t: t.create_version(name, mlflow_run_id, "model", tags)
+        ).result()
+        # MLflow's numbering wins, but never reuse a number this index already holds.
+        if self.registry.find(name, version=version) is not None:
+            return self.registry.next_version(name)
+        return version
+
+    def _version(self, name: str, v: Mapping[str, Any]) -> ModelVersion:
+        return ModelVersion(
+            name=name,
+            version=str(v["version"]),
+            digest=v["digest"],
+            uri=v["uri"],
+            metrics=dict(v.get("metrics") or {}),
+            aliases=tuple(v.get("aliases") or ()),
+            lineage=dict(v.get("lineage") or {}),
+        )
+
+    def set_alias(self, model: str, alias: str, version: str, ctx: Context) -> None:
+        reg = self.registry
+        v = reg.find(model, version=version)
+        if v is None:
+            raise BackendError(
+                f"cannot point {alias!r} at {model} v{version}: no such version "
+                f"in environment {self.env!r}"
+            )
+        reg.set_alias(model, alias, version)
+        if v.get("mlflow_run_id") and (self.env_dir / "mlflow.db").exists():
+            self._mlflow(lambda t: t.set_alias(model, alias, version)).result()
+
+    def versions(self, model: str) -> list[ModelVersion]:
+        return [self._version(model, v) for v in self.registry.versions(model)]
+
+    def import_version(self, source: ModelVersion, ctx: Context) -> ModelVersion:
+        from mlstack.local.serving_uri import local_path
+
+        path = local_path(source.uri)
+        if path is None or not path.is_dir():
+            raise BackendError(
+                f"cannot import {source.name} v{source.version}: its artifact "
+                f"{source.uri!r} is not a directory on this machine",
+                hint="promote between local environments, or copy the artifact",
+            )
+        actual = dir_digest(path)
+        if actual != source.digest:
+            raise BackendError(
+                f"artifact of {source.name} v{source.version} has digest {actual}"
+                f", expected {source.digest}; refusing to import it"
+            )
+        store = ArtifactStore(self.workdir)
+        target = store.object_path(actual)
+        if not target.is_dir():  # bring it into this project's store, by content
+            store.ensure()
+            staging = store.new_staging("import", 0)
+            shutil.rmtree(staging)
+            shutil.copytree(path, staging)
+            store.commit_dir(staging)
+        existing = self.registry.find(source.name, digest=source.digest)
+        if (
+            existing is not None
+            and (existing.get("lineage") or {}).get("promoted_from", {}).get("version")
+            == source.version
+        ):
+            return self._version(source.name, existing)
+        lineage = {
+            **dict(source.lineage),
+            "promoted_from": {
+                "name": source.name,
+                "version": source.version,
+                "digest": source.digest,
+                "environment": (source.lineage or {}).get("environment"),
+            },
+        }
+        version = self.registry.next_version(source.name)
+        entry = self.registry.add(
+            source.name,
+            {
+                "version": version,
+                "digest": source.digest,
+                "uri": str(target),
+                "metrics": dict(source.metrics),
+                "run_id": (source.lineage or {}).get("run_id"),
+                "lineage": lineage,
+                "mlflow_run_id": None,
+            },
+        )
+        ctx.emit(Event("model.imported", f"{source.name}@{version}", source.digest))
+        return self._version(source.name, {**entry, "aliases": []})
+
+    # --- serving (another module; imported only when used) ------------------------------------
+    def _serving_host_port(self) -> tuple[str, int | None]:
+        d = self.project.deployment
+        host = getattr(self.config, "host", "127.0.0.1")
+        port = getattr(self.config, "port", None)
+        if d is not None:
+            host = d.host if "host" in d.model_fields_set else host
+            port = d.port if d.port is not None else port
+        return host, port
+
+    def deploy(self, desired: EndpointState, ctx: Context) -> Mapping[str, Any]:
+        from mlstack.local.serving import api
+
+        host, port = self._serving_host_port()
+        result: Mapping[str, Any] = api.deploy(
+            self.workdir, self.env, desired, ctx, host=host, port=port
+        )
+        return result
+
+    def metrics(self, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
+        from mlstack.local.serving import api
+
+        result: Mapping[str, VersionMetrics] = api.metrics(self.workdir, self.env, endpoint, since)
+        return result
+
+    def endpoint_status(self, endpoint: str) -> Mapping[str, Any]:
+        from mlstack.local.serving import api
+
+        result: Mapping[str, Any] = api.status(self.workdir, self.env, endpoint)
+        return result
+
+    # --- views for people -------------------------------------------------------------------
+    def logs(self, stage: str | None = None) -> str:
+        from mlstack.local.tracking import read_logs
+
+        return read_logs(self.workdir, self.env, stage)
+
+    def lineage(self, model: str, version: str) -> Mapping[str, Any]:
+        from mlstack.local.tracking import lineage
+
+        return lineage(self.workdir, self.env, model, version)
+
+    def ui_command(self) -> list[str]:
+        from mlstack.local.tracking import ui_command
+
+        return ui_command(self.workdir, self.env)
+
+    # --- refresh / teardown -------------------------------------------------------------------
+    def observe(self) -> Observed:
+        resources: dict[str, dict[str, Any]] = {}
+        pipe = self.env_dir / "pipeline.json"
+        if pipe.exists():
+            try:
+                resources[f"pipeline.{self.project.project}"] = {
+                    "digest": json.loads(pipe.read_text())["digest"]
+                }
+            except (OSError, ValueError, KeyError):
+                pass
+        for name, m in self.registry.load()["models"].items():
+            vs = self.registry.versions(name)
+            resources[f"model.{name}"] = {
+                "versions": [v["version"] for v in vs],
+                "aliases": dict(m.get("aliases", {})),
+                "latest_digest": vs[0]["digest"] if vs else None,
+            }
+        return Observed(resources=resources, complete=False)
+
+    def destroy(self, address: str, kind: str, outputs: Mapping[str, Any], ctx: Context) -> None:
+        kind = kind or address.split(".", 1)[0]
+        name = address.split(".", 1)[1] if "." in address else address
+        if kind == "endpoint":
+            from mlstack.local.serving import api
+
+            api.stop(self.workdir, self.env, name)
+        elif kind == "pipeline":
+            (self.env_dir / "pipeline.json").unlink(missing_ok=True)
+        elif kind == "model":
+            had_mlflow = any(v.get("mlflow_run_id") for v in self.registry.versions(name))
+            self.registry.remove_model(name)
+            if had_mlflow and (self.env_dir / "mlflow.db").exists():
+                self._mlflow(lambda t: t.delete_model(name)).result()
+        elif kind == "infra":
+            if LocalBackend._mlflow_pool is not None and self._tracker_future is not None:
+                self._tracker_future = None
+            shutil.rmtree(self.env_dir, ignore_errors=True)
+        # run.* and dataset.*: outputs live in the shared, content-addressed store, which other
+        # environments (and the next apply's cache) may still use; nothing to remove per env.
+
+
+def _tail(path: str | None, n: int = LOG_TAIL_LINES) -> list[str]:
+    if not path:
+        return []
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [ln for ln in lines if not ln.startswith("---")][-n:]
