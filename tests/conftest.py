@@ -34,7 +34,7 @@ model:
 """
 
 
-def toy_env(**extra: str) -> dict[str, str]:
+def make_env(**extra: str) -> dict[str, str]:
     """The environment of a CLI process that sees the toy backend (and no TOY_* knobs)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOY_", "MLSTACK_", "PYTEST_"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TOY), env.get("PYTHONPATH")]))
@@ -54,7 +54,7 @@ def run_cli(
     return subprocess.run(
         [*MLSTACK, *args],
         cwd=cwd,
-        env=env or toy_env(),
+        env=env or make_env(),
         text=True,
         capture_output=True,
         timeout=timeout,
@@ -85,3 +85,9 @@ def toy_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
 def cli():
     """`cli(*args, cwd=..., env=...)`: run mlstack as a real process (see run_cli)."""
     return run_cli
+
+
+@pytest.fixture
+def toy_env():
+    """`toy_env(TOY_SLEEP="3", ...)`: a process environment that sees the toy backend."""
+    return make_env
