@@ -91,3 +91,9 @@ def cli():
 def toy_env():
     """`toy_env(TOY_SLEEP="3", ...)`: a process environment that sees the toy backend."""
     return make_env
+
+
+@pytest.fixture
+def mlstack_cmd() -> list[str]:
+    """The argv prefix that starts mlstack, for tests that need a Popen."""
+    return list(MLSTACK)
