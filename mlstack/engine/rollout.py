@@ -1,0 +1,634 @@
+"""The rollout controller: moves an endpoint to a new model version the way the spec says.
+
+Core, platform-neutral. It steps traffic with ``backend.deploy``, waits (interruptibly), reads
+``backend.metrics(endpoint, since=step_start)`` for the new version and checks the deployment's
+gates — in the spirit of Argo Rollouts / Flagger analysis runs. The first breach rolls the
+endpoint back to the previous state at once and the result says why. Backends whose platform
+rolls out by itself (``capabilities.native_progressive``) get the whole plan instead.
+
+Strategies, with B the versions serving before (the baseline) and N the new version:
+
+- ``all_at_once``: N takes 100 %.
+- ``canary`` / ``linear``: N takes each step's share (B keeps the rest, in its own proportions);
+  after every step below 100 % the gates are checked over ``interval``.
+- ``blue_green``: N starts beside B with no traffic, then takes 100 % in one switch while B stays
+  warm for ``bake``; gates are checked during the bake, then B is retired. A rollback is one
+  router switch back to B.
+- ``shadow``: N receives a mirrored share of requests (its answers are dropped) for ``duration``;
+  gates are checked on N's mirrored traffic; if they pass, N takes 100 %.
+- ``ab``: champion (B) and challenger (N) split by ``ab.weights``, sticky by ``ab.sticky_key``;
+  gates are checked over ``ab.duration`` if set; the split stays (no single champion).
+
+The clock and the sleep are injectable so tests with a fake backend run in milliseconds.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from mlstack.engine.backend import (
+    Backend,
+    Backing,
+    Context,
+    EndpointState,
+    Event,
+    RolloutPlan,
+    VersionMetrics,
+)
+from mlstack.errors import BackendError, GateFailed, MlstackError
+from mlstack.spec.units import parse_threshold
+
+if TYPE_CHECKING:
+    from mlstack.spec.models import Deployment
+
+Outcome = Literal["promoted", "rolled_back"]
+Verdict = Literal["passed", "failed", "insufficient", "unchecked"]
+Sleep = Callable[[float, Context], bool]  # returns True when cancelled
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def _default_sleep(seconds: float, ctx: Context) -> bool:
+    return ctx.cancel.wait(max(0.0, seconds))
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    metric: str
+    rule: str
+    value: float | None
+    passed: bool | None  # None: not enough data to judge
+
+    def describe(self) -> str:
+        if self.value is None:
+            return f"{self.metric} {self.rule}: no data"
+        shown = (
+            f"{self.value * 100:.2f}%"
+            if self.metric.endswith("_rate")
+            else f"{self.value * 1000:.1f}ms"
+            if self.metric.startswith("latency_")
+            else f"{self.value:g}"
+        )
+        return f"{self.metric} = {shown} (needs {self.rule})"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One planned position of the endpoint, how long to hold it and whether to judge it."""
+
+    label: str
+    state: EndpointState
+    hold: float
+    check: bool
+    traffic: float  # percent of primary traffic on the new version (shadow: mirrored percent)
+
+
+@dataclass(frozen=True)
+class RolloutStep:
+    label: str
+    traffic: float
+    weights: Mapping[str, float]
+    started: float
+    ended: float
+    verdict: Verdict
+    gates: tuple[GateCheck, ...] = ()
+    metrics: Mapping[str, VersionMetrics] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "traffic": self.traffic,
+            "weights": dict(self.weights),
+            "started": self.started,
+            "ended": self.ended,
+            "verdict": self.verdict,
+            "gates": [
+                {"metric": g.metric, "rule": g.rule, "value": g.value, "passed": g.passed}
+                for g in self.gates
+            ],
+            "metrics": {
+                v: {
+                    "requests": m.requests,
+                    "errors": m.errors,
+                    "error_rate": m.error_rate,
+                    "latency_p50": m.latency_p50,
+                    "latency_p99": m.latency_p99,
+                }
+                for v, m in self.metrics.items()
+            },
+        }
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    outcome: Outcome
+    state: EndpointState  # what the endpoint holds now
+    reason: str
+    strategy: str
+    version: str
+    steps: tuple[RolloutStep, ...] = ()
+    champion: str | None = None  # the version holding all traffic, if one does
+    outputs: Mapping[str, Any] = field(default_factory=dict)  # from the last deploy
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def promoted(self) -> bool:
+        return self.outcome == "promoted"
+
+    def raise_for_outcome(self) -> None:
+        if self.outcome == "rolled_back":
+            raise GateFailed(
+                f"rollout of version {self.version} to endpoint {self.state.name} was rolled "
+                f"back: {self.reason}",
+                hint="the previous version serves all traffic again; see `mlstack status` "
+                "and the state history for the metrics of each step",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "strategy": self.strategy,
+            "version": self.version,
+            "champion": self.champion,
+            "weights": self.state.weights(),
+            "started": self.started,
+            "finished": self.finished,
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+
+# --- planning (pure) ---------------------------------------------------------------------------
+
+
+def _mix(base: tuple[Backing, ...], new: Backing, pct: float) -> tuple[Backing, ...]:
+    """New version at ``pct`` percent, the baseline sharing the rest in its own proportions."""
+    if pct >= 100 or not base:
+        return (replace(new, weight=100.0, shadow=0.0),)
+    total = sum(b.weight for b in base) or float(len(base))
+    rest = 100.0 - pct
+    scaled = tuple(
+        replace(b, weight=round(rest * ((b.weight or (total / len(base))) / total), 4), shadow=0.0)
+        for b in base
+    )
+    return (*scaled, replace(new, weight=float(pct), shadow=0.0))
+
+
+def _linear_steps(step: float) -> list[float]:
+    out, w = [], 0.0
+    while w < 100.0:
+        w = min(100.0, round(w + step, 6))
+        out.append(w)
+    return out
+
+
+def plan_phases(
+    deployment: Deployment, model: str, new: Backing, previous: EndpointState | None
+) -> tuple[list[Phase], str]:
+    """The positions the endpoint goes through, and a note when the strategy is not used."""
+    endpoint = deployment.endpoint
+    base = tuple(
+        b
+        for b in (previous.backings if previous else ())
+        if b.version != new.version and (b.weight > 0)
+    )
+    common: dict[str, Any] = {
+        "name": endpoint,
+        "model": model,
+        "replicas": deployment.resources.replicas,
+        "instance_type": deployment.resources.instance_type,
+    }
+
+    def state(backings: tuple[Backing, ...], sticky: str | None = None) -> EndpointState:
+        return EndpointState(backings=backings, sticky_key=sticky, **common)
+
+    only_new = state(_mix((), new, 100.0))
+    strategy = deployment.strategy
+    if not base:
+        note = (
+            "first deployment"
+            if previous is None or not previous.backings
+            else f"version {new.version} already serves all traffic"
+        )
+        return [Phase("all traffic to new version", only_new, 0.0, False, 100.0)], note
+    if strategy == "all_at_once":
+        return [Phase("all traffic to new version", only_new, 0.0, False, 100.0)], ""
+    if strategy in ("canary", "linear"):
+        if strategy == "canary":
+            steps, interval = list(deployment.canary.steps), deployment.canary.interval
+        else:
+            steps, interval = _linear_steps(deployment.linear.step), deployment.linear.interval
+        phases = [
+            Phase(
+                f"{strategy} {s:g}%",
+                state(_mix(base, new, s)),
+                interval if s < 100 else 0.0,
+                s < 100,
+                float(s),
+            )
+            for s in steps
+        ]
+        return phases, ""
+    if strategy == "blue_green":
+        standby = (*base, replace(new, weight=0.0, shadow=0.0))
+        switched = (
+            *(replace(b, weight=0.0, shadow=0.0) for b in base),
+            replace(new, weight=100.0, shadow=0.0),
+        )
+        return [
+            Phase("green up, no traffic", state(standby), 0.0, False, 0.0),
+            Phase(
+                "switch to green, blue warm (bake)",
+                state(switched),
+                deployment.blue_green.bake,
+                True,
+                100.0,
+            ),
+            Phase("retire blue", only_new, 0.0, False, 100.0),
+        ], ""
+    if strategy == "shadow":
+        pct = deployment.shadow.percent
+        mirrored = (
+            *(replace(b, shadow=0.0) for b in base),
+            replace(new, weight=0.0, shadow=float(pct)),
+        )
+        return [
+            Phase(
+                f"shadow {pct:g}% mirrored",
+                state(mirrored),
+                deployment.shadow.duration,
+                True,
+                float(pct),
+            ),
+            Phase("all traffic to new version", only_new, 0.0, False, 100.0),
+        ], ""
+    if strategy == "ab":
+        weights = deployment.ab.weights
+        champ = float(weights.get("champion", 0.0))
+        chal = float(weights.get("challenger", 0.0))
+        if champ + chal <= 0:
+            raise BackendError(
+                f"endpoint {endpoint}: ab.weights give no traffic to champion or challenger",
+                hint="e.g. ab: {weights: {champion: 50, challenger: 50}}",
+            )
+        pct = 100.0 * chal / (champ + chal)
+        split = state(
+            _mix(base, new, pct) if pct < 100 else _mix((), new, 100.0),
+            sticky=deployment.ab.sticky_key,
+        )
+        hold = deployment.ab.duration
+        return [
+            Phase(
+                f"a/b {100 - pct:g}/{pct:g} sticky by {deployment.ab.sticky_key}",
+                split,
+                hold,
+                hold > 0,
+                pct,
+            )
+        ], ""
+    raise BackendError(f"unknown deployment strategy {strategy!r}")
+
+
+# --- gates -------------------------------------------------------------------------------------
+
+
+def check_gates(
+    gates: Mapping[str, str], metrics: VersionMetrics | None, min_requests: int
+) -> tuple[Verdict, tuple[GateCheck, ...]]:
+    """Judge the new version's metrics; "insufficient" until it has seen ``min_requests``."""
+    if not gates:
+        return "passed", ()
+    requests = metrics.requests if metrics is not None else 0
+    enough = metrics is not None and requests >= max(1, min_requests)
+    checks = []
+    for name, rule in gates.items():
+        op, threshold = parse_threshold(rule)
+        value = metrics.value(name) if metrics is not None else None
+        if value is None or not enough:
+            checks.append(GateCheck(name, rule, value, None))
+        else:
+            checks.append(GateCheck(name, rule, value, _OPS[op](value, threshold)))
+    if any(c.passed is False for c in checks):
+        return "failed", tuple(checks)
+    if not enough or any(c.passed is None for c in checks):
+        return "insufficient", tuple(checks)
+    return "passed", tuple(checks)
+
+
+# --- the controller ----------------------------------------------------------------------------
+
+
+class RolloutController:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep = _default_sleep,
+        poll: float | None = None,
+    ) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.sleep = sleep
+        self.poll = poll  # how often gates are looked at during a hold; default: hold / 5
+
+    def run(
+        self,
+        deployment: Deployment,
+        model: str,
+        new: Backing,
+        previous: EndpointState | None,
+        ctx: Context,
+    ) -> RolloutResult:
+        started = self.clock()
+        phases, note = plan_phases(deployment, model, new, previous)
+        strategy = deployment.strategy
+        endpoint = deployment.endpoint
+        caps = self.backend.capabilities
+        if len(phases) > 1 or phases[0].check:  # the strategy is really used
+            why = caps.explain(strategy)
+            if why is None and strategy == "shadow" and not caps.shadow:
+                why = "the endpoint cannot mirror traffic"
+            if why is not None:
+                raise BackendError(
+                    f"endpoint {endpoint}: {why}",
+                    hint="choose another deployment.strategy for this environment",
+                )
+        if caps.native_progressive and len(phases) > 1:
+            return self._native(deployment, phases, new, previous, ctx, started)
+
+        steps: list[RolloutStep] = []
+        outputs: Mapping[str, Any] = {}
+        for i, phase in enumerate(phases, 1):
+            self._emit(
+                ctx, endpoint, f"step {i}/{len(phases)}: {phase.label}", phase, i, len(phases)
+            )
+            try:
+                outputs = self.backend.deploy(phase.state, ctx)
+            except MlstackError as e:
+                return self._rollback(
+                    deployment,
+                    new,
+                    previous,
+                    ctx,
+                    steps,
+                    started,
+                    f"{phase.label}: deploy failed: {e}",
+                    outputs,
+                )
+            step_start = self.clock()
+            verdict: Verdict = "unchecked"
+            checks: tuple[GateCheck, ...] = ()
+            seen: Mapping[str, VersionMetrics] = {}
+            if phase.hold > 0 or phase.check:
+                verdict, checks, seen, cancelled = self._hold(
+                    deployment, phase, new, ctx, step_start
+                )
+                if cancelled:
+                    steps.append(self._step(phase, step_start, verdict, checks, seen))
+                    return self._rollback(
+                        deployment,
+                        new,
+                        previous,
+                        ctx,
+                        steps,
+                        started,
+                        f"{phase.label}: cancelled",
+                        outputs,
+                    )
+            step = self._step(phase, step_start, verdict, checks, seen)
+            steps.append(step)
+            if verdict == "failed":
+                failed = "; ".join(c.describe() for c in checks if c.passed is False)
+                return self._rollback(
+                    deployment,
+                    new,
+                    previous,
+                    ctx,
+                    steps,
+                    started,
+                    f"{phase.label}: gate failed: {failed}",
+                    outputs,
+                )
+            if verdict == "insufficient":
+                ctx.emit(
+                    Event(
+                        "rollout.warning",
+                        endpoint,
+                        f"{phase.label}: fewer than {deployment.min_requests} requests "
+                        f"reached version {new.version}; gates could not be judged",
+                        {"step": i},
+                    )
+                )
+        final = phases[-1].state
+        champion = next((b.version for b in final.backings if b.weight >= 100.0), None)
+        reason = note or f"{strategy} completed in {len(steps)} step(s)"
+        ctx.emit(
+            Event(
+                "rollout.done",
+                endpoint,
+                f"version {new.version}: {reason}",
+                {"outcome": "promoted", "weights": final.weights()},
+            )
+        )
+        return RolloutResult(
+            "promoted",
+            final,
+            reason,
+            strategy,
+            new.version,
+            tuple(steps),
+            champion,
+            outputs,
+            started,
+            self.clock(),
+        )
+
+    # internals ---------------------------------------------------------------------------
+    def _hold(
+        self, deployment: Deployment, phase: Phase, new: Backing, ctx: Context, step_start: float
+    ) -> tuple[Verdict, tuple[GateCheck, ...], Mapping[str, VersionMetrics], bool]:
+        """Hold the phase, looking at the gates as it goes; a breach ends the hold early."""
+        gates = deployment.gates if phase.check else {}
+        poll = self.poll if self.poll is not None else max(0.2, min(5.0, phase.hold / 5 or 1.0))
+        deadline = step_start + phase.hold
+        verdict: Verdict = "unchecked"
+        checks: tuple[GateCheck, ...] = ()
+        seen: Mapping[str, VersionMetrics] = {}
+        while True:
+            now = self.clock()
+            remaining = deadline - now
+            if remaining > 0 and self.sleep(min(poll, remaining), ctx):
+                return verdict, checks, seen, True
+            if ctx.cancel.is_set():
+                return verdict, checks, seen, True
+            if gates:
+                seen = self._metrics(deployment.endpoint, step_start)
+                verdict, checks = check_gates(gates, seen.get(new.version), deployment.min_requests)
+                if verdict == "failed":
+                    return verdict, checks, seen, False
+            if self.clock() >= deadline:
+                if not gates:
+                    verdict = "passed" if phase.check else "unchecked"
+                return verdict, checks, seen, False
+
+    def _metrics(self, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
+        try:
+            return self.backend.metrics(endpoint, since)
+        except MlstackError:
+            return {}  # judged as "no data"; a rollout does not fail on a metrics hiccup
+
+    def _step(
+        self,
+        phase: Phase,
+        started: float,
+        verdict: Verdict,
+        checks: tuple[GateCheck, ...],
+        seen: Mapping[str, VersionMetrics],
+    ) -> RolloutStep:
+        return RolloutStep(
+            phase.label,
+            phase.traffic,
+            phase.state.weights(),
+            started,
+            self.clock(),
+            verdict,
+            checks,
+            dict(seen),
+        )
+
+    def _rollback(
+        self,
+        deployment: Deployment,
+        new: Backing,
+        previous: EndpointState | None,
+        ctx: Context,
+        steps: list[RolloutStep],
+        started: float,
+        reason: str,
+        outputs: Mapping[str, Any],
+    ) -> RolloutResult:
+        endpoint = deployment.endpoint
+        ctx.emit(
+            Event("rollout.rollback", endpoint, f"rolling back: {reason}", {"version": new.version})
+        )
+        if previous is None or not previous.backings:
+            raise BackendError(
+                f"endpoint {endpoint}: {reason}; there is no previous version to roll back to"
+            )
+        try:
+            outputs = self.backend.deploy(previous, ctx)
+        except MlstackError as e:
+            raise BackendError(
+                f"endpoint {endpoint}: {reason}; the rollback to the previous "
+                f"state failed too: {e}",
+                hint="run `mlstack rollback` once the cause is fixed",
+            ) from None
+        champion = next((b.version for b in previous.backings if b.weight >= 100.0), None)
+        ctx.emit(
+            Event(
+                "rollout.done",
+                endpoint,
+                f"version {new.version} rolled back",
+                {"outcome": "rolled_back", "reason": reason, "weights": previous.weights()},
+            )
+        )
+        return RolloutResult(
+            "rolled_back",
+            previous,
+            reason,
+            deployment.strategy,
+            new.version,
+            tuple(steps),
+            champion,
+            outputs,
+            started,
+            self.clock(),
+        )
+
+    def _native(
+        self,
+        deployment: Deployment,
+        phases: list[Phase],
+        new: Backing,
+        previous: EndpointState | None,
+        ctx: Context,
+        started: float,
+    ) -> RolloutResult:
+        checked = [p for p in phases if p.check]
+        plan = RolloutPlan(
+            target=phases[-1].state,
+            previous=previous,
+            strategy=deployment.strategy,
+            steps=tuple(p.traffic for p in phases),
+            interval=checked[0].hold if checked else 0.0,
+            gates=dict(deployment.gates),
+        )
+        ctx.emit(
+            Event(
+                "rollout.step",
+                deployment.endpoint,
+                f"handing the {deployment.strategy} rollout to {self.backend.name}",
+                {"native": True, "steps": list(plan.steps)},
+            )
+        )
+        outputs = self.backend.rollout(plan, ctx)
+        outcome: Outcome = "rolled_back" if outputs.get("outcome") == "rolled_back" else "promoted"
+        state = plan.target if outcome == "promoted" else (previous or plan.target)
+        champion = next((b.version for b in state.backings if b.weight >= 100.0), None)
+        reason = str(
+            outputs.get("reason") or f"{deployment.strategy} rolled out by {self.backend.name}"
+        )
+        return RolloutResult(
+            outcome,
+            state,
+            reason,
+            deployment.strategy,
+            new.version,
+            (),
+            champion,
+            outputs,
+            started,
+            self.clock(),
+        )
+
+    @staticmethod
+    def _emit(ctx: Context, endpoint: str, message: str, phase: Phase, i: int, n: int) -> None:
+        ctx.emit(
+            Event(
+                "rollout.step",
+                endpoint,
+                message,
+                {
+                    "step": i,
+                    "of": n,
+                    "traffic": phase.traffic,
+                    "weights": phase.state.weights(),
+                    "hold": phase.hold,
+                    "shadow": {b.version: b.shadow for b in phase.state.backings if b.shadow},
+                },
+            )
+        )
+
+
+def run_rollout(
+    backend: Backend,
+    deployment: Deployment,
+    model: str,
+    new: Backing,
+    previous: EndpointState | None,
+    ctx: Context,
+    **kwargs: Any,
+) -> RolloutResult:
+    """Convenience: ``RolloutController(backend, **kwargs).run(...)``."""
+    return RolloutController(backend, **kwargs).run(deployment, model, new, previous, ctx)
