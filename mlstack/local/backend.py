@@ -326,10 +326,15 @@ class LocalBackend(Backend):
             "data_digest": rec.get("data_digest"),
             "dataset": rec.get("dataset"),
             "pipeline_digest": rec.get("pipeline_digest"),
-            "stages": {
-                n: {"status": s["status"], "output": s.get("output")}
-                for n, s in (rec.get("stages") or {}).items()
-            },
+            "stages": [
+                {
+                    "name": n,
+                    "status": rec["stages"][n]["status"],
+                    "output": rec["stages"][n].get("output"),
+                }
+                for n in rec.get("order", [])
+                if n in rec.get("stages", {})
+            ],
             "environment": self.env,
         }
         mlflow_run = self._mlflow_runs.get(run.run_id)

@@ -231,9 +231,12 @@ def lineage(workdir: str | Path, env: str, model: str, version: str) -> dict[str
         )
     out["run"] = lin.get("run_id")
     out["pipeline_digest"] = lin.get("pipeline_digest")
-    stages = lin.get("stages") or {}
+    stages = lin.get("stages") or []
+    if isinstance(stages, Mapping):
+        stages = [{"name": n, **v} for n, v in stages.items()]
     out["stages"] = " -> ".join(
-        f"{n} ({s.get('status')}, {str(s.get('output') or '-')[7:19]})" for n, s in stages.items()
+        f"{s['name']} ({s.get('status')}, {str(s.get('output') or '-').split(':')[-1][:12]})"
+        for s in stages
     )
     out["metrics"] = ", ".join(
         f"{k}={float(x):.4f}" for k, x in sorted((v.get("metrics") or {}).items())
