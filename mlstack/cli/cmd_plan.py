@@ -59,11 +59,14 @@ def plan(file: str | None, variables: tuple[str, ...], env: str | None, out_file
 @click.option("--auto-approve", is_flag=True, help="Skip the confirmation.")
 @click.option("--target", "targets", multiple=True, help="Apply only this address (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--refresh/--no-refresh", default=False,
+              help="Ask the backend what exists first; recreate what was deleted outside.")
 def apply(plan_file: str | None, file: str | None, variables: tuple[str, ...], env: str | None,
-          lock_timeout: str, auto_approve: bool, targets: tuple[str, ...], as_json: bool) -> int:
+          lock_timeout: str, auto_approve: bool, targets: tuple[str, ...], as_json: bool,
+          refresh: bool) -> int:
     """Make the environment match the spec (or apply exactly a saved PLAN_FILE)."""
     return _run(plan_file, file, variables, env, lock_timeout, auto_approve, targets, as_json,
-                destroy=False)
+                destroy=False, refresh=refresh)
 
 
 @click.command()
@@ -82,7 +85,7 @@ def destroy(file: str | None, variables: tuple[str, ...], env: str | None, lock_
 
 def _run(plan_file: str | None, file: str | None, variables: tuple[str, ...], env: str | None,
          lock_timeout: str, auto_approve: bool, targets: tuple[str, ...], as_json: bool,
-         destroy: bool) -> int:
+         destroy: bool, refresh: bool = False) -> int:
     from mlstack.engine import planfile
     from mlstack.engine.workspace import raise_for
 
@@ -105,7 +108,8 @@ def _run(plan_file: str | None, file: str | None, variables: tuple[str, ...], en
         if lock.stale is not None:
             render.info(f"Note: took over a stale lock left by a dead process "
                         f"({lock.stale.describe()}).")
-        p, graph = ws.plan(targets=list(targets) or None, destroy=destroy)
+        p, graph = ws.plan(targets=list(targets) or None, destroy=destroy,
+                           refresh=refresh and saved is None)
         if saved is not None:
             planfile.check_still_valid(saved, p)
         if not p.actionable:

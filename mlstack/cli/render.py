@@ -66,7 +66,10 @@ _VERB = {Action.CREATE: "will be created", Action.UPDATE: "will be updated in-pl
 
 def plan(p: Plan, *, max_attrs: int = 40) -> None:
     if p.refresh_only:
+        for note in p.notes:
+            out(f"Note: {note}")
         _drift(p)
+        out(p.summary(), style="bold")
         return
     acts = p.actionable
     if acts:
@@ -120,7 +123,6 @@ def _drift(p: Plan) -> None:
         out(f"  ! {c.address}: {', '.join(c.reasons)}", style="yellow")
         for d in c.diffs:
             out(f"      ~ {d.path}: {_v(d.before)} → {_v(d.after)}")
-    out(p.summary(), style="bold")
 
 
 def _v(v: Any) -> str:

@@ -225,6 +225,9 @@ class Observed:
 
     resources: Mapping[str, Mapping[str, Any]]
     complete: bool = True  # False when the backend could only look at some kinds
+    # kinds listed exhaustively even when ``complete`` is False: a recorded resource of such a
+    # kind that is absent from ``resources`` was deleted outside mlstack
+    kinds: frozenset[str] = frozenset()
 
 
 class Backend(ABC):

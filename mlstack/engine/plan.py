@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,12 +167,17 @@ def _order_records(records: Mapping[str, Record], subset: list[str]) -> list[str
 
 
 def drift(records: Mapping[str, Record], observed: Mapping[str, Mapping[str, Any]],
-          complete: bool) -> list[Change]:
-    """Resources whose platform-side facts differ from what state recorded."""
+          complete: bool, kinds: Collection[str] = ()) -> list[Change]:
+    """Resources whose platform-side facts differ from what state recorded.
+
+    A recorded resource missing from ``observed`` counts as deleted only when the backend looked
+    at everything (``complete``) or listed that resource's kind exhaustively (``kinds``).
+    """
     out: list[Change] = []
     for addr, rec in records.items():
         if addr not in observed:
-            if complete and rec.kind in ("infra", "pipeline", "model", "endpoint"):
+            exhaustive = complete or rec.kind in kinds
+            if exhaustive and rec.kind in ("infra", "pipeline", "model", "endpoint"):
                 out.append(Change(addr, rec.kind, Action.DESTROY, dict(rec.outputs), None,
                                   reasons=("deleted outside mlstack",)))
             continue

@@ -21,6 +21,7 @@ from mlstack.engine.desired import DesiredGraph, DigestCache, build
 from mlstack.engine.digest import digest
 from mlstack.engine.lock import StateLock
 from mlstack.engine.plan import Plan, diff, drift
+from mlstack.engine.resources import Action, Change
 from mlstack.engine.state import StateStore
 from mlstack.errors import Location, MlstackError, ProblemList, SpecError, StateError
 from mlstack.spec.load import Loaded, find_project_file, load, resolve
@@ -188,15 +189,23 @@ class Workspace:
         serial = self.state.serial
         lineage = self.state.lineage if self.state.exists else None
         self._check_targets(targets, graph, records)
+        found: list[Change] = []
+        notes: list[str] = []
+        if refresh or refresh_only:
+            observed = self.backend.observe()
+            found = drift(records, observed.resources, observed.complete, observed.kinds)
+            if not observed.complete:
+                notes.append(f"backend {self.plugin.name!r} observed only part of the "
+                             "resources; drift of the rest is unknown")
+            if not refresh_only:
+                # as Terraform's refresh: what was deleted outside mlstack is planned anew
+                gone = {c.address for c in found if c.action is Action.DESTROY}
+                records = {a: r for a, r in records.items() if a not in gone}
         plan = diff(graph, records, environment=self.env, backend=self.plugin.name,
                     serial=serial, lineage=lineage, targets=targets, destroy=destroy)
         plan.graph_digest = digest({a: dict(r.inputs) for a, r in graph.resources.items()})
-        if refresh or refresh_only:
-            observed = self.backend.observe()
-            plan.drift = drift(records, observed.resources, observed.complete)
-            if not observed.complete:
-                plan.notes.append(f"backend {self.plugin.name!r} observed only part of the "
-                                  "resources; drift of the rest is unknown")
+        plan.drift = found
+        plan.notes.extend(notes)
         plan.refresh_only = refresh_only
         if refresh_only:
             plan.changes = []

@@ -284,3 +284,34 @@ def test_failing_resource_json_output(toy_project: Path, cli, toy_env) -> None:
         "model.toymodel": "skipped",
     }
     assert "toy backend told to fail on pipeline" in failed.stderr
+
+
+def test_refresh_only_reports_drift_and_refresh_recreates(toy_project: Path, cli) -> None:
+    ok(cli("apply", "--auto-approve", cwd=toy_project))
+    clean = cli("plan", "--refresh-only", "--detailed-exitcode", cwd=toy_project)
+    assert clean.returncode == 0, clean.stderr
+    assert "No drift" in clean.stdout
+
+    db = toy_project / ".mlstack" / "envs" / "dev" / "toy.json"
+    data = json.loads(db.read_text())
+    del data["resources"]["infra"]  # someone deleted the infrastructure by hand
+    db.write_text(json.dumps(data))
+
+    drifted = cli("plan", "--refresh-only", "--detailed-exitcode", cwd=toy_project)
+    assert drifted.returncode == 2, drifted.stderr
+    assert "! infra.dev: deleted outside mlstack" in drifted.stdout
+    assert "Drift: 1 resource(s) changed outside mlstack." in drifted.stdout
+    body = json.loads(ok(cli("plan", "--refresh-only", "--json", cwd=toy_project)).stdout)
+    assert body["refresh_only"] is True and body["resource_changes"] == []
+    assert [(d["address"], d["action"]) for d in body["drift"]] == [("infra.dev", "destroy")]
+
+    # a plain plan trusts state; a refreshing one plans to create it again
+    assert "No changes." in ok(cli("plan", cwd=toy_project)).stdout
+    refreshed = ok(cli("plan", "--refresh", cwd=toy_project))
+    assert "+ infra.dev" in refreshed.stdout
+    assert "Plan: 1 to add, 0 to change, 0 to destroy." in refreshed.stdout
+    assert refreshed.stdout.count("Plan: ") == 1
+    fixed = ok(cli("apply", "--auto-approve", "--refresh", cwd=toy_project))
+    assert "1 added" in fixed.stdout
+    assert "infra" in json.loads(db.read_text())["resources"]
+    assert "No drift" in ok(cli("plan", "--refresh-only", cwd=toy_project)).stdout
