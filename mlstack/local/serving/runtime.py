@@ -106,9 +106,11 @@ def alive(pid: int | None, marker: str | None = None) -> bool:
         return False
     child = _CHILDREN.get(pid)
     if child is not None:
+        # our own child: poll() is exact, and its /proc cmdline may still be ours before exec
         if child.poll() is not None:
             _CHILDREN.pop(pid, None)
             return False
+        return True
     else:
         try:
             os.kill(pid, 0)
