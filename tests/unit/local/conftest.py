@@ -20,10 +20,17 @@ def cancer_frame(rows: int | None = 240, seed: int = 0) -> Any:
     df = load_breast_cancer(as_frame=True).frame.rename(columns=lambda c: c.replace(" ", "_"))
     df = df.rename(columns={"target": "diagnosis"})
     df["diagnosis"] = (1 - df["diagnosis"]).astype(int)
-    df["tumor_size"] = pd.cut(df["mean_area"], bins=[0, 500, 1000, float("inf")],
-                              labels=["small", "medium", "large"]).astype(str)
-    cols = ["mean_radius", "mean_texture", "mean_area", "mean_smoothness", "tumor_size",
-            "diagnosis"]
+    df["tumor_size"] = pd.cut(
+        df["mean_area"], bins=[0, 500, 1000, float("inf")], labels=["small", "medium", "large"]
+    ).astype(str)
+    cols = [
+        "mean_radius",
+        "mean_texture",
+        "mean_area",
+        "mean_smoothness",
+        "tumor_size",
+        "diagnosis",
+    ]
     df = df[cols]
     if rows is not None:
         df = df.sample(n=rows, random_state=seed).reset_index(drop=True)
@@ -115,11 +122,15 @@ def project_factory(tmp_path: Path):
 def cancer_project(tmp_path: Path):
     """The quickstart pipeline on 240 rows; ``gate`` sets evaluate's gate."""
 
-    def make(gate: str = "roc_auc >= 0.8", frame: Any = None, envs: str = "dev: {backend: local}",
-             ) -> Project:
+    def make(
+        gate: str = "roc_auc >= 0.8",
+        frame: Any = None,
+        envs: str = "dev: {backend: local}",
+    ) -> Project:
         (tmp_path / "data").mkdir(exist_ok=True)
-        (cancer_frame() if frame is None else frame).to_csv(tmp_path / "data" / "cancer.csv",
-                                                            index=False)
+        (cancer_frame() if frame is None else frame).to_csv(
+            tmp_path / "data" / "cancer.csv", index=False
+        )
         body = DATA_BLOCK + BUILTIN_STAGES.replace("{gate}", f'"{gate}"')
         return make_project(tmp_path, body, envs)
 

@@ -44,16 +44,30 @@ def test_run_register_alias_versions_and_promote(cancer_project) -> None:
         assert 0.5 < result.metrics[m] <= 1.0
     model_dir = Path(result.model_uri)
     meta = json.loads((model_dir / "mlstack-model.json").read_text())
-    assert meta["columns"] == ["mean_radius", "mean_texture", "mean_area", "mean_smoothness",
-                               "tumor_size"]
+    assert meta["columns"] == [
+        "mean_radius",
+        "mean_texture",
+        "mean_area",
+        "mean_smoothness",
+        "tumor_size",
+    ]
     assert meta["dtypes"]["tumor_size"] == "str" and meta["task"] == "classification"
     assert meta["classes"] == [0, 1] and meta["target"] == "diagnosis"
     assert dir_digest(model_dir) == result.model_digest
     model = joblib.load(model_dir / "model.joblib")  # raw rows in, the features ship inside
     import pandas as pd
 
-    row = pd.DataFrame([{"mean_radius": 20.0, "mean_texture": 20.0, "mean_area": 1200.0,
-                         "mean_smoothness": 0.1, "tumor_size": "never-seen"}])
+    row = pd.DataFrame(
+        [
+            {
+                "mean_radius": 20.0,
+                "mean_texture": 20.0,
+                "mean_area": 1200.0,
+                "mean_smoothness": 0.1,
+                "tumor_size": "never-seen",
+            }
+        ]
+    )
     assert model.predict(row)[0] in (0, 1)
 
     mv = be.register(result, p.ctx())

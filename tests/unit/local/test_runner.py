@@ -15,7 +15,7 @@ from mlstack.engine.backend import Event
 from mlstack.local.runner import Runner, read_logs
 from mlstack.local.store import ArtifactStore
 
-FNS = '''
+FNS = """
 import json, os, time
 from pathlib import Path
 
@@ -48,12 +48,18 @@ def sleepy(params, output):
 def with_ctx(ctx, inputs, metrics):
     metrics["score"] = 0.5
     return {"inputs": sorted(inputs), "find": str(ctx.find("done.txt"))}
-'''
+"""
 
 
 def fn(name: str, function: str, needs: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "kind": "function", "function": f"rfns:{function}",
-            "needs": needs or [], "with": extra.pop("with_", {}), **extra}
+    return {
+        "name": name,
+        "kind": "function",
+        "function": f"rfns:{function}",
+        "needs": needs or [],
+        "with": extra.pop("with_", {}),
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -75,8 +81,11 @@ def test_chain_passes_values_and_second_run_is_cached(root: Path) -> None:
     assert out.stages["c"].entry["value"] == 3
     assert [e.subject for e in events if e.kind == "stage.done"] == ["a", "b", "c"]
     again = runner(root, stages).run()
-    assert {n: s.status for n, s in again.stages.items()} == {"a": "cached", "b": "cached",
-                                                              "c": "cached"}
+    assert {n: s.status for n, s in again.stages.items()} == {
+        "a": "cached",
+        "b": "cached",
+        "c": "cached",
+    }
     assert again.stages["c"].entry["output"] == out.stages["c"].entry["output"]
     # a new key for b reruns b and c, not a
     keys = {"a": "ka", "b": "kb2", "c": "kc2"}
@@ -90,8 +99,10 @@ def test_chain_passes_values_and_second_run_is_cached(root: Path) -> None:
 def test_independent_stages_overlap_only_when_allowed(root: Path, parallelism: int) -> None:
     marks = root / "marks"
     marks.mkdir()
-    stages = [fn(n, "stamp", with_={"sleep": 0.4, "dir": str(marks), "name": n})
-              for n in ("left", "right")]
+    stages = [
+        fn(n, "stamp", with_={"sleep": 0.4, "dir": str(marks), "name": n})
+        for n in ("left", "right")
+    ]
     stages.append(fn("join", "with_ctx", ["left", "right"]))
     out = runner(root, stages, parallelism=parallelism).run()
     assert out.status == "succeeded"
@@ -105,8 +116,7 @@ def test_independent_stages_overlap_only_when_allowed(root: Path, parallelism: i
 
 def test_stage_failing_twice_passes_with_two_retries(root: Path) -> None:
     events: list[Event] = []
-    stage = fn("flaky", "flaky", retries=2,
-               with_={"counter": str(root / "count"), "fail_times": 2})
+    stage = fn("flaky", "flaky", retries=2, with_={"counter": str(root / "count"), "fail_times": 2})
     out = runner(root, [stage], emit=events.append).run()
     assert out.status == "succeeded"
     assert out.stages["flaky"].attempts == 3
@@ -118,9 +128,10 @@ def test_stage_failing_twice_passes_with_two_retries(root: Path) -> None:
 
 
 def test_stage_failing_more_than_its_retries_fails_and_skips_the_rest(root: Path) -> None:
-    stages = [fn("flaky", "flaky", retries=1,
-                 with_={"counter": str(root / "count"), "fail_times": 5}),
-              fn("after", "add_one", ["flaky"])]
+    stages = [
+        fn("flaky", "flaky", retries=1, with_={"counter": str(root / "count"), "fail_times": 5}),
+        fn("after", "add_one", ["flaky"]),
+    ]
     out = runner(root, stages).run()
     assert out.status == "failed"
     assert out.stages["flaky"].status == "failed" and out.stages["flaky"].attempts == 2
@@ -132,8 +143,7 @@ def test_stage_failing_more_than_its_retries_fails_and_skips_the_rest(root: Path
 
 def test_timeout_kills_the_stage_and_reports_it(root: Path) -> None:
     pidfile = root / "pid"
-    stage = fn("slow", "sleepy", timeout=0.5,
-               with_={"pidfile": str(pidfile), "sleep": 60})
+    stage = fn("slow", "sleepy", timeout=0.5, with_={"pidfile": str(pidfile), "sleep": 60})
     t = time.monotonic()
     out = runner(root, [stage]).run()
     assert time.monotonic() - t < 30
@@ -150,8 +160,10 @@ def test_timeout_kills_the_stage_and_reports_it(root: Path) -> None:
 def test_cancel_stops_running_stages(root: Path) -> None:
     pidfile = root / "pid"
     cancel = threading.Event()
-    stages = [fn("slow", "sleepy", with_={"pidfile": str(pidfile), "sleep": 60}),
-              fn("after", "add_one", ["slow"])]
+    stages = [
+        fn("slow", "sleepy", with_={"pidfile": str(pidfile), "sleep": 60}),
+        fn("after", "add_one", ["slow"]),
+    ]
 
     def trip() -> None:
         deadline = time.monotonic() + 20
@@ -169,12 +181,22 @@ def test_cancel_stops_running_stages(root: Path) -> None:
 
 
 def test_command_stage_gets_paths_params_and_env(root: Path) -> None:
-    cmd = ('printf "%s|%s|%s" "$MLSTACK_STAGE" "$MLSTACK_PARAM_DEPTH" "$GREETING" '
-           '> "$MLSTACK_OUTPUT/out.txt" && cat "$MLSTACK_INPUT_FIRST/return.json" '
-           '>> "$MLSTACK_OUTPUT/out.txt" && echo \'{"lines": 2}\' > "$MLSTACK_METRICS_FILE"')
-    stages = [fn("first", "start"),
-              {"name": "shell", "kind": "command", "run": cmd, "needs": ["first"],
-               "with": {"depth": 8}, "env": {"GREETING": "hi"}}]
+    cmd = (
+        'printf "%s|%s|%s" "$MLSTACK_STAGE" "$MLSTACK_PARAM_DEPTH" "$GREETING" '
+        '> "$MLSTACK_OUTPUT/out.txt" && cat "$MLSTACK_INPUT_FIRST/return.json" '
+        '>> "$MLSTACK_OUTPUT/out.txt" && echo \'{"lines": 2}\' > "$MLSTACK_METRICS_FILE"'
+    )
+    stages = [
+        fn("first", "start"),
+        {
+            "name": "shell",
+            "kind": "command",
+            "run": cmd,
+            "needs": ["first"],
+            "with": {"depth": 8},
+            "env": {"GREETING": "hi"},
+        },
+    ]
     out = runner(root, stages).run()
     assert out.status == "succeeded", out.first_failure()
     store = ArtifactStore(root / ".mlstack")

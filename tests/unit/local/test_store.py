@@ -61,8 +61,12 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
 def test_sweep_removes_staging_of_dead_processes_only(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
     store.ensure()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (store.tmp / f"{dead}-train-1-aaaa").mkdir()
     mine = store.new_staging("train", 1)
     assert store.sweep_tmp() == 1
