@@ -61,9 +61,11 @@ class SageMakerBackend(Backend):
             from botocore.config import Config
 
             url = self.config.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+            # "-probe" clients ask once: a missing operation should not be retried with backoff.
+            real, _, probe = service.partition("-")
             self._clients[service] = boto3.client(
-                service, region_name=self.config.region, endpoint_url=url,
-                config=Config(retries={"max_attempts": 5, "mode": "standard"}))
+                real, region_name=self.config.region, endpoint_url=url,
+                config=Config(retries={"max_attempts": 1 if probe else 5, "mode": "standard"}))
         return self._clients[service]
 
     def _call(self, service: str, op: str, **kwargs: Any) -> Any:
@@ -287,10 +289,10 @@ class SageMakerBackend(Backend):
         from botocore.exceptions import ClientError
 
         try:
-            steps = self._client("sagemaker").list_pipeline_execution_steps(
+            steps = self._client("sagemaker-probe").list_pipeline_execution_steps(
                 PipelineExecutionArn=arn)["PipelineExecutionSteps"]
         except ClientError:
-            return False
+            return False  # an implementation without step listing (moto): statuses only
         for step in steps:
             name, status = step["StepName"], step["StepStatus"]
             if seen.get(name) != status:
@@ -661,8 +663,16 @@ class SageMakerBackend(Backend):
         if infra.get("provisioned_by") == "pulumi" and infra.get("alarms"):
             return names
         name = self.endpoint_name(plan.target.name)
-        for spec in alarm_specs(name, plan.gates, PRIMARY_VARIANT):
-            self._call("cloudwatch", "put_metric_alarm", **spec)
+        specs = alarm_specs(name, plan.gates, PRIMARY_VARIANT)
+        existing = {a["AlarmName"]: a for a in self._call(
+            "cloudwatch", "describe_alarms",
+            AlarmNames=[s["AlarmName"] for s in specs]).get("MetricAlarms", [])} if specs else {}
+        for spec in specs:
+            # PutMetricAlarm resets the state to INSUFFICIENT_DATA: a firing alarm would be
+            # silenced by re-putting it, so only create what is missing or changed.
+            have = existing.get(spec["AlarmName"])
+            if have is None or not _alarm_matches(have, spec):
+                self._call("cloudwatch", "put_metric_alarm", **spec)
             names.append(spec["AlarmName"])
         return names
 
@@ -748,7 +758,7 @@ class SageMakerBackend(Backend):
             group = self._infra(ctx)["model_package_group"]
             for v in self._versions(group):
                 self._call("sagemaker", "delete_model_package", ModelPackageName=v.uri)
-            if self._infra(ctx).get("provisioned_by") == "environment" and self._exists(
+            if self.config.model_package_group is None and self._exists(
                     "sagemaker", "describe_model_package_group",
                     ModelPackageGroupName=group) is not None:
                 self._call("sagemaker", "delete_model_package_group",
@@ -838,6 +848,11 @@ def alarm_specs(endpoint: str, gates: Mapping[str, str], variant: str) -> list[d
             continue  # custom metrics are checked by mlstack's controller, not CloudWatch
         out.append(base)
     return out
+
+
+def _alarm_matches(have: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
+    keys = ("ComparisonOperator", "Threshold", "MetricName", "ExtendedStatistic")
+    return all(have.get(k) == spec.get(k) for k in keys if k in spec)
 
 
 def artifact_digest(model_tar_gz: bytes) -> str:

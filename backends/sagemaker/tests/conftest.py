@@ -1,0 +1,172 @@
+"""A moto server on 127.0.0.1 with the two SageMaker behaviours moto 5.2 lacks, added faithfully.
+
+1. ``UpdateEndpoint`` (not implemented by moto 5.2). Semantics follow the API reference: the
+   endpoint must exist and be ``InService``; the new endpoint config must exist; the endpoint
+   then serves the new config's variants and reports the request's ``DeploymentConfig`` as
+   ``LastDeploymentConfig``. With ``AutoRollbackConfiguration``, SageMaker watches the alarms
+   while it shifts traffic and returns to the old config if one is in ``ALARM``; here the alarms
+   are read from moto's CloudWatch backend once, and the endpoint keeps its old config with a
+   ``FailureReason`` when one fires. The shift itself is instantaneous (no Updating phase).
+2. ``DeleteModelPackage`` / ``DeleteModelPackageGroup`` (not implemented by moto 5.2): a
+   package is found by ARN or name and removed; a group that still holds packages is refused,
+   as SageMaker does.
+3. ``ShadowProductionVariants`` on ``CreateEndpointConfig`` (moto drops them): stored and
+   returned by ``DescribeEndpointConfig``/``DescribeEndpoint``.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+_PATCHED = False
+
+
+def _patch_moto() -> None:
+    global _PATCHED
+    if _PATCHED:
+        return
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.sagemaker import models as sm_models
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.responses import SageMakerResponse
+
+    def update_endpoint(self: Any) -> Any:
+        backend = self.sagemaker_backend
+        name = self._get_param("EndpointName")
+        config_name = self._get_param("EndpointConfigName")
+        deployment = self._get_param("DeploymentConfig")
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            arn = sm_models.FakeEndpoint.arn_formatter(name, backend.account_id,
+                                                       backend.region_name)
+            raise ValidationError(message=f"Could not find endpoint \"{arn}\".")
+        if endpoint.endpoint_status != "InService":
+            raise ValidationError(message="Cannot update in-progress endpoint "
+                                          f"\"{endpoint.arn}\".")
+        config = backend.endpoint_configs.get(config_name)
+        if config is None:
+            arn = sm_models.FakeEndpointConfig.arn_formatter(config_name, backend.account_id,
+                                                             backend.region_name)
+            raise ValidationError(message=f"Could not find endpoint configuration \"{arn}\".")
+        alarms = ((deployment or {}).get("AutoRollbackConfiguration") or {}).get("Alarms") or []
+        cw = cloudwatch_backends[backend.account_id][backend.region_name]
+        firing = [a["AlarmName"] for a in alarms
+                  if a["AlarmName"] in cw.alarms
+                  and cw.alarms[a["AlarmName"]].state_value == "ALARM"]
+        if deployment:
+            endpoint.last_deployment_config = deployment
+        if firing:
+            endpoint.failure_reason = (f"Deployment rolled back: alarm(s) {', '.join(firing)} "
+                                       "in ALARM state")
+        else:
+            endpoint.endpoint_config_name = config_name
+            endpoint.production_variants = endpoint._process_production_variants(
+                config.production_variants)
+            shadows = getattr(config, "shadow_production_variants", None)
+            if shadows:
+                endpoint.shadow_production_variants = endpoint._process_production_variants(
+                    shadows)
+            elif hasattr(endpoint, "shadow_production_variants"):
+                del endpoint.shadow_production_variants
+            endpoint.failure_reason = None
+        endpoint.endpoint_status = "InService"
+        endpoint.last_modified_time = sm_models.utcnow()
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    original_create_config = SageMakerResponse.create_endpoint_config
+    original_create_endpoint = sm_models.SageMakerModelBackend.create_endpoint
+
+    def create_endpoint_config(self: Any) -> Any:
+        result = original_create_config(self)
+        shadows = self._get_param("ShadowProductionVariants")
+        if shadows:
+            cfg = self.sagemaker_backend.endpoint_configs[self._get_param("EndpointConfigName")]
+            cfg.validate_production_variants(shadows)
+            cfg.shadow_production_variants = shadows
+        return result
+
+    def create_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str,
+                        tags: Any) -> Any:
+        endpoint = original_create_endpoint(self, endpoint_name, endpoint_config_name, tags)
+        shadows = getattr(self.endpoint_configs[endpoint_config_name],
+                          "shadow_production_variants", None)
+        if shadows:
+            endpoint.shadow_production_variants = endpoint._process_production_variants(shadows)
+        return endpoint
+
+    def delete_model_package(self: Any) -> Any:
+        backend = self.sagemaker_backend
+        ref = self._get_param("ModelPackageName")
+        arn = backend.model_package_name_mapping.get(ref, ref)
+        package = backend.model_packages.pop(arn, None)
+        if package is None:
+            raise ValidationError(message=f"Model package {ref} does not exist.")
+        for key in [k for k, v in backend.model_package_name_mapping.items() if v == arn]:
+            del backend.model_package_name_mapping[key]
+        return EmptyResult()
+
+    def delete_model_package_group(self: Any) -> Any:
+        backend = self.sagemaker_backend
+        name = self._get_param("ModelPackageGroupName")
+        if name not in backend.model_package_groups:
+            raise ValidationError(message=f"Model package group {name} does not exist.")
+        if any(p.model_package_group_name == name for p in backend.model_packages.values()):
+            raise ValidationError(message=f"Model package group {name} still contains model "
+                                          "packages; delete them first.")
+        del backend.model_package_groups[name]
+        return EmptyResult()
+
+    SageMakerResponse.delete_model_package = delete_model_package
+    SageMakerResponse.delete_model_package_group = delete_model_package_group
+    SageMakerResponse.update_endpoint = update_endpoint
+    SageMakerResponse.create_endpoint_config = create_endpoint_config
+    sm_models.SageMakerModelBackend.create_endpoint = create_endpoint
+    _PATCHED = True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A real HTTP moto server on 127.0.0.1 (in a thread of this process); yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    _patch_moto()
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+# --- pytest fixtures ---------------------------------------------------------------------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> str:
+    """Dummy credentials and no ambient AWS configuration, so nothing can reach real AWS."""
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return moto_url
