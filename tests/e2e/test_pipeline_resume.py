@@ -84,3 +84,32 @@ def test_kill_9_mid_stage_then_resume_from_cache(tmp_path: Path) -> None:
     assert not list((tmp_path / ".mlstack/artifacts/tmp").iterdir())  # swept
     [slow_out] = [p.parent for p in objects.rglob("partial.bin")]
     assert (slow_out / "partial.bin").read_bytes() == b"whole"
+
+
+def test_ctrl_c_stops_the_running_stage_and_keeps_the_store_consistent(tmp_path: Path) -> None:
+    (tmp_path / "kfns.py").write_text(FNS)
+    driver = DRIVER.replace(
+        'print({n: s.status for n, s in out.stages.items()}, out.stages["slow"].entry["value"])',
+        "print(out.status, out.interrupted, {n: s.status for n, s in out.stages.items()})",
+    )
+    (tmp_path / "driver.py").write_text(driver)
+    (tmp_path / "sleep").write_text("60")
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "driver.py"), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pidfile = tmp_path / "pid"
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pidfile.exists()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert out.strip() == "cancelled True {'quick': 'ran', 'slow': 'cancelled'}"
+    assert _gone(int(pidfile.read_text()))
+    objects = tmp_path / ".mlstack/artifacts/objects"
+    assert not any(p.name == "partial.bin" for p in objects.rglob("*"))
+    assert not list((tmp_path / ".mlstack/artifacts/tmp").iterdir())
