@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -61,12 +62,18 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
+        # apply's worker threads share one connection: transactions on it must not interleave
+        self._lock = threading.RLock()
 
     @property
     def exists(self) -> bool:
         return self.path.exists()
 
     def conn(self) -> sqlite3.Connection:
+        with self._lock:
+            return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -95,32 +102,36 @@ class StateStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        c = self.conn()
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            yield c
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        c.execute("COMMIT")
+        with self._lock:
+            c = self.conn()
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield c
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            return self.conn().execute(sql, params).fetchall()
 
     # --- reading ------------------------------------------------------------------------------
     @property
     def serial(self) -> int:
         if not self.exists:
             return 0
-        row = self.conn().execute("SELECT value FROM meta WHERE key='serial'").fetchone()
-        return int(row[0]) if row else 0
+        rows = self._read("SELECT value FROM meta WHERE key='serial'")
+        return int(rows[0][0]) if rows else 0
 
     @property
     def lineage(self) -> str:
-        row = self.conn().execute("SELECT value FROM meta WHERE key='lineage'").fetchone()
-        return str(row[0])
+        return str(self._read("SELECT value FROM meta WHERE key='lineage'")[0][0])
 
     def records(self) -> dict[str, Record]:
         if not self.exists:
             return {}
-        rows = self.conn().execute(
+        rows = self._read(
             "SELECT address, kind, inputs, outputs, depends_on, serial, updated FROM resources")
         return {r[0]: Record(r[0], r[1], json.loads(r[2]), json.loads(r[3]),
                              tuple(json.loads(r[4])), r[5], r[6]) for r in rows}
@@ -131,7 +142,7 @@ class StateStore:
     def history(self, limit: int = 100) -> list[HistoryEntry]:
         if not self.exists:
             return []
-        rows = self.conn().execute(
+        rows = self._read(
             "SELECT id, serial, time, operation, status, summary, snapshot FROM history "
             "ORDER BY id DESC LIMIT ?", (limit,))
         return [HistoryEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]))

@@ -52,16 +52,19 @@ def test_parallelism_is_bounded(tmp_path: Path, store: StateStore) -> None:
     inside = 0
     peak = 0
     lock = threading.Lock()
-    gate = threading.Event()
+    first_three = threading.Barrier(3, timeout=10)  # proves three run at once
+    calls = 0
 
     def handler(change: Change, c: Context) -> dict:
-        nonlocal inside, peak
+        nonlocal inside, peak, calls
         with lock:
             inside += 1
+            calls += 1
+            mine = calls
             peak = max(peak, inside)
-            if inside == 3:
-                gate.set()
-        gate.wait(0.3)  # give a fourth worker, if there were one, the chance to come in
+        if mine <= 3:
+            first_three.wait()
+            threading.Event().wait(0.05)  # room for a fourth worker, were there one
         with lock:
             inside -= 1
         return {}

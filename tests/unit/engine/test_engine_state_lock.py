@@ -119,3 +119,30 @@ def test_garbage_lock_file_is_ignored(tmp_path: Path) -> None:
     assert read_info(path) is None
     with StateLock(path, "apply").acquire() as lock:
         assert lock.stale is None
+
+
+def test_concurrent_writers_in_one_process_share_the_store_safely(tmp_path: Path) -> None:
+    # apply's worker threads record finished resources through one StateStore at once
+    import threading
+
+    s = StateStore(tmp_path / "dev.db")
+    errors: list[BaseException] = []
+    start = threading.Barrier(8, timeout=10)
+
+    def writer(i: int) -> None:
+        try:
+            start.wait()
+            for j in range(10):
+                s.put(f"r.{i}-{j}", "r", {"i": i}, {}, [])
+                s.records()
+        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert s.serial == 80 and len(s.records()) == 80
+    s.close()
