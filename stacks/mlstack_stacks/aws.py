@@ -20,8 +20,12 @@ import pulumi_aws as aws
 
 PRIMARY_VARIANT = "primary"
 _THRESHOLD = re.compile(r"^\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(%|ms|s)?\s*$")
-_ALARM_WHEN = {"<": "GreaterThanOrEqualToThreshold", "<=": "GreaterThanThreshold",
-               ">": "LessThanOrEqualToThreshold", ">=": "LessThanThreshold"}
+_ALARM_WHEN = {
+    "<": "GreaterThanOrEqualToThreshold",
+    "<=": "GreaterThanThreshold",
+    ">": "LessThanOrEqualToThreshold",
+    ">=": "LessThanThreshold",
+}
 
 
 @dataclass(frozen=True)
@@ -47,32 +51,71 @@ def _threshold(rule: str) -> tuple[str, float]:
     return m.group(1), value
 
 
-def execution_policy(bucket_arn: str, group_arn: str, package_arn_prefix: str,
-                     region: str, account: str) -> str:
+def execution_policy(
+    bucket_arn: str, group_arn: str, package_arn_prefix: str, region: str, account: str
+) -> str:
     """Least privilege for the jobs and endpoints the pipeline runs as this role."""
     statements = [
-        {"Sid": "Artifacts", "Effect": "Allow",
-         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-         "Resource": [f"{bucket_arn}/*"]},
-        {"Sid": "ListArtifacts", "Effect": "Allow",
-         "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": [bucket_arn]},
-        {"Sid": "Registry", "Effect": "Allow",
-         "Action": ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
-                    "sagemaker:UpdateModelPackage", "sagemaker:ListModelPackages",
-                    "sagemaker:DescribeModelPackageGroup"],
-         "Resource": [group_arn, f"{package_arn_prefix}/*"]},
-        {"Sid": "Images", "Effect": "Allow",
-         "Action": ["ecr:GetAuthorizationToken", "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-         "Resource": ["*"]},  # ecr:GetAuthorizationToken has no resource-level scoping
-        {"Sid": "Logs", "Effect": "Allow",
-         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
-                    "logs:DescribeLogStreams"],
-         "Resource": [f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/*"]},
-        {"Sid": "Metrics", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"],
-         "Resource": ["*"],
-         "Condition": {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*",
-                                                               "mlstack/*"]}}},
+        {
+            "Sid": "Artifacts",
+            "Effect": "Allow",
+            "Action": [
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:AbortMultipartUpload",
+            ],
+            "Resource": [f"{bucket_arn}/*"],
+        },
+        {
+            "Sid": "ListArtifacts",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+            "Resource": [bucket_arn],
+        },
+        {
+            "Sid": "Registry",
+            "Effect": "Allow",
+            "Action": [
+                "sagemaker:CreateModelPackage",
+                "sagemaker:DescribeModelPackage",
+                "sagemaker:UpdateModelPackage",
+                "sagemaker:ListModelPackages",
+                "sagemaker:DescribeModelPackageGroup",
+            ],
+            "Resource": [group_arn, f"{package_arn_prefix}/*"],
+        },
+        {
+            "Sid": "Images",
+            "Effect": "Allow",
+            "Action": [
+                "ecr:GetAuthorizationToken",
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:BatchCheckLayerAvailability",
+            ],
+            "Resource": ["*"],
+        },  # ecr:GetAuthorizationToken has no resource-level scoping
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": [
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "logs:DescribeLogStreams",
+            ],
+            "Resource": [f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/*"],
+        },
+        {
+            "Sid": "Metrics",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:PutMetricData"],
+            "Resource": ["*"],
+            "Condition": {
+                "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "mlstack/*"]}
+            },
+        },
     ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
@@ -84,36 +127,58 @@ def alarm_args(endpoint: str, gate: str, rule: str) -> dict[str, Any] | None:
     common: dict[str, Any] = {
         "name": f"{endpoint}-{gate.replace('_', '-')}",
         "alarm_description": f"mlstack gate {gate} {rule} on {endpoint}",
-        "comparison_operator": _ALARM_WHEN[op], "evaluation_periods": 1,
-        "datapoints_to_alarm": 1, "treat_missing_data": "notBreaching",
+        "comparison_operator": _ALARM_WHEN[op],
+        "evaluation_periods": 1,
+        "datapoints_to_alarm": 1,
+        "treat_missing_data": "notBreaching",
     }
     if gate == "error_rate":
+
         def stat(metric: str) -> aws.cloudwatch.MetricAlarmMetricQueryMetricArgs:
             return aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-                namespace="AWS/SageMaker", metric_name=metric, dimensions=dims, period=60,
-                stat="Sum")
+                namespace="AWS/SageMaker",
+                metric_name=metric,
+                dimensions=dims,
+                period=60,
+                stat="Sum",
+            )
 
-        common.update(threshold=bound, metric_queries=[
-            aws.cloudwatch.MetricAlarmMetricQueryArgs(id="errors", return_data=False,
-                                                      metric=stat("Invocation5XXErrors")),
-            aws.cloudwatch.MetricAlarmMetricQueryArgs(id="requests", return_data=False,
-                                                      metric=stat("Invocations")),
-            aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                id="rate", return_data=True, label="error rate",
-                expression="IF(requests > 0, errors / requests, 0)"),
-        ])
+        common.update(
+            threshold=bound,
+            metric_queries=[
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="errors", return_data=False, metric=stat("Invocation5XXErrors")
+                ),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="requests", return_data=False, metric=stat("Invocations")
+                ),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="rate",
+                    return_data=True,
+                    label="error rate",
+                    expression="IF(requests > 0, errors / requests, 0)",
+                ),
+            ],
+        )
         return common
     if gate.startswith("latency_p"):
-        common.update(namespace="AWS/SageMaker", metric_name="ModelLatency", dimensions=dims,
-                      extended_statistic=gate.removeprefix("latency_"), period=60,
-                      threshold=bound * 1e6, unit="Microseconds")  # ModelLatency: microseconds
+        common.update(
+            namespace="AWS/SageMaker",
+            metric_name="ModelLatency",
+            dimensions=dims,
+            extended_statistic=gate.removeprefix("latency_"),
+            period=60,
+            threshold=bound * 1e6,
+            unit="Microseconds",
+        )  # ModelLatency: microseconds
         return common
     return None
 
 
 def _sse_default() -> Any:
     return aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-        sse_algorithm="aws:kms")
+        sse_algorithm="aws:kms"
+    )
 
 
 class SageMakerStack(pulumi.ComponentResource):
@@ -124,8 +189,9 @@ class SageMakerStack(pulumi.ComponentResource):
     model_package_group_name: pulumi.Output[str]
     alarm_names: pulumi.Output[list[str]]
 
-    def __init__(self, name: str, args: SageMakerStackArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: SageMakerStackArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("mlstack:aws:SageMakerStack", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = {"mlstack:stack": args.name, **dict(args.tags)}
@@ -136,43 +202,85 @@ class SageMakerStack(pulumi.ComponentResource):
             bucket_name: pulumi.Output[str] = pulumi.Output.from_input(args.bucket)
             bucket_arn = pulumi.Output.from_input(f"arn:aws:s3:::{args.bucket}")
         else:
-            bucket = aws.s3.Bucket(f"{name}-artifacts", bucket_prefix=f"{args.name[:36]}-",
-                                     force_destroy=False, tags=tags, opts=child)
+            bucket = aws.s3.Bucket(
+                f"{name}-artifacts",
+                bucket_prefix=f"{args.name[:36]}-",
+                force_destroy=False,
+                tags=tags,
+                opts=child,
+            )
             aws.s3.BucketVersioning(
-                f"{name}-versioning", bucket=bucket.id,
+                f"{name}-versioning",
+                bucket=bucket.id,
                 versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
-                    status="Enabled"), opts=child)
+                    status="Enabled"
+                ),
+                opts=child,
+            )
             aws.s3.BucketServerSideEncryptionConfiguration(
-                f"{name}-encryption", bucket=bucket.id,
-                rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=_sse_default(),
-                    bucket_key_enabled=True)], opts=child)
+                f"{name}-encryption",
+                bucket=bucket.id,
+                rules=[
+                    aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                        apply_server_side_encryption_by_default=_sse_default(),
+                        bucket_key_enabled=True,
+                    )
+                ],
+                opts=child,
+            )
             aws.s3.BucketPublicAccessBlock(
-                f"{name}-public-access", bucket=bucket.id, block_public_acls=True,
-                block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
-                opts=child)
+                f"{name}-public-access",
+                bucket=bucket.id,
+                block_public_acls=True,
+                block_public_policy=True,
+                ignore_public_acls=True,
+                restrict_public_buckets=True,
+                opts=child,
+            )
             bucket_name, bucket_arn = bucket.bucket, bucket.arn
 
         group = aws.sagemaker.ModelPackageGroup(
-            f"{name}-models", model_package_group_name=args.model_package_group,
-            model_package_group_description=f"mlstack {args.name}", tags=tags, opts=child)
+            f"{name}-models",
+            model_package_group_name=args.model_package_group,
+            model_package_group_description=f"mlstack {args.name}",
+            tags=tags,
+            opts=child,
+        )
 
         if args.role_arn:
             role_arn: pulumi.Output[str] = pulumi.Output.from_input(args.role_arn)
         else:
-            trust = json.dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
-                "Action": "sts:AssumeRole"}]})
-            role = aws.iam.Role(f"{name}-execution", name_prefix=f"{args.name[:30]}-",
-                                assume_role_policy=trust, tags=tags, opts=child)
-            policy = pulumi.Output.all(bucket_arn, group.arn, caller.account_id,
-                                       region.region).apply(
+            trust = json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "sagemaker.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            )
+            role = aws.iam.Role(
+                f"{name}-execution",
+                name_prefix=f"{args.name[:30]}-",
+                assume_role_policy=trust,
+                tags=tags,
+                opts=child,
+            )
+            policy = pulumi.Output.all(
+                bucket_arn, group.arn, caller.account_id, region.region
+            ).apply(
                 lambda v: execution_policy(
-                    v[0], v[1],
+                    v[0],
+                    v[1],
                     f"arn:aws:sagemaker:{v[3]}:{v[2]}:model-package/{args.model_package_group}",
-                    v[3], v[2]))
-            aws.iam.RolePolicy(f"{name}-execution-policy", role=role.id, policy=policy,
-                               opts=child)
+                    v[3],
+                    v[2],
+                )
+            )
+            aws.iam.RolePolicy(f"{name}-execution-policy", role=role.id, policy=policy, opts=child)
             role_arn = role.arn
 
         alarms = []
@@ -180,16 +288,24 @@ class SageMakerStack(pulumi.ComponentResource):
             for gate, rule in sorted(args.gates.items()):
                 spec = alarm_args(args.endpoint, gate, rule)
                 if spec is not None:
-                    alarms.append(aws.cloudwatch.MetricAlarm(
-                        f"{name}-{gate.replace('_', '-')}", tags=tags, opts=child, **spec))
+                    alarms.append(
+                        aws.cloudwatch.MetricAlarm(
+                            f"{name}-{gate.replace('_', '-')}", tags=tags, opts=child, **spec
+                        )
+                    )
 
         self.bucket_name = bucket_name
         self.role_arn = role_arn
         self.model_package_group_name = group.model_package_group_name
         self.alarm_names = pulumi.Output.all(*[a.name for a in alarms]).apply(list)
-        self.register_outputs({"bucket": bucket_name, "role_arn": role_arn,
-                               "model_package_group": self.model_package_group_name,
-                               "alarms": self.alarm_names})
+        self.register_outputs(
+            {
+                "bucket": bucket_name,
+                "role_arn": role_arn,
+                "model_package_group": self.model_package_group_name,
+                "alarms": self.alarm_names,
+            }
+        )
 
 
 def program(args: SageMakerStackArgs) -> Any:

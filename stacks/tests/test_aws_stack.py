@@ -19,22 +19,35 @@ class Mocks(pulumi.runtime.Mocks):
         self.resources.append(args)
         state = dict(args.inputs)
         if args.typ == "aws:s3/bucket:Bucket":
-            state.update(bucket=f"{args.inputs.get('bucketPrefix', '')}abc123",
-                         arn=f"arn:aws:s3:::{args.inputs.get('bucketPrefix', '')}abc123")
+            state.update(
+                bucket=f"{args.inputs.get('bucketPrefix', '')}abc123",
+                arn=f"arn:aws:s3:::{args.inputs.get('bucketPrefix', '')}abc123",
+            )
         if args.typ == "aws:iam/role:Role":
             state["arn"] = f"arn:aws:iam::123456789012:role/{args.name}"
         if args.typ == "aws:sagemaker/modelPackageGroup:ModelPackageGroup":
-            state["arn"] = ("arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/"
-                            + args.inputs["modelPackageGroupName"])
+            state["arn"] = (
+                "arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/"
+                + args.inputs["modelPackageGroupName"]
+            )
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": "123456789012", "arn": "arn:aws:iam::123456789012:user/t",
-                    "userId": "t", "id": "123456789012"}, []
+            return {
+                "accountId": "123456789012",
+                "arn": "arn:aws:iam::123456789012:user/t",
+                "userId": "t",
+                "id": "123456789012",
+            }, []
         if args.token == "aws:index/getRegion:getRegion":
-            return {"name": "eu-west-1", "region": "eu-west-1", "id": "eu-west-1",
-                    "description": "Europe (Ireland)", "endpoint": "ec2.eu-west-1.amazonaws.com"}, []
+            return {
+                "name": "eu-west-1",
+                "region": "eu-west-1",
+                "id": "eu-west-1",
+                "description": "Europe (Ireland)",
+                "endpoint": "ec2.eu-west-1.amazonaws.com",
+            }, []
         return {}, []
 
 
@@ -49,9 +62,9 @@ def _run(args: Any) -> tuple[Mocks, dict[str, Any]]:
     @pulumi.runtime.test
     def build() -> Any:
         stack = SageMakerStack(args.name, args)
-        return pulumi.Output.all(stack.bucket_name, stack.role_arn,
-                                 stack.model_package_group_name, stack.alarm_names).apply(
-            lambda v: outputs.update(bucket=v[0], role_arn=v[1], group=v[2], alarms=v[3]))
+        return pulumi.Output.all(
+            stack.bucket_name, stack.role_arn, stack.model_package_group_name, stack.alarm_names
+        ).apply(lambda v: outputs.update(bucket=v[0], role_arn=v[1], group=v[2], alarms=v[3]))
 
     build()
     return mocks, outputs
@@ -64,23 +77,34 @@ def _by_type(mocks: Mocks, typ: str) -> list[Any]:
 def test_full_stack_creates_bucket_role_group_and_alarms() -> None:
     from mlstack_stacks.aws import SageMakerStackArgs
 
-    args = SageMakerStackArgs(name="mlstack-churn-staging", model_package_group="churn-staging",
-                              endpoint="churn-staging",
-                              gates={"error_rate": "< 1%", "latency_p99": "< 200ms",
-                                     "conversion": "> 0.1"})
+    args = SageMakerStackArgs(
+        name="mlstack-churn-staging",
+        model_package_group="churn-staging",
+        endpoint="churn-staging",
+        gates={"error_rate": "< 1%", "latency_p99": "< 200ms", "conversion": "> 0.1"},
+    )
     mocks, out = _run(args)
 
     (bucket,) = _by_type(mocks, "aws:s3/bucket:Bucket")
     assert bucket.inputs["bucketPrefix"] == "mlstack-churn-staging-"
     (versioning,) = _by_type(mocks, "aws:s3/bucketVersioning:BucketVersioning")
     assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
-    (sse,) = _by_type(mocks, "aws:s3/bucketServerSideEncryptionConfiguration:"
-                             "BucketServerSideEncryptionConfiguration")
+    (sse,) = _by_type(
+        mocks,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    )
     rule = sse.inputs["rules"][0]
     assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
     (block,) = _by_type(mocks, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-    assert all(block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy",
-                                                  "ignorePublicAcls", "restrictPublicBuckets"))
+    assert all(
+        block.inputs[k] is True
+        for k in (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        )
+    )
 
     (group,) = _by_type(mocks, "aws:sagemaker/modelPackageGroup:ModelPackageGroup")
     assert group.inputs["modelPackageGroupName"] == "churn-staging"
@@ -95,38 +119,48 @@ def test_full_stack_creates_bucket_role_group_and_alarms() -> None:
     assert by_sid["ListArtifacts"]["Resource"] == ["arn:aws:s3:::mlstack-churn-staging-abc123"]
     assert by_sid["Registry"]["Resource"] == [
         "arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/churn-staging",
-        "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-staging/*"]
+        "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-staging/*",
+    ]
     # least privilege: no wildcard action, and "*" resources only where AWS allows nothing else
     assert not any(a.endswith(":*") or a == "*" for s in doc["Statement"] for a in s["Action"])
     assert {s["Sid"] for s in doc["Statement"] if "*" in s["Resource"]} == {"Images", "Metrics"}
 
-    alarms = {a.inputs["name"]: a.inputs for a in _by_type(mocks, "aws:cloudwatch/metricAlarm:"
-                                                                  "MetricAlarm")}
+    alarms = {
+        a.inputs["name"]: a.inputs
+        for a in _by_type(mocks, "aws:cloudwatch/metricAlarm:MetricAlarm")
+    }
     assert set(alarms) == {"churn-staging-error-rate", "churn-staging-latency-p99"}
     err = alarms["churn-staging-error-rate"]
     assert err["threshold"] == pytest.approx(0.01)
     assert err["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
     metrics = {q["id"]: q for q in err["metricQueries"]}
     assert metrics["errors"]["metric"]["metricName"] == "Invocation5XXErrors"
-    assert metrics["errors"]["metric"]["dimensions"] == {"EndpointName": "churn-staging",
-                                                         "VariantName": "primary"}
+    assert metrics["errors"]["metric"]["dimensions"] == {
+        "EndpointName": "churn-staging",
+        "VariantName": "primary",
+    }
     assert metrics["rate"]["returnData"] is True
     lat = alarms["churn-staging-latency-p99"]
     assert (lat["metricName"], lat["extendedStatistic"]) == ("ModelLatency", "p99")
     assert lat["threshold"] == pytest.approx(200_000)  # microseconds
 
-    assert out == {"bucket": "mlstack-churn-staging-abc123",
-                   "role_arn": "arn:aws:iam::123456789012:role/mlstack-churn-staging-execution",
-                   "group": "churn-staging",
-                   "alarms": ["churn-staging-error-rate", "churn-staging-latency-p99"]}
+    assert out == {
+        "bucket": "mlstack-churn-staging-abc123",
+        "role_arn": "arn:aws:iam::123456789012:role/mlstack-churn-staging-execution",
+        "group": "churn-staging",
+        "alarms": ["churn-staging-error-rate", "churn-staging-latency-p99"],
+    }
 
 
 def test_existing_bucket_and_role_are_used_not_created() -> None:
     from mlstack_stacks.aws import SageMakerStackArgs
 
-    args = SageMakerStackArgs(name="mlstack-q-dev", model_package_group="q-dev",
-                              bucket="my-existing-bucket",
-                              role_arn="arn:aws:iam::123456789012:role/existing")
+    args = SageMakerStackArgs(
+        name="mlstack-q-dev",
+        model_package_group="q-dev",
+        bucket="my-existing-bucket",
+        role_arn="arn:aws:iam::123456789012:role/existing",
+    )
     mocks, out = _run(args)
     types = {r.typ for r in mocks.resources}
     assert "aws:s3/bucket:Bucket" not in types

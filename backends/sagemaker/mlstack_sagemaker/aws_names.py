@@ -10,26 +10,99 @@ import re
 
 # Commercial, GovCloud and China regions in which SageMaker is offered.
 REGIONS = (
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2",
-    "ca-central-1", "ca-west-1", "mx-central-1", "sa-east-1",
-    "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3",
-    "eu-south-1", "eu-south-2", "eu-north-1",
-    "af-south-1", "il-central-1", "me-south-1", "me-central-1",
-    "ap-east-1", "ap-south-1", "ap-south-2", "ap-northeast-1", "ap-northeast-2",
-    "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
-    "ap-southeast-5", "ap-southeast-7",
-    "us-gov-west-1", "us-gov-east-1", "cn-north-1", "cn-northwest-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "ca-west-1",
+    "mx-central-1",
+    "sa-east-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-north-1",
+    "af-south-1",
+    "il-central-1",
+    "me-south-1",
+    "me-central-1",
+    "ap-east-1",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "us-gov-west-1",
+    "us-gov-east-1",
+    "cn-north-1",
+    "cn-northwest-1",
 )
 
 # SageMaker instance families (ml.<family>.<size>) for processing, training and hosting.
 INSTANCE_FAMILIES = (
-    "t2", "t3", "m4", "m5", "m5d", "m6i", "m6id", "m7i", "c4", "c5", "c5d", "c5n", "c6i",
-    "c6id", "c7i", "r5", "r5d", "r6i", "r6id", "r7i", "x1", "p2", "p3", "p3dn", "p4d", "p4de",
-    "p5", "p5e", "g4dn", "g5", "g6", "g6e", "inf1", "inf2", "trn1", "trn1n", "trn2",
+    "t2",
+    "t3",
+    "m4",
+    "m5",
+    "m5d",
+    "m6i",
+    "m6id",
+    "m7i",
+    "c4",
+    "c5",
+    "c5d",
+    "c5n",
+    "c6i",
+    "c6id",
+    "c7i",
+    "r5",
+    "r5d",
+    "r6i",
+    "r6id",
+    "r7i",
+    "x1",
+    "p2",
+    "p3",
+    "p3dn",
+    "p4d",
+    "p4de",
+    "p5",
+    "p5e",
+    "g4dn",
+    "g5",
+    "g6",
+    "g6e",
+    "inf1",
+    "inf2",
+    "trn1",
+    "trn1n",
+    "trn2",
 )
 INSTANCE_SIZES = (
-    "medium", "large", "xlarge", "2xlarge", "3xlarge", "4xlarge", "8xlarge", "9xlarge",
-    "12xlarge", "16xlarge", "18xlarge", "24xlarge", "32xlarge", "48xlarge",
+    "medium",
+    "large",
+    "xlarge",
+    "2xlarge",
+    "3xlarge",
+    "4xlarge",
+    "8xlarge",
+    "9xlarge",
+    "12xlarge",
+    "16xlarge",
+    "18xlarge",
+    "24xlarge",
+    "32xlarge",
+    "48xlarge",
 )
 INSTANCE_RE = re.compile(r"^ml\.([a-z0-9]+)\.([a-z0-9]+)$")
 
@@ -49,8 +122,10 @@ def bucket_problem(name: str) -> str | None:
     if not 3 <= len(name) <= 63:
         return f"bucket name {name!r} must be 3 to 63 characters long"
     if not BUCKET_RE.match(name):
-        return (f"bucket name {name!r} may contain only lowercase letters, digits, '.' and '-', "
-                "and must start and end with a letter or digit")
+        return (
+            f"bucket name {name!r} may contain only lowercase letters, digits, '.' and '-', "
+            "and must start and end with a letter or digit"
+        )
     if ".." in name:
         return f"bucket name {name!r} must not contain two adjacent periods"
     if IPV4_RE.match(name):

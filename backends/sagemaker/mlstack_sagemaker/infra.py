@@ -21,7 +21,8 @@ INSTALL_HINT = (
     "install the Pulumi CLI: `curl -fsSL https://get.pulumi.com | sh` (or `brew install pulumi`, "
     "or download it from https://www.pulumi.com/docs/install/) and make sure `pulumi` is on "
     "PATH; or skip Pulumi by giving the existing infrastructure in the environment block: "
-    "`bucket: NAME` and `role: arn:aws:iam::ACCOUNT:role/NAME`")
+    "`bucket: NAME` and `role: arn:aws:iam::ACCOUNT:role/NAME`"
+)
 
 
 def require_pulumi_cli() -> str:
@@ -29,45 +30,59 @@ def require_pulumi_cli() -> str:
     if path is None:
         raise BackendError(
             "the SageMaker backend provisions this environment's AWS infrastructure with "
-            "Pulumi, and the `pulumi` CLI is not on PATH", hint=INSTALL_HINT)
+            "Pulumi, and the `pulumi` CLI is not on PATH",
+            hint=INSTALL_HINT,
+        )
     return path
 
 
 def _stack(backend: SageMakerBackend, inputs: Mapping[str, Any]) -> Any:
     require_pulumi_cli()
     try:
-        from pulumi import automation as auto
-
         from mlstack_stacks.aws import SageMakerStackArgs, program
+        from pulumi import automation as auto
     except ImportError as e:
-        raise BackendError(f"Pulumi's Python packages are missing: {e}",
-                           hint="pip install 'mlstack-stacks[aws]'") from None
+        raise BackendError(
+            f"Pulumi's Python packages are missing: {e}", hint="pip install 'mlstack-stacks[aws]'"
+        ) from None
     cfg = backend.config
     args = SageMakerStackArgs(
-        name=str(inputs["stack"]), model_package_group=str(inputs["model_package_group"]),
-        endpoint=inputs.get("endpoint"), gates=dict(inputs.get("gates") or {}),
-        bucket=cfg.bucket, role_arn=None if cfg.role == "create" else cfg.role,
-        tags={"mlstack:project": backend.project.project,
-              "mlstack:environment": backend.project.environment})
+        name=str(inputs["stack"]),
+        model_package_group=str(inputs["model_package_group"]),
+        endpoint=inputs.get("endpoint"),
+        gates=dict(inputs.get("gates") or {}),
+        bucket=cfg.bucket,
+        role_arn=None if cfg.role == "create" else cfg.role,
+        tags={
+            "mlstack:project": backend.project.project,
+            "mlstack:environment": backend.project.environment,
+        },
+    )
     project_settings = auto.ProjectSettings(
-        name="mlstack", runtime="python",
-        backend=auto.ProjectBackend(url=cfg.pulumi_backend_url) if cfg.pulumi_backend_url
-        else None)
+        name="mlstack",
+        runtime="python",
+        backend=auto.ProjectBackend(url=cfg.pulumi_backend_url) if cfg.pulumi_backend_url else None,
+    )
     workdir = backend.workdir / "envs" / backend.project.environment / "pulumi"
     workdir.mkdir(parents=True, exist_ok=True)
     env = {"PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", "")}
     if not cfg.pulumi_backend_url and "PULUMI_BACKEND_URL" not in os.environ:
         env["PULUMI_BACKEND_URL"] = f"file://{workdir}"
     stack = auto.create_or_select_stack(
-        stack_name=str(inputs["stack"]), project_name="mlstack", program=program(args),
-        opts=auto.LocalWorkspaceOptions(work_dir=str(workdir), project_settings=project_settings,
-                                        env_vars=env))
+        stack_name=str(inputs["stack"]),
+        project_name="mlstack",
+        program=program(args),
+        opts=auto.LocalWorkspaceOptions(
+            work_dir=str(workdir), project_settings=project_settings, env_vars=env
+        ),
+    )
     stack.set_config("aws:region", auto.ConfigValue(value=cfg.region))
     return stack
 
 
-def pulumi_up(backend: SageMakerBackend, inputs: Mapping[str, Any],
-              ctx: Context) -> Mapping[str, Any]:
+def pulumi_up(
+    backend: SageMakerBackend, inputs: Mapping[str, Any], ctx: Context
+) -> Mapping[str, Any]:
     stack = _stack(backend, inputs)
 
     def out(line: str) -> None:
@@ -76,8 +91,9 @@ def pulumi_up(backend: SageMakerBackend, inputs: Mapping[str, Any],
     try:
         result = stack.up(on_output=out)
     except Exception as e:  # the Automation API raises CommandError with Pulumi's own message
-        raise BackendError(f"pulumi up failed for stack {inputs['stack']}: {e}",
-                           hint="see the Pulumi output above") from None
+        raise BackendError(
+            f"pulumi up failed for stack {inputs['stack']}: {e}", hint="see the Pulumi output above"
+        ) from None
     return {k: v.value for k, v in result.outputs.items()}
 
 

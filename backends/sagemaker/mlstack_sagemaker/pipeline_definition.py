@@ -116,24 +116,27 @@ def build(project: ResolvedProject, config: SageMakerConfig) -> dict[str, Any]:
         os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"  # no IAM SimulatePolicy at compile time
         # sagemaker.mlops builds a boto3 client at import time and needs a region for it.
         os.environ.setdefault("AWS_DEFAULT_REGION", config.region)
-        quiet = [logging.getLogger(n) for n in ("sagemaker", "botocore.credentials")]
-        levels = [lg.level for lg in quiet]
-        for lg in quiet:
-            lg.setLevel(logging.ERROR)
+        # The SDK logs at import and while building (config file lookups, "Popping out ...
+        # JobName"); library code must not print, so logging is muted for the duration.
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)
         try:
             raw = json.loads(_build_with_sdk(project, config))
         finally:
-            for lg, lvl in zip(quiet, levels):
-                lg.setLevel(lvl)
+            logging.disable(previous)
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
     definition = _parameterise(raw)
-    definition["Metadata"] = {"mlstack": {"project": project.project,
-                                          "environment": project.environment,
-                                          "code_digest": code_digest(project)}}
+    definition["Metadata"] = {
+        "mlstack": {
+            "project": project.project,
+            "environment": project.environment,
+            "code_digest": code_digest(project),
+        }
+    }
     return definition
 
 
@@ -144,26 +147,36 @@ def _build_with_sdk(project: ResolvedProject, config: SageMakerConfig) -> str:
     from sagemaker.core.workflow.pipeline_context import PipelineSession
     from sagemaker.mlops.workflow.pipeline import Pipeline
 
-    boto_session = boto3.Session(region_name=config.region, aws_access_key_id="offline",
-                                 aws_secret_access_key="offline")
-    session = PipelineSession(boto_session=boto_session, default_bucket=SENTINEL_BUCKET,
-                              sagemaker_config={})
+    boto_session = boto3.Session(
+        region_name=config.region, aws_access_key_id="offline", aws_secret_access_key="offline"
+    )
+    session = PipelineSession(
+        boto_session=boto_session, default_bucket=SENTINEL_BUCKET, sagemaker_config={}
+    )
     session._default_bucket = SENTINEL_BUCKET  # the SDK would otherwise HEAD the bucket
-    image = image_uris.retrieve("sklearn", region=config.region, version=config.sklearn_version,
-                                instance_type=config.instance_type)
+    image = image_uris.retrieve(
+        "sklearn",
+        region=config.region,
+        version=config.sklearn_version,
+        instance_type=config.instance_type,
+    )
     layout = Layout(project.project, project.environment)
     code_uri = f"s3://{SENTINEL_BUCKET}/{layout.code_key(code_digest(project))}"
 
     parameters: list[Any] = [
         ParameterString(name="ArtifactBucket", default_value=config.bucket or ""),
-        ParameterString(name="ExecutionRole",
-                        default_value="" if config.role == "create" else config.role),
+        ParameterString(
+            name="ExecutionRole", default_value="" if config.role == "create" else config.role
+        ),
         ParameterString(name="RunKey", default_value="manual"),
         ParameterString(name="InputData", default_value=_default_data(project)),
-        ParameterString(name="ModelPackageGroup",
-                        default_value=model_package_group(project, config)),
-        *[ParameterFloat(name=name, default_value=default)
-          for name, (_, default) in champion_gates(project).items()],
+        ParameterString(
+            name="ModelPackageGroup", default_value=model_package_group(project, config)
+        ),
+        *[
+            ParameterFloat(name=name, default_value=default)
+            for name, (_, default) in champion_gates(project).items()
+        ],
     ]
     params = {p.name: p for p in parameters}
     builder = _StepBuilder(project, config, session, image, code_uri, layout, params)
@@ -171,8 +184,12 @@ def _build_with_sdk(project: ResolvedProject, config: SageMakerConfig) -> str:
     order = toposort({s.name: s.needs for s in project.pipeline.stages})
     for name in order:
         builder.add(stages[name])
-    pipeline = Pipeline(name=pipeline_name(project), parameters=parameters,
-                        steps=builder.top_level(), sagemaker_session=session)
+    pipeline = Pipeline(
+        name=pipeline_name(project),
+        parameters=parameters,
+        steps=builder.top_level(),
+        sagemaker_session=session,
+    )
     return str(pipeline.definition())
 
 
@@ -184,8 +201,16 @@ def _default_data(project: ResolvedProject) -> str:
 class _StepBuilder:
     """Turns stages into SDK step objects, remembering what each produces for its consumers."""
 
-    def __init__(self, project: ResolvedProject, config: SageMakerConfig, session: Any,
-                 image: str, code_uri: str, layout: Layout, params: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        project: ResolvedProject,
+        config: SageMakerConfig,
+        session: Any,
+        image: str,
+        code_uri: str,
+        layout: Layout,
+        params: Mapping[str, Any],
+    ) -> None:
         self.project = project
         self.config = config
         self.session = session
@@ -207,8 +232,9 @@ class _StepBuilder:
             return None
         from sagemaker.core.network import NetworkConfig
 
-        return NetworkConfig(subnets=self.config.subnets,
-                             security_group_ids=self.config.security_groups)
+        return NetworkConfig(
+            subnets=self.config.subnets, security_group_ids=self.config.security_groups
+        )
 
     def add(self, stage: Stage) -> None:
         kind = stage.kind
@@ -247,10 +273,17 @@ class _StepBuilder:
         if not stage.needs and stage.kind in ("ingest", "command", "function"):
             sources.append(("data", self.params["InputData"]))
         for name, uri in sources:
-            out.append(ProcessingInput(
-                input_name=name,
-                s3_input=ProcessingS3Input(s3_uri=uri, local_path=f"{PROCESSING_ROOT}/input/{name}",
-                                           s3_data_type="S3Prefix", s3_input_mode="File")))
+            out.append(
+                ProcessingInput(
+                    input_name=name,
+                    s3_input=ProcessingS3Input(
+                        s3_uri=uri,
+                        local_path=f"{PROCESSING_ROOT}/input/{name}",
+                        s3_data_type="S3Prefix",
+                        s3_input_mode="File",
+                    ),
+                )
+            )
         return out
 
     def _output_of(self, stage: str) -> Any:
@@ -262,12 +295,18 @@ class _StepBuilder:
         return step.properties.ProcessingOutputConfig.Outputs["output"].S3Output.S3Uri
 
     def _env(self, stage: Stage) -> dict[str, str]:
-        spec = {"stage": stage.model_dump(mode="json", by_alias=True),
-                "data": self.project.data.model_dump(mode="json", by_alias=True)
-                if self.project.data else None}
-        return {"MLSTACK_STAGE": stage.name, "MLSTACK_STAGE_KIND": stage.kind,
-                "MLSTACK_SPEC": json.dumps(spec, sort_keys=True, separators=(",", ":")),
-                **stage.env}
+        spec = {
+            "stage": stage.model_dump(mode="json", by_alias=True),
+            "data": self.project.data.model_dump(mode="json", by_alias=True)
+            if self.project.data
+            else None,
+        }
+        return {
+            "MLSTACK_STAGE": stage.name,
+            "MLSTACK_STAGE_KIND": stage.kind,
+            "MLSTACK_SPEC": json.dumps(spec, sort_keys=True, separators=(",", ":")),
+            **stage.env,
+        }
 
     def _processing(self, stage: Stage, evaluate: bool) -> Any:
         from sagemaker.core.processing import ScriptProcessor
@@ -276,26 +315,47 @@ class _StepBuilder:
         from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep
 
         processor = ScriptProcessor(
-            role=SENTINEL_ROLE, image_uri=self.image, command=["python3"], instance_count=1,
+            role=SENTINEL_ROLE,
+            image_uri=self.image,
+            command=["python3"],
+            instance_count=1,
             instance_type=stage.resources.instance_type or self.config.instance_type,
             max_runtime_in_seconds=int(stage.timeout) if stage.timeout else None,
             base_job_name=sagemaker_name(self.project.project, stage.name)[:32],
-            sagemaker_session=self.session, env=self._env(stage), network_config=self.network())
-        outputs = [ProcessingOutput(output_name="output", s3_output=ProcessingS3Output(
-            s3_uri=self.stage_uri(stage.name), local_path=f"{PROCESSING_ROOT}/output",
-            s3_upload_mode="EndOfJob"))]
-        args = processor.run(code=self.code_uri.replace("sourcedir.tar.gz", RUNTIME_SCRIPT),
-                             inputs=self._inputs(stage), outputs=outputs,
-                             arguments=["--stage", stage.name])
+            sagemaker_session=self.session,
+            env=self._env(stage),
+            network_config=self.network(),
+        )
+        outputs = [
+            ProcessingOutput(
+                output_name="output",
+                s3_output=ProcessingS3Output(
+                    s3_uri=self.stage_uri(stage.name),
+                    local_path=f"{PROCESSING_ROOT}/output",
+                    s3_upload_mode="EndOfJob",
+                ),
+            )
+        ]
+        args = processor.run(
+            code=self.code_uri.replace("sourcedir.tar.gz", RUNTIME_SCRIPT),
+            inputs=self._inputs(stage),
+            outputs=outputs,
+            arguments=["--stage", stage.name],
+        )
         property_files = []
         if evaluate:
-            pf = PropertyFile(name=f"{stage.name}-evaluation", output_name="output",
-                              path="evaluation.json")
+            pf = PropertyFile(
+                name=f"{stage.name}-evaluation", output_name="output", path="evaluation.json"
+            )
             self.property_files[stage.name] = pf
             property_files.append(pf)
-        return ProcessingStep(name=stage.name, step_args=args, property_files=property_files,
-                              cache_config=CacheConfig(enable_caching=True, expire_after="P30D"),
-                              retry_policies=_retries(stage))
+        return ProcessingStep(
+            name=stage.name,
+            step_args=args,
+            property_files=property_files,
+            cache_config=CacheConfig(enable_caching=True, expire_after="P30D"),
+            retry_policies=_retries(stage),
+        )
 
     def _training(self, stage: Stage) -> Any:
         from sagemaker.mlops.workflow.steps import CacheConfig, TrainingStep
@@ -317,24 +377,36 @@ class _StepBuilder:
             "estimator": str(with_.get("estimator", "sklearn.linear_model.LogisticRegression")),
             "params": json.dumps(with_.get("params", {}), sort_keys=True),
         }
-        networking = (Networking(subnets=self.config.subnets,
-                                 security_group_ids=self.config.security_groups)
-                      if self.config.subnets else None)
+        networking = (
+            Networking(subnets=self.config.subnets, security_group_ids=self.config.security_groups)
+            if self.config.subnets
+            else None
+        )
         trainer = ModelTrainer(
-            training_image=self.image, role=SENTINEL_ROLE, sagemaker_session=self.session,
-            compute=Compute(instance_type=stage.resources.instance_type
-                            or self.config.instance_type, instance_count=1),
+            training_image=self.image,
+            role=SENTINEL_ROLE,
+            sagemaker_session=self.session,
+            compute=Compute(
+                instance_type=stage.resources.instance_type or self.config.instance_type,
+                instance_count=1,
+            ),
             base_job_name=sagemaker_name(self.project.project, stage.name)[:32],
-            hyperparameters=hyper, environment=self._env(stage), networking=networking,
+            hyperparameters=hyper,
+            environment=self._env(stage),
+            networking=networking,
             stopping_condition=StoppingCondition(
-                max_runtime_in_seconds=int(stage.timeout or 24 * 3600)),
-            output_data_config=OutputDataConfig(s3_output_path=self.stage_uri(stage.name)))
-        channels = [InputData(channel_name=n, data_source=self._output_of(n))
-                    for n in stage.needs]
+                max_runtime_in_seconds=int(stage.timeout or 24 * 3600)
+            ),
+            output_data_config=OutputDataConfig(s3_output_path=self.stage_uri(stage.name)),
+        )
+        channels = [InputData(channel_name=n, data_source=self._output_of(n)) for n in stage.needs]
         args = trainer.train(input_data_config=channels or None, wait=False, logs=False)
-        return TrainingStep(name=stage.name, step_args=args,
-                            cache_config=CacheConfig(enable_caching=True, expire_after="P30D"),
-                            retry_policies=_retries(stage))
+        return TrainingStep(
+            name=stage.name,
+            step_args=args,
+            cache_config=CacheConfig(enable_caching=True, expire_after="P30D"),
+            retry_policies=_retries(stage),
+        )
 
     def _gates(self, stage: Stage, step: Any) -> Any:
         from sagemaker.core.workflow.conditions import (
@@ -349,24 +421,37 @@ class _StepBuilder:
         from sagemaker.mlops.workflow.condition_step import ConditionStep
         from sagemaker.mlops.workflow.fail_step import FailStep
 
-        cls = {">=": ConditionGreaterThanOrEqualTo, ">": ConditionGreaterThan,
-               "<=": ConditionLessThanOrEqualTo, "<": ConditionLessThan, "==": ConditionEquals}
+        cls = {
+            ">=": ConditionGreaterThanOrEqualTo,
+            ">": ConditionGreaterThan,
+            "<=": ConditionLessThanOrEqualTo,
+            "<": ConditionLessThan,
+            "==": ConditionEquals,
+        }
         conditions = []
         for i, gate in enumerate(stage.parsed_gates()):
-            left = JsonGet(step_name=step.name, property_file=self.property_files[stage.name],
-                           json_path=f"metrics.{gate.metric}")
+            left = JsonGet(
+                step_name=step.name,
+                property_file=self.property_files[stage.name],
+                json_path=f"metrics.{gate.metric}",
+            )
             # A champion gate's bound (champion metric +/- slack) is a parameter filled at start.
-            right: Any = (self.params[gate_parameter(stage.name, i)] if gate.champion_metric
-                          else float(gate.number or 0.0))
+            right: Any = (
+                self.params[gate_parameter(stage.name, i)]
+                if gate.champion_metric
+                else float(gate.number or 0.0)
+            )
             if gate.op == "!=":
                 conditions.append(ConditionNot(expression=ConditionEquals(left=left, right=right)))
             else:
                 conditions.append(cls[gate.op](left=left, right=right))
-        fail = FailStep(name=f"{stage.name}-gates-failed",
-                        error_message=f"gates of {stage.name} failed: "
-                                      + "; ".join(stage.gates))
-        return ConditionStep(name=f"{stage.name}-gates", conditions=conditions,
-                             if_steps=[], else_steps=[fail])
+        fail = FailStep(
+            name=f"{stage.name}-gates-failed",
+            error_message=f"gates of {stage.name} failed: " + "; ".join(stage.gates),
+        )
+        return ConditionStep(
+            name=f"{stage.name}-gates", conditions=conditions, if_steps=[], else_steps=[fail]
+        )
 
     def _register(self, stage: Stage) -> Any:
         from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
@@ -375,27 +460,38 @@ class _StepBuilder:
 
         train = next((n for n in self._ancestors(stage) if self.kinds[n] in TRAIN_STAGES), None)
         if train is None:
-            raise ValueError(f"stage {stage.name!r} registers a model but no train stage "
-                             "comes before it")
+            raise ValueError(
+                f"stage {stage.name!r} registers a model but no train stage comes before it"
+            )
         evaluate = next((n for n in self._ancestors(stage) if self.kinds[n] == "evaluate"), None)
         builder = ModelBuilder(
-            image_uri=self.image, s3_model_data_url=self._output_of(train),
-            role_arn=SENTINEL_ROLE, sagemaker_session=self.session,
-            env_vars={"SAGEMAKER_PROGRAM": RUNTIME_SCRIPT,
-                      "SAGEMAKER_SUBMIT_DIRECTORY": self.code_uri,
-                      "MLSTACK_STAGE_KIND": "serve"})
+            image_uri=self.image,
+            s3_model_data_url=self._output_of(train),
+            role_arn=SENTINEL_ROLE,
+            sagemaker_session=self.session,
+            env_vars={
+                "SAGEMAKER_PROGRAM": RUNTIME_SCRIPT,
+                "SAGEMAKER_SUBMIT_DIRECTORY": self.code_uri,
+                "MLSTACK_STAGE_KIND": "serve",
+            },
+        )
         metrics = None
         if evaluate is not None:
-            metrics = ModelMetrics(model_statistics=MetricsSource(
-                content_type="application/json",
-                s3_uri=f"{self.stage_uri(evaluate)}/evaluation.json"))
+            metrics = ModelMetrics(
+                model_statistics=MetricsSource(
+                    content_type="application/json",
+                    s3_uri=f"{self.stage_uri(evaluate)}/evaluation.json",
+                )
+            )
         args = builder.register(
             model_package_group_name=_MODEL_GROUP_SENTINEL,
             content_types=["application/json", "text/csv"],
             response_types=["application/json"],
             inference_instances=[self.config.hosting_instance_type],
-            approval_status="PendingManualApproval", model_metrics=metrics,
-            description=f"{self.project.project} model trained by mlstack")
+            approval_status="PendingManualApproval",
+            model_metrics=metrics,
+            description=f"{self.project.project} model trained by mlstack",
+        )
         return ModelStep(name=stage.name, step_args=args)
 
     def _ancestors(self, stage: Stage) -> list[str]:
@@ -422,10 +518,17 @@ def _retries(stage: Stage) -> list[Any] | None:
         SageMakerJobStepRetryPolicy,
     )
 
-    return [SageMakerJobStepRetryPolicy(
-        exception_types=[SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
-                         SageMakerJobExceptionTypeEnum.CAPACITY_ERROR],
-        max_attempts=stage.retries, backoff_rate=2.0, interval_seconds=30)]
+    return [
+        SageMakerJobStepRetryPolicy(
+            exception_types=[
+                SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
+                SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
+            ],
+            max_attempts=stage.retries,
+            backoff_rate=2.0,
+            interval_seconds=30,
+        )
+    ]
 
 
 # --- sentinel values → pipeline parameter expressions --------------------------------------------
@@ -452,8 +555,14 @@ def _expr(text: str) -> Any:
     rest = text
     while rest:
         i_b, i_r = rest.find(SENTINEL_BUCKET), rest.find(SENTINEL_RUN_KEY)
-        hits = [(i, s, p) for i, s, p in ((i_b, SENTINEL_BUCKET, "ArtifactBucket"),
-                                          (i_r, SENTINEL_RUN_KEY, "RunKey")) if i >= 0]
+        hits = [
+            (i, s, p)
+            for i, s, p in (
+                (i_b, SENTINEL_BUCKET, "ArtifactBucket"),
+                (i_r, SENTINEL_RUN_KEY, "RunKey"),
+            )
+            if i >= 0
+        ]
         if not hits:
             values.append(rest)
             break
@@ -461,7 +570,7 @@ def _expr(text: str) -> Any:
         if i:
             values.append(rest[:i])
         values.append({"Get": f"Parameters.{param}"})
-        rest = rest[i + len(sentinel):]
+        rest = rest[i + len(sentinel) :]
     return {"Std:Join": {"On": "", "Values": values}}
 
 

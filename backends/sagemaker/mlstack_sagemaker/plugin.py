@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mlstack.engine.backend import BackendPlugin, Capabilities
 from mlstack.spec.suggest import did_you_mean
@@ -32,17 +39,21 @@ def check_instance_type(value: str, allow_unknown: bool = False) -> str:
     m = INSTANCE_RE.match(value)
     if not m:
         hint = f"; did you mean 'ml.{value}'?" if INSTANCE_RE.match(f"ml.{value}") else ""
-        raise ValueError(f"{value!r} is not a SageMaker instance type (they look like "
-                         f"ml.m5.large){hint}")
+        raise ValueError(
+            f"{value!r} is not a SageMaker instance type (they look like ml.m5.large){hint}"
+        )
     if allow_unknown:
         return value
     family, size = m.groups()
     if family not in INSTANCE_FAMILIES:
-        raise ValueError(f"unknown SageMaker instance family {family!r} in {value!r}"
-                         f"{did_you_mean(family, INSTANCE_FAMILIES)}")
+        raise ValueError(
+            f"unknown SageMaker instance family {family!r} in {value!r}"
+            f"{did_you_mean(family, INSTANCE_FAMILIES)}"
+        )
     if size not in INSTANCE_SIZES:
-        raise ValueError(f"unknown instance size {size!r} in {value!r}"
-                         f"{did_you_mean(size, INSTANCE_SIZES)}")
+        raise ValueError(
+            f"unknown instance size {size!r} in {value!r}{did_you_mean(size, INSTANCE_SIZES)}"
+        )
     return value
 
 
@@ -56,34 +67,53 @@ class SageMakerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     region: str = Field(description="AWS region, e.g. eu-west-1")
-    role: str = Field(description="SageMaker execution role ARN, or `create` to have the AWS "
-                                  "stack create a least-privilege one")
+    role: str = Field(
+        description="SageMaker execution role ARN, or `create` to have the AWS "
+        "stack create a least-privilege one"
+    )
     bucket: str | None = Field(default=None, description="artifact bucket; created when unset")
     model_package_group: str | None = Field(
-        default=None, description="Model Package Group; default: the model name")
-    instance_type: str = Field(default="ml.m5.large",
-                               description="instance type of processing and training jobs")
-    serving_instance_type: str | None = Field(
-        default=None, description="instance type of endpoint variants; default instance_type")
+        default=None, description="Model Package Group; default: the model name"
+    )
     allow_unknown_instance_types: bool = Field(
-        default=False, description="accept ml.* types newer than mlstack's list")
+        default=False, description="accept ml.* types newer than mlstack's list"
+    )
+    instance_type: str = Field(
+        default="ml.m5.large", description="instance type of processing and training jobs"
+    )
+    serving_instance_type: str | None = Field(
+        default=None, description="instance type of endpoint variants; default instance_type"
+    )
     subnets: list[str] = Field(default_factory=list, description="VPC subnets for jobs/endpoints")
     security_groups: list[str] = Field(default_factory=list)
-    sklearn_version: str = Field(default="1.2-1",
-                                 description="SageMaker scikit-learn container version")
+    sklearn_version: str = Field(
+        default="1.2-1", description="SageMaker scikit-learn container version"
+    )
     traffic_shifting: Literal["native", "variants"] = Field(
         default="native",
         description="native: SageMaker blue/green DeploymentConfig with alarm auto-rollback; "
-                    "variants: both versions as production variants, weights stepped by mlstack")
-    alarms: list[str] = Field(default_factory=list,
-                              description="extra CloudWatch alarm names that roll a deployment back")
-    endpoint_url: str | None = Field(default=None,
-                                     description="AWS API endpoint override (tests, LocalStack)")
+        "variants: both versions as production variants, weights stepped by mlstack",
+    )
+    alarms: list[str] = Field(
+        default_factory=list, description="extra CloudWatch alarm names that roll a deployment back"
+    )
+    endpoint_url: str | None = Field(
+        default=None, description="AWS API endpoint override (tests, LocalStack)"
+    )
     pulumi_backend_url: str | None = Field(
-        default=None, description="where Pulumi keeps stack state, e.g. s3://bucket/pulumi")
-    poll_interval: float = Field(default=15.0, gt=0, le=600,
-                                 description="seconds between status checks")
+        default=None, description="where Pulumi keeps stack state, e.g. s3://bucket/pulumi"
+    )
+    poll_interval: float = Field(
+        default=15.0, gt=0, le=600, description="seconds between status checks"
+    )
     timeout: float = Field(default=4 * 3600.0, gt=0, description="longest wait for a run/rollout")
+
+    @field_validator("instance_type", "serving_instance_type")
+    @classmethod
+    def _instance(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        return check_instance_type(v, bool(info.data.get("allow_unknown_instance_types")))
 
     @field_validator("region")
     @classmethod
@@ -98,7 +128,8 @@ class SageMakerConfig(BaseModel):
         if v != CREATE_ROLE and not ROLE_ARN_RE.match(v):
             raise ValueError(
                 f"role {v!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME); "
-                f"write `role: {CREATE_ROLE}` to have mlstack's AWS stack create one")
+                f"write `role: {CREATE_ROLE}` to have mlstack's AWS stack create one"
+            )
         return v
 
     @field_validator("bucket")
@@ -114,8 +145,10 @@ class SageMakerConfig(BaseModel):
     @classmethod
     def _group(cls, v: str | None) -> str | None:
         if v is not None and not SAGEMAKER_NAME_RE.match(v):
-            raise ValueError(f"model_package_group {v!r}: use letters, digits and single "
-                             "hyphens, at most 63 characters")
+            raise ValueError(
+                f"model_package_group {v!r}: use letters, digits and single "
+                "hyphens, at most 63 characters"
+            )
         return v
 
     @field_validator("subnets")
@@ -136,9 +169,6 @@ class SageMakerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _cross(self) -> SageMakerConfig:
-        check_instance_type(self.instance_type, self.allow_unknown_instance_types)
-        if self.serving_instance_type is not None:
-            check_instance_type(self.serving_instance_type, self.allow_unknown_instance_types)
         if bool(self.subnets) != bool(self.security_groups):
             raise ValueError("a VPC needs both `subnets` and `security_groups` (or neither)")
         return self
@@ -168,14 +198,14 @@ plugin = BackendPlugin(
         infrastructure=True,
         notes={
             "canary": "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration "
-                      "(CANARY) with AutoRollbackConfiguration alarms",
+            "(CANARY) with AutoRollbackConfiguration alarms",
             "linear": "TrafficRoutingConfiguration LINEAR, one step per interval",
             "all_at_once": "TrafficRoutingConfiguration ALL_AT_ONCE",
             "blue_green": "TrafficRoutingConfiguration ALL_AT_ONCE with a bake "
-                          "(TerminationWaitInSeconds)",
+            "(TerminationWaitInSeconds)",
             "shadow": "ShadowProductionVariants on the endpoint config",
             "ab": "production variants with weights; SageMaker routes each request by weight, "
-                  "so assignment is not sticky unless the client sends TargetVariant",
+            "so assignment is not sticky unless the client sends TargetVariant",
         },
     ),
     implementation="mlstack_sagemaker.backend:SageMakerBackend",

@@ -41,35 +41,39 @@ def _patch_moto() -> None:
         deployment = self._get_param("DeploymentConfig")
         endpoint = backend.endpoints.get(name)
         if endpoint is None:
-            arn = sm_models.FakeEndpoint.arn_formatter(name, backend.account_id,
-                                                       backend.region_name)
-            raise ValidationError(message=f"Could not find endpoint \"{arn}\".")
+            arn = sm_models.FakeEndpoint.arn_formatter(
+                name, backend.account_id, backend.region_name
+            )
+            raise ValidationError(message=f'Could not find endpoint "{arn}".')
         if endpoint.endpoint_status != "InService":
-            raise ValidationError(message="Cannot update in-progress endpoint "
-                                          f"\"{endpoint.arn}\".")
+            raise ValidationError(message=f'Cannot update in-progress endpoint "{endpoint.arn}".')
         config = backend.endpoint_configs.get(config_name)
         if config is None:
-            arn = sm_models.FakeEndpointConfig.arn_formatter(config_name, backend.account_id,
-                                                             backend.region_name)
-            raise ValidationError(message=f"Could not find endpoint configuration \"{arn}\".")
+            arn = sm_models.FakeEndpointConfig.arn_formatter(
+                config_name, backend.account_id, backend.region_name
+            )
+            raise ValidationError(message=f'Could not find endpoint configuration "{arn}".')
         alarms = ((deployment or {}).get("AutoRollbackConfiguration") or {}).get("Alarms") or []
         cw = cloudwatch_backends[backend.account_id][backend.region_name]
-        firing = [a["AlarmName"] for a in alarms
-                  if a["AlarmName"] in cw.alarms
-                  and cw.alarms[a["AlarmName"]].state_value == "ALARM"]
+        firing = [
+            a["AlarmName"]
+            for a in alarms
+            if a["AlarmName"] in cw.alarms and cw.alarms[a["AlarmName"]].state_value == "ALARM"
+        ]
         if deployment:
             endpoint.last_deployment_config = deployment
         if firing:
-            endpoint.failure_reason = (f"Deployment rolled back: alarm(s) {', '.join(firing)} "
-                                       "in ALARM state")
+            endpoint.failure_reason = (
+                f"Deployment rolled back: alarm(s) {', '.join(firing)} in ALARM state"
+            )
         else:
             endpoint.endpoint_config_name = config_name
             endpoint.production_variants = endpoint._process_production_variants(
-                config.production_variants)
+                config.production_variants
+            )
             shadows = getattr(config, "shadow_production_variants", None)
             if shadows:
-                endpoint.shadow_production_variants = endpoint._process_production_variants(
-                    shadows)
+                endpoint.shadow_production_variants = endpoint._process_production_variants(shadows)
             elif hasattr(endpoint, "shadow_production_variants"):
                 del endpoint.shadow_production_variants
             endpoint.failure_reason = None
@@ -89,11 +93,11 @@ def _patch_moto() -> None:
             cfg.shadow_production_variants = shadows
         return result
 
-    def create_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str,
-                        tags: Any) -> Any:
+    def create_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
         endpoint = original_create_endpoint(self, endpoint_name, endpoint_config_name, tags)
-        shadows = getattr(self.endpoint_configs[endpoint_config_name],
-                          "shadow_production_variants", None)
+        shadows = getattr(
+            self.endpoint_configs[endpoint_config_name], "shadow_production_variants", None
+        )
         if shadows:
             endpoint.shadow_production_variants = endpoint._process_production_variants(shadows)
         return endpoint
@@ -115,8 +119,10 @@ def _patch_moto() -> None:
         if name not in backend.model_package_groups:
             raise ValidationError(message=f"Model package group {name} does not exist.")
         if any(p.model_package_group_name == name for p in backend.model_packages.values()):
-            raise ValidationError(message=f"Model package group {name} still contains model "
-                                          "packages; delete them first.")
+            raise ValidationError(
+                message=f"Model package group {name} still contains model "
+                "packages; delete them first."
+            )
         del backend.model_package_groups[name]
         return EmptyResult()
 

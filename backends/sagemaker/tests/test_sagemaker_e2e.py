@@ -75,10 +75,18 @@ def _project(tmp_path: Path, url: str, shifting: str = "native") -> Any:
 
 
 def _model_tar(tag: str) -> bytes:
-    files = {"model.joblib": f"fitted-pipeline-{tag}".encode(),
-             "mlstack-model.json": json.dumps({"columns": ["x"], "dtypes": {"x": "float"},
-                                               "target": "label", "task": "classification",
-                                               "classes": [0, 1]}).encode()}
+    files = {
+        "model.joblib": f"fitted-pipeline-{tag}".encode(),
+        "mlstack-model.json": json.dumps(
+            {
+                "columns": ["x"],
+                "dtypes": {"x": "float"},
+                "target": "label",
+                "task": "classification",
+                "classes": [0, 1],
+            }
+        ).encode(),
+    }
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, data in files.items():
@@ -99,10 +107,16 @@ class Jobs:
         self.events.append(event)
         if event.kind == "run.started":
             prefix, bucket = event.data["prefix"], event.data["bucket"]
-            self.s3.put_object(Bucket=bucket, Body=_model_tar(self.tag),
-                               Key=f"{prefix}/train/shop-train-0001/output/model.tar.gz")
-            self.s3.put_object(Bucket=bucket, Key=f"{prefix}/evaluate/evaluation.json",
-                               Body=json.dumps({"metrics": {"accuracy": self.accuracy}}))
+            self.s3.put_object(
+                Bucket=bucket,
+                Body=_model_tar(self.tag),
+                Key=f"{prefix}/train/shop-train-0001/output/model.tar.gz",
+            )
+            self.s3.put_object(
+                Bucket=bucket,
+                Key=f"{prefix}/evaluate/evaluation.json",
+                Body=json.dumps({"metrics": {"accuracy": self.accuracy}}),
+            )
 
 
 def _ctx(tmp_path: Path, emit: Any) -> Any:
@@ -118,18 +132,35 @@ def _train(backend: Any, tmp_path: Path, s3: Any, accuracy: float, tag: str) -> 
     ctx = _ctx(tmp_path, jobs)
     compiled = backend.compile()
     backend.upsert_pipeline(compiled, ctx)
-    run = backend.run_pipeline(compiled, RunRequest(
-        stages=("ingest", "features", "train", "evaluate", "register"), reasons={},
-        cache_keys={"train": tag}, data_digest=f"sha256:{tag}"), ctx)
+    run = backend.run_pipeline(
+        compiled,
+        RunRequest(
+            stages=("ingest", "features", "train", "evaluate", "register"),
+            reasons={},
+            cache_keys={"train": tag},
+            data_digest=f"sha256:{tag}",
+        ),
+        ctx,
+    )
     return run, backend.register(run, ctx), jobs
 
 
 def _state(version: Any, weight: float = 100.0, shadow: float = 0.0) -> Any:
     from mlstack.engine.backend import Backing, EndpointState
 
-    return EndpointState(name="shop", model="shop-model", backings=(
-        Backing(version=version.version, uri=version.uri, digest=version.digest,
-                weight=weight, shadow=shadow),))
+    return EndpointState(
+        name="shop",
+        model="shop-model",
+        backings=(
+            Backing(
+                version=version.version,
+                uri=version.uri,
+                digest=version.digest,
+                weight=weight,
+                shadow=shadow,
+            ),
+        ),
+    )
 
 
 def _weights(sm: Any) -> dict[str, float]:
@@ -139,16 +170,17 @@ def _weights(sm: Any) -> dict[str, float]:
 
 def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) -> None:
     import boto3
+    from mlstack_sagemaker.backend import artifact_digest
 
     from mlstack.engine.backend import Backing, EndpointState, RolloutPlan
     from mlstack.errors import GateFailed
-    from mlstack_sagemaker.backend import artifact_digest
 
     s3 = boto3.client("s3", endpoint_url=aws_env, region_name="eu-west-1")
     sm = boto3.client("sagemaker", endpoint_url=aws_env, region_name="eu-west-1")
     cw = boto3.client("cloudwatch", endpoint_url=aws_env, region_name="eu-west-1")
-    s3.create_bucket(Bucket="shop-artifacts",
-                     CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.create_bucket(
+        Bucket="shop-artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
     backend = _project(tmp_path, aws_env)
     ctx = _ctx(tmp_path, lambda e: None)
 
@@ -161,12 +193,21 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
     run1, v1, jobs = _train(backend, tmp_path, s3, accuracy=0.9, tag="a")
     pipe = sm.describe_pipeline(PipelineName="mlstack-shop-dev")
     definition = json.loads(pipe["PipelineDefinition"])
-    assert [s["Name"] for s in definition["Steps"]] == ["ingest", "features", "train",
-                                                         "evaluate", "evaluate-gates"]
+    assert [s["Name"] for s in definition["Steps"]] == [
+        "ingest",
+        "features",
+        "train",
+        "evaluate",
+        "evaluate-gates",
+    ]
     execs = sm.list_pipeline_executions(PipelineName="mlstack-shop-dev")
     assert len(execs["PipelineExecutionSummaries"]) == 1
-    params = {p["Name"]: p["Value"] for p in sm.list_pipeline_parameters_for_execution(
-        PipelineExecutionArn=run1.run_id)["PipelineParameters"]}
+    params = {
+        p["Name"]: p["Value"]
+        for p in sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=run1.run_id)[
+            "PipelineParameters"
+        ]
+    }
     assert params["ArtifactBucket"] == "shop-artifacts"
     assert params["InputData"].startswith("s3://shop-artifacts/mlstack/shop/data/")
     assert float(params["GateEvaluate1"]) < -1e29  # no champion yet: the regression gate passes
@@ -178,9 +219,17 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
     assert pkg["ModelApprovalStatus"] == "PendingManualApproval"
 
     # first deployment creates the endpoint
-    first = backend.rollout(RolloutPlan(target=_state(v1), previous=None, strategy="canary",
-                                        steps=(10, 50, 100), interval=0, gates={
-                                            "error_rate": "< 1%"}), ctx)
+    first = backend.rollout(
+        RolloutPlan(
+            target=_state(v1),
+            previous=None,
+            strategy="canary",
+            steps=(10, 50, 100),
+            interval=0,
+            gates={"error_rate": "< 1%"},
+        ),
+        ctx,
+    )
     assert sm.describe_endpoint(EndpointName="shop-dev")["EndpointStatus"] == "InService"
     assert first["weights"] == {"1": 100.0}
     assert backend.deploy(_state(v1), ctx)["weights"] == {"1": 100.0}  # idempotent
@@ -191,35 +240,57 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
     assert pkg["ModelApprovalStatus"] == "Approved"
     assert pkg["CustomerMetadataProperties"]["mlstack:alias:champion"] == "true"
     run2, v2, _ = _train(backend, tmp_path, s3, accuracy=0.93, tag="b")
-    params = {p["Name"]: p["Value"] for p in sm.list_pipeline_parameters_for_execution(
-        PipelineExecutionArn=run2.run_id)["PipelineParameters"]}
+    params = {
+        p["Name"]: p["Value"]
+        for p in sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=run2.run_id)[
+            "PipelineParameters"
+        ]
+    }
     assert float(params["GateEvaluate1"]) == pytest.approx(0.85)
     assert v2.version == "2" and v2.digest != v1.digest
 
     # native canary: one UpdateEndpoint carrying the whole strategy and the gate alarms
-    plan = RolloutPlan(target=_state(v2), previous=_state(v1), strategy="canary",
-                       steps=(10, 50, 100), interval=300,
-                       gates={"error_rate": "< 1%", "latency_p99": "< 300ms"})
+    plan = RolloutPlan(
+        target=_state(v2),
+        previous=_state(v1),
+        strategy="canary",
+        steps=(10, 50, 100),
+        interval=300,
+        gates={"error_rate": "< 1%", "latency_p99": "< 300ms"},
+    )
     out = backend.rollout(plan, ctx)
     assert out["weights"] == {"2": 100.0}
     described = sm.describe_endpoint(EndpointName="shop-dev")
     policy = described["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]
     assert policy["TrafficRoutingConfiguration"] == {
-        "Type": "CANARY", "WaitIntervalInSeconds": 300,
-        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}}
-    alarms = [a["AlarmName"] for a in
-              described["LastDeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]]
+        "Type": "CANARY",
+        "WaitIntervalInSeconds": 300,
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+    }
+    alarms = [
+        a["AlarmName"]
+        for a in described["LastDeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    ]
     assert alarms == ["shop-dev-error-rate", "shop-dev-latency-p99"]
     assert {a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]} >= set(alarms)
 
     # a firing alarm: SageMaker rolls back by itself; the backend reports it as a failed gate
     run3, v3, _ = _train(backend, tmp_path, s3, accuracy=0.94, tag="c")
-    cw.set_alarm_state(AlarmName="shop-dev-error-rate", StateValue="ALARM",
-                       StateReason="test: errors")
+    cw.set_alarm_state(
+        AlarmName="shop-dev-error-rate", StateValue="ALARM", StateReason="test: errors"
+    )
     with pytest.raises(GateFailed, match="rolled shop-dev back"):
-        backend.rollout(RolloutPlan(target=_state(v3), previous=_state(v2), strategy="linear",
-                                    steps=(20,), interval=60, gates={"error_rate": "< 1%"}),
-                        ctx)
+        backend.rollout(
+            RolloutPlan(
+                target=_state(v3),
+                previous=_state(v2),
+                strategy="linear",
+                steps=(20,),
+                interval=60,
+                gates={"error_rate": "< 1%"},
+            ),
+            ctx,
+        )
     assert backend.endpoint_status("shop")["weights"] == {"2": 100.0}
     cw.set_alarm_state(AlarmName="shop-dev-error-rate", StateValue="OK", StateReason="test")
 
@@ -231,21 +302,35 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
         if event.kind == "rollout.step":
             seen.append(_weights(sm))
 
-    out = stepped.rollout(RolloutPlan(target=_state(v3), previous=_state(v2), strategy="canary",
-                                      steps=(10, 50, 100), interval=0,
-                                      gates={"error_rate": "< 1%"}), _ctx(tmp_path, watch))
+    out = stepped.rollout(
+        RolloutPlan(
+            target=_state(v3),
+            previous=_state(v2),
+            strategy="canary",
+            steps=(10, 50, 100),
+            interval=0,
+            gates={"error_rate": "< 1%"},
+        ),
+        _ctx(tmp_path, watch),
+    )
     assert seen == [{"v2": 0.9, "v3": 0.1}, {"v2": 0.5, "v3": 0.5}, {"v3": 1.0}]
     assert out["weights"] == {"3": 100.0}
 
     # shadow: v2 mirrors half the requests of v3 as a ShadowProductionVariant
-    shadow = EndpointState(name="shop", model="shop-model", backings=(
-        Backing(v3.version, v3.uri, v3.digest, weight=100.0),
-        Backing(v2.version, v2.uri, v2.digest, weight=0.0, shadow=50.0)))
+    shadow = EndpointState(
+        name="shop",
+        model="shop-model",
+        backings=(
+            Backing(v3.version, v3.uri, v3.digest, weight=100.0),
+            Backing(v2.version, v2.uri, v2.digest, weight=0.0, shadow=50.0),
+        ),
+    )
     stepped.deploy(shadow, ctx)
     d = sm.describe_endpoint(EndpointName="shop-dev")
     cfg = sm.describe_endpoint_config(EndpointConfigName=d["EndpointConfigName"])
-    assert [(v["VariantName"], v["InitialVariantWeight"])
-            for v in cfg["ShadowProductionVariants"]] == [("v2", 0.5)]
+    assert [
+        (v["VariantName"], v["InitialVariantWeight"]) for v in cfg["ShadowProductionVariants"]
+    ] == [("v2", 0.5)]
 
     # rollback: the previous known-good state, restored at once
     backend.deploy(_state(v1), ctx)
@@ -258,12 +343,18 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
     assert observed.resources["pipeline.shop"]["digest"] == backend.compile().digest
 
     # destroy removes endpoint (configs, models), pipeline and registry entries
-    for address, kind in (("endpoint.shop", "endpoint"), ("model.shop-model", "model"),
-                          ("pipeline.shop", "pipeline")):
+    for address, kind in (
+        ("endpoint.shop", "endpoint"),
+        ("model.shop-model", "model"),
+        ("pipeline.shop", "pipeline"),
+    ):
         backend.destroy(address, kind, {}, ctx)
     assert sm.list_endpoints()["Endpoints"] == []
-    assert [c for c in sm.list_endpoint_configs()["EndpointConfigs"]
-            if c["EndpointConfigName"].startswith("shop-dev")] == []
+    assert [
+        c
+        for c in sm.list_endpoint_configs()["EndpointConfigs"]
+        if c["EndpointConfigName"].startswith("shop-dev")
+    ] == []
     assert [m for m in sm.list_models()["Models"] if m["ModelName"].startswith("shop-dev")] == []
     assert sm.list_pipelines()["PipelineSummaries"] == []
     assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []

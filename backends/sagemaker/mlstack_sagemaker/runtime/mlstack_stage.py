@@ -16,8 +16,16 @@ def main() -> int:
     try:
         import mlstack  # noqa: F401
     except ImportError:
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet",
-                               os.environ.get("MLSTACK_PIP_SPEC", "mlstack[local]")])
+        subprocess.check_call(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                os.environ.get("MLSTACK_PIP_SPEC", "mlstack[local]"),
+            ]
+        )
     from mlstack.local.container import run_stage_in_container  # provided by the local runner
 
     return int(run_stage_in_container(os.environ, sys.argv[1:]) or 0)

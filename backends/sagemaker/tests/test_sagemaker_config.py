@@ -1,0 +1,187 @@
+"""The environment block checked without the SDK; the plugin light to import; the CLI's view."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlstack_sagemaker.plugin import SageMakerConfig, plugin
+from pydantic import ValidationError
+
+ROLE = "arn:aws:iam::123456789012:role/mlstack-sm"
+GOOD = {"region": "eu-west-1", "role": ROLE, "bucket": "mlstack-shop-artifacts"}
+_SCRIPT = Path(sys.executable).parent / "mlstack"
+MLSTACK = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "mlstack.cli.main"]
+QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
+
+
+def _errors(settings: dict[str, object]) -> str:
+    with pytest.raises(ValidationError) as e:
+        SageMakerConfig.model_validate(settings)
+    return str(e.value)
+
+
+def test_good_block_and_given_infrastructure() -> None:
+    cfg = SageMakerConfig.model_validate(GOOD)
+    assert cfg.infrastructure_given and cfg.hosting_instance_type == "ml.m5.large"
+    assert not SageMakerConfig.model_validate({**GOOD, "role": "create"}).infrastructure_given
+    assert not SageMakerConfig.model_validate(
+        {"region": "us-east-1", "role": ROLE}
+    ).infrastructure_given
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"region": "eu-west-1"}, "role\n  Field required"),
+        (
+            {**GOOD, "region": "eu-wset-1"},
+            "unknown AWS region 'eu-wset-1'; did you mean 'eu-west-1'?",
+        ),
+        ({**GOOD, "region": "europe"}, "unknown AWS region 'europe'"),
+        ({**GOOD, "role": "MySageMakerRole"}, "is not an IAM role ARN"),
+        (
+            {**GOOD, "instance_type": "ml.m5.larg"},
+            "unknown instance size 'larg' in 'ml.m5.larg'; did you mean 'large'?",
+        ),
+        ({**GOOD, "instance_type": "ml.m55.large"}, "unknown SageMaker instance family 'm55'"),
+        ({**GOOD, "serving_instance_type": "m5.large"}, "did you mean 'ml.m5.large'?"),
+        ({**GOOD, "bucket": "My_Bucket"}, "may contain only lowercase letters"),
+        ({**GOOD, "bucket": "ab"}, "must be 3 to 63 characters"),
+        ({**GOOD, "bucket": "a..b"}, "two adjacent periods"),
+        ({**GOOD, "bucket": "192.168.1.1"}, "must not look like an IP address"),
+        ({**GOOD, "bucket": "xn--bucket"}, "must not start with 'xn--'"),
+        ({**GOOD, "subnets": ["subnet-0123abcd"]}, "needs both `subnets` and `security_groups`"),
+        ({**GOOD, "subnets": ["sub-1"], "security_groups": ["sg-0123abcd"]}, "is not a subnet id"),
+        ({**GOOD, "regoin": "eu-west-1"}, "regoin\n  Extra inputs are not permitted"),
+    ],
+)
+def test_config_errors_say_what_is_wrong(settings: dict[str, object], expected: str) -> None:
+    assert expected in _errors(settings)
+
+
+def test_unknown_instance_type_can_be_allowed() -> None:
+    cfg = SageMakerConfig.model_validate(
+        {**GOOD, "instance_type": "ml.m9z.large", "allow_unknown_instance_types": True}
+    )
+    assert cfg.instance_type == "ml.m9z.large"
+
+
+def test_capabilities_declare_native_rollout_and_shadow() -> None:
+    caps = plugin.capabilities
+    assert caps.native_progressive and caps.native_auto_rollback and caps.shadow
+    assert not caps.sticky_sessions and "TargetVariant" in caps.notes["ab"]
+    assert caps.explain("canary") is None and caps.infrastructure
+
+
+def test_plugin_import_loads_no_sdk() -> None:
+    code = (
+        "import sys, mlstack_sagemaker.plugin as p; from mlstack.engine.backend import "
+        "get_plugin; get_plugin('sagemaker').config_model.model_validate("
+        f"{GOOD!r}); heavy = [m for m in sys.modules if m.split('.')[0] in "
+        "('boto3', 'botocore', 'sagemaker', 'pulumi', 'pulumi_aws', 'moto')]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def _quickstart(tmp_path: Path, settings: str) -> Path:
+    """The quickstart with `backend: sagemaker` plus settings in dev, and no other change."""
+    text = (QUICKSTART / "mlstack.yaml").read_text()
+    dev = "  dev:\n    backend: local\n"
+    assert dev in text
+    (tmp_path / "mlstack.yaml").write_text(
+        text.replace(dev, "  dev:\n    backend: sagemaker\n" + settings, 1)
+    )
+    data = QUICKSTART / "data" / "cancer.csv"
+    if not data.exists():
+        subprocess.run(
+            [sys.executable, str(QUICKSTART / "prepare_data.py")],
+            cwd=QUICKSTART,
+            check=True,
+            capture_output=True,
+        )
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cancer.csv").write_bytes(data.read_bytes())
+    return tmp_path
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(NO_COLOR="1", AWS_EC2_METADATA_DISABLED="true")
+    return subprocess.run(
+        [*MLSTACK, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_validate_reports_config_errors_at_file_line(tmp_path: Path) -> None:
+    _quickstart(
+        tmp_path, "    region: eu-wset-1\n    bucket: Bad_Bucket\n    instance_type: ml.m5.huge\n"
+    )
+    r = _cli(["validate", "-e", "dev"], tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert (
+        "mlstack.yaml:8:5: region: unknown AWS region 'eu-wset-1'; did you mean 'eu-west-1'?" in out
+    )
+    assert "mlstack.yaml:9:5: bucket: bucket name 'Bad_Bucket'" in out
+    assert "mlstack.yaml:10:5: instance_type: unknown instance size 'huge'" in out
+    assert "role" in out and "Traceback" not in out
+
+
+def test_quickstart_on_sagemaker_plans(tmp_path: Path) -> None:
+    _quickstart(
+        tmp_path,
+        f"    region: eu-west-1\n    role: {ROLE}\n    bucket: mlstack-quickstart-artifacts\n",
+    )
+    r = _cli(["plan", "-e", "dev", "--json"], tmp_path)
+    assert r.returncode in (0, 2), r.stdout + r.stderr
+    assert r.stderr.strip() == ""  # the SDK's logging does not leak to the user
+    plan = json.loads(r.stdout)
+    changes = {
+        c["address"]: {d["path"]: d["after"] for d in c["diff"]} for c in plan["resource_changes"]
+    }
+    assert plan["backend"] == "sagemaker"
+    assert changes["infra.dev"]["provider"] == "environment"
+    assert changes["infra.dev"]["model_package_group"] == "cancer-classifier-dev"
+    assert changes["infra.dev"]["endpoint"] == "cancer-dev"
+    assert changes["pipeline.quickstart"]["format"] == "sagemaker-pipeline"
+    assert changes["pipeline.quickstart"]["digest"].startswith("sha256:")
+    assert {"run.quickstart", "model.cancer-classifier", "endpoint.cancer"} <= set(changes)
+    human = _cli(["plan", "-e", "dev"], tmp_path)
+    assert "backend sagemaker" in human.stdout and "+ pipeline.quickstart" in human.stdout
+
+
+def test_missing_pulumi_cli_is_a_clear_message(tmp_path: Path) -> None:
+    _quickstart(tmp_path, "    region: eu-west-1\n    role: create\n")
+    r = _cli(["plan", "-e", "dev"], tmp_path)
+    assert r.returncode == 1
+    out = r.stdout + r.stderr
+    assert "the `pulumi` CLI is not on PATH" in out
+    assert "curl -fsSL https://get.pulumi.com | sh" in out
+    assert "bucket: NAME" in out  # ... or how to skip Pulumi
+    assert "Traceback" not in out
+
+
+def test_missing_pulumi_cli_stops_provision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlstack.engine.backend import Context, get_plugin
+    from mlstack.errors import BackendError
+    from mlstack.spec.load import load, resolve
+
+    _quickstart(tmp_path, "    region: eu-west-1\n    role: create\n")
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing named pulumi here
+    backend = get_plugin("sagemaker").load(
+        resolve(load(str(tmp_path / "mlstack.yaml")), "dev"), tmp_path / ".mlstack"
+    )
+    with pytest.raises(BackendError) as e:
+        backend.provision(
+            {"stack": "s", "model_package_group": "g"},
+            Context(workdir=tmp_path / ".mlstack", environment="dev"),
+        )
+    assert "get.pulumi.com" in e.value.render()
