@@ -12,7 +12,7 @@ import json
 import shutil
 import threading
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ LOG_TAIL_LINES = 15
 class LocalBackend(Backend):
     # MLflow is imported and its store prepared on one background thread per process, while
     # stages run; every MLflow call goes through it so calls stay ordered.
-    _mlflow_pool: ThreadPoolExecutor | None = None
+    _mlflow_pool: _DaemonWorker | None = None
     _pool_lock = threading.Lock()
 
     def __init__(self, **kwargs: Any) -> None:
@@ -62,10 +62,10 @@ class LocalBackend(Backend):
     def registry(self) -> Registry:
         return Registry(self.workdir, self.env)
 
-    def _pool(self) -> ThreadPoolExecutor:
+    def _pool(self) -> _DaemonWorker:
         with LocalBackend._pool_lock:
             if LocalBackend._mlflow_pool is None:
-                LocalBackend._mlflow_pool = ThreadPoolExecutor(1, thread_name_prefix="mlflow")
+                LocalBackend._mlflow_pool = _DaemonWorker("mlflow")
             return LocalBackend._mlflow_pool
 
     def _tracker(self) -> Future[Any]:
@@ -448,7 +448,29 @@ class LocalBackend(Backend):
                 "environment": (source.lineage or {}).get("environment"),
             },
         }
-        version = self.registry.next_version(source.name)
+        # The promoted artifact shows in this environment's MLflow too: one run holding it.
+        record = {
+            "run_id": f"import-{source.name}-v{source.version}",
+            "status": "succeeded",
+            "metrics": {k: v for k, v in source.metrics.items() if isinstance(v, (int, float))},
+            "data_digest": (source.lineage or {}).get("data_digest"),
+            "environment": self.env,
+        }
+        tags = {
+            "mlstack.digest": source.digest,
+            "mlstack.promoted_from": f"{source.name}@{source.version}",
+            "mlstack.lineage": json.dumps(lineage, default=str)[:5000],
+        }
+        try:
+            mlflow_run_id = self._mlflow(
+                lambda t: t.log_run(record, {}, [("model", target)])
+            ).result()
+        except Exception as e:  # noqa: BLE001 - tracking failed: say so, import nothing
+            raise BackendError(
+                f"MLflow tracking failed while importing {source.name} v{source.version}: "
+                f"{type(e).__name__}: {e}"
+            ) from e
+        version = self._create_version(source.name, mlflow_run_id, tags)
         entry = self.registry.add(
             source.name,
             {
@@ -458,7 +480,7 @@ class LocalBackend(Backend):
                 "metrics": dict(source.metrics),
                 "run_id": (source.lineage or {}).get("run_id"),
                 "lineage": lineage,
-                "mlflow_run_id": None,
+                "mlflow_run_id": mlflow_run_id,
             },
         )
         ctx.emit(Event("model.imported", f"{source.name}@{version}", source.digest))
@@ -551,6 +573,36 @@ class LocalBackend(Backend):
             shutil.rmtree(self.env_dir, ignore_errors=True)
         # run.* and dataset.*: outputs live in the shared, content-addressed store, which other
         # environments (and the next apply's cache) may still use; nothing to remove per env.
+
+
+class _DaemonWorker:
+    """One daemon thread running submitted calls in order.
+
+    Unlike ThreadPoolExecutor, whose threads are joined at exit, a process that stops early
+    (a failed gate, bad data) does not wait for MLflow's warm-up; work whose result matters
+    (logging a run, creating a version, setting an alias) is always awaited by its caller.
+    """
+
+    def __init__(self, name: str) -> None:
+        import queue
+
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Any]] = queue.SimpleQueue()
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._queue.put((fut, lambda: fn(*args)))
+        return fut
+
+    def _loop(self) -> None:
+        while True:
+            fut, call = self._queue.get()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(call())
+            except BaseException as e:  # noqa: BLE001 - handed to whoever awaits the future
+                fut.set_exception(e)
 
 
 def _tail(path: str | None, n: int = LOG_TAIL_LINES) -> list[str]:

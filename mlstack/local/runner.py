@@ -381,9 +381,11 @@ class Runner:
                             )
                             self.emit(
                                 Event(
-                                    "stage.failed",
+                                    f"stage.{out[name].status}",
                                     name,
-                                    _summary(out[name].error),
+                                    "cancelled"
+                                    if out[name].status == "cancelled"
+                                    else _summary(out[name].error),
                                     {"error": out[name].error, "log": out[name].log},
                                 )
                             )

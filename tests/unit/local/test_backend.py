@@ -106,6 +106,10 @@ def test_run_register_alias_versions_and_promote(cancer_project) -> None:
     assert imported.lineage["promoted_from"]["version"] == "1"
     assert be.versions("cancer")[0].version == "1"  # dev's registry is untouched
     staging.set_alias("cancer", "champion", "1", p.ctx("staging"))
+    staged = MlflowClient(tracking_uri(p.workdir, "staging"))
+    promoted = staged.get_model_version_by_alias("cancer", "champion")
+    assert promoted.tags["mlstack.digest"] == result.model_digest
+    assert promoted.tags["mlstack.promoted_from"] == "cancer@1"
     assert staging.versions("cancer")[0].aliases == ("champion",)
     assert "promoted_from" in lineage(p.workdir, "staging", "cancer", "1")
 
