@@ -60,7 +60,6 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
 
     meta = ModelMeta.read(model_dir)
     pipeline = joblib.load(model_dir / MODEL_FILE)
-    pd_types = {"int": "Int64", "float": "float64", "str": "object", "bool": "boolean"}
 
     class TabularModel(kserve.Model):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -91,18 +90,20 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
             ]
 
         def _frame(self, rows: list[list[Any]]) -> Any:
-            frame = pd.DataFrame(rows, columns=list(meta.columns))
-            # Nullable dtypes only where the training schema says so; object columns stay as is.
-            for c in meta.columns:
+            # values are already checked and coerced; build typed columns in one go
+            data = {}
+            for j, c in enumerate(meta.columns):
+                values = [r[j] for r in rows]
                 t = meta.dtypes[c]
-                if t == "int" and frame[c].isna().any():
-                    frame[c] = frame[c].astype("float64")
-                elif t != "str":
-                    try:
-                        frame[c] = frame[c].astype(pd_types[t] if t != "int" else "int64")
-                    except (TypeError, ValueError) as e:
-                        raise BadInput(f"column {c!r}: {e}") from None
-            return frame
+                if t == "float" or (t == "int" and any(v != v for v in values)):
+                    data[c] = np.asarray(values, dtype="float64")
+                elif t == "int":
+                    data[c] = np.asarray(values, dtype="int64")
+                elif t == "bool" and not any(v != v for v in values):
+                    data[c] = np.asarray(values, dtype=bool)
+                else:
+                    data[c] = np.asarray(values, dtype=object)
+            return pd.DataFrame(data, copy=False)
 
         def _run(self, rows: list[list[Any]]) -> list[Any]:
             frame = self._frame(rows)
