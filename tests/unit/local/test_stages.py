@@ -182,3 +182,18 @@ def test_unknown_estimator_says_what_to_install(tmp_path: Path) -> None:
         and "cannot import estimator 'notinstalledpkg.Model'" in err["message"]
     )
     assert err["problems"][0]["hint"].startswith("pip install notinstalledpkg")
+
+
+def test_champion_gates_compare_with_the_registry_champion() -> None:
+    from mlstack.errors import GateFailed
+    from mlstack.local.stages.evaluate import check_gates
+
+    gates = ["roc_auc >= 0.9", "roc_auc >= champion.roc_auc - 0.02"]
+    details = check_gates(gates, {"roc_auc": 0.95}, None, "evaluate")
+    assert details[1].endswith("no champion yet; gate passes")
+    check_gates(gates, {"roc_auc": 0.95}, {"roc_auc": 0.96}, "evaluate")
+    with pytest.raises(GateFailed) as e:
+        check_gates(gates, {"roc_auc": 0.93}, {"roc_auc": 0.99}, "evaluate")
+    text = e.value.render()
+    assert "gate `roc_auc >= champion.roc_auc - 0.02` failed: roc_auc = 0.93 fails >= 0.97" in text
+    assert "gate `roc_auc >= 0.9`" not in text.split("\n", 2)[-1]
