@@ -16,7 +16,7 @@ from mlstack.engine.backend import (
 )
 from mlstack.engine.desired import DesiredGraph
 from mlstack.engine.resources import Action, Change
-from mlstack.errors import BackendError, GateFailed
+from mlstack.errors import BackendError
 
 if TYPE_CHECKING:
     from mlstack.engine.workspace import Workspace
@@ -138,30 +138,26 @@ def endpoint_state(out: Mapping[str, Any]) -> EndpointState | None:
 
 def deploy_version(ws: Workspace, mv: ModelVersion, previous: EndpointState | None,
                    ctx: Context, operation: str) -> dict[str, Any]:
-    """Roll ``mv`` out on the environment's endpoint with its strategy and gates."""
+    """Roll ``mv`` out on the environment's endpoint with its strategy and gates.
+
+    On a gate breach the controller has already restored ``previous``; we record why in state
+    history and fail the apply, so the next plan offers the rollout again."""
     from mlstack.engine.rollout import run_rollout
 
     d = ws.resolved.deployment
     assert d is not None
     new = Backing(version=mv.version, uri=mv.uri, digest=mv.digest, weight=100.0)
-    result = run_rollout(ws.backend, d, mv.name, previous, new, ctx)
-    final: EndpointState = result.final
-    status = dict(ws.backend.endpoint_status(d.endpoint))
-    out = {"state": asdict(final), "url": status.get("url"), "champion": mv.version
-           if result.outcome == "promoted" else (previous_champion(previous)),
-           "last_rollout": {"outcome": result.outcome, "reason": result.reason,
-                            "version": mv.version, "strategy": d.strategy,
-                            "steps": [dict(s) for s in result.steps]}}
-    if result.outcome != "promoted":
+    result = run_rollout(ws.backend, d, mv.name, new, previous, ctx)
+    if not result.promoted:
         ws.state.record_history(f"{operation}:rollback", "rolled_back",
                                 {"endpoint": d.endpoint, "version": mv.version,
-                                 "reason": result.reason})
-        raise GateFailed(f"rollout of {mv.name} v{mv.version} to {d.endpoint} was rolled back: "
-                         f"{result.reason}",
-                         hint=f"the endpoint still serves v{previous_champion(previous)}; "
-                              f"see mlstack status -e {ws.env}")
-    ws.backend.set_alias(mv.name, "champion", mv.version, ctx)
-    return out
+                                 "reason": result.reason, "rollout": result.to_dict()})
+        result.raise_for_outcome()
+    status = dict(ws.backend.endpoint_status(d.endpoint))
+    if result.champion is not None:
+        ws.backend.set_alias(mv.name, "champion", result.champion, ctx)
+    return {"state": asdict(result.state), "url": status.get("url") or result.outputs.get("url"),
+            "champion": result.champion, "last_rollout": result.to_dict()}
 
 
 def previous_champion(previous: EndpointState | None) -> str | None:
