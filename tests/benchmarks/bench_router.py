@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -62,7 +63,10 @@ def bench_model(
             d_runs, r_runs = [], []
             for _ in range(rounds):
                 d_runs.append(measure(direct, path, body, conns, duration / rounds))
-                r_runs.append(measure(routed, path, body, conns, duration / rounds))
+                before = _cpu_seconds(out["router_pid"])
+                run = measure(routed, path, body, conns, duration / rounds)
+                run["router_cpu_us"] = (_cpu_seconds(out["router_pid"]) - before) / run["n"] * 1e6
+                r_runs.append(run)
             d = _mean(d_runs)
             r = _mean(r_runs)
             rows_out.append(
@@ -81,21 +85,29 @@ def bench_model(
 
 
 def _mean(runs: list[dict]) -> dict:
-    return {k: sum(x[k] for x in runs) / len(runs) for k in runs[0]}
+    """Median of each figure over the rounds: robust to a neighbour's burst of CPU use."""
+    return {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def table(rows: list[dict]) -> str:
     lines = [
         "| model | conns | direct req/s | router req/s | router/direct | direct p50 ms "
-        "| router p50 ms | added p50 ms | direct p99 ms | router p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| router p50 ms | added p50 ms | direct p99 ms | router p99 ms | router CPU us/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         d, x = r["direct"], r["router"]
         lines.append(
             f"| {r['model']} | {r['connections']} | {d['rps']:.0f} | {x['rps']:.0f} | "
             f"{r['ratio'] * 100:.1f} % | {d['p50']:.2f} | {x['p50']:.2f} | "
-            f"{r['added_p50']:+.2f} | {d['p99']:.2f} | {x['p99']:.2f} |"
+            f"{r['added_p50']:+.2f} | {d['p99']:.2f} | {x['p99']:.2f} | "
+            f"{x['router_cpu_us']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -106,7 +118,7 @@ def main() -> None:
         "--duration", type=float, default=10.0, help="seconds per side (split in rounds)"
     )
     p.add_argument("--connections", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=5, help="alternating direct/router pairs")
     p.add_argument("--write", type=Path, default=None, help="markdown file to write the results to")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlstack-bench-") as tmp:
@@ -130,7 +142,9 @@ Measured {time.strftime("%Y-%m-%d")} on {platform.machine()} with {os.cpu_count(
 
 Each row is the same bounded load (keep-alive connections on 127.0.0.1, one JSON row per V1
 `:predict` request) sent straight to the version's KServe model server and through the endpoint's
-router, alternating, averaged over the rounds. The router does its full work on every request:
+router, alternating direct/router in short rounds; each figure is the median over the rounds
+(the machine is shared, so single runs are noisy). "router CPU us/req" is the router process's
+user+system CPU time per request, read from /proc: the overhead that noise does not blur. The router does its full work on every request:
 routing choice, per-version metrics, 10 % request-log sampling. Load generator, router and model
 server share the 2 cores, so the router's CPU is taken from the other two.
 
