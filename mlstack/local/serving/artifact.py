@@ -137,13 +137,15 @@ def rows_from_tensors(
                 f"input {name!r}: shape {shape}, expected [rows, {len(cols)}] with "
                 f"columns {list(cols)}, or one tensor per column"
             )
-        n = shape[0]
-        if n * len(cols) != len(values):
+        n_rows = shape[0]
+        if n_rows * len(cols) != len(values):
             raise BadInput(f"input {name!r}: shape {shape} does not match {len(values)} values")
+        if n_rows > MAX_ROWS:
+            raise BadInput(f"too many rows ({n_rows}); at most {MAX_ROWS} per request")
         width = len(cols)
         return [
             [_coerce(values[r * width + j], dtypes[c], c, r) for j, c in enumerate(cols)]
-            for r in range(n)
+            for r in range(n_rows)
         ]
     missing = [c for c in cols if c not in by_name]
     if missing:
@@ -151,7 +153,7 @@ def rows_from_tensors(
             f"missing input tensor(s) {', '.join(map(repr, missing))}; expected one "
             f"per column {list(cols)} or a single [rows, {len(cols)}] tensor"
         )
-    n = None
+    n: int | None = None
     for c in cols:
         shape, values = by_name[c]
         if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):

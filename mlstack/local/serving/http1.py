@@ -118,7 +118,8 @@ class _Conn(asyncio.Protocol):
 
     async def roundtrip(self, data: bytes, timeout: float) -> Response:
         loop = asyncio.get_running_loop()
-        self.fut = fut = loop.create_future()
+        fut: asyncio.Future[Response] = loop.create_future()
+        self.fut = fut
         self.headers = []
         self.body = []
         self.got_bytes = False

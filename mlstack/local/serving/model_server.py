@@ -115,7 +115,8 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
                 raise InferenceError(
                     f"model {name} version {version} failed: {type(e).__name__}: {e}"
                 ) from None
-            return np.asarray(out).tolist()
+            preds: list[Any] = np.asarray(out).tolist()
+            return preds
 
         async def predict(
             self,
