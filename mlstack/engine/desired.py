@@ -250,11 +250,11 @@ def stage_reasons(before: Mapping[str, Any] | None,
     return reasons
 
 
-def _param_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "params"
+def _param_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = ""
                    ) -> list[str]:
     out: list[str] = []
     for k in sorted(set(old) | set(new), key=str):
-        p = f"{prefix}.{k}"
+        p = f"{prefix}.{k}" if prefix else str(k)
         a, b = old.get(k, "(none)"), new.get(k, "(none)")
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             out += _param_changes(a, b, p)

@@ -165,7 +165,7 @@ def test_stage_reasons_say_why_each_stage_reruns() -> None:
     }
     why = stage_reasons(before, after)
     assert "prep" not in why
-    assert why["fit"] == "params.depth 3 → 5; code of f.py changed"
+    assert why["fit"] == "depth 3 → 5; code of f.py changed"
     assert why["report"] == "upstream fit reruns"
     assert why["new"] == "new stage"
     assert stage_reasons(None, after)["prep"] == "no previous run"
