@@ -459,6 +459,8 @@ class SageMakerBackend(Backend):
                         "ModelDataUrl": run.model_uri,
                         "Environment": {
                             "SAGEMAKER_PROGRAM": pdef.RUNTIME_SCRIPT,
+                            # the train stage puts the inference script inside model.tar.gz
+                            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
                             "MLSTACK_STAGE_KIND": "serve",
                         },
                     }

@@ -193,6 +193,36 @@ def _build_with_sdk(project: ResolvedProject, config: SageMakerConfig) -> str:
     return str(pipeline.definition())
 
 
+def ancestors(project: ResolvedProject, stage: Stage) -> list[str]:
+    """Upstream stages, nearest first."""
+    by_name = {s.name: s for s in project.pipeline.stages}
+    seen: list[str] = []
+    frontier = list(stage.needs)
+    while frontier:
+        n = frontier.pop(0)
+        if n not in seen:
+            seen.append(n)
+            frontier.extend(by_name[n].needs)
+    return seen
+
+
+def stage_environment(project: ResolvedProject, stage: Stage) -> dict[str, str]:
+    """What the runtime script in the container reads: the stage, its inputs, ``data:``."""
+    kinds = {s.name: s.kind for s in project.pipeline.stages}
+    upstream = [n for n in ancestors(project, stage) if kinds[n] != "register"]
+    spec = {
+        "stage": stage.model_dump(mode="json", by_alias=True),
+        "inputs": upstream,
+        "data": project.data.model_dump(mode="json", by_alias=True) if project.data else None,
+    }
+    return {
+        "MLSTACK_STAGE": stage.name,
+        "MLSTACK_STAGE_KIND": stage.kind,
+        "MLSTACK_SPEC": json.dumps(spec, sort_keys=True, separators=(",", ":")),
+        **stage.env,
+    }
+
+
 def _default_data(project: ResolvedProject) -> str:
     source = project.data.source if project.data else ""
     return source if source.startswith("s3://") else ""
@@ -269,9 +299,14 @@ class _StepBuilder:
         from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input
 
         out = []
-        sources: list[tuple[str, Any]] = [(n, self._output_of(n)) for n in stage.needs]
+        # Every upstream output, not only the direct needs: evaluate reads split's test set.
+        sources: list[tuple[str, Any]] = [
+            (n, self._output_of(n)) for n in self._ancestors(stage) if self.kinds[n] != "register"
+        ]
         if not stage.needs and stage.kind in ("ingest", "command", "function"):
             sources.append(("data", self.params["InputData"]))
+        if stage.kind in ("command", "function"):
+            sources.append(("source", self.code_uri))
         for name, uri in sources:
             out.append(
                 ProcessingInput(
@@ -295,18 +330,7 @@ class _StepBuilder:
         return step.properties.ProcessingOutputConfig.Outputs["output"].S3Output.S3Uri
 
     def _env(self, stage: Stage) -> dict[str, str]:
-        spec = {
-            "stage": stage.model_dump(mode="json", by_alias=True),
-            "data": self.project.data.model_dump(mode="json", by_alias=True)
-            if self.project.data
-            else None,
-        }
-        return {
-            "MLSTACK_STAGE": stage.name,
-            "MLSTACK_STAGE_KIND": stage.kind,
-            "MLSTACK_SPEC": json.dumps(spec, sort_keys=True, separators=(",", ":")),
-            **stage.env,
-        }
+        return stage_environment(self.project, stage)
 
     def _processing(self, stage: Stage, evaluate: bool) -> Any:
         from sagemaker.core.processing import ScriptProcessor
@@ -399,7 +423,11 @@ class _StepBuilder:
             ),
             output_data_config=OutputDataConfig(s3_output_path=self.stage_uri(stage.name)),
         )
-        channels = [InputData(channel_name=n, data_source=self._output_of(n)) for n in stage.needs]
+        channels = [
+            InputData(channel_name=n, data_source=self._output_of(n))
+            for n in self._ancestors(stage)
+            if self.kinds[n] != "register"
+        ]
         args = trainer.train(input_data_config=channels or None, wait=False, logs=False)
         return TrainingStep(
             name=stage.name,
@@ -495,16 +523,7 @@ class _StepBuilder:
         return ModelStep(name=stage.name, step_args=args)
 
     def _ancestors(self, stage: Stage) -> list[str]:
-        """Upstream stages, nearest first."""
-        by_name = {s.name: s for s in self.project.pipeline.stages}
-        seen: list[str] = []
-        frontier = list(stage.needs)
-        while frontier:
-            n = frontier.pop(0)
-            if n not in seen:
-                seen.append(n)
-                frontier.extend(by_name[n].needs)
-        return seen
+        return ancestors(self.project, stage)
 
 
 _MODEL_GROUP_SENTINEL = "mlstack-sentinel-model-group"
