@@ -16,11 +16,11 @@ from mlstack.cli.options import parse_vars, project_options
 def validate(file: str | None, variables: tuple[str, ...], env: str | None,
              as_json: bool) -> None:
     """Check the project file and every environment's backend settings; report every error."""
-    from mlstack.engine.workspace import Project
+    from mlstack.engine.project import Project
 
     project = Project(file, parse_vars(variables))
     if env is not None:
-        project.workspace(env).check_settings()
+        project.check_env(env)
         envs = [env]
     else:
         envs = project.validate_all()

@@ -6,11 +6,13 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlstack.engine.plan import Plan
 from mlstack.engine.resources import Action, Change, is_missing
 from mlstack.errors import MlstackError
+
+if TYPE_CHECKING:
+    from mlstack.engine.plan import Plan
 
 _console: Any = None
 _err_console: Any = None

@@ -26,8 +26,14 @@ model: {name: m}
 
 def _run(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(TOY), TOY_TOKEN=SECRET, NO_COLOR="1")
-    return subprocess.run([sys.executable, "-m", "mlstack.cli.main", *args], cwd=tmp, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "mlstack.cli.main", *args],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_secret_never_reaches_plan_state_or_history(tmp_path: Path) -> None:

@@ -1,0 +1,141 @@
+"""The project file and the checks that need no state: what `validate` runs.
+
+Kept apart from the workspace (state, plan, apply) so that `mlstack validate` imports only the
+spec layer and the backend descriptors: the CLI's start-up budget is 150 ms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlstack.engine.backend import BackendPlugin, get_plugin
+from mlstack.errors import MlstackError, ProblemList, SpecError
+from mlstack.spec.load import Loaded, find_project_file, load, resolve
+from mlstack.spec.source import Source
+
+if TYPE_CHECKING:
+    from mlstack.engine.workspace import Workspace
+
+STATE_DIR = ".mlstack"
+
+
+class Project:
+    """The project file, loaded once; environments are views of it."""
+
+    def __init__(self, file: str | None = None, variables: Mapping[str, str] | None = None) -> None:
+        self.file = find_project_file(file)
+        self.variables = dict(variables or {})
+        self.loaded: Loaded = load(self.file, self.variables, checks=check_environments)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.loaded.root)
+
+    @property
+    def workdir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def environments(self) -> list[str]:
+        return list(self.loaded.project.environments)
+
+    def workspace(self, env: str | None) -> Workspace:
+        from mlstack.engine.workspace import Workspace
+
+        return Workspace(self, env or self.default_env())
+
+    def check_env(self, env: str) -> None:
+        """One environment's overrides and backend settings, without opening its state."""
+        resolved = resolve(self.loaded, env)
+        problems = ProblemList()
+        try:
+            plugin = get_plugin(resolved.backend)
+        except MlstackError as e:
+            loc = self.loaded.source.locate(("environments", env, "backend"))
+            raise SpecError(e.problems[0].message, location=loc, hint=e.problems[0].hint) \
+                from None
+        strategy = resolved.deployment.strategy if resolved.deployment else None
+        check_backend(plugin, env, resolved.settings, strategy, self.loaded.source, problems)
+        problems.raise_if_any(SpecError)
+
+    def default_env(self) -> str:
+        envs = self.environments
+        return "dev" if "dev" in envs else envs[0]
+
+    def validate_all(self) -> list[str]:
+        """Check every environment: overrides, backend names and backend settings."""
+        problems = ProblemList()
+        for env in self.environments:
+            try:
+                self.check_env(env)
+            except SpecError as e:
+                problems.items.extend(e.problems)
+        problems.raise_if_any(SpecError)
+        return self.environments
+
+
+def check_environments(raw: Any, src: Source, problems: ProblemList) -> None:
+    """Backend names and settings of every environment, straight from the file's data, so that
+    `validate` reports them together with schema errors elsewhere in the file."""
+    envs = raw.get("environments") if isinstance(raw, dict) else None
+    if not isinstance(envs, dict):
+        return
+    from mlstack.spec.models import Environment
+
+    top = raw.get("deployment")
+    top_deploy: dict[str, Any] = top if isinstance(top, dict) else {}
+    for name, env in envs.items():
+        if not isinstance(env, dict):
+            continue
+        backend = env.get("backend", "local")
+        if not isinstance(backend, str):
+            continue
+        try:
+            plugin = get_plugin(backend)
+        except MlstackError as e:
+            problems.add(e.problems[0].message, src.locate(("environments", name, "backend")),
+                         e.problems[0].hint)
+            continue
+        settings = {k: v for k, v in env.items() if k not in Environment.model_fields}
+        over = env.get("deployment")
+        deploy: dict[str, Any] = over if isinstance(over, dict) else {}
+        strategy = deploy.get("strategy", top_deploy.get("strategy"))
+        check_backend(plugin, str(name), settings, strategy if isinstance(strategy, str) else None,
+                      src, problems)
+
+
+def check_backend(plugin: BackendPlugin, env: str, settings: Mapping[str, Any],
+                  strategy: str | None, src: Source, problems: ProblemList) -> None:
+    from pydantic import ValidationError
+
+    from mlstack.spec.models import ENV_KEYS
+    from mlstack.spec.suggest import did_you_mean
+
+    try:
+        plugin.config_model.model_validate(dict(settings))
+    except ValidationError as e:
+        known = [f.alias or n for n, f in plugin.config_model.model_fields.items()]
+        for item in e.errors(include_url=False):
+            loc = tuple(item["loc"])
+            path = ("environments", env, *loc)
+            msg = str(item["msg"]).removeprefix("Value error, ")
+            key = ".".join(str(p) for p in loc) or "settings"
+            if item["type"] == "extra_forbidden":
+                problems.add(f"unknown setting {key!r} for backend {plugin.name!r}"
+                             f"{did_you_mean(str(loc[-1]), [*known, *ENV_KEYS])}",
+                             src.locate(path), f"valid settings: {', '.join(known)}")
+            elif item["type"] == "missing":
+                problems.add(f"backend {plugin.name!r} needs setting {key!r}",
+                             src.locate(path[:-1]), f"add `{key}: ...` to environment {env}")
+            else:
+                problems.add(f"{key}: {msg}", src.locate(path))
+    if strategy:
+        why = plugin.capabilities.explain(strategy)
+        if why:
+            p = ("environments", env, "deployment", "strategy")
+            problems.add(why, src.locate(p if p in src.positions else ("deployment", "strategy")),
+                         "choose another strategy for this environment")
+
+
