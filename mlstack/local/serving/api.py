@@ -24,7 +24,16 @@ READY_TIMEOUT = 90.0
 
 
 def _dir(workdir: Path, env: str, endpoint: str) -> Path:
-    return rt.serving_dir(workdir, env, endpoint)
+    return rt.serving_dir(Path(workdir).resolve(), env, endpoint)
+
+
+def _server_mark(d: Path) -> tuple[str, ...]:
+    """A model server of *this* endpoint folder (a copied project must not adopt another's)."""
+    return (SERVER_MARK, f"--owner {d}")
+
+
+def _router_mark(d: Path) -> tuple[str, ...]:
+    return (ROUTER_MARK, f"--config {d / 'router.json'}")
 
 
 def _url(host: str, port: int) -> str:
@@ -69,15 +78,18 @@ def _deploy_locked(
 ) -> dict[str, Any]:
     state = rt.read_json(d / "runtime.json") or {}
     old_router = state.get("router", {})
-    router_up = _router_alive(state, desired.name)
+    router_up = _router_alive(state, desired.name, d)
+    chosen = port is not None
     if port is None:
         if state.get("port") and state.get("host") == host:
-            port = int(state["port"])
+            port = int(state["port"])  # keep the endpoint's address across deploys and reboots
         else:
             port = rt.free_port(rt.admin_host(host))
     if router_up and (state.get("port") != port or state.get("host") != host):
-        rt.terminate(old_router.get("pid"), ROUTER_MARK)  # the address changed
+        rt.terminate(old_router.get("pid"), _router_mark(d))  # the address changed
         router_up = False
+    if not router_up and not chosen and not rt.port_free(host, port):
+        port = rt.free_port(rt.admin_host(host))  # the remembered port went to someone else
     if not router_up and not rt.port_free(host, port):
         raise BackendError(
             f"endpoint {desired.name}: port {port} on {host} is taken by another program",
@@ -88,7 +100,7 @@ def _deploy_locked(
     for version, info in (state.get("versions") or {}).items():
         # a live process is kept even if it is slow to answer right now (busy under load):
         # restarting it would drop its requests; the router's health checks route around it
-        if rt.alive(info.get("pid"), SERVER_MARK):
+        if rt.alive(info.get("pid"), _server_mark(d)):
             running[version] = info
     replaced: list[dict[str, Any]] = []
     to_start: list[Backing] = []
@@ -131,16 +143,16 @@ def _deploy_locked(
         )
     except BackendError:
         for info in started.values():
-            rt.terminate(info.get("pid"), SERVER_MARK)
+            rt.terminate(info.get("pid"), _server_mark(d))
         raise
     keep = {b.version for b in desired.backings}
     for version, info in list(running.items()):
         if version not in keep:
             ctx.emit(Event("log", desired.name, f"stopping version {version}"))
-            rt.terminate(info.get("pid"), SERVER_MARK)
+            rt.terminate(info.get("pid"), _server_mark(d))
             del versions[version]
     for info in replaced:
-        rt.terminate(info.get("pid"), SERVER_MARK)
+        rt.terminate(info.get("pid"), _server_mark(d))
     new_state = {
         "endpoint": desired.name,
         "model": desired.model,
@@ -176,9 +188,9 @@ def _outputs(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _router_alive(state: dict[str, Any], endpoint: str) -> bool:
+def _router_alive(state: dict[str, Any], endpoint: str, d: Path) -> bool:
     pid = (state.get("router") or {}).get("pid")
-    if not state.get("port") or not rt.alive(pid, ROUTER_MARK):
+    if not state.get("port") or not rt.alive(pid, _router_mark(d)):
         return False
     info = rt.http_json(
         int(state["port"]),
@@ -226,6 +238,8 @@ def _start_servers(
                 b.version,
                 "--port",
                 str(port),
+                "--owner",
+                str(d),
             ]
             if desired.name != desired.model:
                 args += ["--alias", desired.name]
@@ -247,14 +261,14 @@ def _start_servers(
                         "uri": b.uri,
                         "started": time.time(),
                     }
-                if not rt.alive(pid, SERVER_MARK):
+                if not rt.alive(pid, _server_mark(d)):
                     break
                 if ctx.cancel.is_set():
-                    rt.terminate(pid, SERVER_MARK)
+                    rt.terminate(pid, _server_mark(d))
                     raise BackendError(f"cancelled while starting version {b.version}")
                 time.sleep(0.1)
             else:
-                rt.terminate(pid, SERVER_MARK)
+                rt.terminate(pid, _server_mark(d))
                 rt.raise_backend(
                     f"version {b.version}: model server not ready after {READY_TIMEOUT:.0f}s", log
                 )
@@ -275,7 +289,7 @@ def _start_servers(
                 errors.append(e)
     if errors:
         for info in results.values():
-            rt.terminate(info.get("pid"), SERVER_MARK)
+            rt.terminate(info.get("pid"), _server_mark(d))
         raise errors[0]
     return results
 
@@ -308,18 +322,19 @@ def _apply_router(
         info = rt.http_json(port, "GET", "/_mlstack/state", host=ahost, timeout=0.5)
         if info and info.get("pid") == pid and info.get("generation") == generation:
             return pid
-        if not rt.alive(pid, ROUTER_MARK):
+        if not rt.alive(pid, _router_mark(d)):
             break
         time.sleep(0.05)
-    rt.terminate(pid, ROUTER_MARK)
+    rt.terminate(pid, _router_mark(d))
     rt.raise_backend(f"endpoint {endpoint}: router did not start on {host}:{port}", log)
     raise AssertionError("unreachable")
 
 
 def metrics(workdir: Path, env: str, endpoint: str, since: float) -> dict[str, VersionMetrics]:
     """Per version, from the router: requests, server errors, latency percentiles since a time."""
-    state = rt.read_json(_dir(workdir, env, endpoint) / "runtime.json")
-    if not state or not _router_alive(state, endpoint):
+    d = _dir(workdir, env, endpoint)
+    state = rt.read_json(d / "runtime.json")
+    if not state or not _router_alive(state, endpoint, d):
         raise BackendError(
             f"endpoint {endpoint} is not running in environment {env}",
             hint=f"mlstack apply -e {env}",
@@ -366,11 +381,12 @@ def metrics(workdir: Path, env: str, endpoint: str, since: float) -> dict[str, V
 
 def status(workdir: Path, env: str, endpoint: str) -> dict[str, Any]:
     """URL, versions, traffic and the health of each process."""
-    state = rt.read_json(_dir(workdir, env, endpoint) / "runtime.json")
+    d = _dir(workdir, env, endpoint)
+    state = rt.read_json(d / "runtime.json")
     if not state:
         return {"endpoint": endpoint, "running": False, "versions": {}}
     router_pid = (state.get("router") or {}).get("pid")
-    router_ok = _router_alive(state, endpoint)
+    router_ok = _router_alive(state, endpoint, d)
     live: dict[str, Any] = {}
     if router_ok:
         live = (
@@ -382,7 +398,7 @@ def status(workdir: Path, env: str, endpoint: str) -> dict[str, Any]:
     versions = {}
     for v, info in (state.get("versions") or {}).items():
         seen = (live.get("backends") or {}).get(v, {})
-        proc_ok = rt.alive(info.get("pid"), SERVER_MARK)
+        proc_ok = rt.alive(info.get("pid"), _server_mark(d))
         versions[v] = {
             "port": info["port"],
             "pid": info["pid"],
@@ -418,8 +434,8 @@ def stop(workdir: Path, env: str, endpoint: str) -> None:
         state = rt.read_json(d / "runtime.json")
         if not state:
             return
-        rt.terminate((state.get("router") or {}).get("pid"), ROUTER_MARK)
+        rt.terminate((state.get("router") or {}).get("pid"), _router_mark(d))
         for info in (state.get("versions") or {}).values():
-            rt.terminate(info.get("pid"), SERVER_MARK)
+            rt.terminate(info.get("pid"), _server_mark(d))
         for name in ("runtime.json", "router.json"):
             (d / name).unlink(missing_ok=True)

@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--alias", action="append", default=[])
     p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY)
+    p.add_argument(
+        "--owner", default="", help="the endpoint folder that started it (for pid checks)"
+    )
     a = p.parse_args(argv)
     import warnings
 

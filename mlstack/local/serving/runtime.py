@@ -101,7 +101,8 @@ def spawn(args: list[str], log_path: Path) -> int:
     return proc.pid
 
 
-def alive(pid: int | None, marker: str | None = None) -> bool:
+def alive(pid: int | None, marker: str | tuple[str, ...] | None = None) -> bool:
+    """Is ``pid`` running, and (when known) is its command line ours: every ``marker`` in it?"""
     if not pid:
         return False
     child = _CHILDREN.get(pid)
@@ -110,7 +111,10 @@ def alive(pid: int | None, marker: str | None = None) -> bool:
         if child.poll() is not None:
             _CHILDREN.pop(pid, None)
             return False
-        return True
+        if marker is None:
+            return True
+        args = " ".join(map(str, child.args)) if isinstance(child.args, list) else str(child.args)
+        return all(m in args for m in ((marker,) if isinstance(marker, str) else marker))
     else:
         try:
             os.kill(pid, 0)
@@ -123,7 +127,8 @@ def alive(pid: int | None, marker: str | None = None) -> bool:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             return True  # no /proc (macOS): trust the pid
-        if marker not in cmdline:
+        markers = (marker,) if isinstance(marker, str) else marker
+        if not all(m in cmdline for m in markers):
             return False
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -134,7 +139,7 @@ def alive(pid: int | None, marker: str | None = None) -> bool:
     return True
 
 
-def terminate(pid: int | None, marker: str, timeout: float = 15.0) -> None:
+def terminate(pid: int | None, marker: str | tuple[str, ...], timeout: float = 15.0) -> None:
     """SIGTERM (graceful), then SIGKILL if it is still there after ``timeout``."""
     if not alive(pid, marker):
         return
