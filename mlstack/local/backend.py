@@ -175,10 +175,8 @@ class LocalBackend(Backend):
             cancelled=ctx.cancel.is_set,
             champion=champion,
         )
-        will_run = (
-            any(runner.store.lookup(k) is None for k in request.cache_keys.values())
-            or not request.cache_keys
-        )
+        keys = runner.effective_keys(request.cache_keys, request.data_digest)
+        will_run = any(runner.store.lookup(k) is None for k in keys.values())
         if will_run and self.project.model is not None:
             self._tracker()  # MLflow warms up on its thread while the stages run
         outcome = runner.run(request.cache_keys, request.data_digest)

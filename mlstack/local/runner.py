@@ -74,6 +74,21 @@ def default_cache_keys(definition: Mapping[str, Any], data_digest: str | None) -
     return keys
 
 
+def champion_metrics(gates: list[str]) -> list[str]:
+    """The champion's metrics that these gate expressions compare with."""
+    from mlstack.spec.gates import parse_gate
+
+    refs: set[str] = set()
+    for text in gates:
+        try:
+            gate = parse_gate(str(text))
+        except Exception:  # noqa: BLE001 - validate reports bad gates; the stage will too
+            continue
+        if gate.champion_metric:
+            refs.add(gate.champion_metric)
+    return sorted(refs)
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(3).hex()
 
@@ -211,6 +226,29 @@ class Runner:
             self.ancestors[n] = sorted(anc, key=pos.__getitem__)
 
     # ------------------------------------------------------------------------------------------
+    def effective_keys(
+        self, cache_keys: Mapping[str, str] | None = None, data_digest: str | None = None
+    ) -> dict[str, str]:
+        """The keys outputs are stored and looked up under.
+
+        Core's keys (or keys from the definition) plus, for a stage whose gates compare with
+        the champion, the champion's values of those metrics: a cached verdict against one
+        champion says nothing about another, so such a stage (and what follows it) runs again
+        when the champion changes.
+        """
+        keys = dict(default_cache_keys(self.definition, data_digest))
+        keys.update(cache_keys or {})
+        out: dict[str, str] = {}
+        for n in self.order:
+            refs = champion_metrics(self.specs[n].get("gates") or [])
+            moved = any(out[u] != keys[u] for u in self.needs[n])
+            if not refs and not moved:
+                out[n] = keys[n]
+                continue
+            champ = {m: (self.champion or {}).get(m) for m in refs}
+            out[n] = digest([keys[n], champ, {u: out[u] for u in self.needs[n]}])
+        return out
+
     def run(
         self,
         cache_keys: Mapping[str, str] | None = None,
@@ -218,8 +256,7 @@ class Runner:
         run_id: str | None = None,
     ) -> RunOutcome:
         t0 = time.monotonic()
-        keys = dict(default_cache_keys(self.definition, data_digest))
-        keys.update(cache_keys or {})
+        keys = self.effective_keys(cache_keys, data_digest)
         run_id = run_id or new_run_id()
         self.store.ensure()
         self.store.sweep_tmp()

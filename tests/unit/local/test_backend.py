@@ -160,3 +160,55 @@ def test_failing_evaluate_gate_stops_before_register(cancer_project) -> None:
 
         be._tracker().result()
         assert MlflowClient(tracking_uri(p.workdir, "dev")).search_registered_models() == []
+
+
+def test_cached_champion_gate_is_checked_again_when_the_champion_changes(
+    cancer_project, monkeypatch
+) -> None:
+    """A → B → A: A's cached evaluate passed against no champion; against champion B it fails."""
+    from mlstack.local.backend import LocalBackend
+
+    # versions are put in the registry index directly below; MLflow has no part in this
+    monkeypatch.setattr(LocalBackend, "_tracker", lambda self: None)
+    monkeypatch.setattr(LocalBackend, "_log_run_async", lambda self, run_id: None)
+    p = cancer_project(gate="roc_auc >= champion.roc_auc - 0.05")
+    spec = p.root / "mlstack.yaml"
+    logistic = "estimator: sklearn.linear_model.LogisticRegression"
+    dummy = "estimator: sklearn.dummy.DummyClassifier"
+    text_b = spec.read_text()
+    text_a = text_b.replace(logistic, dummy).replace("max_iter: 300", "strategy: prior")
+    spec.write_text(text_a)
+
+    def crown(version: str, result) -> None:
+        reg = p.backend().registry
+        reg.add(
+            "cancer",
+            {
+                "version": version,
+                "digest": result.model_digest,
+                "uri": result.model_uri,
+                "metrics": dict(result.metrics),
+            },
+        )
+        reg.set_alias("cancer", "champion", version)
+
+    first = p.run()
+    assert first.stages["evaluate"] == "ran" and first.metrics["roc_auc"] == pytest.approx(0.5)
+    crown("1", first)
+
+    spec.write_text(text_b)
+    better = p.run()
+    assert better.stages["evaluate"] == "ran" and better.metrics["roc_auc"] > 0.9
+    # the champion is unchanged: its gate's verdict is reused with everything else
+    assert set(p.run().stages.values()) == {"cached"}
+    crown("2", better)
+
+    spec.write_text(text_a)  # back to A: train is cached, the champion is not what it was
+    with pytest.raises(GateFailed) as e:
+        p.run()
+    assert "gate `roc_auc >= champion.roc_auc - 0.05` failed: roc_auc = 0.5" in e.value.render()
+    runs = sorted((p.workdir / "envs/dev/runs").glob("*.json"), key=lambda f: f.stat().st_mtime)
+    rec = json.loads(runs[-1].read_text())
+    assert rec["stages"]["train"]["status"] == "cached"
+    assert rec["stages"]["evaluate"]["status"] == "failed"
+    assert rec["stages"]["register"]["status"] == "skipped"
