@@ -428,6 +428,9 @@ class SageMakerBackend(Backend):
     def register(self, run: RunResult, ctx: Context) -> ModelVersion:
         infra = self._infra(ctx)
         group = infra["model_package_group"]
+        if infra.get("provisioned_by") == "environment":
+            # promote may reach an environment that was never applied: the group is ours to make
+            self._ensure_group(group)
         if run.model_uri is None:
             raise BackendError(
                 f"run {run.run_id} produced no model artifact to register",
@@ -614,7 +617,10 @@ class SageMakerBackend(Backend):
         return sagemaker_name(endpoint, self.project.environment)
 
     def _model_for(self, endpoint: str, backing: Backing, role: str) -> str:
-        name = sagemaker_name(endpoint, f"v{backing.version}", backing.digest[7:15])
+        # Named under the environment's endpoint: destroy finds it, environments never share it.
+        name = sagemaker_name(
+            self.endpoint_name(endpoint), f"v{backing.version}", backing.digest[7:15]
+        )
         if self._exists("sagemaker", "describe_model", ModelName=name) is None:
             pkg = self._call("sagemaker", "describe_model_package", ModelPackageName=backing.uri)
             c = pkg["InferenceSpecification"]["Containers"][0]

@@ -12,16 +12,34 @@
    as SageMaker does.
 3. ``ShadowProductionVariants`` on ``CreateEndpointConfig`` (moto drops them): stored and
    returned by ``DescribeEndpointConfig``/``DescribeEndpoint``.
+
+moto records a pipeline execution but runs no job. Tests that drive the backend from another
+process (the CLI) register a callable in ``EXECUTION_HOOKS``; ``StartPipelineExecution`` calls it
+with the execution's pipeline name and parameters and an ``S3Writer``, before answering, so the
+jobs' outputs exist by the time the execution reports ``Succeeded``.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 _PATCHED = False
+EXECUTION_HOOKS: list[Callable[[str, dict[str, str], S3Writer], None]] = []
+
+
+class S3Writer:
+    """Writes objects straight into the moto server's S3 (inside a request handler)."""
+
+    def __init__(self, account_id: str) -> None:
+        self.account_id = account_id
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        from moto.s3.models import s3_backends
+
+        s3_backends[self.account_id]["global"].put_object(bucket, key, body)
 
 
 def _patch_moto() -> None:
@@ -126,6 +144,17 @@ def _patch_moto() -> None:
         del backend.model_package_groups[name]
         return EmptyResult()
 
+    original_start = SageMakerResponse.start_pipeline_execution
+
+    def start_pipeline_execution(self: Any) -> Any:
+        params = {p["Name"]: p["Value"] for p in self._get_param("PipelineParameters") or []}
+        for hook in list(EXECUTION_HOOKS):
+            hook(
+                self._get_param("PipelineName"), params, S3Writer(self.sagemaker_backend.account_id)
+            )
+        return original_start(self)
+
+    SageMakerResponse.start_pipeline_execution = start_pipeline_execution
     SageMakerResponse.delete_model_package = delete_model_package
     SageMakerResponse.delete_model_package_group = delete_model_package_group
     SageMakerResponse.update_endpoint = update_endpoint
@@ -176,3 +205,14 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> str:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return moto_url
+
+
+@pytest.fixture
+def execution_hooks(
+    aws_env: str,
+) -> Iterator[list[Callable[[str, dict[str, str], S3Writer], None]]]:
+    """Callables run on every StartPipelineExecution (standing in for the jobs); emptied after."""
+    try:
+        yield EXECUTION_HOOKS
+    finally:
+        EXECUTION_HOOKS.clear()

@@ -1,0 +1,216 @@
+"""The quickstart on SageMaker, driven through the `mlstack` CLI against the moto server.
+
+The CLI runs as a subprocess (as a user runs it); the moto server runs in this process, so the
+test can stand in for the SageMaker jobs moto does not run: when an execution starts, it writes
+what the train and evaluate steps would write (``model.tar.gz``, ``evaluation.json``) under the
+execution's prefix (``EXECUTION_HOOKS`` in conftest.py). UpdateEndpoint is the fixture's faithful
+addition (see conftest.py). After every command the AWS side is checked with boto3.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROLE = "arn:aws:iam::123456789012:role/mlstack-sm"
+BUCKET = "quickstart-artifacts"
+_SCRIPT = Path(sys.executable).parent / "mlstack"
+MLSTACK = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "mlstack.cli.main"]
+QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
+
+
+def _settings(url: str) -> str:
+    return (
+        f"    region: eu-west-1\n    role: {ROLE}\n    bucket: {BUCKET}\n"
+        f"    endpoint_url: {url}\n    poll_interval: 0.05\n"
+    )
+
+
+def _write_project(root: Path, url: str, n_estimators: int = 100) -> None:
+    """The quickstart, with `backend: sagemaker` (+ settings) in dev and staging; nothing else."""
+    text = (QUICKSTART / "mlstack.yaml").read_text()
+    for env in ("dev", "staging"):
+        local = f"  {env}:\n    backend: local\n"
+        assert local in text
+        text = text.replace(local, f"  {env}:\n    backend: sagemaker\n" + _settings(url), 1)
+    text = text.replace("n_estimators: 100,", f"n_estimators: {n_estimators},")
+    (root / "mlstack.yaml").write_text(text)
+    data = QUICKSTART / "data" / "cancer.csv"
+    if not data.exists():
+        subprocess.run(
+            [sys.executable, str(QUICKSTART / "prepare_data.py")],
+            cwd=QUICKSTART,
+            check=True,
+            capture_output=True,
+        )
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "cancer.csv").write_bytes(data.read_bytes())
+
+
+def _model_tar(tag: str) -> bytes:
+    files = {
+        "model.joblib": f"fitted-pipeline-{tag}".encode(),
+        "mlstack-model.json": json.dumps(
+            {"columns": ["mean_radius"], "dtypes": {"mean_radius": "float"},
+             "target": "diagnosis", "task": "classification", "classes": [0, 1]}
+        ).encode(),
+    }  # fmt: skip
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class Jobs:
+    """Stands in for the pipeline's train and evaluate jobs of every execution."""
+
+    def __init__(self) -> None:
+        self.executions: list[tuple[str, dict[str, str]]] = []
+
+    def __call__(self, pipeline: str, params: dict[str, str], s3: Any) -> None:
+        self.executions.append((pipeline, params))
+        env = pipeline.rsplit("-", 1)[-1]
+        prefix = f"mlstack/quickstart/{env}/runs/{params['RunKey']}"
+        bucket = params["ArtifactBucket"]
+        tag = f"{env}-{len(self.executions)}"
+        s3.put(
+            bucket, f"{prefix}/train/quickstart-train-{tag}/output/model.tar.gz", _model_tar(tag)
+        )
+        metrics = {"roc_auc": 0.97, "accuracy": 0.93}
+        s3.put(
+            bucket, f"{prefix}/evaluate/evaluation.json", json.dumps({"metrics": metrics}).encode()
+        )
+
+
+@pytest.fixture
+def jobs(execution_hooks: list[Any]) -> Jobs:
+    hook = Jobs()
+    execution_hooks.append(hook)
+    return hook
+
+
+def _cli(root: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSTACK_")}
+    env.update(NO_COLOR="1")
+    r = subprocess.run(
+        [*MLSTACK, *args], cwd=root, capture_output=True, text=True, env=env, timeout=180
+    )
+    assert r.returncode == 0, f"mlstack {' '.join(args)}:\n{r.stdout}\n{r.stderr}"
+    assert "Traceback" not in r.stderr
+    return r.stdout
+
+
+def _serving(sm: Any, endpoint: str) -> dict[str, float]:
+    """version -> weight, read from the endpoint's variants and their models' tags."""
+    d = sm.describe_endpoint(EndpointName=endpoint)
+    cfg = sm.describe_endpoint_config(EndpointConfigName=d["EndpointConfigName"])
+    models = {v["VariantName"]: v["ModelName"] for v in cfg["ProductionVariants"]}
+    out = {}
+    for v in d["ProductionVariants"]:
+        arn = sm.describe_model(ModelName=models[v["VariantName"]])["ModelArn"]
+        tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
+        out[tags["mlstack:version"]] = v["CurrentWeight"]
+    return out
+
+
+def _packages(sm: Any, group: str) -> list[dict[str, Any]]:
+    summaries = sm.list_model_packages(ModelPackageGroupName=group, SortBy="CreationTime")
+    arns = [p["ModelPackageArn"] for p in summaries["ModelPackageSummaryList"]]
+    return sorted(
+        (sm.describe_model_package(ModelPackageName=a) for a in arns),
+        key=lambda p: p["ModelPackageVersion"],
+    )
+
+
+def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
+    jobs: Jobs, aws_env: str, tmp_path: Path
+) -> None:
+    import boto3
+
+    sm = boto3.client("sagemaker", endpoint_url=aws_env, region_name="eu-west-1")
+    s3 = boto3.client("s3", endpoint_url=aws_env, region_name="eu-west-1")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    _write_project(tmp_path, aws_env)
+
+    # apply dev: pipeline created, one execution, package registered, endpoint created
+    out = _cli(tmp_path, "apply", "-e", "dev", "--auto-approve")
+    assert "Apply complete" in out
+    pipe = sm.describe_pipeline(PipelineName="mlstack-quickstart-dev")
+    steps = [s["Name"] for s in json.loads(pipe["PipelineDefinition"])["Steps"]]
+    assert steps[:4] == ["ingest", "validate", "split", "features"]
+    assert [p for p, _ in jobs.executions] == ["mlstack-quickstart-dev"]
+    assert jobs.executions[0][1]["InputData"].startswith(f"s3://{BUCKET}/mlstack/quickstart/data/")
+    (dev_v1,) = _packages(sm, "cancer-classifier-dev")
+    meta = dev_v1["CustomerMetadataProperties"]
+    assert meta["mlstack:metric:roc_auc"] == "0.97" and meta["mlstack:alias:challenger"] == "true"
+    assert meta["mlstack:alias:champion"] == "true"  # fully rolled out -> champion, approved
+    assert dev_v1["ModelApprovalStatus"] == "Approved"
+    assert sm.describe_endpoint(EndpointName="cancer-dev")["EndpointStatus"] == "InService"
+    assert _serving(sm, "cancer-dev") == {"1": 1.0}
+
+    # a second apply with nothing changed starts no execution
+    _cli(tmp_path, "apply", "-e", "dev", "--auto-approve")
+    assert len(jobs.executions) == 1
+
+    # promote dev -> staging: the same artifact registered in staging's group, deployed there
+    out = _cli(tmp_path, "promote", "dev", "staging")
+    assert "Promoted cancer-classifier v1 (dev)" in out
+    (stg_v1,) = _packages(sm, "cancer-classifier-staging")
+    assert stg_v1["ModelApprovalStatus"] == "Approved"
+    assert (
+        stg_v1["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        == dev_v1["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    )
+    assert _serving(sm, "cancer-staging") == {"1": 1.0}
+
+    # retrain in dev (a parameter changed), promote again: staging's canary is SageMaker's
+    _write_project(tmp_path, aws_env, n_estimators=120)
+    _cli(tmp_path, "apply", "-e", "dev", "--auto-approve")
+    assert len(jobs.executions) == 2 and _serving(sm, "cancer-dev") == {"2": 1.0}
+    out = _cli(tmp_path, "promote", "dev", "staging")
+    assert "Promoted cancer-classifier v2 (dev) → v2 (staging)" in out
+    assert _serving(sm, "cancer-staging") == {"2": 1.0}
+    deployment = sm.describe_endpoint(EndpointName="cancer-staging")["LastDeploymentConfig"]
+    routing = deployment["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing["Type"] == "CANARY" and routing["CanarySize"]["Value"] == 10
+    alarms = [a["AlarmName"] for a in deployment["AutoRollbackConfiguration"]["Alarms"]]
+    assert alarms == ["cancer-staging-error-rate", "cancer-staging-latency-p99"]
+    stg = {p["ModelPackageVersion"]: p for p in _packages(sm, "cancer-classifier-staging")}
+    assert "mlstack:alias:champion" in stg[2]["CustomerMetadataProperties"]
+    assert "mlstack:alias:champion" not in stg[1]["CustomerMetadataProperties"]
+
+    # rollback staging: v1 serves again at once and is the champion again
+    out = _cli(tmp_path, "rollback", "-e", "staging")
+    assert "v2 → v1" in out
+    assert _serving(sm, "cancer-staging") == {"1": 1.0}
+    stg = {p["ModelPackageVersion"]: p for p in _packages(sm, "cancer-classifier-staging")}
+    assert "mlstack:alias:champion" in stg[1]["CustomerMetadataProperties"]
+
+    # destroy staging, then dev: nothing of either is left on the AWS side
+    _cli(tmp_path, "destroy", "-e", "staging", "--auto-approve")
+    assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == ["cancer-dev"]
+    groups = sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
+    assert [g["ModelPackageGroupName"] for g in groups] == ["cancer-classifier-dev"]
+    _cli(tmp_path, "destroy", "-e", "dev", "--auto-approve")
+    assert sm.list_endpoints()["Endpoints"] == []
+    assert sm.list_pipelines()["PipelineSummaries"] == []
+    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+    assert [
+        c["EndpointConfigName"]
+        for c in sm.list_endpoint_configs()["EndpointConfigs"]
+        if c["EndpointConfigName"].startswith("cancer-")
+    ] == []
+    assert [m for m in sm.list_models()["Models"] if m["ModelName"].startswith("cancer-")] == []
