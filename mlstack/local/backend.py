@@ -29,7 +29,7 @@ from mlstack.engine.backend import (
     VersionMetrics,
 )
 from mlstack.engine.digest import digest
-from mlstack.errors import BackendError, GateFailed, Problem
+from mlstack.errors import BackendError, GateFailed, Location, MlstackError, Problem, SpecError
 from mlstack.local.registry import Registry, env_dir
 from mlstack.local.store import ArtifactStore, atomic_write_json, dir_digest
 from mlstack.spec.dag import toposort
@@ -277,6 +277,12 @@ class LocalBackend(Backend):
             if problems:
                 problems[0] = Problem(f"{where}: {problems[0].message}", hint=problems[0].hint)
             raise GateFailed(problems[0].message, problems=problems)
+        if err.get("config"):  # a wrong setting: no log tail, point at the spec
+            raise SpecError(
+                f"{where}: {err.get('message', '')}",
+                location=self._setting_location(failed.name, str(err.get("setting") or "")),
+                hint=((err.get("problems") or [{}])[0].get("hint")),
+            )
         attempts = f" after {failed.attempts} attempts" if failed.attempts > 1 else ""
         tail = _tail(failed.log)
         message = f"{where} failed{attempts}: {err.get('message', 'unknown error')}"
@@ -286,6 +292,23 @@ class LocalBackend(Backend):
                 "      " + line for line in tail
             )
         raise BackendError(message, hint=hint)
+
+    def _setting_location(self, stage: str, setting: str) -> Location | None:
+        """Where ``setting`` of ``stage`` is written in the project file (best effort)."""
+        from mlstack.spec.source import parse, read_text
+
+        path = Path(self.project.file)
+        if not path.is_absolute() and not path.exists():
+            path = Path(self.project.root) / path.name
+        try:
+            src = parse(read_text(str(path)), self.project.file)
+        except MlstackError:
+            return None
+        stages = ((src.data or {}).get("pipeline") or {}).get("stages") or []
+        for i, s in enumerate(stages):
+            if isinstance(s, dict) and s.get("name") == stage:
+                return src.locate(("pipeline", "stages", i, *setting.split(".")))
+        return None
 
     def _log_run_async(self, run_id: str) -> None:
         from mlstack.local.tracking import REPORT_FILES, flatten_params, run_record

@@ -399,7 +399,7 @@ class Runner:
                         if (
                             out[name].attempts <= int(spec.get("retries") or 0)
                             and not stopping
-                            and not (out[name].error or {}).get("stopped")
+                            and not _deterministic(out[name].error)
                         ):
                             delay = min(self.backoff * 2 ** (out[name].attempts - 1), BACKOFF_MAX)
                             not_before[name] = time.monotonic() + delay
@@ -498,6 +498,11 @@ class Runner:
                 st.error = {"message": f"exited with status {msg.get('code')}"}
         _append(job["log"], f"--- attempt {job['attempt']} failed: {_summary(st.error)} ---\n")
         return False
+
+
+def _deterministic(error: dict[str, Any] | None) -> bool:
+    """A gate, a validation report or a wrong setting: the same input fails the same way."""
+    return bool(error and (error.get("stopped") or error.get("config")))
 
 
 def _summary(error: dict[str, Any] | None) -> str:

@@ -2,7 +2,7 @@
 
 Runs inside a child forked by the zygote (see ``zygote.py``). Exit codes tell the runner what
 happened: 0 done (output stored, cache entry written), 1 failed (may be retried), 3 stopped on
-purpose by a gate or a validation report (never retried). Details of a failure are written as
+purpose by a gate or a validation report, 4 a setting of the stage is wrong (neither retried). Details of a failure are written as
 JSON to ``job["error_file"]``; everything the stage prints goes to its log file.
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_STOPPED = 3
+EXIT_CONFIG = 4
 
 
 def execute(job: dict[str, Any]) -> int:
@@ -41,14 +42,19 @@ def execute(job: dict[str, Any]) -> int:
         ctx.finish(value)
     except BaseException as e:  # noqa: BLE001 - everything is reported, nothing escapes the fork
         from mlstack.errors import GateFailed, MlstackError
+        from mlstack.local.stages.common import StageConfigError
 
         stopped = isinstance(e, GateFailed)
+        config = isinstance(e, StageConfigError)
         report: dict[str, Any] = {
             "type": type(e).__name__,
             "message": str(e),
             "stopped": stopped,
+            "config": config,
             "metrics": ctx.metrics,
         }
+        if config:
+            report["setting"] = e.setting
         if isinstance(e, MlstackError):
             report["problems"] = [{"message": p.message, "hint": p.hint} for p in e.problems]
             print(f"error: {e.render()}", flush=True)
@@ -57,7 +63,7 @@ def execute(job: dict[str, Any]) -> int:
             report["traceback"] = traceback.format_exc(limit=8)
         _write_report(job["error_file"], report)
         sys.stdout.flush()
-        return EXIT_STOPPED if stopped else EXIT_FAILED
+        return EXIT_STOPPED if stopped else EXIT_CONFIG if config else EXIT_FAILED
     print(f"--- done in {time.time() - started:.3f}s ---", flush=True)
     return EXIT_OK
 

@@ -17,6 +17,15 @@ MODEL_FILE = "model.joblib"
 MODEL_META = "mlstack-model.json"
 
 
+class StageConfigError(BackendError):
+    """A stage's settings are wrong (``setting`` is its path under the stage, e.g.
+    ``with.estimator``): the same input fails the same way, so it is never retried."""
+
+    def __init__(self, setting: str, message: str, hint: str | None = None) -> None:
+        self.setting = setting
+        super().__init__(f"{setting}: {message}", hint=hint)
+
+
 def read_table(path: Path) -> Any:
     import pandas as pd
 
@@ -37,13 +46,14 @@ def target_of(ctx: Any) -> str:
     return str(target)
 
 
-def import_object(path: str, what: str) -> Any:
+def import_object(path: str, what: str, setting: str) -> Any:
     """``sklearn.ensemble.RandomForestClassifier`` -> the class, with a hint when missing."""
     module_name, _, attr = path.rpartition(".")
     if ":" in path:
         module_name, _, attr = path.partition(":")
     if not module_name:
-        raise BackendError(
+        raise StageConfigError(
+            setting,
             f"{what} {path!r} is not an import path",
             hint="write it like sklearn.ensemble.RandomForestClassifier",
         )
@@ -51,14 +61,25 @@ def import_object(path: str, what: str) -> Any:
         module = import_module(module_name)
     except ImportError as e:
         top = module_name.split(".")[0]
-        raise BackendError(
-            f"cannot import {what} {path!r}: {e}",
-            hint=f"pip install {top} (into the environment that runs mlstack)",
-        ) from None
+        # a missing module is a setting to fix; an import that fails inside an installed
+        # package is a broken environment, and is reported as such
+        if isinstance(e, ModuleNotFoundError) and e.name and module_name.startswith(e.name):
+            raise StageConfigError(
+                setting,
+                f"cannot import {what} {path!r}: {e}",
+                hint=f"fix the import path, or pip install {top} "
+                "(into the environment that runs mlstack)",
+            ) from None
+        raise BackendError(f"cannot import {what} {path!r}: {e}") from None
     try:
         return getattr(module, attr)
     except AttributeError:
-        raise BackendError(f"{module_name} has no {attr!r} ({what} {path!r})") from None
+        from mlstack.spec.suggest import did_you_mean
+
+        public = [n for n in dir(module) if not n.startswith("_")]
+        raise StageConfigError(
+            setting, f"{module_name} has no {attr!r}{did_you_mean(attr, public)}"
+        ) from None
 
 
 def build_preprocessor(numeric: list[str], categorical: list[str]) -> Any:

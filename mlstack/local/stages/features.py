@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlstack.errors import BackendError
 from mlstack.local.stages.common import (
     FEATURES_FITTED,
     FEATURES_META,
     TRAIN,
+    StageConfigError,
     build_preprocessor,
     read_table,
     target_of,
@@ -37,14 +37,20 @@ def run(ctx: Any) -> dict[str, Any]:
                 continue
             is_num = pd.api.types.is_numeric_dtype(train[c])
             (numeric if is_num else categorical).append(str(c))
-    missing = [c for c in numeric + categorical if c not in train.columns]
-    if missing:
-        raise BackendError(
-            f"features: column(s) {', '.join(missing)} not in the data",
-            hint=f"columns: {', '.join(map(str, train.columns))}",
-        )
-    if target in numeric + categorical:
-        raise BackendError(f"features: the target {target!r} cannot also be a feature")
+    from mlstack.spec.suggest import did_you_mean
+
+    columns = [str(c) for c in train.columns]
+    for setting, listed in (("with.numeric", numeric), ("with.categorical", categorical)):
+        missing = [c for c in listed if c not in columns]
+        if missing:
+            raise StageConfigError(
+                setting,
+                f"column(s) {', '.join(map(repr, missing))} not in the data"
+                f"{did_you_mean(str(missing[0]), columns)}",
+                hint=f"columns: {', '.join(columns)}",
+            )
+        if target in listed:
+            raise StageConfigError(setting, f"the target {target!r} cannot also be a feature")
     pre = build_preprocessor(numeric, categorical)
     pre.fit(train[numeric + categorical])
     joblib.dump(pre, ctx.output / FEATURES_FITTED)

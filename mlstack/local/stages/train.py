@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlstack.errors import BackendError
 from mlstack.local.stages.common import (
     BEST_PARAMS,
     FEATURES_FITTED,
@@ -20,6 +19,7 @@ from mlstack.local.stages.common import (
     MODEL_FILE,
     MODEL_META,
     TRAIN,
+    StageConfigError,
     dtype_name,
     import_object,
     is_classifier,
@@ -31,11 +31,25 @@ DEFAULT_ESTIMATOR = "sklearn.ensemble.RandomForestClassifier"
 
 
 def make_estimator(path: str, params: dict[str, Any]) -> Any:
-    cls = import_object(path, "estimator")
+    """The estimator, its parameters checked before any data is touched."""
+    cls = import_object(path, "estimator", "with.estimator")
     try:
-        return cls(**params)
+        est = cls(**params)
     except TypeError as e:
-        raise BackendError(f"{path}: {e}", hint="check the names under `with: params:`") from None
+        raise StageConfigError(
+            "with.params", f"{path}: {e}", hint="check the names under `with: params:`"
+        ) from None
+    check = getattr(est, "_validate_params", None)  # scikit-learn >= 1.2 checks names and types
+    if callable(check):
+        from sklearn.utils._param_validation import InvalidParameterError
+
+        try:
+            check()
+        except InvalidParameterError as e:
+            raise StageConfigError(
+                "with.params", str(e), hint="check the values under `with: params:`"
+            ) from None
+    return est
 
 
 def run(ctx: Any) -> dict[str, Any]:

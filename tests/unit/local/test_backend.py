@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlstack.errors import GateFailed
+from mlstack.errors import GateFailed, SpecError
 from mlstack.local.store import dir_digest
 
 ENVS = "dev: {backend: local}\nstaging: {backend: local, promote_from: dev}"
@@ -212,3 +212,34 @@ def test_cached_champion_gate_is_checked_again_when_the_champion_changes(
     assert rec["stages"]["train"]["status"] == "cached"
     assert rec["stages"]["evaluate"]["status"] == "failed"
     assert rec["stages"]["register"]["status"] == "skipped"
+
+
+def test_unknown_feature_column_fails_at_once_naming_stage_setting_and_line(
+    cancer_project, monkeypatch
+) -> None:
+    from mlstack.local.backend import LocalBackend
+
+    monkeypatch.setattr(LocalBackend, "_tracker", lambda self: None)  # no model gets that far
+    p = cancer_project()
+    spec = p.root / "mlstack.yaml"
+    text = spec.read_text().replace(
+        "numeric: [mean_radius, mean_texture,", "numeric: [mean_radius, mean_textur,"
+    )
+    spec.write_text(
+        text.replace("uses: builtin/features", "uses: builtin/features\n      retries: 2")
+    )
+    with pytest.raises(SpecError) as e:
+        p.run()
+    [problem] = e.value.problems
+    assert problem.message.startswith("stage 'features': with.numeric: column(s) 'mean_textur'")
+    assert "did you mean 'mean_texture'?" in problem.message
+    line = 1 + spec.read_text().splitlines().index(
+        next(ln for ln in spec.read_text().splitlines() if "mean_textur," in ln)
+    )
+    assert problem.location is not None and problem.location.line == line
+    assert problem.location.file.endswith("mlstack.yaml")
+    rec = json.loads(next((p.workdir / "envs/dev/runs").glob("*.json")).read_text())
+    assert (
+        rec["stages"]["features"]["attempts"] == 1
+        and rec["stages"]["features"]["status"] == "failed"
+    )

@@ -172,16 +172,39 @@ def test_unknown_estimator_says_what_to_install(tmp_path: Path) -> None:
                 "kind": "train",
                 "needs": ["features"],
                 "with": {"estimator": "notinstalledpkg.Model"},
+                "retries": 2,
             },
         ],
     }
     out, _ = _run(tmp_path, definition)
-    err = out.stages["train"].error
+    train = out.stages["train"]
+    err = train.error
     assert (
         out.status == "failed"
         and "cannot import estimator 'notinstalledpkg.Model'" in err["message"]
     )
-    assert err["problems"][0]["hint"].startswith("pip install notinstalledpkg")
+    assert "pip install notinstalledpkg" in err["problems"][0]["hint"]
+    # a wrong setting fails the same way every time: reported at once, not retried
+    assert train.attempts == 1 and err["config"] and err["setting"] == "with.estimator"
+
+
+def test_estimator_params_are_checked_before_training() -> None:
+    from mlstack.local.stages.common import StageConfigError
+    from mlstack.local.stages.train import make_estimator
+
+    lr = "sklearn.linear_model.LogisticRegression"
+    assert make_estimator(lr, {"max_iter": 50}).max_iter == 50
+    with pytest.raises(StageConfigError) as e:
+        make_estimator(lr, {"max_iterations": 50})
+    assert e.value.setting == "with.params" and "max_iterations" in str(e.value)
+    with pytest.raises(StageConfigError) as e:
+        make_estimator(lr, {"max_iter": "many"})
+    assert e.value.setting == "with.params" and "'max_iter' parameter" in str(e.value)
+    with pytest.raises(StageConfigError) as e:
+        make_estimator("sklearn.linear_model.LogisticRegresion", {})
+    assert e.value.setting == "with.estimator" and "did you mean 'LogisticRegression'" in str(
+        e.value
+    )
 
 
 def test_champion_gates_compare_with_the_registry_champion() -> None:
