@@ -11,7 +11,9 @@ class LocalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field(default="127.0.0.1", description="address the endpoint listens on")
-    port: int | None = Field(default=None, ge=1, le=65535, description="endpoint port; free one if unset")
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="endpoint port; free one if unset"
+    )
     parallelism: int = Field(default=2, ge=1, le=32, description="stages run at once")
     workers: int = Field(default=1, ge=1, le=8, description="model server workers per version")
 
