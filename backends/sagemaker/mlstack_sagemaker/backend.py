@@ -14,7 +14,7 @@ import json
 import os
 import tarfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ META_DIGEST = "mlstack:digest"
 META_RUN = "mlstack:run"
 META_METRIC = "mlstack:metric:"
 META_ALIAS = "mlstack:alias:"
+ALARM_MARK = "mlstack gate"  # starts the description of every alarm this backend makes
 PRIMARY_VARIANT = "primary"  # the variant native rollouts shift; the stack's alarms watch it
 
 
@@ -816,11 +817,18 @@ class SageMakerBackend(Backend):
             return self.deploy(plan.target, ctx)
         name = self.endpoint_name(plan.target.name)
         exists = self._exists("sagemaker", "describe_endpoint", EndpointName=name) is not None
+        stepped = self.config.traffic_shifting == "variants" and exists and plan.previous
+        if stepped:
+            # Each version is its own variant: the alarms watch the new version's variant, so a
+            # bad canary is caught even while the old version's traffic dilutes its errors.
+            canary = [f"v{b.version}" for b in plan.target.backings if b.weight > 0]
+            alarms = self._ensure_alarms(plan, ctx, variants=canary)
+            out = self._stepped(plan, alarms, ctx)
+            self._prune_variant_alarms(name, {f"v{v}" for v in out["weights"]})
+            return out
         alarms = self._ensure_alarms(plan, ctx)
         if not exists or plan.previous is None:
             return self._deploy(plan.target, ctx, primary=True, deployment_config=None)
-        if self.config.traffic_shifting == "variants":
-            return self._stepped(plan, alarms, ctx)
         before = self._call("sagemaker", "describe_endpoint", EndpointName=name)
         out = self._deploy(
             plan.target,
@@ -887,14 +895,23 @@ class SageMakerBackend(Backend):
             a["AlarmName"] for a in resp.get("MetricAlarms", []) if a.get("StateValue") == "ALARM"
         ]
 
-    def _ensure_alarms(self, plan: RolloutPlan, ctx: Context) -> list[str]:
-        """The CloudWatch alarms a rollout rolls back on: the stack's, or made here."""
+    def _ensure_alarms(
+        self, plan: RolloutPlan, ctx: Context, variants: Sequence[str] = ()
+    ) -> list[str]:
+        """The CloudWatch alarms a rollout rolls back on: the stack's or made here for the
+        ``primary`` variant, and one set per named variant (the stepped mode's new version)."""
         infra = self._infra(ctx)
         names = list(infra.get("alarms") or []) + list(self.config.alarms)
-        if infra.get("provisioned_by") == "pulumi" and infra.get("alarms"):
-            return names
         name = self.endpoint_name(plan.target.name)
-        specs = alarm_specs(name, plan.gates, PRIMARY_VARIANT)
+        specs = []
+        if not (infra.get("provisioned_by") == "pulumi" and infra.get("alarms")):
+            specs += alarm_specs(name, plan.gates, PRIMARY_VARIANT)
+        fresh = set()
+        for variant in variants:
+            for spec in alarm_specs(name, plan.gates, variant):
+                # The variant does not serve yet: whatever state its alarm has is stale.
+                fresh.add(spec["AlarmName"])
+                specs.append(spec)
         existing = (
             {
                 a["AlarmName"]: a
@@ -909,10 +926,28 @@ class SageMakerBackend(Backend):
             # PutMetricAlarm resets the state to INSUFFICIENT_DATA: a firing alarm would be
             # silenced by re-putting it, so only create what is missing or changed.
             have = existing.get(spec["AlarmName"])
-            if have is None or not _alarm_matches(have, spec):
+            if spec["AlarmName"] in fresh or have is None or not _alarm_matches(have, spec):
                 self._call("cloudwatch", "put_metric_alarm", **spec)
             names.append(spec["AlarmName"])
         return names
+
+    def _mlstack_alarms(self, endpoint_name: str) -> list[dict[str, Any]]:
+        """Alarms this backend made for an endpoint (the stack's are Pulumi's to delete)."""
+        resp = self._call("cloudwatch", "describe_alarms", AlarmNamePrefix=endpoint_name + "-")
+        return [
+            a
+            for a in resp.get("MetricAlarms", [])
+            if str(a.get("AlarmDescription", "")).startswith(ALARM_MARK)
+        ]
+
+    def _prune_variant_alarms(self, endpoint_name: str, serving: set[str]) -> None:
+        stale = [
+            a["AlarmName"]
+            for a in self._mlstack_alarms(endpoint_name)
+            if _alarm_variant(a) not in serving and _alarm_variant(a) != PRIMARY_VARIANT
+        ]
+        if stale:
+            self._call("cloudwatch", "delete_alarms", AlarmNames=stale)
 
     def metrics(self, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
         name = self.endpoint_name(endpoint)
@@ -1044,6 +1079,15 @@ class SageMakerBackend(Backend):
     def _destroy_endpoint(self, name: str) -> None:
         if self._exists("sagemaker", "describe_endpoint", EndpointName=name) is not None:
             self._call("sagemaker", "delete_endpoint", EndpointName=name)
+        try:
+            stack_made = set(self._infra().get("alarms") or [])
+        except BackendError:
+            stack_made = set()
+        ours = [
+            a["AlarmName"] for a in self._mlstack_alarms(name) if a["AlarmName"] not in stack_made
+        ]
+        if ours:
+            self._call("cloudwatch", "delete_alarms", AlarmNames=ours)
         configs = self._call(
             "sagemaker", "list_endpoint_configs", NameContains=name, MaxResults=100
         ).get("EndpointConfigs", [])
@@ -1100,6 +1144,7 @@ def alarm_specs(endpoint: str, gates: Mapping[str, str], variant: str) -> list[d
     from mlstack.spec.units import parse_threshold
 
     dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+    alarm_name_parts = (endpoint,) if variant == PRIMARY_VARIANT else (endpoint, variant)
     out = []
     for gate, rule in sorted(gates.items()):
         op, bound = parse_threshold(rule)
@@ -1111,8 +1156,8 @@ def alarm_specs(endpoint: str, gates: Mapping[str, str], variant: str) -> list[d
             ">=": "LessThanThreshold",
         }[op]
         base = {
-            "AlarmName": sagemaker_name(endpoint, gate.replace("_", "-")),
-            "AlarmDescription": f"mlstack gate {gate} {rule} on {endpoint}",
+            "AlarmName": sagemaker_name(*alarm_name_parts, gate.replace("_", "-")),
+            "AlarmDescription": f"{ALARM_MARK} {gate} {rule} on {endpoint} variant {variant}",
             "ComparisonOperator": comparison,
             "EvaluationPeriods": 1,
             "DatapointsToAlarm": 1,
@@ -1170,6 +1215,13 @@ def alarm_specs(endpoint: str, gates: Mapping[str, str], variant: str) -> list[d
             continue  # custom metrics are checked by mlstack's controller, not CloudWatch
         out.append(base)
     return out
+
+
+def _alarm_variant(alarm: Mapping[str, Any]) -> str | None:
+    dims = list(alarm.get("Dimensions") or [])
+    for query in alarm.get("Metrics") or []:
+        dims += (query.get("MetricStat") or {}).get("Metric", {}).get("Dimensions") or []
+    return next((d["Value"] for d in dims if d["Name"] == "VariantName"), None)
 
 
 def _alarm_matches(have: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:

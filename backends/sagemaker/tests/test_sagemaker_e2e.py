@@ -294,27 +294,57 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
     assert backend.endpoint_status("shop")["weights"] == {"2": 100.0}
     cw.set_alarm_state(AlarmName="shop-dev-error-rate", StateValue="OK", StateReason="test")
 
-    # mlstack-stepped rollout (traffic_shifting: variants): weights change step by step
+    # stepped mode (traffic_shifting: variants): the alarms watch the new version's own variant,
+    # so a bad canary is caught at its first step although it has only 10 % of the traffic
     stepped = _project(tmp_path, aws_env, shifting="variants")
+    canary_alarm = "shop-dev-v3-error-rate"
+
+    def break_canary(event: Any) -> None:
+        if event.kind == "rollout.step" and event.data["step"] == 10:
+            assert _weights(sm) == {"v2": 0.9, "v3": 0.1}
+            cw.set_alarm_state(AlarmName=canary_alarm, StateValue="ALARM", StateReason="test: 5xx")
+
+    v2_to_v3 = RolloutPlan(
+        target=_state(v3),
+        previous=_state(v2),
+        strategy="canary",
+        steps=(10, 50, 100),
+        interval=0,
+        gates={"error_rate": "< 1%", "latency_p99": "< 300ms"},
+    )
+    with pytest.raises(GateFailed, match=f"stopped at 10%: alarm {canary_alarm} fired"):
+        stepped.rollout(v2_to_v3, _ctx(tmp_path, break_canary))
+    assert _weights(sm) == {"v2": 1.0}
+    watched = {
+        a["AlarmName"]: {
+            d["Name"]: d["Value"]
+            for d in a.get("Dimensions")
+            or [
+                d
+                for q in a.get("Metrics", [])
+                if "MetricStat" in q
+                for d in q["MetricStat"]["Metric"]["Dimensions"]
+            ]
+        }
+        for a in cw.describe_alarms(AlarmNamePrefix="shop-dev-v3-")["MetricAlarms"]
+    }
+    assert watched == {
+        "shop-dev-v3-error-rate": {"EndpointName": "shop-dev", "VariantName": "v3"},
+        "shop-dev-v3-latency-p99": {"EndpointName": "shop-dev", "VariantName": "v3"},
+    }
+
+    # weights change step by step; the stale ALARM of the failed attempt does not block a retry
     seen: list[dict[str, float]] = []
 
     def watch(event: Any) -> None:
         if event.kind == "rollout.step":
             seen.append(_weights(sm))
 
-    out = stepped.rollout(
-        RolloutPlan(
-            target=_state(v3),
-            previous=_state(v2),
-            strategy="canary",
-            steps=(10, 50, 100),
-            interval=0,
-            gates={"error_rate": "< 1%"},
-        ),
-        _ctx(tmp_path, watch),
-    )
+    out = stepped.rollout(v2_to_v3, _ctx(tmp_path, watch))
     assert seen == [{"v2": 0.9, "v3": 0.1}, {"v2": 0.5, "v3": 0.5}, {"v3": 1.0}]
     assert out["weights"] == {"3": 100.0}
+    state = cw.describe_alarms(AlarmNames=[canary_alarm])["MetricAlarms"][0]["StateValue"]
+    assert state != "ALARM"
 
     # shadow: v2 mirrors half the requests of v3 as a ShadowProductionVariant
     shadow = EndpointState(
@@ -358,3 +388,4 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
     assert [m for m in sm.list_models()["Models"] if m["ModelName"].startswith("shop-dev")] == []
     assert sm.list_pipelines()["PipelineSummaries"] == []
     assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+    assert cw.describe_alarms(AlarmNamePrefix="shop-dev-")["MetricAlarms"] == []
