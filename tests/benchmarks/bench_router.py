@@ -121,6 +121,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5, help="alternating direct/router pairs")
     p.add_argument("--write", type=Path, default=None, help="markdown file to write the results to")
     a = p.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="mlstack-bench-") as tmp:
         root = Path(tmp)
         rows = []
@@ -130,11 +131,12 @@ def main() -> None:
     print(md)
     if a.write:
         cmd = " ".join(["python", "tests/benchmarks/bench_router.py", *sys.argv[1:]])
-        a.write.write_text(_doc(md, cmd))
+        loads = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+        a.write.write_text(_doc(md, cmd, loads))
         print(f"\nwritten to {a.write}")
 
 
-def _doc(md: str, cmd: str) -> str:
+def _doc(md: str, cmd: str, loads: str) -> str:
     return f"""# Serving benchmark: router overhead
 
 Measured {time.strftime("%Y-%m-%d")} on {platform.machine()} with {os.cpu_count()} cores, Python
@@ -146,7 +148,8 @@ router, alternating direct/router in short rounds; each figure is the median ove
 (the machine is shared, so single runs are noisy). "router CPU us/req" is the router process's
 user+system CPU time per request, read from /proc: the overhead that noise does not blur. The router does its full work on every request:
 routing choice, per-version metrics, 10 % request-log sampling. Load generator, router and model
-server share the 2 cores, so the router's CPU is taken from the other two.
+server share the 2 cores, so the router's CPU is taken from the other two. The machine was not
+idle: 1-minute load average {loads} (other test suites running beside it).
 
 {md}
 
