@@ -228,6 +228,9 @@ class Observed:
     # kinds listed exhaustively even when ``complete`` is False: a recorded resource of such a
     # kind that is absent from ``resources`` was deleted outside mlstack
     kinds: frozenset[str] = frozenset()
+    # why a recorded resource counts as absent when it is not simply deleted (e.g. an endpoint
+    # whose processes are not running): address -> reason shown by drift
+    absent: Mapping[str, str] = field(default_factory=dict)
 
 
 class Backend(ABC):

@@ -167,7 +167,8 @@ def _order_records(records: Mapping[str, Record], subset: list[str]) -> list[str
 
 
 def drift(records: Mapping[str, Record], observed: Mapping[str, Mapping[str, Any]],
-          complete: bool, kinds: Collection[str] = ()) -> list[Change]:
+          complete: bool, kinds: Collection[str] = (),
+          absent: Mapping[str, str] | None = None) -> list[Change]:
     """Resources whose platform-side facts differ from what state recorded.
 
     A recorded resource missing from ``observed`` counts as deleted only when the backend looked
@@ -179,7 +180,7 @@ def drift(records: Mapping[str, Record], observed: Mapping[str, Mapping[str, Any
             exhaustive = complete or rec.kind in kinds
             if exhaustive and rec.kind in ("infra", "pipeline", "model", "endpoint"):
                 out.append(Change(addr, rec.kind, Action.DESTROY, dict(rec.outputs), None,
-                                  reasons=("deleted outside mlstack",)))
+                                  reasons=((absent or {}).get(addr, "deleted outside mlstack"),)))
             continue
         seen = observed[addr]
         recorded = {k: rec.outputs.get(k) for k in seen}

@@ -88,7 +88,8 @@ class Workspace:
         notes: list[str] = []
         if refresh or refresh_only:
             observed = self.backend.observe()
-            found = drift(records, observed.resources, observed.complete, observed.kinds)
+            found = drift(records, observed.resources, observed.complete, observed.kinds,
+                          observed.absent)
             if not observed.complete:
                 notes.append(f"backend {self.plugin.name!r} observed only part of the "
                              "resources; drift of the rest is unknown")

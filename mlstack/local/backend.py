@@ -556,7 +556,17 @@ class LocalBackend(Backend):
 
     # --- refresh / teardown -------------------------------------------------------------------
     def observe(self) -> Observed:
+        """Infrastructure, pipeline, models and endpoints as they are on this machine.
+
+        Each kind is listed exhaustively, and only with facts that state records in the same
+        shape, so a recorded resource is drift only when it really changed: an environment
+        folder removed, a pipeline definition rewritten, a model's versions gone, an endpoint
+        whose router or model servers are not running (``apply --refresh`` deploys it again).
+        """
         resources: dict[str, dict[str, Any]] = {}
+        absent: dict[str, str] = {}
+        if self.env_dir.is_dir():
+            resources[f"infra.{self.env}"] = {"path": str(self.env_dir)}
         pipe = self.env_dir / "pipeline.json"
         if pipe.exists():
             try:
@@ -565,14 +575,38 @@ class LocalBackend(Backend):
                 }
             except (OSError, ValueError, KeyError):
                 pass
-        for name, m in self.registry.load()["models"].items():
+        for name in self.registry.load()["models"]:
             vs = self.registry.versions(name)
-            resources[f"model.{name}"] = {
-                "versions": [v["version"] for v in vs],
-                "aliases": dict(m.get("aliases", {})),
-                "latest_digest": vs[0]["digest"] if vs else None,
-            }
-        return Observed(resources=resources, complete=False)
+            if vs:  # the newest version is the one the last apply registered
+                resources[f"model.{name}"] = {
+                    "version": str(vs[0]["version"]),
+                    "digest": vs[0]["digest"],
+                }
+        serving = self.env_dir / "serving"
+        if serving.is_dir():
+            from mlstack.local.serving import api
+
+            for d in sorted(p for p in serving.iterdir() if (p / "runtime.json").exists()):
+                addr = f"endpoint.{d.name}"
+                st = api.status(self.workdir, self.env, d.name)
+                down = [
+                    f"model server of version {v} (pid {i.get('pid')})"
+                    for v, i in (st.get("versions") or {}).items()
+                    if not i.get("alive")
+                ]
+                if not st.get("running"):
+                    pid = (st.get("router") or {}).get("pid")
+                    down.insert(0, f"router (pid {pid})" if pid else "router")
+                if down:
+                    absent[addr] = "not running: " + ", ".join(down) + " down"
+                else:
+                    resources[addr] = {"url": st.get("url")}
+        return Observed(
+            resources=resources,
+            complete=False,  # runs and datasets are the engine's records, not looked at here
+            kinds=frozenset({"infra", "pipeline", "model", "endpoint"}),
+            absent=absent,
+        )
 
     def destroy(self, address: str, kind: str, outputs: Mapping[str, Any], ctx: Context) -> None:
         kind = kind or address.split(".", 1)[0]

@@ -1,5 +1,6 @@
 """The pipeline half of the quickstart through the real CLI: apply, no-op apply, a parameter
-change that reruns only what follows it, and bad data that stops at validate with exit code 1."""
+change that reruns only what follows it, new data rows that rerun everything after ingest (plan
+says so first), and bad data that stops at validate with exit code 1."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def _latest_run(root: Path) -> dict:
     return json.loads(runs[-1].read_text())
 
 
-def test_apply_noop_param_change_and_bad_data(tmp_path: Path) -> None:
+def test_apply_noop_param_change_new_data_and_bad_data(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     cancer_frame().to_csv(tmp_path / "data/cancer.csv", index=False)
     body = DATA_BLOCK + BUILTIN_STAGES.replace("{gate}", '"roc_auc >= 0.8"')
@@ -56,6 +57,35 @@ def test_apply_noop_param_change_and_bad_data(tmp_path: Path) -> None:
     logs = run_cli("logs", "-e", "dev", "train", cwd=tmp_path, env=env)
     assert "trained sklearn.linear_model.LogisticRegression" in logs.stdout
 
+    # new rows in the CSV: plan says ingest reruns for its data and every stage after it
+    # because of what it follows; apply then runs exactly those stages
+    more = cancer_frame(rows=60, seed=11)
+    more.to_csv(tmp_path / "data/cancer.csv", mode="a", header=False, index=False)
+    plan = run_cli("plan", "-e", "dev", "--json", cwd=tmp_path, env=env)
+    assert plan.returncode == 0, plan.stderr
+    changes = {c["address"]: c for c in json.loads(plan.stdout)["resource_changes"]}
+    assert changes["dataset.demo"]["action"] == "update"
+    reasons = changes["run.demo"]["details"]["stages"]
+    assert reasons["ingest"] == "data digest changed"
+    assert reasons["validate"] == "upstream ingest reruns"
+    assert reasons["split"] == "upstream validate reruns"
+    assert set(reasons) == {
+        "ingest",
+        "validate",
+        "split",
+        "features",
+        "train",
+        "evaluate",
+        "register",
+    }
+    text = run_cli("plan", "-e", "dev", cwd=tmp_path, env=env).stdout
+    assert "> ingest: data digest changed" in text and "> train: upstream features reruns" in text
+    rerun = run_cli("apply", "-e", "dev", "--auto-approve", cwd=tmp_path, env=env, timeout=120)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    latest = _latest_run(tmp_path)
+    assert {s["status"] for s in latest["stages"].values()} == {"ran"}
+    assert latest["dataset"]["rows"] == 300
+
     bad = cancer_frame()
     bad.loc[3, "mean_radius"] = None
     bad.loc[5, "mean_smoothness"] = 4.2
@@ -69,4 +99,4 @@ def test_apply_noop_param_change_and_bad_data(tmp_path: Path) -> None:
         assert f"column '{col}'" in text
     assert "Traceback" not in text
     after = json.loads(run_cli("models", "-e", "dev", "--json", cwd=tmp_path, env=env).stdout)
-    assert [v["version"] for v in after] == ["2", "1"]
+    assert [v["version"] for v in after] == ["3", "2", "1"]
