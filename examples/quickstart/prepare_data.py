@@ -3,6 +3,10 @@
 Columns used by mlstack.yaml get snake_case names (mean_radius, ...); ``tumor_size`` is a
 categorical column derived from mean_area (small / medium / large) so the example exercises
 categorical features; ``diagnosis`` is the target (1 = malignant, 0 = benign).
+
+The output is byte-for-byte the same on every run (no sampling, fixed column order, ``\n`` line
+ends), so its digest, the pipeline cache and ``sample.json`` (one row of these columns without
+the target) stay valid; an unchanged file is not rewritten.
 """
 
 from __future__ import annotations
@@ -24,7 +28,11 @@ def main() -> Path:
     ).astype(str)
     out = Path(__file__).resolve().parent / "data" / "cancer.csv"
     out.parent.mkdir(exist_ok=True)
-    df.to_csv(out, index=False)
+    text = df.to_csv(index=False, lineterminator="\n")
+    if out.exists() and out.read_text() == text:
+        print(f"{out} is up to date ({len(df)} rows x {len(df.columns)} columns)")
+        return out
+    out.write_text(text)
     print(f"wrote {len(df)} rows x {len(df.columns)} columns to {out}")
     return out
 
