@@ -187,8 +187,15 @@ class SageMakerBackend(Backend):
 
     # --- pipeline ---------------------------------------------------------------------------
     def compile(self) -> CompiledPipeline:
+        from mlstack_sagemaker.compile_cache import cached_definition
+
         try:
-            definition = pdef.build(self.project, self.config)
+            definition, _ = cached_definition(
+                self.workdir,
+                self.project,
+                self.config,
+                lambda: pdef.build(self.project, self.config),
+            )
         except (ValueError, TypeError) as e:
             raise BackendError(
                 f"cannot compile the pipeline for SageMaker: {e}",
@@ -592,6 +599,14 @@ class SageMakerBackend(Backend):
         )
 
     def _image(self) -> str:
+        from mlstack_sagemaker.compile_cache import cached_image
+
+        lookup = ("sklearn", self.config.region, self.config.sklearn_version)
+        return cached_image(
+            self.workdir, (*lookup, self.config.hosting_instance_type), self._retrieve_image
+        )
+
+    def _retrieve_image(self) -> str:
         import logging
         import warnings
 
