@@ -149,6 +149,12 @@ def deploy_version(ws: Workspace, mv: ModelVersion, previous: EndpointState | No
     new = Backing(version=mv.version, uri=mv.uri, digest=mv.digest, weight=100.0)
     result = run_rollout(ws.backend, d, mv.name, new, previous, ctx)
     if not result.promoted:
+        # The endpoint serves `previous` again: keep its recorded inputs (so the next plan
+        # offers this rollout again) but record why it was rolled back, for `status`.
+        addr = f"endpoint.{d.endpoint}"
+        rec = ws.state.get(addr)
+        if rec is not None:
+            ws.state.update_outputs(addr, {**rec.outputs, "last_rollout": result.to_dict()})
         ws.state.record_history(f"{operation}:rollback", "rolled_back",
                                 {"endpoint": d.endpoint, "version": mv.version,
                                  "reason": result.reason, "rollout": result.to_dict()})
