@@ -7,9 +7,17 @@ because a typo that is silently ignored is the most expensive kind of bug in a d
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from mlstack.spec.gates import Gate, parse_gate
 from mlstack.spec.units import parse_duration, parse_size, parse_threshold
@@ -17,6 +25,12 @@ from mlstack.spec.units import parse_duration, parse_size, parse_threshold
 NAME_RE = r"^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"
 BUILTIN_STAGES = ("ingest", "validate", "split", "features", "train", "tune", "evaluate", "register")
 STRATEGIES = ("all_at_once", "blue_green", "canary", "linear", "shadow", "ab")
+
+_DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0},
+                              {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"}],
+                    "description": "seconds, or a duration such as 30s, 5m, 1h"}
+# Seconds, written as a number or as 30s / 5m / 1h in the file.
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_DURATION_SCHEMA)]
 
 
 class Strict(BaseModel):
@@ -117,13 +131,9 @@ class Stage(Strict):
     gates: list[str] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
     retries: int = Field(default=0, ge=0, le=10)
-    timeout: float | None = None
+    timeout: Duration | None = None
     code: list[str] = Field(default_factory=list)
 
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout(cls, v: Any) -> float | None:
-        return None if v is None else parse_duration(v)
 
     @field_validator("gates")
     @classmethod
@@ -190,12 +200,7 @@ class Model(Strict):
 
 class Steps(Strict):
     steps: list[float] = Field(default_factory=lambda: [10.0, 50.0, 100.0])
-    interval: float = 60.0
-
-    @field_validator("interval", mode="before")
-    @classmethod
-    def _interval(cls, v: Any) -> float:
-        return parse_duration(v)
+    interval: Duration = 60.0
 
     @field_validator("steps")
     @classmethod
@@ -209,42 +214,22 @@ class Steps(Strict):
 
 class Linear(Strict):
     step: float = Field(default=20.0, gt=0, le=100)
-    interval: float = 60.0
-
-    @field_validator("interval", mode="before")
-    @classmethod
-    def _interval(cls, v: Any) -> float:
-        return parse_duration(v)
+    interval: Duration = 60.0
 
 
 class BlueGreen(Strict):
-    bake: float = 60.0
-
-    @field_validator("bake", mode="before")
-    @classmethod
-    def _bake(cls, v: Any) -> float:
-        return parse_duration(v)
+    bake: Duration = 60.0
 
 
 class Shadow(Strict):
     percent: float = Field(default=100.0, gt=0, le=100)
-    duration: float = 300.0
-
-    @field_validator("duration", mode="before")
-    @classmethod
-    def _d(cls, v: Any) -> float:
-        return parse_duration(v)
+    duration: Duration = 300.0
 
 
 class AB(Strict):
     weights: dict[str, float] = Field(default_factory=lambda: {"champion": 50.0, "challenger": 50.0})
     sticky_key: str = "x-user-id"
-    duration: float = 0.0
-
-    @field_validator("duration", mode="before")
-    @classmethod
-    def _d(cls, v: Any) -> float:
-        return parse_duration(v)
+    duration: Duration = 0.0
 
 
 class DeployResources(Strict):
@@ -312,18 +297,13 @@ class Environment(Strict):
     backend: str = "local"
     promote_from: str | None = None
     approvals: int = Field(default=0, ge=0)
-    bake_time: float = 0.0
+    bake_time: Duration = 0.0
     gates: list[str] = Field(default_factory=list)  # promotion gates on recorded metrics
     data: dict[str, Any] | None = None
     pipeline: dict[str, Any] | None = None
     model: dict[str, Any] | None = None
     deployment: dict[str, Any] | None = None
     monitoring: dict[str, Any] | None = None
-
-    @field_validator("bake_time", mode="before")
-    @classmethod
-    def _bake(cls, v: Any) -> float:
-        return parse_duration(v)
 
     @field_validator("gates")
     @classmethod
@@ -369,7 +349,7 @@ class ResolvedProject(Strict):
     settings: dict[str, Any] = Field(default_factory=dict)
     promote_from: str | None = None
     approvals: int = 0
-    bake_time: float = 0.0
+    bake_time: Duration = 0.0
     promotion_gates: list[str] = Field(default_factory=list)
     data: Data | None = None
     pipeline: Pipeline = Field(default_factory=Pipeline)
