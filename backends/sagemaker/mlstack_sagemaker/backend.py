@@ -135,7 +135,7 @@ class SageMakerBackend(Backend):
                 or pdef.model_package_group(self.project, self.config)
             )
             self._ensure_group(group)
-            outputs = {
+            outputs: dict[str, Any] = {
                 "bucket": self.config.bucket,
                 "role_arn": self.config.role,
                 "model_package_group": group,

@@ -129,7 +129,7 @@ def build(project: ResolvedProject, config: SageMakerConfig) -> dict[str, Any]:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-    definition = _parameterise(raw)
+    definition: dict[str, Any] = _parameterise(raw)
     definition["Metadata"] = {
         "mlstack": {
             "project": project.project,

@@ -249,3 +249,11 @@ def test_stage_kinds_without_a_container_implementation_fail_clearly(
     )
     assert r.returncode == 1
     assert f"kind '{kind}' does not run in this container" in r.stderr
+
+
+def test_script_parses_as_the_containers_older_python() -> None:
+    import ast
+
+    # The scikit-learn 1.2-1 container runs Python 3.9 (older images 3.8): no newer grammar.
+    ast.parse(SCRIPT.read_text(), feature_version=(3, 8))
+    assert "removeprefix" not in SCRIPT.read_text()  # str methods new in 3.9

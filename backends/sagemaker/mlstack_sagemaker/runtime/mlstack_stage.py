@@ -69,7 +69,7 @@ def opt_ml() -> Path:
 
 
 class Job:
-    def __init__(self, name: str, spec: dict, training: bool) -> None:
+    def __init__(self, name: str, spec: dict[str, Any], training: bool) -> None:
         self.name = name
         self.spec = spec
         self.stage = spec.get("stage") or {}
@@ -90,9 +90,9 @@ class Job:
         )
         order += [n for n in present if n not in order and n not in ("code", "source")]
         self.inputs = [(n, self.input_root / n) for n in order if (self.input_root / n).is_dir()]
-        self._unpacked: dict = {}
+        self._unpacked: dict[str, Path] = {}
 
-    def _dirs(self, name: str, path: Path) -> list:
+    def _dirs(self, name: str, path: Path) -> list[Path]:
         """The input's directory, plus the unpacked model.tar.gz a training job left there."""
         out = [path]
         archive = path / "model.tar.gz"
@@ -197,7 +197,7 @@ def plain(value: Any) -> Any:
 # --- built-in stages -------------------------------------------------------------------------
 
 
-def ingest(job: Job) -> dict:
+def ingest(job: Job) -> dict[str, Any]:
     import pandas as pd
 
     source = str(job.data.get("source") or job.params.get("source") or "")
@@ -232,7 +232,7 @@ def ingest(job: Job) -> dict:
             raise StageError(f"cannot parse {f.name} as {fmt}: {type(e).__name__}: {e}") from None
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     write_table(df, job.output, "table")
-    info = {
+    info: dict[str, Any] = {
         "source": source,
         "format": fmt,
         "digest": "sha256:" + h.hexdigest(),
@@ -266,7 +266,7 @@ def _type_ok(series: Any, kind: str) -> Any:
     return pd.to_datetime(series, errors="coerce").notna()
 
 
-def check_expectations(df: Any, expectations: dict, table: dict) -> list:
+def check_expectations(df: Any, expectations: dict[str, Any], table: dict[str, Any]) -> list[Any]:
     """Every violation of ``data.expectations`` as a sentence with example rows."""
     import pandas as pd
 
@@ -339,7 +339,7 @@ def check_expectations(df: Any, expectations: dict, table: dict) -> list:
     return problems
 
 
-def validate(job: Job) -> dict:
+def validate(job: Job) -> dict[str, Any]:
     path = job.find_table("table")
     if path is None:
         raise StageError(f"stage {job.name!r} needs the table from a builtin/ingest stage")
@@ -365,7 +365,7 @@ def validate(job: Job) -> dict:
     return summary
 
 
-def split_frame(df: Any, cfg: dict) -> tuple:
+def split_frame(df: Any, cfg: dict[str, Any]) -> tuple[Any, ...]:
     from sklearn.model_selection import train_test_split
 
     strategy = str(cfg.get("strategy") or "random")
@@ -399,7 +399,7 @@ def split_frame(df: Any, cfg: dict) -> tuple:
     return train, val, test_df
 
 
-def split(job: Job) -> dict:
+def split(job: Job) -> dict[str, Any]:
     path = job.find_table("table")
     if path is None:
         raise StageError(f"stage {job.name!r} needs the table from a builtin/ingest stage")
@@ -413,7 +413,7 @@ def split(job: Job) -> dict:
     return sizes
 
 
-def splits(job: Job) -> tuple:
+def splits(job: Job) -> tuple[Any, ...]:
     """(train, test) frames: from a split stage, else the table split as ``data.split`` says."""
     train, test = job.find_table("train"), job.find_table("test")
     if train is not None and test is not None:
@@ -425,7 +425,7 @@ def splits(job: Job) -> tuple:
     return tr, te
 
 
-def build_preprocessor(numeric: list, categorical: list) -> Any:
+def build_preprocessor(numeric: list[Any], categorical: list[Any]) -> Any:
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -446,7 +446,7 @@ def build_preprocessor(numeric: list, categorical: list) -> Any:
     return ColumnTransformer(parts, remainder="drop")
 
 
-def features(job: Job) -> dict:
+def features(job: Job) -> dict[str, Any]:
     import joblib
     import pandas as pd
 
@@ -478,7 +478,7 @@ def features(job: Job) -> dict:
     return meta
 
 
-def train(job: Job) -> dict:
+def train(job: Job) -> dict[str, Any]:
     import joblib
     from sklearn.base import is_classifier
     from sklearn.pipeline import Pipeline
@@ -520,7 +520,7 @@ def train(job: Job) -> dict:
     return {"rows": meta["rows"]}
 
 
-def classification_metrics(model: Any, x: Any, y: Any) -> dict:
+def classification_metrics(model: Any, x: Any, y: Any) -> dict[str, Any]:
     import numpy as np
     from sklearn import metrics as m
 
@@ -546,7 +546,7 @@ def classification_metrics(model: Any, x: Any, y: Any) -> dict:
     return {k: float(v) for k, v in out.items()}
 
 
-def regression_metrics(model: Any, x: Any, y: Any) -> dict:
+def regression_metrics(model: Any, x: Any, y: Any) -> dict[str, Any]:
     import numpy as np
     from sklearn import metrics as m
 
@@ -558,7 +558,7 @@ def regression_metrics(model: Any, x: Any, y: Any) -> dict:
     }
 
 
-def evaluate(job: Job) -> dict:
+def evaluate(job: Job) -> dict[str, Any]:
     import joblib
 
     meta_path = job.require(MODEL_META, "builtin/train")
@@ -583,7 +583,7 @@ def evaluate(job: Job) -> dict:
     return report
 
 
-def command(job: Job) -> dict:
+def command(job: Job) -> dict[str, Any]:
     """A ``run:`` stage: the project's code (``source`` input) with mlstack's environment."""
     cmd = job.stage.get("run")
     if not cmd:
@@ -630,7 +630,7 @@ STAGES = {
 }
 
 
-def main(argv: list | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlstack_stage.py")
     parser.add_argument("--stage")
     parser.add_argument("--mlstack_stage")  # training jobs: hyperparameters become arguments
@@ -653,7 +653,7 @@ def main(argv: list | None = None) -> int:
     return 0
 
 
-def _kind(stage: dict) -> str:
+def _kind(stage: dict[str, Any]) -> str:
     uses = stage.get("uses")
     if uses:
         return str(uses).split("/", 1)[-1]
@@ -695,7 +695,7 @@ def input_fn(body: Any, content_type: str = "application/json") -> Any:
     return payload
 
 
-def predict_fn(data: Any, model: Any) -> dict:
+def predict_fn(data: Any, model: Any) -> dict[str, Any]:
     import pandas as pd
 
     columns = model["meta"]["columns"]
