@@ -114,7 +114,7 @@ class LocalBackend(Backend):
     # --- pipeline -----------------------------------------------------------------------------
     def compile(self) -> CompiledPipeline:
         p = self.project
-        stages = [
+        stages: list[dict[str, Any]] = [
             {
                 "name": st.name,
                 "kind": st.kind,
@@ -325,7 +325,9 @@ class LocalBackend(Backend):
             artifacts += [(f"stages/{name}", out / f) for f in REPORT_FILES if (out / f).exists()]
         if rec.get("model_uri"):
             artifacts.append(("model", Path(rec["model_uri"])))
-        stages = [{"name": s.name, "with": s.with_} for s in self.project.pipeline.stages]
+        stages: list[Mapping[str, Any]] = [
+            {"name": s.name, "with": s.with_} for s in self.project.pipeline.stages
+        ]
         params = flatten_params(stages)
         self._mlflow_runs[run_id] = self._mlflow(lambda t: t.log_run(rec, params, artifacts))
 

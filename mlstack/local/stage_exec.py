@@ -53,7 +53,7 @@ def execute(job: dict[str, Any]) -> int:
             "config": config,
             "metrics": ctx.metrics,
         }
-        if config:
+        if isinstance(e, StageConfigError):
             report["setting"] = e.setting
         if isinstance(e, MlstackError):
             report["problems"] = [{"message": p.message, "hint": p.hint} for p in e.problems]
@@ -68,7 +68,7 @@ def execute(job: dict[str, Any]) -> int:
     return EXIT_OK
 
 
-def _dispatch(ctx: StageContext) -> Any:  # noqa: F821 - imported above at run time
+def _dispatch(ctx: Any) -> Any:
     stage = ctx.stage
     if stage.get("function"):
         return _call_function(ctx, stage["function"])

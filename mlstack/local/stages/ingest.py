@@ -95,7 +95,7 @@ def run(ctx: Any) -> dict[str, Any]:
         frames.append(_parse(fmt, name, raw))
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     write_table(df, ctx.output / TABLE)
-    info = {
+    info: dict[str, Any] = {
         "source": source,
         "format": fmt,
         "digest": "sha256:" + h.hexdigest(),

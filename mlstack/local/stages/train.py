@@ -52,7 +52,7 @@ def make_estimator(path: str, params: dict[str, Any]) -> Any:
     return est
 
 
-def run(ctx: Any) -> dict[str, Any]:
+def run(ctx: Any) -> None:
     import joblib
     from sklearn.pipeline import Pipeline
 

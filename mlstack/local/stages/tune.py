@@ -12,7 +12,7 @@ validation split (3-fold cross-validation on train when there is none). Writes
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from mlstack.errors import BackendError
 from mlstack.local.stages.common import (
@@ -79,7 +79,7 @@ def run(ctx: Any) -> dict[str, Any]:
 
     classifier = is_classifier(probe)
     metric = str(ctx.params.get("metric") or ("roc_auc" if classifier else "rmse"))
-    direction = "minimize" if metric in MINIMIZE else "maximize"
+    direction: Literal["minimize", "maximize"] = "minimize" if metric in MINIMIZE else "maximize"
 
     def objective(trial: Any) -> float:
         params = {**base, **{k: suggest(trial, k, v) for k, v in space.items()}}
