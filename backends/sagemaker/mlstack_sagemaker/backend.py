@@ -32,7 +32,7 @@ from mlstack.engine.backend import (
     RunResult,
     VersionMetrics,
 )
-from mlstack.errors import BackendError, GateFailed
+from mlstack.errors import BackendError
 from mlstack_sagemaker import pipeline_definition as pdef
 from mlstack_sagemaker.aws_names import sagemaker_name
 from mlstack_sagemaker.plugin import SageMakerConfig
@@ -839,7 +839,8 @@ class SageMakerBackend(Backend):
             canary = [f"v{b.version}" for b in plan.target.backings if b.weight > 0]
             alarms = self._ensure_alarms(plan, ctx, variants=canary)
             out = self._stepped(plan, alarms, ctx)
-            self._prune_variant_alarms(name, {f"v{v}" for v in out["weights"]})
+            if out["outcome"] == "promoted":
+                self._prune_variant_alarms(name, {f"v{v}" for v in out["weights"]})
             return out
         alarms = self._ensure_alarms(plan, ctx)
         if not exists or plan.previous is None:
@@ -853,12 +854,15 @@ class SageMakerBackend(Backend):
         )
         if out["endpoint_config"] == before.get("EndpointConfigName"):
             after = self._call("sagemaker", "describe_endpoint", EndpointName=name)
-            raise GateFailed(
-                f"SageMaker rolled {name} back to the previous version: "
-                f"{after.get('FailureReason') or 'an alarm fired'}",
-                hint=f"alarms: {', '.join(alarms) or 'none'}",
-            )
-        return out
+            # The controller records a rolled-back outcome (history, state, the user's message).
+            return {
+                **out,
+                "outcome": "rolled_back",
+                "reason": f"SageMaker rolled {name} back to the previous version: "
+                f"{after.get('FailureReason') or 'an alarm fired'} (alarms: "
+                f"{', '.join(alarms) or 'none'})",
+            }
+        return {**out, "outcome": "promoted"}
 
     def _stepped(self, plan: RolloutPlan, alarms: list[str], ctx: Context) -> dict[str, Any]:
         """Both versions as variants; mlstack steps the weights and watches the alarms."""
@@ -894,13 +898,14 @@ class SageMakerBackend(Backend):
                 ctx.cancel.wait(plan.interval)
             firing = self._firing(alarms)
             if firing:
-                self._deploy(plan.previous, ctx, primary=False, deployment_config=None)
-                raise GateFailed(
-                    f"rollout of {plan.target.name} stopped at {step:g}%: alarm "
+                restored = self._deploy(plan.previous, ctx, primary=False, deployment_config=None)
+                return {
+                    **restored,
+                    "outcome": "rolled_back",
+                    "reason": f"rollout of {plan.target.name} stopped at {step:g}%: alarm "
                     f"{', '.join(firing)} fired; traffic restored",
-                    hint="see the alarm's metrics in CloudWatch",
-                )
-        return out
+                }
+        return {**out, "outcome": "promoted"}
 
     def _firing(self, alarms: list[str]) -> list[str]:
         if not alarms:

@@ -102,15 +102,15 @@ def jobs(execution_hooks: list[Any]) -> Jobs:
     return hook
 
 
-def _cli(root: Path, *args: str) -> str:
+def _cli(root: Path, *args: str, status: int = 0) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLSTACK_")}
     env.update(NO_COLOR="1")
     r = subprocess.run(
         [*MLSTACK, *args], cwd=root, capture_output=True, text=True, env=env, timeout=180
     )
-    assert r.returncode == 0, f"mlstack {' '.join(args)}:\n{r.stdout}\n{r.stderr}"
+    assert r.returncode == status, f"mlstack {' '.join(args)}:\n{r.stdout}\n{r.stderr}"
     assert "Traceback" not in r.stderr
-    return r.stdout
+    return r.stdout + r.stderr
 
 
 def _serving(sm: Any, endpoint: str) -> dict[str, float]:
@@ -199,6 +199,22 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     stg = {p["ModelPackageVersion"]: p for p in _packages(sm, "cancer-classifier-staging")}
     assert "mlstack:alias:champion" in stg[1]["CustomerMetadataProperties"]
 
+    # a gate alarm fires during the next promotion: SageMaker keeps the old fleet, the CLI
+    # says so and fails, and staging still serves v1 with v1 as champion
+    cw = boto3.client("cloudwatch", endpoint_url=aws_env, region_name="eu-west-1")
+    cw.set_alarm_state(
+        AlarmName="cancer-staging-error-rate", StateValue="ALARM", StateReason="test: 5xx"
+    )
+    _write_project(tmp_path, aws_env, n_estimators=140)
+    _cli(tmp_path, "apply", "-e", "dev", "--auto-approve")
+    out = _cli(tmp_path, "promote", "dev", "staging", status=1)
+    assert "rollout of version 3 to endpoint cancer was rolled back" in out, out
+    assert "cancer-staging-error-rate in ALARM" in out
+    assert _serving(sm, "cancer-staging") == {"1": 1.0}
+    stg = {p["ModelPackageVersion"]: p for p in _packages(sm, "cancer-classifier-staging")}
+    assert "mlstack:alias:champion" in stg[1]["CustomerMetadataProperties"]
+    assert "mlstack:alias:champion" not in stg[3]["CustomerMetadataProperties"]
+
     # destroy staging, then dev: nothing of either is left on the AWS side
     _cli(tmp_path, "destroy", "-e", "staging", "--auto-approve")
     assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == ["cancer-dev"]
@@ -214,3 +230,4 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
         if c["EndpointConfigName"].startswith("cancer-")
     ] == []
     assert [m for m in sm.list_models()["Models"] if m["ModelName"].startswith("cancer-")] == []
+    assert cw.describe_alarms(AlarmNamePrefix="cancer-")["MetricAlarms"] == []

@@ -173,7 +173,6 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
     from mlstack_sagemaker.backend import artifact_digest
 
     from mlstack.engine.backend import Backing, EndpointState, RolloutPlan
-    from mlstack.errors import GateFailed
 
     s3 = boto3.client("s3", endpoint_url=aws_env, region_name="eu-west-1")
     sm = boto3.client("sagemaker", endpoint_url=aws_env, region_name="eu-west-1")
@@ -279,18 +278,20 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
     cw.set_alarm_state(
         AlarmName="shop-dev-error-rate", StateValue="ALARM", StateReason="test: errors"
     )
-    with pytest.raises(GateFailed, match="rolled shop-dev back"):
-        backend.rollout(
-            RolloutPlan(
-                target=_state(v3),
-                previous=_state(v2),
-                strategy="linear",
-                steps=(20,),
-                interval=60,
-                gates={"error_rate": "< 1%"},
-            ),
-            ctx,
-        )
+    rolled_back = backend.rollout(
+        RolloutPlan(
+            target=_state(v3),
+            previous=_state(v2),
+            strategy="linear",
+            steps=(20,),
+            interval=60,
+            gates={"error_rate": "< 1%"},
+        ),
+        ctx,
+    )
+    assert rolled_back["outcome"] == "rolled_back"
+    assert "SageMaker rolled shop-dev back" in rolled_back["reason"]
+    assert "shop-dev-error-rate in ALARM" in rolled_back["reason"]
     assert backend.endpoint_status("shop")["weights"] == {"2": 100.0}
     cw.set_alarm_state(AlarmName="shop-dev-error-rate", StateValue="OK", StateReason="test")
 
@@ -312,8 +313,9 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
         interval=0,
         gates={"error_rate": "< 1%", "latency_p99": "< 300ms"},
     )
-    with pytest.raises(GateFailed, match=f"stopped at 10%: alarm {canary_alarm} fired"):
-        stepped.rollout(v2_to_v3, _ctx(tmp_path, break_canary))
+    stopped = stepped.rollout(v2_to_v3, _ctx(tmp_path, break_canary))
+    assert stopped["outcome"] == "rolled_back"
+    assert f"stopped at 10%: alarm {canary_alarm} fired" in stopped["reason"]
     assert _weights(sm) == {"v2": 1.0}
     watched = {
         a["AlarmName"]: {
