@@ -20,6 +20,7 @@ from mlstack.local.stages.common import (
     FEATURES_META,
     TRAIN,
     VALIDATION,
+    StageConfigError,
     build_preprocessor,
     find_stage,
     read_table,
@@ -46,7 +47,9 @@ def suggest(trial: Any, name: str, spec: Any) -> Any:
         return trial.suggest_float(name, float(lo), float(hi))
     if isinstance(spec, list) and spec:
         return trial.suggest_categorical(name, spec)
-    raise BackendError(f"tune: search space for {name!r} must be [low, high] or [choices...]")
+    raise StageConfigError(
+        f"with.space.{name}", "a search space must be [low, high] or [choices...]"
+    )
 
 
 def run(ctx: Any) -> dict[str, Any]:
@@ -65,7 +68,9 @@ def run(ctx: Any) -> dict[str, Any]:
     base = {**(tw.get("params") or {}), **(ctx.params.get("params") or {})}
     space = ctx.params.get("space") or {}
     if not space:
-        raise BackendError("tune needs a search space", hint="with: {space: {max_depth: [2, 12]}}")
+        raise StageConfigError(
+            "with.space", "tune needs a search space", hint="with: {space: {max_depth: [2, 12]}}"
+        )
     trials = int(ctx.params.get("trials", 20))
     target = target_of(ctx)
     features = json.loads(ctx.require(FEATURES_META, "builtin/features").read_text())
