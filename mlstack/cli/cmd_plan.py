@@ -26,7 +26,8 @@ from mlstack.cli.options import (
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 with no changes, 1 on error, 2 with changes.")
 @click.option("--target", "targets", multiple=True, help="Plan only this address (repeatable).")
-@click.option("--refresh/--no-refresh", default=False, help="Ask the backend what exists first.")
+@click.option("--refresh/--no-refresh", default=True, show_default=True,
+              help="Ask the backend what exists first, as Terraform does.")
 @click.option("--refresh-only", is_flag=True, help="Only report drift from the recorded state.")
 @click.option("--destroy", "destroy_", is_flag=True, help="Plan to destroy everything.")
 def plan(file: str | None, variables: tuple[str, ...], env: str | None, out_file: str | None,
@@ -59,8 +60,9 @@ def plan(file: str | None, variables: tuple[str, ...], env: str | None, out_file
 @click.option("--auto-approve", is_flag=True, help="Skip the confirmation.")
 @click.option("--target", "targets", multiple=True, help="Apply only this address (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("--refresh/--no-refresh", default=False,
-              help="Ask the backend what exists first; recreate what was deleted outside.")
+@click.option("--refresh/--no-refresh", default=True, show_default=True,
+              help="Ask the backend what exists first; recreate what is gone (a dead endpoint "
+                   "after a reboot, a resource deleted outside mlstack).")
 def apply(plan_file: str | None, file: str | None, variables: tuple[str, ...], env: str | None,
           lock_timeout: str, auto_approve: bool, targets: tuple[str, ...], as_json: bool,
           refresh: bool) -> int:

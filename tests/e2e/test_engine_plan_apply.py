@@ -305,13 +305,13 @@ def test_refresh_only_reports_drift_and_refresh_recreates(toy_project: Path, cli
     assert body["refresh_only"] is True and body["resource_changes"] == []
     assert [(d["address"], d["action"]) for d in body["drift"]] == [("infra.dev", "destroy")]
 
-    # a plain plan trusts state; a refreshing one plans to create it again
-    assert "No changes." in ok(cli("plan", cwd=toy_project)).stdout
-    refreshed = ok(cli("plan", "--refresh", cwd=toy_project))
+    # --no-refresh trusts state; plan refreshes by default (as Terraform) and plans it anew
+    assert "No changes." in ok(cli("plan", "--no-refresh", cwd=toy_project)).stdout
+    refreshed = ok(cli("plan", cwd=toy_project))
     assert "+ infra.dev" in refreshed.stdout
     assert "Plan: 1 to add, 0 to change, 0 to destroy." in refreshed.stdout
     assert refreshed.stdout.count("Plan: ") == 1
-    fixed = ok(cli("apply", "--auto-approve", "--refresh", cwd=toy_project))
+    fixed = ok(cli("apply", "--auto-approve", cwd=toy_project))
     assert "1 added" in fixed.stdout
     assert "infra" in json.loads(db.read_text())["resources"]
     assert "No drift" in ok(cli("plan", "--refresh-only", cwd=toy_project)).stdout
