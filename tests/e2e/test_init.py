@@ -1,6 +1,6 @@
 """`mlstack init DIR` gives a project that applies end to end on the local backend, serves
 predictions, and whose endpoint comes back after its processes die: `plan --refresh-only`
-reports it, `apply --refresh` deploys it again (state says what should run)."""
+reports it, a plain `apply` (which refreshes first, as Terraform) deploys it again (state says what should run)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_init_apply_predict_and_an_endpoint_whose_router_died(tmp_path: Path) ->
         )
 
         back = run_cli(
-            "apply", "-e", "dev", "--refresh", "--auto-approve", cwd=root, env=env, timeout=120
+            "apply", "-e", "dev", "--auto-approve", cwd=root, env=env, timeout=120
         )
         assert back.returncode == 0, back.stdout + back.stderr
         assert "endpoint.churn" in back.stdout and "1 added" in back.stdout
