@@ -29,8 +29,15 @@ def models(file: str | None, variables: tuple[str, ...], env: str | None, as_jso
     if ws.resolved.model is None:
         raise MlstackError(f"environment {ws.env!r} declares no model:")
     versions = ws.backend.versions(ws.resolved.model.name)
-    rows = [{"version": v.version, "aliases": list(v.aliases), "digest": v.digest,
-             "metrics": dict(v.metrics)} for v in versions]
+    rows = [
+        {
+            "version": v.version,
+            "aliases": list(v.aliases),
+            "digest": v.digest,
+            "metrics": dict(v.metrics),
+        }
+        for v in versions
+    ]
     if as_json:
         render.emit_json(rows)
         return
@@ -47,8 +54,9 @@ def models(file: str | None, variables: tuple[str, ...], env: str | None, as_jso
 @env_option
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def lineage(file: str | None, variables: tuple[str, ...], env: str | None, ref: str,
-            as_json: bool) -> None:
+def lineage(
+    file: str | None, variables: tuple[str, ...], env: str | None, ref: str, as_json: bool
+) -> None:
     """Trace MODEL@VERSION back: data digest → pipeline run → stages → model version."""
     name, sep, version = ref.partition("@")
     if not sep or not version:

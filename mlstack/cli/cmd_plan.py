@@ -23,32 +23,49 @@ from mlstack.cli.options import (
 @env_option
 @click.option("-out", "--out", "out_file", default=None, help="Save the plan to FILE for apply.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 0 with no changes, 1 on error, 2 with changes.")
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 1 on error, 2 with changes."
+)
 @click.option("--target", "targets", multiple=True, help="Plan only this address (repeatable).")
-@click.option("--refresh/--no-refresh", default=True, show_default=True,
-              help="Ask the backend what exists first, as Terraform does.")
+@click.option(
+    "--refresh/--no-refresh",
+    default=True,
+    show_default=True,
+    help="Ask the backend what exists first, as Terraform does.",
+)
 @click.option("--refresh-only", is_flag=True, help="Only report drift from the recorded state.")
 @click.option("--destroy", "destroy_", is_flag=True, help="Plan to destroy everything.")
-def plan(file: str | None, variables: tuple[str, ...], env: str | None, out_file: str | None,
-         as_json: bool, detailed_exitcode: bool, targets: tuple[str, ...], refresh: bool,
-         refresh_only: bool, destroy_: bool) -> int:
+def plan(
+    file: str | None,
+    variables: tuple[str, ...],
+    env: str | None,
+    out_file: str | None,
+    as_json: bool,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+    refresh: bool,
+    refresh_only: bool,
+    destroy_: bool,
+) -> int:
     """Show what apply would change, attribute by attribute."""
     ws = workspace(file, env, variables)
-    p, _ = ws.plan(targets=list(targets) or None, destroy=destroy_, refresh=refresh,
-                   refresh_only=refresh_only)
+    p, _ = ws.plan(
+        targets=list(targets) or None, destroy=destroy_, refresh=refresh, refresh_only=refresh_only
+    )
     if out_file:
         from mlstack.engine import planfile
 
-        planfile.save(p, Path(out_file), project_file=ws.project_file.file,
-                      variables=parse_vars(variables))
+        planfile.save(
+            p, Path(out_file), project_file=ws.project_file.file, variables=parse_vars(variables)
+        )
     if as_json:
         render.emit_json(p.to_json())
     else:
         render.plan(p)
         if out_file:
-            render.out(f"\nSaved the plan to {out_file}. To apply exactly it: "
-                       f"mlstack apply {out_file}")
+            render.out(
+                f"\nSaved the plan to {out_file}. To apply exactly it: mlstack apply {out_file}"
+            )
     return 2 if detailed_exitcode and p.has_changes else 0
 
 
@@ -60,15 +77,37 @@ def plan(file: str | None, variables: tuple[str, ...], env: str | None, out_file
 @click.option("--auto-approve", is_flag=True, help="Skip the confirmation.")
 @click.option("--target", "targets", multiple=True, help="Apply only this address (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("--refresh/--no-refresh", default=True, show_default=True,
-              help="Ask the backend what exists first; recreate what is gone (a dead endpoint "
-                   "after a reboot, a resource deleted outside mlstack).")
-def apply(plan_file: str | None, file: str | None, variables: tuple[str, ...], env: str | None,
-          lock_timeout: str, auto_approve: bool, targets: tuple[str, ...], as_json: bool,
-          refresh: bool) -> int:
+@click.option(
+    "--refresh/--no-refresh",
+    default=True,
+    show_default=True,
+    help="Ask the backend what exists first; recreate what is gone (a dead endpoint "
+    "after a reboot, a resource deleted outside mlstack).",
+)
+def apply(
+    plan_file: str | None,
+    file: str | None,
+    variables: tuple[str, ...],
+    env: str | None,
+    lock_timeout: str,
+    auto_approve: bool,
+    targets: tuple[str, ...],
+    as_json: bool,
+    refresh: bool,
+) -> int:
     """Make the environment match the spec (or apply exactly a saved PLAN_FILE)."""
-    return _run(plan_file, file, variables, env, lock_timeout, auto_approve, targets, as_json,
-                destroy=False, refresh=refresh)
+    return _run(
+        plan_file,
+        file,
+        variables,
+        env,
+        lock_timeout,
+        auto_approve,
+        targets,
+        as_json,
+        destroy=False,
+        refresh=refresh,
+    )
 
 
 @click.command()
@@ -78,16 +117,33 @@ def apply(plan_file: str | None, file: str | None, variables: tuple[str, ...], e
 @click.option("--auto-approve", is_flag=True, help="Skip the confirmation.")
 @click.option("--target", "targets", multiple=True, help="Destroy only this address.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def destroy(file: str | None, variables: tuple[str, ...], env: str | None, lock_timeout: str,
-            auto_approve: bool, targets: tuple[str, ...], as_json: bool) -> int:
+def destroy(
+    file: str | None,
+    variables: tuple[str, ...],
+    env: str | None,
+    lock_timeout: str,
+    auto_approve: bool,
+    targets: tuple[str, ...],
+    as_json: bool,
+) -> int:
     """Remove everything the environment holds: endpoints, models, runs, infrastructure."""
-    return _run(None, file, variables, env, lock_timeout, auto_approve, targets, as_json,
-                destroy=True)
+    return _run(
+        None, file, variables, env, lock_timeout, auto_approve, targets, as_json, destroy=True
+    )
 
 
-def _run(plan_file: str | None, file: str | None, variables: tuple[str, ...], env: str | None,
-         lock_timeout: str, auto_approve: bool, targets: tuple[str, ...], as_json: bool,
-         destroy: bool, refresh: bool = False) -> int:
+def _run(
+    plan_file: str | None,
+    file: str | None,
+    variables: tuple[str, ...],
+    env: str | None,
+    lock_timeout: str,
+    auto_approve: bool,
+    targets: tuple[str, ...],
+    as_json: bool,
+    destroy: bool,
+    refresh: bool = False,
+) -> int:
     from mlstack.engine import planfile
     from mlstack.engine.workspace import raise_for
 
@@ -108,10 +164,12 @@ def _run(plan_file: str | None, file: str | None, variables: tuple[str, ...], en
     lock = ws.lock("destroy" if destroy else "apply", timeout, waiting)
     try:
         if lock.stale is not None:
-            render.info(f"Note: took over a stale lock left by a dead process "
-                        f"({lock.stale.describe()}).")
-        p, graph = ws.plan(targets=list(targets) or None, destroy=destroy,
-                           refresh=refresh and saved is None)
+            render.info(
+                f"Note: took over a stale lock left by a dead process ({lock.stale.describe()})."
+            )
+        p, graph = ws.plan(
+            targets=list(targets) or None, destroy=destroy, refresh=refresh and saved is None
+        )
         if saved is not None:
             planfile.check_still_valid(saved, p)
         if not p.actionable:
@@ -123,8 +181,9 @@ def _run(plan_file: str | None, file: str | None, variables: tuple[str, ...], en
         if not as_json:
             render.plan(p)
         if saved is None:
-            confirm_or_refuse(auto_approve, "destroy these resources" if destroy
-                              else "perform these actions")
+            confirm_or_refuse(
+                auto_approve, "destroy these resources" if destroy else "perform these actions"
+            )
         progress = render.Progress() if not as_json else (lambda e: None)
         try:
             result = ws.apply(p, graph, emit=progress, operation="destroy" if destroy else "apply")
@@ -133,18 +192,32 @@ def _run(plan_file: str | None, file: str | None, variables: tuple[str, ...], en
                 progress.stop()
         n = result.counts()
         if as_json:
-            render.emit_json({"counts": n, "outcomes": [
-                {"address": o.address, "action": o.action.value, "status": o.status,
-                 "seconds": round(o.seconds, 3), "error": str(o.error) if o.error else None}
-                for o in result.outcomes]})
+            render.emit_json(
+                {
+                    "counts": n,
+                    "outcomes": [
+                        {
+                            "address": o.address,
+                            "action": o.action.value,
+                            "status": o.status,
+                            "seconds": round(o.seconds, 3),
+                            "error": str(o.error) if o.error else None,
+                        }
+                        for o in result.outcomes
+                    ],
+                }
+            )
         if result.interrupted:
             render.info("Interrupted: finished resources are recorded; run apply again to resume.")
             return 130
         raise_for(result)
         if not as_json:
             word = "Destroy" if destroy else "Apply"
-            render.out(f"{word} complete! Resources: {n['added']} added, {n['changed']} changed, "
-                       f"{n['destroyed']} destroyed.", style="bold green")
+            render.out(
+                f"{word} complete! Resources: {n['added']} added, {n['changed']} changed, "
+                f"{n['destroyed']} destroyed.",
+                style="bold green",
+            )
             outs = ws.outputs()
             for a, o in outs.items():
                 if a.startswith("endpoint.") and o.get("url"):

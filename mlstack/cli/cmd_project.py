@@ -10,11 +10,11 @@ from mlstack.cli.options import parse_vars, project_options
 
 @click.command()
 @project_options
-@click.option("-e", "--env", "env", default=None,
-              help="Check only this environment (default: all of them).")
+@click.option(
+    "-e", "--env", "env", default=None, help="Check only this environment (default: all of them)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
-def validate(file: str | None, variables: tuple[str, ...], env: str | None,
-             as_json: bool) -> None:
+def validate(file: str | None, variables: tuple[str, ...], env: str | None, as_json: bool) -> None:
     """Check the project file and every environment's backend settings; report every error."""
     from mlstack.engine.project import Project
 
@@ -27,9 +27,11 @@ def validate(file: str | None, variables: tuple[str, ...], env: str | None,
     if as_json:
         render.emit_json({"valid": True, "file": project.file, "environments": envs})
         return
-    render.out(f"{project.file} is valid: project {project.loaded.project.project!r}, "
-               f"{len(project.loaded.project.pipeline.stages)} stage(s), environments "
-               f"{', '.join(envs)}.")
+    render.out(
+        f"{project.file} is valid: project {project.loaded.project.project!r}, "
+        f"{len(project.loaded.project.pipeline.stages)} stage(s), environments "
+        f"{', '.join(envs)}."
+    )
 
 
 @click.command()

@@ -30,8 +30,7 @@ def status(file: str | None, variables: tuple[str, ...], env: str | None, as_jso
         render.emit_json(data)
         return
     if rec is None:
-        render.out(f"{ws.env}: endpoint {d.endpoint} is not deployed "
-                   f"(mlstack apply -e {ws.env}).")
+        render.out(f"{ws.env}: endpoint {d.endpoint} is not deployed (mlstack apply -e {ws.env}).")
         return
     render.out(f"endpoint {d.endpoint} ({ws.env}, backend {ws.plugin.name})")
     render.out(f"  url: {live.get('url') or recorded.get('url')}")
@@ -46,19 +45,25 @@ def status(file: str | None, variables: tuple[str, ...], env: str | None, as_jso
             render.out(f"  {k}: {json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}")
     last = recorded.get("last_rollout") or {}
     if last:
-        render.out(f"  last rollout: v{last.get('version')} {last.get('outcome')}"
-                   + (f" ({last['reason']})" if last.get("reason") else ""))
+        render.out(
+            f"  last rollout: v{last.get('version')} {last.get('outcome')}"
+            + (f" ({last['reason']})" if last.get("reason") else "")
+        )
 
 
 @click.command()
 @project_options
 @env_option
-@click.option("--data", "data", default=None,
-              help='JSON: a row object, a list of rows, or {"instances": [...]}; '
-                   "default: read stdin.")
+@click.option(
+    "--data",
+    "data",
+    default=None,
+    help='JSON: a row object, a list of rows, or {"instances": [...]}; default: read stdin.',
+)
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait.")
-def predict(file: str | None, variables: tuple[str, ...], env: str | None, data: str | None,
-            timeout: float) -> None:
+def predict(
+    file: str | None, variables: tuple[str, ...], env: str | None, data: str | None, timeout: float
+) -> None:
     """Send rows to the environment's endpoint (V1 protocol) and print the answer."""
     import urllib.error
     import urllib.request
@@ -70,27 +75,31 @@ def predict(file: str | None, variables: tuple[str, ...], env: str | None, data:
     rec = ws.state.get(f"endpoint.{d.endpoint}")
     url = rec.outputs.get("url") if rec else None
     if not url:
-        raise MlstackError(f"endpoint {d.endpoint} is not deployed in {ws.env}",
-                           hint=f"mlstack apply -e {ws.env}")
+        raise MlstackError(
+            f"endpoint {d.endpoint} is not deployed in {ws.env}", hint=f"mlstack apply -e {ws.env}"
+        )
     raw = data if data is not None else sys.stdin.read()
     try:
         body = json.loads(raw)
     except ValueError as e:
-        raise MlstackError(f"--data is not JSON: {e}",
-                           hint='e.g. --data \'{"mean_radius": 14.1, ...}\'') from None
+        raise MlstackError(
+            f"--data is not JSON: {e}", hint="e.g. --data '{\"mean_radius\": 14.1, ...}'"
+        ) from None
     if isinstance(body, dict) and "instances" not in body and "inputs" not in body:
         body = {"instances": [body]}
     elif isinstance(body, list):
         body = {"instances": body}
     target = f"{url.rstrip('/')}/v1/models/{ws.resolved.model.name}:predict"
-    req = urllib.request.Request(target, data=json.dumps(body).encode(),
-                                 headers={"content-type": "application/json"})
+    req = urllib.request.Request(
+        target, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             answer = json.loads(resp.read())
     except urllib.error.HTTPError as e:
         raise MlstackError(f"the endpoint answered {e.code}: {e.read().decode()[:500]}") from None
     except (urllib.error.URLError, OSError) as e:
-        raise MlstackError(f"cannot reach {target}: {e}",
-                           hint=f"is it running? mlstack status -e {ws.env}") from None
+        raise MlstackError(
+            f"cannot reach {target}: {e}", hint=f"is it running? mlstack status -e {ws.env}"
+        ) from None
     render.emit_json(answer)

@@ -16,15 +16,18 @@ from mlstack.errors import StateError
 @env_option
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def output(file: str | None, variables: tuple[str, ...], env: str | None, name: str | None,
-           as_json: bool) -> None:
+def output(
+    file: str | None, variables: tuple[str, ...], env: str | None, name: str | None, as_json: bool
+) -> None:
     """Show outputs: endpoint URL, model version, run id... (NAME: one address)."""
     ws = workspace(file, env, variables)
     outs = ws.outputs()
     if name is not None:
         if name not in outs:
-            raise StateError(f"no resource {name!r} in state of {ws.env}",
-                             hint=f"recorded: {', '.join(sorted(outs)) or 'nothing yet'}")
+            raise StateError(
+                f"no resource {name!r} in state of {ws.env}",
+                hint=f"recorded: {', '.join(sorted(outs)) or 'nothing yet'}",
+            )
         outs = {name: outs[name]}
     if as_json:
         render.emit_json(outs)
@@ -58,8 +61,7 @@ def state_list(file: str | None, variables: tuple[str, ...], env: str | None) ->
 @project_options
 @env_option
 @click.argument("address")
-def state_show(file: str | None, variables: tuple[str, ...], env: str | None,
-               address: str) -> None:
+def state_show(file: str | None, variables: tuple[str, ...], env: str | None, address: str) -> None:
     """Show one recorded resource: inputs and outputs."""
     ws = workspace(file, env, variables)
     rec = ws.state.get(address)
@@ -67,12 +69,21 @@ def state_show(file: str | None, variables: tuple[str, ...], env: str | None,
         from mlstack.spec.suggest import did_you_mean
 
         known = list(ws.state.records())
-        raise StateError(f"no resource {address!r} in state of {ws.env}"
-                         f"{did_you_mean(address, known)}",
-                         hint=f"recorded: {', '.join(sorted(known)) or 'nothing yet'}")
-    render.emit_json({"address": rec.address, "kind": rec.kind, "serial": rec.serial,
-                      "updated": rec.updated, "depends_on": list(rec.depends_on),
-                      "inputs": rec.inputs, "outputs": rec.outputs})
+        raise StateError(
+            f"no resource {address!r} in state of {ws.env}{did_you_mean(address, known)}",
+            hint=f"recorded: {', '.join(sorted(known)) or 'nothing yet'}",
+        )
+    render.emit_json(
+        {
+            "address": rec.address,
+            "kind": rec.kind,
+            "serial": rec.serial,
+            "updated": rec.updated,
+            "depends_on": list(rec.depends_on),
+            "inputs": rec.inputs,
+            "outputs": rec.outputs,
+        }
+    )
 
 
 @state.command("history")
@@ -80,8 +91,9 @@ def state_show(file: str | None, variables: tuple[str, ...], env: str | None,
 @env_option
 @click.option("-n", "limit", default=20, show_default=True, help="How many entries.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def state_history(file: str | None, variables: tuple[str, ...], env: str | None, limit: int,
-                  as_json: bool) -> None:
+def state_history(
+    file: str | None, variables: tuple[str, ...], env: str | None, limit: int, as_json: bool
+) -> None:
     """Every apply, promote and rollback, newest first."""
     ws = workspace(file, env, variables)
     entries = ws.state.history(limit)
@@ -98,8 +110,9 @@ def state_history(file: str | None, variables: tuple[str, ...], env: str | None,
 @project_options
 @env_option
 @click.argument("lock_id")
-def force_unlock(file: str | None, variables: tuple[str, ...], env: str | None,
-                 lock_id: str) -> None:
+def force_unlock(
+    file: str | None, variables: tuple[str, ...], env: str | None, lock_id: str
+) -> None:
     """Remove the state lock LOCK_ID (only when you know its holder is gone)."""
     from mlstack.engine.lock import force_unlock as unlock
 

@@ -27,7 +27,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "status": ("mlstack.cli.cmd_serve", "status", "Endpoint URL, versions, traffic, health."),
     "predict": ("mlstack.cli.cmd_serve", "predict", "Send a request to an endpoint."),
     "promote": ("mlstack.cli.cmd_release", "promote", "Promote a model from one env to the next."),
-    "rollback": ("mlstack.cli.cmd_release", "rollback", "Restore the previous known-good deployment."),
+    "rollback": (
+        "mlstack.cli.cmd_release",
+        "rollback",
+        "Restore the previous known-good deployment.",
+    ),
     "logs": ("mlstack.cli.cmd_ml", "logs", "Show the logs of the last pipeline run."),
     "models": ("mlstack.cli.cmd_ml", "models", "List registered model versions."),
     "lineage": ("mlstack.cli.cmd_ml", "lineage", "Trace a model version back to its data."),
@@ -107,8 +111,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(e.exit_code)
         click.echo(f"Error: internal error: {type(e).__name__}: {e}", err=True)
         if not debug:
-            click.echo("This is a bug in mlstack; run again with --debug for the traceback.",
-                       err=True)
+            click.echo(
+                "This is a bug in mlstack; run again with --debug for the traceback.", err=True
+            )
         sys.exit(1)
     sys.exit(0)
 

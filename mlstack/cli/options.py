@@ -21,21 +21,42 @@ def parse_vars(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def project_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("-f", "--file", "file", default=None, envvar="MLSTACK_FILE",
-                     help="Project file (default: ./mlstack.yaml).")(f)
-    f = click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
-                     help="Set a ${var.NAME} value (repeatable).")(f)
+    f = click.option(
+        "-f",
+        "--file",
+        "file",
+        default=None,
+        envvar="MLSTACK_FILE",
+        help="Project file (default: ./mlstack.yaml).",
+    )(f)
+    f = click.option(
+        "--var",
+        "variables",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Set a ${var.NAME} value (repeatable).",
+    )(f)
     return f
 
 
 def env_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("-e", "--env", "env", default=None, envvar="MLSTACK_ENV",
-                        help="Environment (default: dev, or the first declared).")(f)
+    return click.option(
+        "-e",
+        "--env",
+        "env",
+        default=None,
+        envvar="MLSTACK_ENV",
+        help="Environment (default: dev, or the first declared).",
+    )(f)
 
 
 def lock_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--lock-timeout", default="0s", show_default=True,
-                        help="How long to wait for the state lock (e.g. 30s, 5m).")(f)
+    return click.option(
+        "--lock-timeout",
+        default="0s",
+        show_default=True,
+        help="How long to wait for the state lock (e.g. 30s, 5m).",
+    )(f)
 
 
 def workspace(file: str | None, env: str | None, variables: tuple[str, ...]) -> Any:
@@ -60,9 +81,12 @@ def confirm_or_refuse(auto_approve: bool, what: str) -> None:
     if auto_approve:
         return
     if not sys.stdin.isatty():
-        raise SpecError(f"refusing to {what} without confirmation: no terminal to ask on",
-                        hint="pass --auto-approve (as CI does) or run it in a terminal")
-    answer = click.prompt(f"Do you want to {what}? Only 'yes' will be accepted", default="",
-                          show_default=False)
+        raise SpecError(
+            f"refusing to {what} without confirmation: no terminal to ask on",
+            hint="pass --auto-approve (as CI does) or run it in a terminal",
+        )
+    answer = click.prompt(
+        f"Do you want to {what}? Only 'yes' will be accepted", default="", show_default=False
+    )
     if answer.strip() != "yes":
         raise click.exceptions.Abort()

@@ -19,8 +19,9 @@ _err_console: Any = None
 
 
 def fancy() -> bool:
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and \
-        os.environ.get("TERM") != "dumb"
+    return (
+        sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    )
 
 
 def console(stderr: bool = False) -> Any:
@@ -29,8 +30,9 @@ def console(stderr: bool = False) -> Any:
 
     if stderr:
         if _err_console is None:
-            _err_console = Console(stderr=True, highlight=False,
-                                   no_color=bool(os.environ.get("NO_COLOR")))
+            _err_console = Console(
+                stderr=True, highlight=False, no_color=bool(os.environ.get("NO_COLOR"))
+            )
         return _err_console
     if _console is None:
         _console = Console(highlight=False, no_color=not fancy(), soft_wrap=True)
@@ -53,17 +55,26 @@ def error(e: MlstackError) -> None:
     if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
         c = console(stderr=True)
         for i, line in enumerate(lines):
-            c.print(("Error: " if i == 0 else "") + line, style="red" if i == 0 else None,
-                    markup=False)
+            c.print(
+                ("Error: " if i == 0 else "") + line, style="red" if i == 0 else None, markup=False
+            )
     else:
         for i, line in enumerate(lines):
             sys.stderr.write(("Error: " if i == 0 else "") + line + "\n")
 
 
-_STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta",
-          Action.DESTROY: "red"}
-_VERB = {Action.CREATE: "will be created", Action.UPDATE: "will be updated in-place",
-         Action.REPLACE: "must be replaced", Action.DESTROY: "will be destroyed"}
+_STYLE = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.REPLACE: "magenta",
+    Action.DESTROY: "red",
+}
+_VERB = {
+    Action.CREATE: "will be created",
+    Action.UPDATE: "will be updated in-place",
+    Action.REPLACE: "must be replaced",
+    Action.DESTROY: "will be destroyed",
+}
 
 
 def plan(p: Plan, *, max_attrs: int = 40) -> None:
@@ -75,8 +86,7 @@ def plan(p: Plan, *, max_attrs: int = 40) -> None:
         return
     acts = p.actionable
     if acts:
-        out(f"mlstack will perform the following actions in {p.environment} "
-            f"(backend {p.backend}):")
+        out(f"mlstack will perform the following actions in {p.environment} (backend {p.backend}):")
         out("")
     for c in acts:
         _change(c, max_attrs)
@@ -159,8 +169,18 @@ class Progress:
             line = f"{subject}: {msg} complete after {secs:.1f}s"
         elif kind == "resource.failed":
             line = f"{subject}: failed"
-        elif kind in ("stage.start", "stage.done", "stage.cached", "stage.failed", "stage.retry",
-                      "rollout.step", "rollout.rollback", "rollout.done", "log", "interrupt"):
+        elif kind in (
+            "stage.start",
+            "stage.done",
+            "stage.cached",
+            "stage.failed",
+            "stage.retry",
+            "rollout.step",
+            "rollout.rollback",
+            "rollout.done",
+            "log",
+            "interrupt",
+        ):
             line = f"  {subject}: {msg}" if msg else f"  {subject}: {kind.split('.')[-1]}"
         if line is None:
             return
@@ -177,5 +197,9 @@ class Progress:
             self.status = None
 
 
-_ING = {"create": "creating", "update": "modifying", "replace": "replacing",
-        "destroy": "destroying"}
+_ING = {
+    "create": "creating",
+    "update": "modifying",
+    "replace": "replacing",
+    "destroy": "destroying",
+}

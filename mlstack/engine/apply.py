@@ -53,15 +53,19 @@ class ApplyResult:
         return n
 
 
-def execute(changes: list[Change], state: StateStore, handler: Handler, ctx: Context,
-            parallelism: int = 4) -> ApplyResult:
+def execute(
+    changes: list[Change], state: StateStore, handler: Handler, ctx: Context, parallelism: int = 4
+) -> ApplyResult:
     todo = {c.address: c for c in changes if c.action is not Action.NOOP}
     # a change waits for the changes it depends on; destroys wait for their dependents' destroys
     waits: dict[str, set[str]] = {}
     for c in todo.values():
         if c.action is Action.DESTROY:
-            waits[c.address] = {o.address for o in todo.values()
-                                if o.action is Action.DESTROY and c.address in o.depends_on}
+            waits[c.address] = {
+                o.address
+                for o in todo.values()
+                if o.action is Action.DESTROY and c.address in o.depends_on
+            }
         else:
             waits[c.address] = {d for d in c.depends_on if d in todo}
     result = ApplyResult()
@@ -85,8 +89,7 @@ def execute(changes: list[Change], state: StateStore, handler: Handler, ctx: Con
             state.delete(change.address)
         else:
             assert change.after is not None
-            state.put(change.address, change.kind, change.after, dict(out or {}),
-                      change.depends_on)
+            state.put(change.address, change.kind, change.after, dict(out or {}), change.depends_on)
             with lock:
                 outputs[change.address] = dict(out or {})
         secs = time.monotonic() - start

@@ -214,8 +214,10 @@ class Context:
 
         value = os.environ.get(name)
         if value is None:
-            raise BackendError(f"secret {name!r} is not set",
-                               hint=f"export {name}=... in the environment that runs mlstack")
+            raise BackendError(
+                f"secret {name!r} is not set",
+                hint=f"export {name}=... in the environment that runs mlstack",
+            )
         return value
 
 
@@ -236,8 +238,9 @@ class Observed:
 class Backend(ABC):
     """One platform. Small on purpose: every method must make sense on all five platforms."""
 
-    def __init__(self, *, project: ResolvedProject, config: BaseModel, workdir: Path,
-                 plugin: BackendPlugin) -> None:
+    def __init__(
+        self, *, project: ResolvedProject, config: BaseModel, workdir: Path, plugin: BackendPlugin
+    ) -> None:
         self.project = project
         self.config = config
         self.workdir = workdir
@@ -270,8 +273,9 @@ class Backend(ABC):
         """Create or update the pipeline definition on the platform."""
 
     @abstractmethod
-    def run_pipeline(self, compiled: CompiledPipeline, request: RunRequest,
-                     ctx: Context) -> RunResult:
+    def run_pipeline(
+        self, compiled: CompiledPipeline, request: RunRequest, ctx: Context
+    ) -> RunResult:
         """Run (or submit and follow) a pipeline run, emitting stage events as it goes."""
 
     # registry -------------------------------------------------------------------------------
@@ -311,18 +315,21 @@ class Backend(ABC):
     # views for people: logs, lineage, a tracking UI --------------------------------------------
     def logs(self, stage: str | None = None) -> str:
         """Logs of the latest pipeline run (one stage, or all)."""
-        raise BackendError(f"backend {self.name!r} cannot show run logs",
-                           hint="use the platform's console")
+        raise BackendError(
+            f"backend {self.name!r} cannot show run logs", hint="use the platform's console"
+        )
 
     def lineage(self, model: str, version: str) -> Mapping[str, Any]:
         """Data digest → pipeline run → stages → model version."""
-        raise BackendError(f"backend {self.name!r} cannot trace lineage",
-                           hint="use the platform's console")
+        raise BackendError(
+            f"backend {self.name!r} cannot trace lineage", hint="use the platform's console"
+        )
 
     def ui_command(self) -> list[str]:
         """A command that serves the tracking UI on 127.0.0.1."""
-        raise BackendError(f"backend {self.name!r} has no local tracking UI",
-                           hint="use the platform's console")
+        raise BackendError(
+            f"backend {self.name!r} has no local tracking UI", hint="use the platform's console"
+        )
 
     # refresh / teardown ---------------------------------------------------------------------
     def observe(self) -> Observed:
@@ -417,15 +424,19 @@ def get_plugin(name: str) -> BackendPlugin:
 
         known = sorted(eps) + [k for k in KNOWN_BACKENDS if k not in eps]
         installed = ", ".join(sorted(eps)) or "none"
-        hint = (f"pip install mlstack-{name}" if name in KNOWN_BACKENDS
-                else f"installed backends: {installed}")
+        hint = (
+            f"pip install mlstack-{name}"
+            if name in KNOWN_BACKENDS
+            else f"installed backends: {installed}"
+        )
         raise BackendError(f"unknown backend {name!r}{did_you_mean(name, known)}", hint=hint)
     try:
         plugin = eps[name].load()
     except ImportError as e:
-        raise BackendError(f"backend {name!r} is registered but cannot be imported: {e}",
-                           hint=f"reinstall it: pip install --force-reinstall mlstack-{name}") \
-            from None
+        raise BackendError(
+            f"backend {name!r} is registered but cannot be imported: {e}",
+            hint=f"reinstall it: pip install --force-reinstall mlstack-{name}",
+        ) from None
     if not isinstance(plugin, BackendPlugin):
         raise BackendError(f"entry point {name!r} in {ENTRY_POINT_GROUP} is not a BackendPlugin")
     _PLUGINS[name] = plugin

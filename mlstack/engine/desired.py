@@ -42,8 +42,9 @@ class DesiredGraph:
     stage_needs: dict[str, list[str]] = field(default_factory=dict)
 
     def order(self) -> list[str]:
-        return toposort({a: [d for d in r.depends_on if d in self.resources]
-                         for a, r in self.resources.items()})
+        return toposort(
+            {a: [d for d in r.depends_on if d in self.resources] for a, r in self.resources.items()}
+        )
 
 
 class DigestCache:
@@ -75,14 +76,18 @@ class DigestCache:
         self.dirty = False
 
 
-def build(project: ResolvedProject, backend: Backend, cache: DigestCache,
-          has_promoted_model: bool = False) -> DesiredGraph:
+def build(
+    project: ResolvedProject, backend: Backend, cache: DigestCache, has_promoted_model: bool = False
+) -> DesiredGraph:
     be = backend.name
     resources: dict[str, Resource] = {}
     infra_addr = f"infra.{project.environment}"
     resources[infra_addr] = Resource(
-        infra_addr, "infra", {"backend": be, **dict(backend.infrastructure())},
-        replace_on=("backend",))
+        infra_addr,
+        "infra",
+        {"backend": be, **dict(backend.infrastructure())},
+        replace_on=("backend",),
+    )
 
     compiled: CompiledPipeline | None = None
     needs: dict[str, list[str]] = {}
@@ -95,46 +100,72 @@ def build(project: ResolvedProject, backend: Backend, cache: DigestCache,
             data_addr = f"dataset.{project.project}"
             data_inputs = dataset_inputs(project, cache)
             data_digest = data_inputs["digest"]
-            resources[data_addr] = Resource(data_addr, "dataset", {"backend": be, **data_inputs},
-                                            replace_on=("backend",))
+            resources[data_addr] = Resource(
+                data_addr, "dataset", {"backend": be, **data_inputs}, replace_on=("backend",)
+            )
         compiled = backend.compile()
         pipe_addr = f"pipeline.{project.project}"
         resources[pipe_addr] = Resource(
-            pipe_addr, "pipeline",
-            {"backend": be, "format": compiled.format, "digest": compiled.digest,
-             "steps": len(compiled.steps)},
-            depends_on=(infra_addr,), replace_on=("backend",))
+            pipe_addr,
+            "pipeline",
+            {
+                "backend": be,
+                "format": compiled.format,
+                "digest": compiled.digest,
+                "steps": len(compiled.steps),
+            },
+            depends_on=(infra_addr,),
+            replace_on=("backend",),
+        )
         stages, needs = stage_keys(project, cache, data_digest)
         run_inputs = {"backend": be, "data_digest": data_digest, "stages": stages}
         run_addr = f"run.{project.project}"
         resources[run_addr] = Resource(
-            run_addr, "run", run_inputs,
-            depends_on=tuple(a for a in (pipe_addr, data_addr) if a), replace_on=("backend",))
+            run_addr,
+            "run",
+            run_inputs,
+            depends_on=tuple(a for a in (pipe_addr, data_addr) if a),
+            replace_on=("backend",),
+        )
         model_source = digest({k: v["key"] for k, v in stages.items()})
         if project.model is not None:
             addr = f"model.{project.model.name}"
             resources[addr] = Resource(
-                addr, "model",
-                {"backend": be, "name": project.model.name,
-                 "aliases": list(project.model.registration.aliases), "source": model_source},
-                depends_on=(run_addr,), replace_on=("backend", "name"))
-    if project.deployment is not None and project.model is not None and (
-            trains_here or has_promoted_model):
+                addr,
+                "model",
+                {
+                    "backend": be,
+                    "name": project.model.name,
+                    "aliases": list(project.model.registration.aliases),
+                    "source": model_source,
+                },
+                depends_on=(run_addr,),
+                replace_on=("backend", "name"),
+            )
+    if (
+        project.deployment is not None
+        and project.model is not None
+        and (trains_here or has_promoted_model)
+    ):
         d = project.deployment
         strategy_params = getattr(d, d.strategy, None)
         ep_inputs: dict[str, Any] = {
-            "backend": be, "endpoint": d.endpoint, "model": project.model.name,
+            "backend": be,
+            "endpoint": d.endpoint,
+            "model": project.model.name,
             "strategy": d.strategy,
             "strategy_params": strategy_params.model_dump() if strategy_params is not None else {},
-            "gates": dict(d.gates), "replicas": d.resources.replicas,
+            "gates": dict(d.gates),
+            "replicas": d.resources.replicas,
             "instance_type": d.resources.instance_type,
         }
         if model_source is not None:
             ep_inputs["source"] = model_source
         addr = f"endpoint.{d.endpoint}"
         deps = (infra_addr, f"model.{project.model.name}") if trains_here else (infra_addr,)
-        resources[addr] = Resource(addr, "endpoint", ep_inputs, depends_on=deps,
-                                   replace_on=("backend", "endpoint"))
+        resources[addr] = Resource(
+            addr, "endpoint", ep_inputs, depends_on=deps, replace_on=("backend", "endpoint")
+        )
     return DesiredGraph(resources, compiled, needs)
 
 
@@ -142,14 +173,20 @@ def dataset_inputs(project: ResolvedProject, cache: DigestCache) -> dict[str, An
     assert project.data is not None
     source = project.data.source
     if "://" in source:
-        return {"source": source, "format": project.data.format, "digest": _remote_digest(source),
-                "size": None}
+        return {
+            "source": source,
+            "format": project.data.format,
+            "digest": _remote_digest(source),
+            "size": None,
+        }
     path = source if os.path.isabs(source) else os.path.join(project.root, source)
     files = sorted(glob.glob(path)) if any(c in source for c in "*?[") else [path]
     if not files or not all(os.path.isfile(f) for f in files):
-        raise SpecError(f"data source {source!r} not found (looked for {path})",
-                        hint="create the file, fix data.source, or run the example's "
-                             "prepare step (e.g. python prepare_data.py)")
+        raise SpecError(
+            f"data source {source!r} not found (looked for {path})",
+            hint="create the file, fix data.source, or run the example's "
+            "prepare step (e.g. python prepare_data.py)",
+        )
     digests = [cache.file(f) for f in files]
     size = sum(os.path.getsize(f) for f in files)
     d = digests[0] if len(files) == 1 else digest(digests)
@@ -168,8 +205,9 @@ def _remote_digest(url: str) -> str:
     return digest(keep)
 
 
-def stage_keys(project: ResolvedProject, cache: DigestCache,
-               data_digest: str | None) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+def stage_keys(
+    project: ResolvedProject, cache: DigestCache, data_digest: str | None
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
     """Each stage's cache key and the parts it is made of (for `plan` to say why it reruns)."""
     stages = {s.name: s for s in project.pipeline.stages}
     needs = {s.name: list(s.needs) for s in project.pipeline.stages}
@@ -189,14 +227,26 @@ def stage_keys(project: ResolvedProject, cache: DigestCache,
             data_part = digest(data_part)
         upstream = {n: out[n]["key"] for n in st.needs}
         key = digest([definition, st.with_, code, data_part, upstream])
-        out[name] = {"key": key, "kind": st.kind, "definition": definition, "params": st.with_,
-                     "code": code, "data": data_part, "needs": list(st.needs)}
+        out[name] = {
+            "key": key,
+            "kind": st.kind,
+            "definition": definition,
+            "params": st.with_,
+            "code": code,
+            "data": data_part,
+            "needs": list(st.needs),
+        }
     return out, needs
 
 
 def _definition(st: Stage) -> dict[str, Any]:
-    return {"kind": st.kind, "run": st.run, "function": st.function, "env": st.env,
-            "gates": st.gates}
+    return {
+        "kind": st.kind,
+        "run": st.run,
+        "function": st.function,
+        "env": st.env,
+        "gates": st.gates,
+    }
 
 
 def code_digests(st: Stage, root: str, cache: DigestCache) -> dict[str, str]:
@@ -213,14 +263,15 @@ def code_digests(st: Stage, root: str, cache: DigestCache) -> dict[str, str]:
             if os.path.isfile(os.path.join(root, cand)):
                 files.append(cand)
     for pattern in st.code:
-        files += sorted(os.path.relpath(p, root)
-                        for p in glob.glob(os.path.join(root, pattern), recursive=True)
-                        if os.path.isfile(p))
+        files += sorted(
+            os.path.relpath(p, root)
+            for p in glob.glob(os.path.join(root, pattern), recursive=True)
+            if os.path.isfile(p)
+        )
     return {f: cache.file(os.path.join(root, f)) for f in dict.fromkeys(files)}
 
 
-def stage_reasons(before: Mapping[str, Any] | None,
-                  after: Mapping[str, Any]) -> dict[str, str]:
+def stage_reasons(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[str, str]:
     """Which stages will run and why, comparing recorded stage keys with desired ones."""
     prev: Mapping[str, Any] = (before or {}).get("stages") or {}
     reasons: dict[str, str] = {}
@@ -241,8 +292,9 @@ def stage_reasons(before: Mapping[str, Any] | None,
             if old_code.get(f) != new_code.get(f):
                 why.append(f"code of {f} changed")
         if old.get("data") != cur["data"]:
-            why.append("data digest changed" if cur.get("kind") == "ingest"
-                       else "data settings changed")
+            why.append(
+                "data digest changed" if cur.get("kind") == "ingest" else "data settings changed"
+            )
         ups = [n for n in cur.get("needs", []) if n in reasons]
         if ups:
             why.append(f"upstream {', '.join(ups)} reruns")
@@ -250,8 +302,7 @@ def stage_reasons(before: Mapping[str, Any] | None,
     return reasons
 
 
-def _param_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = ""
-                   ) -> list[str]:
+def _param_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
     out: list[str] = []
     for k in sorted(set(old) | set(new), key=str):
         p = f"{prefix}.{k}" if prefix else str(k)

@@ -41,8 +41,9 @@ class Handlers:
                 if rec.inputs.get("backend") not in (None, backend.name):
                     old_backend = self._other_backend(str(rec.inputs["backend"]))
                 if old_backend is not None:
-                    old_backend.destroy(change.address, change.kind, old.outputs if old else {},
-                                        ctx)
+                    old_backend.destroy(
+                        change.address, change.kind, old.outputs if old else {}, ctx
+                    )
         method = getattr(self, f"_{change.kind}")
         out: Mapping[str, Any] | None = method(change, ctx)
         return out
@@ -65,8 +66,11 @@ class Handlers:
 
     def _dataset(self, change: Change, ctx: Context) -> Mapping[str, Any]:
         assert change.after is not None
-        return {"digest": change.after.get("digest"), "size": change.after.get("size"),
-                "source": change.after.get("source")}
+        return {
+            "digest": change.after.get("digest"),
+            "size": change.after.get("size"),
+            "source": change.after.get("source"),
+        }
 
     def _pipeline(self, change: Change, ctx: Context) -> Mapping[str, Any]:
         compiled = self.graph.compiled
@@ -79,26 +83,36 @@ class Handlers:
         assert compiled is not None and change.after is not None
         stages: Mapping[str, Any] = change.after["stages"]
         reasons: Mapping[str, str] = change.details.get("stages") or {
-            n: "requested" for n in stages}
-        request = RunRequest(stages=tuple(reasons), reasons=dict(reasons),
-                             cache_keys={n: s["key"] for n, s in stages.items()},
-                             data_digest=change.after.get("data_digest"))
+            n: "requested" for n in stages
+        }
+        request = RunRequest(
+            stages=tuple(reasons),
+            reasons=dict(reasons),
+            cache_keys={n: s["key"] for n, s in stages.items()},
+            data_digest=change.after.get("data_digest"),
+        )
         result = self.ws.backend.run_pipeline(compiled, request, ctx)
         if result.status != "succeeded":
-            raise BackendError(f"pipeline run {result.run_id} {result.status}: {result.detail}",
-                               hint=f"see the logs: mlstack logs -e {self.ws.env}")
+            raise BackendError(
+                f"pipeline run {result.run_id} {result.status}: {result.detail}",
+                hint=f"see the logs: mlstack logs -e {self.ws.env}",
+            )
         return asdict(result)
 
     def _model(self, change: Change, ctx: Context) -> Mapping[str, Any]:
         assert change.after is not None
         run_out = ctx.outputs.get(f"run.{self.ws.resolved.project}")
         if not run_out:
-            raise BackendError("no pipeline run to register a model from",
-                               hint=f"apply the run first: mlstack apply -e {self.ws.env}")
+            raise BackendError(
+                "no pipeline run to register a model from",
+                hint=f"apply the run first: mlstack apply -e {self.ws.env}",
+            )
         run = RunResult(**{k: run_out[k] for k in RunResult.__dataclass_fields__ if k in run_out})
         if not run.model_uri:
-            raise BackendError(f"run {run.run_id} produced no model",
-                               hint="add a `builtin/train` stage (and `builtin/register`)")
+            raise BackendError(
+                f"run {run.run_id} produced no model",
+                hint="add a `builtin/train` stage (and `builtin/register`)",
+            )
         mv = self.ws.backend.register(run, ctx)
         for alias in change.after.get("aliases", []):
             self.ws.backend.set_alias(mv.name, alias, mv.version, ctx)
@@ -110,8 +124,10 @@ class Handlers:
         model_name = str(change.after["model"])
         mv_out = ctx.outputs.get(f"model.{model_name}")
         if not mv_out:
-            raise BackendError(f"no registered version of {model_name!r} to deploy",
-                               hint="apply the pipeline first, or promote a model here")
+            raise BackendError(
+                f"no registered version of {model_name!r} to deploy",
+                hint="apply the pipeline first, or promote a model here",
+            )
         mv = model_version(mv_out)
         prev_rec = ws.state.get(change.address)
         previous = endpoint_state(prev_rec.outputs) if prev_rec and prev_rec.outputs else None
@@ -130,14 +146,18 @@ def endpoint_state(out: Mapping[str, Any]) -> EndpointState | None:
     if not st:
         return None
     return EndpointState(
-        name=st["name"], model=st["model"],
+        name=st["name"],
+        model=st["model"],
         backings=tuple(Backing(**b) for b in st["backings"]),
-        sticky_key=st.get("sticky_key"), replicas=st.get("replicas", 1),
-        instance_type=st.get("instance_type"))
+        sticky_key=st.get("sticky_key"),
+        replicas=st.get("replicas", 1),
+        instance_type=st.get("instance_type"),
+    )
 
 
-def deploy_version(ws: Workspace, mv: ModelVersion, previous: EndpointState | None,
-                   ctx: Context, operation: str) -> dict[str, Any]:
+def deploy_version(
+    ws: Workspace, mv: ModelVersion, previous: EndpointState | None, ctx: Context, operation: str
+) -> dict[str, Any]:
     """Roll ``mv`` out on the environment's endpoint with its strategy and gates.
 
     On a gate breach the controller has already restored ``previous``; we record why in state
@@ -155,15 +175,26 @@ def deploy_version(ws: Workspace, mv: ModelVersion, previous: EndpointState | No
         rec = ws.state.get(addr)
         if rec is not None:
             ws.state.update_outputs(addr, {**rec.outputs, "last_rollout": result.to_dict()})
-        ws.state.record_history(f"{operation}:rollback", "rolled_back",
-                                {"endpoint": d.endpoint, "version": mv.version,
-                                 "reason": result.reason, "rollout": result.to_dict()})
+        ws.state.record_history(
+            f"{operation}:rollback",
+            "rolled_back",
+            {
+                "endpoint": d.endpoint,
+                "version": mv.version,
+                "reason": result.reason,
+                "rollout": result.to_dict(),
+            },
+        )
         result.raise_for_outcome()
     status = dict(ws.backend.endpoint_status(d.endpoint))
     if result.champion is not None:
         ws.backend.set_alias(mv.name, "champion", result.champion, ctx)
-    return {"state": asdict(result.state), "url": status.get("url") or result.outputs.get("url"),
-            "champion": result.champion, "last_rollout": result.to_dict()}
+    return {
+        "state": asdict(result.state),
+        "url": status.get("url") or result.outputs.get("url"),
+        "champion": result.champion,
+        "last_rollout": result.to_dict(),
+    }
 
 
 def previous_champion(previous: EndpointState | None) -> str | None:

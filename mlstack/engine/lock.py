@@ -34,8 +34,10 @@ class LockInfo:
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.created))
-        return (f"{self.operation} by {self.owner} (pid {self.pid} on {self.host}, since {when}, "
-                f"lock id {self.id})")
+        return (
+            f"{self.operation} by {self.owner} (pid {self.pid} on {self.host}, since {when}, "
+            f"lock id {self.id})"
+        )
 
     def process_alive(self) -> bool | None:
         """True/False on this host; None when the holder is on another host."""
@@ -58,8 +60,9 @@ class StateLock:
         self.info: LockInfo | None = None
         self.stale: LockInfo | None = None  # a dead holder's record we took over
 
-    def acquire(self, timeout: float = 0.0,
-                on_wait: Callable[[LockInfo | None], None] | None = None) -> StateLock:
+    def acquire(
+        self, timeout: float = 0.0, on_wait: Callable[[LockInfo | None], None] | None = None
+    ) -> StateLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -76,7 +79,7 @@ class StateLock:
                     raise LockError(
                         f"state is locked: {who}",
                         hint="wait for it to finish, raise --lock-timeout, or if you are sure "
-                             f"nobody is running: mlstack force-unlock {holder.id if holder else 'ID'}",
+                        f"nobody is running: mlstack force-unlock {holder.id if holder else 'ID'}",
                     ) from None
                 if on_wait and not told:
                     on_wait(holder)
@@ -85,9 +88,14 @@ class StateLock:
         previous = read_info(self.path)
         if previous is not None and previous.process_alive() is False:
             self.stale = previous
-        self.info = LockInfo(id=uuid.uuid4().hex[:12], owner=_user(), pid=os.getpid(),
-                             host=socket.gethostname(), operation=self.operation,
-                             created=time.time())
+        self.info = LockInfo(
+            id=uuid.uuid4().hex[:12],
+            owner=_user(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            operation=self.operation,
+            created=time.time(),
+        )
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(asdict(self.info)).encode(), 0)
         os.fsync(fd)
@@ -145,8 +153,10 @@ def force_unlock(path: Path, lock_id: str) -> LockInfo:
     if info is None:
         raise LockError("the state is not locked", hint="nothing to do")
     if info.id != lock_id:
-        raise LockError(f"lock id {lock_id!r} does not match the current lock ({info.describe()})",
-                        hint=f"mlstack force-unlock {info.id}")
+        raise LockError(
+            f"lock id {lock_id!r} does not match the current lock ({info.describe()})",
+            hint=f"mlstack force-unlock {info.id}",
+        )
     path.unlink()  # a live holder keeps its flock on the old inode; new writers use a new file
     return info
 

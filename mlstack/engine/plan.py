@@ -48,8 +48,11 @@ class Plan:
 
     def summary(self) -> str:
         if self.refresh_only:
-            return (f"Drift: {len(self.drift)} resource(s) changed outside mlstack."
-                    if self.drift else "No drift: the platform matches the recorded state.")
+            return (
+                f"Drift: {len(self.drift)} resource(s) changed outside mlstack."
+                if self.drift
+                else "No drift: the platform matches the recorded state."
+            )
         if not self.actionable:
             return "No changes. Your infrastructure matches the configuration."
         n = self.counts()
@@ -58,12 +61,16 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         return {
             "format_version": "1",
-            "environment": self.environment, "backend": self.backend,
-            "serial": self.serial, "lineage": self.lineage, "graph_digest": self.graph_digest,
+            "environment": self.environment,
+            "backend": self.backend,
+            "serial": self.serial,
+            "lineage": self.lineage,
+            "graph_digest": self.graph_digest,
             "refresh_only": self.refresh_only,
             "summary": self.counts() | {"text": self.summary()},
-            "resource_changes": [_change_json(c) for c in self.changes
-                                 if c.action is not Action.NOOP],
+            "resource_changes": [
+                _change_json(c) for c in self.changes if c.action is not Action.NOOP
+            ],
             "drift": [_change_json(c) for c in self.drift],
             "notes": self.notes,
         }
@@ -71,7 +78,9 @@ class Plan:
 
 def _change_json(c: Change) -> dict[str, Any]:
     return {
-        "address": c.address, "kind": c.kind, "action": c.action.value,
+        "address": c.address,
+        "kind": c.kind,
+        "action": c.action.value,
         "reasons": list(c.reasons),
         "diff": [{"path": d.path, "before": _j(d.before), "after": _j(d.after)} for d in c.diffs],
         "details": dict(c.details),
@@ -84,13 +93,21 @@ def _j(v: Any) -> Any:
     return None if is_missing(v) else v
 
 
-def diff(desired: DesiredGraph, records: Mapping[str, Record], *, environment: str, backend: str,
-         serial: int, lineage: str | None, targets: list[str] | None = None,
-         destroy: bool = False) -> Plan:
+def diff(
+    desired: DesiredGraph,
+    records: Mapping[str, Record],
+    *,
+    environment: str,
+    backend: str,
+    serial: int,
+    lineage: str | None,
+    targets: list[str] | None = None,
+    destroy: bool = False,
+) -> Plan:
     changes: list[Change] = []
     wanted: dict[str, Resource] = {} if destroy else dict(desired.resources)
     selected = _select(wanted, records, targets)
-    for addr in (desired.order() if not destroy else []):
+    for addr in desired.order() if not destroy else []:
         if addr not in selected:
             continue
         res = wanted[addr]
@@ -100,8 +117,11 @@ def diff(desired: DesiredGraph, records: Mapping[str, Record], *, environment: s
     gone = [a for a in records if a not in wanted and a in selected]
     for addr in reversed(_order_records(records, gone)):
         rec = records[addr]
-        changes.append(Change(addr, rec.kind, Action.DESTROY, dict(rec.inputs), None,
-                              depends_on=rec.depends_on))
+        changes.append(
+            Change(
+                addr, rec.kind, Action.DESTROY, dict(rec.inputs), None, depends_on=rec.depends_on
+            )
+        )
     return Plan(environment, backend, serial, lineage, changes)
 
 
@@ -112,22 +132,47 @@ def _change_for(res: Resource, rec: Record | None) -> Change:
         if res.kind == "run":
             stages = stage_reasons(None, res.inputs)
             details["stages"] = stages
-        return Change(res.address, res.kind, Action.CREATE, None, dict(res.inputs),
-                      tuple(attr_diff({}, _visible(res))), res.depends_on, reasons, details)
+        return Change(
+            res.address,
+            res.kind,
+            Action.CREATE,
+            None,
+            dict(res.inputs),
+            tuple(attr_diff({}, _visible(res))),
+            res.depends_on,
+            reasons,
+            details,
+        )
     diffs = attr_diff(_visible_record(rec, res), _visible(res))
     if not diffs:
-        return Change(res.address, res.kind, Action.NOOP, dict(rec.inputs), dict(res.inputs),
-                      (), res.depends_on)
+        return Change(
+            res.address,
+            res.kind,
+            Action.NOOP,
+            dict(rec.inputs),
+            dict(res.inputs),
+            (),
+            res.depends_on,
+        )
     replace = any(d.path.split(".")[0] in res.replace_on for d in diffs)
     details = {}
     reasons = tuple(f"{d.path} changed" for d in diffs if d.path.split(".")[0] in res.replace_on)
     if res.kind == "run":
         details["stages"] = stage_reasons(rec.inputs, res.inputs)
         diffs = [d for d in diffs if not d.path.startswith("stages.")] + _stage_summary(
-            details["stages"])
-    return Change(res.address, res.kind, Action.REPLACE if replace else Action.UPDATE,
-                  dict(rec.inputs), dict(res.inputs), tuple(diffs), res.depends_on, reasons,
-                  details)
+            details["stages"]
+        )
+    return Change(
+        res.address,
+        res.kind,
+        Action.REPLACE if replace else Action.UPDATE,
+        dict(rec.inputs),
+        dict(res.inputs),
+        tuple(diffs),
+        res.depends_on,
+        reasons,
+        details,
+    )
 
 
 def _stage_summary(reasons: Mapping[str, str]) -> list[AttrDiff]:
@@ -142,8 +187,9 @@ def _visible_record(rec: Record, res: Resource) -> dict[str, Any]:
     return {k: ("(sensitive)" if k in res.sensitive else v) for k, v in rec.inputs.items()}
 
 
-def _select(wanted: Mapping[str, Resource], records: Mapping[str, Record],
-            targets: list[str] | None) -> set[str]:
+def _select(
+    wanted: Mapping[str, Resource], records: Mapping[str, Record], targets: list[str] | None
+) -> set[str]:
     everything = set(wanted) | set(records)
     if not targets:
         return everything
@@ -166,9 +212,13 @@ def _order_records(records: Mapping[str, Record], subset: list[str]) -> list[str
     return toposort(deps)
 
 
-def drift(records: Mapping[str, Record], observed: Mapping[str, Mapping[str, Any]],
-          complete: bool, kinds: Collection[str] = (),
-          absent: Mapping[str, str] | None = None) -> list[Change]:
+def drift(
+    records: Mapping[str, Record],
+    observed: Mapping[str, Mapping[str, Any]],
+    complete: bool,
+    kinds: Collection[str] = (),
+    absent: Mapping[str, str] | None = None,
+) -> list[Change]:
     """Resources whose platform-side facts differ from what state recorded.
 
     A recorded resource missing from ``observed`` counts as deleted only when the backend looked
@@ -179,13 +229,30 @@ def drift(records: Mapping[str, Record], observed: Mapping[str, Mapping[str, Any
         if addr not in observed:
             exhaustive = complete or rec.kind in kinds
             if exhaustive and rec.kind in ("infra", "pipeline", "model", "endpoint"):
-                out.append(Change(addr, rec.kind, Action.DESTROY, dict(rec.outputs), None,
-                                  reasons=((absent or {}).get(addr, "deleted outside mlstack"),)))
+                out.append(
+                    Change(
+                        addr,
+                        rec.kind,
+                        Action.DESTROY,
+                        dict(rec.outputs),
+                        None,
+                        reasons=((absent or {}).get(addr, "deleted outside mlstack"),),
+                    )
+                )
             continue
         seen = observed[addr]
         recorded = {k: rec.outputs.get(k) for k in seen}
         diffs = attr_diff(recorded, dict(seen))
         if diffs:
-            out.append(Change(addr, rec.kind, Action.UPDATE, recorded, dict(seen), tuple(diffs),
-                              reasons=("changed outside mlstack",)))
+            out.append(
+                Change(
+                    addr,
+                    rec.kind,
+                    Action.UPDATE,
+                    recorded,
+                    dict(seen),
+                    tuple(diffs),
+                    reasons=("changed outside mlstack",),
+                )
+            )
     return out

@@ -14,8 +14,12 @@ FORMAT = "mlstack-plan/1"
 
 
 def save(plan: Plan, path: Path, *, project_file: str, variables: dict[str, str]) -> None:
-    body = {"format": FORMAT, "project_file": os.path.abspath(project_file),
-            "variables": variables, "plan": plan.to_json()}
+    body = {
+        "format": FORMAT,
+        "project_file": os.path.abspath(project_file),
+        "variables": variables,
+        "plan": plan.to_json(),
+    }
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(body, indent=1, sort_keys=True, default=str))
     os.replace(tmp, path)
@@ -25,11 +29,13 @@ def load(path: Path) -> dict[str, Any]:
     try:
         body = json.loads(path.read_text())
     except FileNotFoundError:
-        raise StateError(f"plan file {path} not found", hint="create one with plan -out FILE") \
-            from None
+        raise StateError(
+            f"plan file {path} not found", hint="create one with plan -out FILE"
+        ) from None
     except (OSError, ValueError) as e:
-        raise StateError(f"plan file {path} is unreadable: {e}",
-                         hint="make it again with plan -out FILE") from None
+        raise StateError(
+            f"plan file {path} is unreadable: {e}", hint="make it again with plan -out FILE"
+        ) from None
     if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise StateError(f"{path} is not an mlstack plan file", hint="plan -out FILE makes one")
     return body
@@ -42,7 +48,10 @@ def check_still_valid(saved: dict[str, Any], fresh: Plan) -> None:
         raise StateError(
             f"the saved plan is stale: state changed since it was made "
             f"(serial {p['serial']} → {fresh.serial})",
-            hint="run plan -out FILE again and apply the new file")
+            hint="run plan -out FILE again and apply the new file",
+        )
     if p["graph_digest"] != fresh.graph_digest:
-        raise StateError("the saved plan is stale: the project file or its data changed since "
-                         "it was made", hint="run plan -out FILE again and apply the new file")
+        raise StateError(
+            "the saved plan is stale: the project file or its data changed since it was made",
+            hint="run plan -out FILE again and apply the new file",
+        )

@@ -54,8 +54,7 @@ class Project:
             plugin = get_plugin(resolved.backend)
         except MlstackError as e:
             loc = self.loaded.source.locate(("environments", env, "backend"))
-            raise SpecError(e.problems[0].message, location=loc, hint=e.problems[0].hint) \
-                from None
+            raise SpecError(e.problems[0].message, location=loc, hint=e.problems[0].hint) from None
         strategy = resolved.deployment.strategy if resolved.deployment else None
         check_backend(plugin, env, resolved.settings, strategy, self.loaded.source, problems)
         problems.raise_if_any(SpecError)
@@ -95,19 +94,34 @@ def check_environments(raw: Any, src: Source, problems: ProblemList) -> None:
         try:
             plugin = get_plugin(backend)
         except MlstackError as e:
-            problems.add(e.problems[0].message, src.locate(("environments", name, "backend")),
-                         e.problems[0].hint)
+            problems.add(
+                e.problems[0].message,
+                src.locate(("environments", name, "backend")),
+                e.problems[0].hint,
+            )
             continue
         settings = {k: v for k, v in env.items() if k not in Environment.model_fields}
         over = env.get("deployment")
         deploy: dict[str, Any] = over if isinstance(over, dict) else {}
         strategy = deploy.get("strategy", top_deploy.get("strategy"))
-        check_backend(plugin, str(name), settings, strategy if isinstance(strategy, str) else None,
-                      src, problems)
+        check_backend(
+            plugin,
+            str(name),
+            settings,
+            strategy if isinstance(strategy, str) else None,
+            src,
+            problems,
+        )
 
 
-def check_backend(plugin: BackendPlugin, env: str, settings: Mapping[str, Any],
-                  strategy: str | None, src: Source, problems: ProblemList) -> None:
+def check_backend(
+    plugin: BackendPlugin,
+    env: str,
+    settings: Mapping[str, Any],
+    strategy: str | None,
+    src: Source,
+    problems: ProblemList,
+) -> None:
     from pydantic import ValidationError
 
     from mlstack.spec.models import ENV_KEYS
@@ -123,19 +137,26 @@ def check_backend(plugin: BackendPlugin, env: str, settings: Mapping[str, Any],
             msg = str(item["msg"]).removeprefix("Value error, ")
             key = ".".join(str(p) for p in loc) or "settings"
             if item["type"] == "extra_forbidden":
-                problems.add(f"unknown setting {key!r} for backend {plugin.name!r}"
-                             f"{did_you_mean(str(loc[-1]), [*known, *ENV_KEYS])}",
-                             src.locate(path), f"valid settings: {', '.join(known)}")
+                problems.add(
+                    f"unknown setting {key!r} for backend {plugin.name!r}"
+                    f"{did_you_mean(str(loc[-1]), [*known, *ENV_KEYS])}",
+                    src.locate(path),
+                    f"valid settings: {', '.join(known)}",
+                )
             elif item["type"] == "missing":
-                problems.add(f"backend {plugin.name!r} needs setting {key!r}",
-                             src.locate(path[:-1]), f"add `{key}: ...` to environment {env}")
+                problems.add(
+                    f"backend {plugin.name!r} needs setting {key!r}",
+                    src.locate(path[:-1]),
+                    f"add `{key}: ...` to environment {env}",
+                )
             else:
                 problems.add(f"{key}: {msg}", src.locate(path))
     if strategy:
         why = plugin.capabilities.explain(strategy)
         if why:
             p = ("environments", env, "deployment", "strategy")
-            problems.add(why, src.locate(p if p in src.positions else ("deployment", "strategy")),
-                         "choose another strategy for this environment")
-
-
+            problems.add(
+                why,
+                src.locate(p if p in src.positions else ("deployment", "strategy")),
+                "choose another strategy for this environment",
+            )

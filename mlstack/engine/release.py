@@ -20,14 +20,22 @@ from mlstack.errors import GateFailed, MlstackError, StateError
 from mlstack.spec.gates import parse_gate
 
 
-def promote(project: Project, src_env: str, dst_env: str, *, approved_by: list[str],
-            emit: Callable[[Event], None], lock_timeout: float = 0.0) -> dict[str, Any]:
+def promote(
+    project: Project,
+    src_env: str,
+    dst_env: str,
+    *,
+    approved_by: list[str],
+    emit: Callable[[Event], None],
+    lock_timeout: float = 0.0,
+) -> dict[str, Any]:
     src = project.workspace(src_env)
     dst = project.workspace(dst_env)
     if dst.resolved.promote_from not in (None, src_env):
         raise MlstackError(
-            f"environment {dst_env!r} promotes from {dst.resolved.promote_from!r}, "
-            f"not {src_env!r}", hint=f"mlstack promote {dst.resolved.promote_from} {dst_env}")
+            f"environment {dst_env!r} promotes from {dst.resolved.promote_from!r}, not {src_env!r}",
+            hint=f"mlstack promote {dst.resolved.promote_from} {dst_env}",
+        )
     if dst.resolved.model is None or dst.resolved.deployment is None:
         raise MlstackError(f"environment {dst_env!r} has no model: or deployment: to promote into")
     name = dst.resolved.model.name
@@ -38,24 +46,44 @@ def promote(project: Project, src_env: str, dst_env: str, *, approved_by: list[s
         raise GateFailed(
             f"promotion of {name} v{source.version} from {src_env} to {dst_env} refused: "
             + "; ".join(c["detail"] for c in failed),
-            hint="fix the cause, or promote a version that passes")
+            hint="fix the cause, or promote a version that passes",
+        )
     lock = dst.lock("promote", lock_timeout)
     try:
         ctx = dst.context(emit)
-        emit(Event("log", "promote", f"importing {name} v{source.version} "
-                                     f"({source.digest[:19]}) into {dst_env}"))
+        emit(
+            Event(
+                "log",
+                "promote",
+                f"importing {name} v{source.version} ({source.digest[:19]}) into {dst_env}",
+            )
+        )
         imported = dst.backend.import_version(source, ctx)
         if imported.digest != source.digest:
-            raise MlstackError(f"{dst_env}'s registry changed the artifact's digest "
-                               f"({source.digest} → {imported.digest}); refusing to deploy it")
-        lineage = {"source_env": src_env, "source_version": source.version,
-                   "source_digest": source.digest, **dict(source.lineage)}
+            raise MlstackError(
+                f"{dst_env}'s registry changed the artifact's digest "
+                f"({source.digest} → {imported.digest}); refusing to deploy it"
+            )
+        lineage = {
+            "source_env": src_env,
+            "source_version": source.version,
+            "source_digest": source.digest,
+            **dict(source.lineage),
+        }
         imported = replace(imported, lineage=lineage)
         model_addr = f"model.{name}"
-        dst.state.put(model_addr, "model",
-                      {"backend": dst.plugin.name, "name": name, "promoted_from": src_env,
-                       "digest": source.digest},
-                      asdict(imported) | {"aliases": list(imported.aliases)}, ())
+        dst.state.put(
+            model_addr,
+            "model",
+            {
+                "backend": dst.plugin.name,
+                "name": name,
+                "promoted_from": src_env,
+                "digest": source.digest,
+            },
+            asdict(imported) | {"aliases": list(imported.aliases)},
+            (),
+        )
         d = dst.resolved.deployment
         ep_addr = f"endpoint.{d.endpoint}"
         prev = dst.state.get(ep_addr)
@@ -63,21 +91,46 @@ def promote(project: Project, src_env: str, dst_env: str, *, approved_by: list[s
         try:
             out = deploy_version(dst, imported, previous, ctx, operation="promote")
         except GateFailed:
-            dst.state.record_history("promote", "rolled_back",
-                                     {"version": imported.version, "from": src_env})
+            dst.state.record_history(
+                "promote", "rolled_back", {"version": imported.version, "from": src_env}
+            )
             raise
         strategy = getattr(d, d.strategy, None)
-        dst.state.put(ep_addr, "endpoint", {
-            "backend": dst.plugin.name, "endpoint": d.endpoint, "model": name,
-            "strategy": d.strategy,
-            "strategy_params": strategy.model_dump() if strategy is not None else {},
-            "gates": dict(d.gates), "replicas": d.resources.replicas,
-            "instance_type": d.resources.instance_type}, out, (f"infra.{dst_env}",))
-        dst.state.record_history("promote", "ok", {
-            "version": imported.version, "digest": imported.digest, "from": src_env,
-            "source_version": source.version, "checks": checks})
-        return {"model": name, "version": imported.version, "digest": imported.digest,
-                "source_version": source.version, "url": out.get("url"), "checks": checks}
+        dst.state.put(
+            ep_addr,
+            "endpoint",
+            {
+                "backend": dst.plugin.name,
+                "endpoint": d.endpoint,
+                "model": name,
+                "strategy": d.strategy,
+                "strategy_params": strategy.model_dump() if strategy is not None else {},
+                "gates": dict(d.gates),
+                "replicas": d.resources.replicas,
+                "instance_type": d.resources.instance_type,
+            },
+            out,
+            (f"infra.{dst_env}",),
+        )
+        dst.state.record_history(
+            "promote",
+            "ok",
+            {
+                "version": imported.version,
+                "digest": imported.digest,
+                "from": src_env,
+                "source_version": source.version,
+                "checks": checks,
+            },
+        )
+        return {
+            "model": name,
+            "version": imported.version,
+            "digest": imported.digest,
+            "source_version": source.version,
+            "url": out.get("url"),
+            "checks": checks,
+        }
     finally:
         lock.release()
 
@@ -86,8 +139,10 @@ def _source_version(src: Workspace, name: str) -> ModelVersion:
     """What passed in the source: its serving champion if it serves, else its latest model."""
     model_rec = src.state.get(f"model.{name}")
     if model_rec is None:
-        raise StateError(f"environment {src.env!r} has no registered {name!r}",
-                         hint=f"mlstack apply -e {src.env} first")
+        raise StateError(
+            f"environment {src.env!r} has no registered {name!r}",
+            hint=f"mlstack apply -e {src.env} first",
+        )
     mv = model_version(model_rec.outputs)
     for addr, rec in src.state.records().items():
         if addr.startswith("endpoint.") and rec.outputs.get("champion"):
@@ -99,8 +154,9 @@ def _source_version(src: Workspace, name: str) -> ModelVersion:
     return mv
 
 
-def check_gates(dst: Workspace, source: ModelVersion, src: Workspace,
-                approved_by: list[str]) -> list[dict[str, Any]]:
+def check_gates(
+    dst: Workspace, source: ModelVersion, src: Workspace, approved_by: list[str]
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for text in dst.resolved.promotion_gates:
         g = parse_gate(text)
@@ -109,17 +165,27 @@ def check_gates(dst: Workspace, source: ModelVersion, src: Workspace,
     need = dst.resolved.approvals
     if need:
         ok = len(set(approved_by)) >= need
-        out.append({"gate": f"approvals >= {need}", "passed": ok,
-                    "detail": f"{len(set(approved_by))} of {need} approvals"
-                              + ("" if ok else " (pass --approved-by NAME)")})
+        out.append(
+            {
+                "gate": f"approvals >= {need}",
+                "passed": ok,
+                "detail": f"{len(set(approved_by))} of {need} approvals"
+                + ("" if ok else " (pass --approved-by NAME)"),
+            }
+        )
     bake = dst.resolved.bake_time
     if bake:
         since = _serving_since(src, source.version)
         baked = (time.time() - since) if since else 0.0
         ok = baked >= bake
-        out.append({"gate": f"bake_time >= {bake:g}s", "passed": ok,
-                    "detail": f"v{source.version} has served in {src.env} for {baked:.0f}s "
-                              f"(needs {bake:g}s)"})
+        out.append(
+            {
+                "gate": f"bake_time >= {bake:g}s",
+                "passed": ok,
+                "detail": f"v{source.version} has served in {src.env} for {baked:.0f}s "
+                f"(needs {bake:g}s)",
+            }
+        )
     return out
 
 
@@ -134,8 +200,13 @@ def _serving_since(ws: Workspace, version: str) -> float | None:
     return first
 
 
-def rollback(ws: Workspace, *, to_version: str | None, emit: Callable[[Event], None],
-             lock_timeout: float = 0.0) -> dict[str, Any]:
+def rollback(
+    ws: Workspace,
+    *,
+    to_version: str | None,
+    emit: Callable[[Event], None],
+    lock_timeout: float = 0.0,
+) -> dict[str, Any]:
     d = ws.resolved.deployment
     if d is None:
         raise MlstackError(f"environment {ws.env!r} has no deployment to roll back")
@@ -152,34 +223,53 @@ def rollback(ws: Workspace, *, to_version: str | None, emit: Callable[[Event], N
             raise StateError(
                 f"no earlier known-good deployment of {addr} in {ws.env}'s history"
                 + (f" with version {to_version}" if to_version else ""),
-                hint=f"see mlstack state history -e {ws.env}")
+                hint=f"see mlstack state history -e {ws.env}",
+            )
         ctx = ws.context(emit)
         emit(Event("rollout.rollback", addr, f"restoring v{target.version} at once"))
-        desired = EndpointState(name=d.endpoint, model=current.model if current else "",
-                                backings=(replace(target, weight=100.0, shadow=0.0),),
-                                replicas=d.resources.replicas,
-                                instance_type=d.resources.instance_type)
+        desired = EndpointState(
+            name=d.endpoint,
+            model=current.model if current else "",
+            backings=(replace(target, weight=100.0, shadow=0.0),),
+            replicas=d.resources.replicas,
+            instance_type=d.resources.instance_type,
+        )
         ws.backend.deploy(desired, ctx)
         model = desired.model or (ws.resolved.model.name if ws.resolved.model else "")
         ws.backend.set_alias(model, "champion", target.version, ctx)
         status = dict(ws.backend.endpoint_status(d.endpoint))
         outputs = dict(rec.outputs) | {
-            "state": asdict(desired), "champion": target.version, "url": status.get("url"),
-            "last_rollout": {"outcome": "rolled_back_manually", "version": target.version,
-                             "from_version": current_version}}
+            "state": asdict(desired),
+            "champion": target.version,
+            "url": status.get("url"),
+            "last_rollout": {
+                "outcome": "rolled_back_manually",
+                "version": target.version,
+                "from_version": current_version,
+            },
+        }
         ws.state.update_outputs(addr, outputs)
-        ws.state.record_history("rollback", "ok", {"endpoint": d.endpoint,
-                                                   "from": current_version,
-                                                   "to": target.version,
-                                                   "reason": "mlstack rollback"})
-        return {"endpoint": d.endpoint, "from": current_version, "to": target.version,
-                "url": status.get("url")}
+        ws.state.record_history(
+            "rollback",
+            "ok",
+            {
+                "endpoint": d.endpoint,
+                "from": current_version,
+                "to": target.version,
+                "reason": "mlstack rollback",
+            },
+        )
+        return {
+            "endpoint": d.endpoint,
+            "from": current_version,
+            "to": target.version,
+            "url": status.get("url"),
+        }
     finally:
         lock.release()
 
 
-def _previous_good(ws: Workspace, addr: str, current: str,
-                   wanted: str | None) -> Backing | None:
+def _previous_good(ws: Workspace, addr: str, current: str, wanted: str | None) -> Backing | None:
     for h in ws.state.history(1000):
         if h.status != "ok":
             continue

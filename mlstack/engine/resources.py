@@ -32,7 +32,8 @@ class Action(str, Enum):
     @property
     def symbol(self) -> str:
         return {"create": "+", "update": "~", "replace": "-/+", "destroy": "-", "no-op": " "}[
-            self.value]
+            self.value
+        ]
 
 
 @dataclass(frozen=True)

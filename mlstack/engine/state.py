@@ -77,21 +77,25 @@ class StateStore:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                c = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                    check_same_thread=False)
+                c = sqlite3.connect(
+                    self.path, timeout=30, isolation_level=None, check_same_thread=False
+                )
                 c.execute("PRAGMA journal_mode=WAL")
                 c.execute("PRAGMA synchronous=FULL")
                 c.executescript(_SCHEMA)
                 if c.execute("SELECT value FROM meta WHERE key='lineage'").fetchone() is None:
-                    c.execute("INSERT OR IGNORE INTO meta VALUES ('lineage', ?)",
-                              (uuid.uuid4().hex,))
+                    c.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('lineage', ?)", (uuid.uuid4().hex,)
+                    )
                     c.execute("INSERT OR IGNORE INTO meta VALUES ('serial', '0')")
-                    c.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)",
-                              (str(SCHEMA_VERSION),))
+                    c.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('version', ?)", (str(SCHEMA_VERSION),)
+                    )
             except sqlite3.DatabaseError as e:
-                raise StateError(f"state file {self.path} is unreadable: {e}",
-                                 hint="restore it from a backup; mlstack never edits it by hand") \
-                    from None
+                raise StateError(
+                    f"state file {self.path} is unreadable: {e}",
+                    hint="restore it from a backup; mlstack never edits it by hand",
+                ) from None
             self._conn = c
         return self._conn
 
@@ -132,9 +136,14 @@ class StateStore:
         if not self.exists:
             return {}
         rows = self._read(
-            "SELECT address, kind, inputs, outputs, depends_on, serial, updated FROM resources")
-        return {r[0]: Record(r[0], r[1], json.loads(r[2]), json.loads(r[3]),
-                             tuple(json.loads(r[4])), r[5], r[6]) for r in rows}
+            "SELECT address, kind, inputs, outputs, depends_on, serial, updated FROM resources"
+        )
+        return {
+            r[0]: Record(
+                r[0], r[1], json.loads(r[2]), json.loads(r[3]), tuple(json.loads(r[4])), r[5], r[6]
+            )
+            for r in rows
+        }
 
     def get(self, address: str) -> Record | None:
         return self.records().get(address) if self.exists else None
@@ -144,9 +153,13 @@ class StateStore:
             return []
         rows = self._read(
             "SELECT id, serial, time, operation, status, summary, snapshot FROM history "
-            "ORDER BY id DESC LIMIT ?", (limit,))
-        return [HistoryEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]))
-                for r in rows]
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            HistoryEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]))
+            for r in rows
+        ]
 
     # --- writing (each call one transaction) --------------------------------------------------
     def _bump(self, c: sqlite3.Connection) -> int:
@@ -154,45 +167,73 @@ class StateStore:
         c.execute("UPDATE meta SET value=? WHERE key='serial'", (str(serial),))
         return serial
 
-    def put(self, address: str, kind: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any],
-            depends_on: tuple[str, ...] | list[str]) -> int:
+    def put(
+        self,
+        address: str,
+        kind: str,
+        inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+        depends_on: tuple[str, ...] | list[str],
+    ) -> int:
         with self._tx() as c:
             serial = self._bump(c)
-            c.execute("INSERT OR REPLACE INTO resources VALUES (?,?,?,?,?,?,?)",
-                      (address, kind, _dump(inputs), _dump(outputs), json.dumps(list(depends_on)),
-                       serial, time.time()))
-            c.execute("INSERT INTO events (time, address, action, status, detail) "
-                      "VALUES (?,?,?,?,?)", (time.time(), address, "write", "ok", ""))
+            c.execute(
+                "INSERT OR REPLACE INTO resources VALUES (?,?,?,?,?,?,?)",
+                (
+                    address,
+                    kind,
+                    _dump(inputs),
+                    _dump(outputs),
+                    json.dumps(list(depends_on)),
+                    serial,
+                    time.time(),
+                ),
+            )
+            c.execute(
+                "INSERT INTO events (time, address, action, status, detail) VALUES (?,?,?,?,?)",
+                (time.time(), address, "write", "ok", ""),
+            )
         return serial
 
     def update_outputs(self, address: str, outputs: Mapping[str, Any]) -> int:
         with self._tx() as c:
             serial = self._bump(c)
-            c.execute("UPDATE resources SET outputs=?, serial=?, updated=? WHERE address=?",
-                      (_dump(outputs), serial, time.time(), address))
+            c.execute(
+                "UPDATE resources SET outputs=?, serial=?, updated=? WHERE address=?",
+                (_dump(outputs), serial, time.time(), address),
+            )
         return serial
 
     def delete(self, address: str) -> int:
         with self._tx() as c:
             serial = self._bump(c)
             c.execute("DELETE FROM resources WHERE address=?", (address,))
-            c.execute("INSERT INTO events (time, address, action, status, detail) "
-                      "VALUES (?,?,?,?,?)", (time.time(), address, "delete", "ok", ""))
+            c.execute(
+                "INSERT INTO events (time, address, action, status, detail) VALUES (?,?,?,?,?)",
+                (time.time(), address, "delete", "ok", ""),
+            )
         return serial
 
     def event(self, address: str, action: str, status: str, detail: str = "") -> None:
         with self._tx() as c:
-            c.execute("INSERT INTO events (time, address, action, status, detail) "
-                      "VALUES (?,?,?,?,?)", (time.time(), address, action, status, detail))
+            c.execute(
+                "INSERT INTO events (time, address, action, status, detail) VALUES (?,?,?,?,?)",
+                (time.time(), address, action, status, detail),
+            )
 
     def record_history(self, operation: str, status: str, summary: Mapping[str, Any]) -> None:
-        snapshot = {a: {"kind": r.kind, "outputs": r.outputs, "inputs": r.inputs}
-                    for a, r in self.records().items() if r.kind in ("endpoint", "model")}
+        snapshot = {
+            a: {"kind": r.kind, "outputs": r.outputs, "inputs": r.inputs}
+            for a, r in self.records().items()
+            if r.kind in ("endpoint", "model")
+        }
         with self._tx() as c:
             serial = int(c.execute("SELECT value FROM meta WHERE key='serial'").fetchone()[0])
-            c.execute("INSERT INTO history (serial, time, operation, status, summary, snapshot) "
-                      "VALUES (?,?,?,?,?,?)",
-                      (serial, time.time(), operation, status, _dump(summary), _dump(snapshot)))
+            c.execute(
+                "INSERT INTO history (serial, time, operation, status, summary, snapshot) "
+                "VALUES (?,?,?,?,?,?)",
+                (serial, time.time(), operation, status, _dump(summary), _dump(snapshot)),
+            )
 
 
 def _dump(v: Any) -> str:

@@ -47,16 +47,23 @@ class Workspace:
 
             if isinstance(e, MlstackError):
                 loc = self.project_file.loaded.source.locate(("environments", self.env, "backend"))
-                raise SpecError(e.problems[0].message, location=loc,
-                                hint=e.problems[0].hint) from None
+                raise SpecError(
+                    e.problems[0].message, location=loc, hint=e.problems[0].hint
+                ) from None
             raise
 
     def check_settings(self) -> None:
         """Backend settings against the backend's own config model (no SDK import)."""
         problems = ProblemList()
         strategy = self.resolved.deployment.strategy if self.resolved.deployment else None
-        check_backend(self.plugin, self.env, self.resolved.settings, strategy,
-                      self.project_file.loaded.source, problems)
+        check_backend(
+            self.plugin,
+            self.env,
+            self.resolved.settings,
+            strategy,
+            self.project_file.loaded.source,
+            problems,
+        )
         problems.raise_if_any(SpecError)
 
     @cached_property
@@ -67,8 +74,11 @@ class Workspace:
     # --- plan ---------------------------------------------------------------------------------
     def desired(self) -> DesiredGraph:
         cache = DigestCache(self.workdir / "cache" / "digests.json")
-        promoted = self.state.get(f"model.{self.resolved.model.name}") is not None \
-            if self.resolved.model else False
+        promoted = (
+            self.state.get(f"model.{self.resolved.model.name}") is not None
+            if self.resolved.model
+            else False
+        )
         graph = build(self.resolved, self.backend, cache, has_promoted_model=promoted)
         try:
             cache.save()
@@ -76,8 +86,14 @@ class Workspace:
             pass  # a read-only checkout still plans; it just hashes again next time
         return graph
 
-    def plan(self, *, targets: list[str] | None = None, destroy: bool = False,
-             refresh: bool = False, refresh_only: bool = False) -> tuple[Plan, DesiredGraph]:
+    def plan(
+        self,
+        *,
+        targets: list[str] | None = None,
+        destroy: bool = False,
+        refresh: bool = False,
+        refresh_only: bool = False,
+    ) -> tuple[Plan, DesiredGraph]:
         self.check_settings()
         graph = self.desired()
         records = self.state.records()
@@ -88,17 +104,28 @@ class Workspace:
         notes: list[str] = []
         if refresh or refresh_only:
             observed = self.backend.observe()
-            found = drift(records, observed.resources, observed.complete, observed.kinds,
-                          observed.absent)
+            found = drift(
+                records, observed.resources, observed.complete, observed.kinds, observed.absent
+            )
             if not observed.complete:
-                notes.append(f"backend {self.plugin.name!r} observed only part of the "
-                             "resources; drift of the rest is unknown")
+                notes.append(
+                    f"backend {self.plugin.name!r} observed only part of the "
+                    "resources; drift of the rest is unknown"
+                )
             if not refresh_only:
                 # as Terraform's refresh: what was deleted outside mlstack is planned anew
                 gone = {c.address for c in found if c.action is Action.DESTROY}
                 records = {a: r for a, r in records.items() if a not in gone}
-        plan = diff(graph, records, environment=self.env, backend=self.plugin.name,
-                    serial=serial, lineage=lineage, targets=targets, destroy=destroy)
+        plan = diff(
+            graph,
+            records,
+            environment=self.env,
+            backend=self.plugin.name,
+            serial=serial,
+            lineage=lineage,
+            targets=targets,
+            destroy=destroy,
+        )
         plan.graph_digest = digest({a: dict(r.inputs) for a, r in graph.resources.items()})
         plan.drift = found
         plan.notes.extend(notes)
@@ -107,8 +134,9 @@ class Workspace:
             plan.changes = []
         return plan, graph
 
-    def _check_targets(self, targets: list[str] | None, graph: DesiredGraph,
-                       records: Mapping[str, Any]) -> None:
+    def _check_targets(
+        self, targets: list[str] | None, graph: DesiredGraph, records: Mapping[str, Any]
+    ) -> None:
         if not targets:
             return
         known = set(graph.resources) | set(records)
@@ -116,43 +144,79 @@ class Workspace:
             if t not in known:
                 from mlstack.spec.suggest import did_you_mean
 
-                raise SpecError(f"--target {t!r} is not a resource of environment {self.env!r}"
-                                f"{did_you_mean(t, known)}",
-                                hint=f"resources: {', '.join(sorted(known))}")
+                raise SpecError(
+                    f"--target {t!r} is not a resource of environment {self.env!r}"
+                    f"{did_you_mean(t, known)}",
+                    hint=f"resources: {', '.join(sorted(known))}",
+                )
 
     # --- apply --------------------------------------------------------------------------------
-    def lock(self, operation: str, timeout: float,
-             on_wait: Callable[[Any], None] | None = None) -> StateLock:
+    def lock(
+        self, operation: str, timeout: float, on_wait: Callable[[Any], None] | None = None
+    ) -> StateLock:
         return StateLock(self.lock_path, operation).acquire(timeout, on_wait)
 
-    def apply(self, plan: Plan, graph: DesiredGraph, *, emit: Callable[[Event], None],
-              operation: str = "apply") -> ApplyResult:
+    def apply(
+        self,
+        plan: Plan,
+        graph: DesiredGraph,
+        *,
+        emit: Callable[[Event], None],
+        operation: str = "apply",
+    ) -> ApplyResult:
         """Execute a plan. The caller holds the lock and has checked the serial."""
         if self.state.serial != plan.serial:
             raise StateError(
                 f"state changed since the plan was made (serial {plan.serial} → "
-                f"{self.state.serial})", hint="run plan again")
-        ctx = Context(self.workdir, self.env, emit,
-                      outputs={a: r.outputs for a, r in self.state.records().items()})
+                f"{self.state.serial})",
+                hint="run plan again",
+            )
+        ctx = Context(
+            self.workdir,
+            self.env,
+            emit,
+            outputs={a: r.outputs for a, r in self.state.records().items()},
+        )
         handler = handlers.Handlers(self, graph)
         started = time.time()
-        result = execute(plan.actionable, self.state, handler, ctx,
-                         parallelism=max(2, self.resolved.pipeline.parallelism))
+        result = execute(
+            plan.actionable,
+            self.state,
+            handler,
+            ctx,
+            parallelism=max(2, self.resolved.pipeline.parallelism),
+        )
         status = "interrupted" if result.interrupted else ("failed" if result.failed else "ok")
-        self.state.record_history(operation, status, {
-            "started": started, "seconds": round(time.time() - started, 3),
-            "counts": result.counts(),
-            "outcomes": [{"address": o.address, "action": o.action.value, "status": o.status,
-                          "error": str(o.error) if o.error else None} for o in result.outcomes],
-        })
+        self.state.record_history(
+            operation,
+            status,
+            {
+                "started": started,
+                "seconds": round(time.time() - started, 3),
+                "counts": result.counts(),
+                "outcomes": [
+                    {
+                        "address": o.address,
+                        "action": o.action.value,
+                        "status": o.status,
+                        "error": str(o.error) if o.error else None,
+                    }
+                    for o in result.outcomes
+                ],
+            },
+        )
         return result
 
     def outputs(self) -> dict[str, Any]:
         return {a: dict(r.outputs) for a, r in self.state.records().items()}
 
     def context(self, emit: Callable[[Event], None] = lambda e: None) -> Context:
-        return Context(self.workdir, self.env, emit,
-                       outputs={a: r.outputs for a, r in self.state.records().items()})
+        return Context(
+            self.workdir,
+            self.env,
+            emit,
+            outputs={a: r.outputs for a, r in self.state.records().items()},
+        )
 
 
 def raise_for(result: ApplyResult) -> None:
@@ -166,8 +230,11 @@ def spec_location(ws: Workspace, path: tuple[str | int, ...]) -> Location:
 
 
 def env_file_vars() -> dict[str, str]:
-    return {k[len("MLSTACK_VAR_"):].lower(): v for k, v in os.environ.items()
-            if k.startswith("MLSTACK_VAR_")}
+    return {
+        k[len("MLSTACK_VAR_") :].lower(): v
+        for k, v in os.environ.items()
+        if k.startswith("MLSTACK_VAR_")
+    }
 
 
 __all__ = ["STATE_DIR", "Project", "Workspace", "check_environments", "raise_for", "asdict"]

@@ -56,7 +56,7 @@ def find_cycle(deps: Mapping[str, list[str]]) -> list[str]:
                 stack.append((node, i + 1))
                 nxt = nexts[i]
                 if color.get(nxt) == 1:
-                    return path[path.index(nxt):] + [nxt]
+                    return path[path.index(nxt) :] + [nxt]
                 if not color.get(nxt):
                     stack.append((nxt, 0))
             else:

@@ -18,8 +18,12 @@ _GATE = re.compile(
     rf"|(?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?))\s*$"
 )
 OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-    "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
 }
 
 
@@ -44,21 +48,31 @@ class Gate:
             return None
         return float(champion[self.champion_metric]) + self.delta
 
-    def check(self, metrics: Mapping[str, float],
-              champion: Mapping[str, float] | None = None) -> GateResult:
+    def check(
+        self, metrics: Mapping[str, float], champion: Mapping[str, float] | None = None
+    ) -> GateResult:
         if self.metric not in metrics:
-            return GateResult(self, False, None, None,
-                              f"metric {self.metric!r} was not measured "
-                              f"(measured: {', '.join(sorted(metrics)) or 'none'})")
+            return GateResult(
+                self,
+                False,
+                None,
+                None,
+                f"metric {self.metric!r} was not measured "
+                f"(measured: {', '.join(sorted(metrics)) or 'none'})",
+            )
         value = float(metrics[self.metric])
         bound = self.threshold(champion)
         if bound is None:
             # No champion yet: a regression gate has nothing to regress against.
             return GateResult(self, True, value, None, "no champion yet; gate passes")
         ok = OPS[self.op](value, bound)
-        return GateResult(self, ok, value, bound,
-                          f"{self.metric} = {value:.4g} {'meets' if ok else 'fails'} "
-                          f"{self.op} {bound:.4g}")
+        return GateResult(
+            self,
+            ok,
+            value,
+            bound,
+            f"{self.metric} = {value:.4g} {'meets' if ok else 'fails'} {self.op} {bound:.4g}",
+        )
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,11 @@ def parse_gate(text: str) -> Gate:
         delta = float(m.group("delta") or 0.0)
         if m.group("sign") == "-":
             delta = -delta
-        return Gate(text.strip(), m.group("metric"), m.group("op"),
-                    champion_metric=m.group("refmetric"), delta=delta)
+        return Gate(
+            text.strip(),
+            m.group("metric"),
+            m.group("op"),
+            champion_metric=m.group("refmetric"),
+            delta=delta,
+        )
     return Gate(text.strip(), m.group("metric"), m.group("op"), number=float(m.group("number")))

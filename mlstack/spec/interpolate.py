@@ -22,35 +22,54 @@ def is_secret_ref(value: object) -> bool:
     return isinstance(value, str) and "${secret:" in value
 
 
-def interpolate(value: Any, path: Path, src: Source, variables: Mapping[str, Any],
-                problems: ProblemList, environ: Mapping[str, str] | None = None) -> Any:
+def interpolate(
+    value: Any,
+    path: Path,
+    src: Source,
+    variables: Mapping[str, Any],
+    problems: ProblemList,
+    environ: Mapping[str, str] | None = None,
+) -> Any:
     environ = os.environ if environ is None else environ
     if isinstance(value, dict):
-        return {k: interpolate(v, path + (k,), src, variables, problems, environ)
-                for k, v in value.items()}
+        return {
+            k: interpolate(v, path + (k,), src, variables, problems, environ)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [interpolate(v, path + (i,), src, variables, problems, environ)
-                for i, v in enumerate(value)]
+        return [
+            interpolate(v, path + (i,), src, variables, problems, environ)
+            for i, v in enumerate(value)
+        ]
     if not isinstance(value, str) or "${" not in value:
         return value
 
     def one(m: re.Match[str]) -> str:
         kind, name, bad = m.group(1), m.group(2), m.group(3)
         if bad is not None:
-            problems.add(f"cannot interpolate ${{{bad}}}", src.locate(path),
-                         "use ${env:NAME}, ${var.name} or ${secret:NAME}")
+            problems.add(
+                f"cannot interpolate ${{{bad}}}",
+                src.locate(path),
+                "use ${env:NAME}, ${var.name} or ${secret:NAME}",
+            )
             return m.group(0)
         if kind == "secret:":
             return m.group(0)
         if kind == "env:":
             if name not in environ:
-                problems.add(f"environment variable {name} is not set (used as ${{env:{name}}})",
-                             src.locate(path), f"export {name}=... or use ${{var.{name}}} with a default in vars:")
+                problems.add(
+                    f"environment variable {name} is not set (used as ${{env:{name}}})",
+                    src.locate(path),
+                    f"export {name}=... or use ${{var.{name}}} with a default in vars:",
+                )
                 return m.group(0)
             return environ[name]
         if name not in variables:
-            problems.add(f"unknown variable {name!r}{did_you_mean(name, variables)}",
-                         src.locate(path), "declare it under `vars:` or pass --var NAME=VALUE")
+            problems.add(
+                f"unknown variable {name!r}{did_you_mean(name, variables)}",
+                src.locate(path),
+                "declare it under `vars:` or pass --var NAME=VALUE",
+            )
             return m.group(0)
         return str(variables[name])
 

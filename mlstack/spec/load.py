@@ -44,21 +44,29 @@ def find_project_file(path: str | None) -> str:
     for name in (DEFAULT_FILE, "mlstack.yml"):
         if os.path.exists(os.path.join(here, name)):
             return name
-    raise SpecError(f"no {DEFAULT_FILE} in {here}",
-                    hint="cd into your project, pass --file PATH, or run `mlstack init`")
+    raise SpecError(
+        f"no {DEFAULT_FILE} in {here}",
+        hint="cd into your project, pass --file PATH, or run `mlstack init`",
+    )
 
 
-def load(file: str, cli_vars: Mapping[str, str] | None = None,
-         environ: Mapping[str, str] | None = None,
-         checks: Callable[[Any, Source, ProblemList], None] | None = None) -> Loaded:
+def load(
+    file: str,
+    cli_vars: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    checks: Callable[[Any, Source, ProblemList], None] | None = None,
+) -> Loaded:
     """Parse, interpolate and validate; ``checks`` adds problems found by layers above
     (backend settings) so that every error is reported at once."""
     text = read_text(file)
     src = parse(text, file)
     problems = ProblemList()
     if not isinstance(src.data, dict):
-        raise SpecError("the project file must be a mapping (key: value) at the top level",
-                        location=src.locate(()), hint="start with `project: NAME`")
+        raise SpecError(
+            "the project file must be a mapping (key: value) at the top level",
+            location=src.locate(()),
+            hint="start with `project: NAME`",
+        )
     variables = dict(src.data.get("vars") or {}) if isinstance(src.data.get("vars"), dict) else {}
     variables.update(cli_vars or {})
     raw = interpolate(src.data, (), src, variables, problems, environ)
@@ -82,41 +90,58 @@ def check_semantics(project: Project, src: Source, problems: ProblemList) -> Non
     seen: dict[str, int] = {}
     for i, st in enumerate(stages):
         if st.name in seen:
-            problems.add(f"duplicate stage name {st.name!r} (also stage #{seen[st.name] + 1})",
-                         src.locate(("pipeline", "stages", i, "name")), "stage names must be unique")
+            problems.add(
+                f"duplicate stage name {st.name!r} (also stage #{seen[st.name] + 1})",
+                src.locate(("pipeline", "stages", i, "name")),
+                "stage names must be unique",
+            )
         else:
             seen[st.name] = i
     for i, st in enumerate(stages):
         for j, need in enumerate(st.needs):
             if need not in seen:
-                problems.add(f"stage {st.name!r} needs {need!r}, which is not a stage"
-                             f"{did_you_mean(need, seen)}",
-                             src.locate(("pipeline", "stages", i, "needs", j)),
-                             f"stages: {', '.join(seen) or 'none'}")
+                problems.add(
+                    f"stage {st.name!r} needs {need!r}, which is not a stage"
+                    f"{did_you_mean(need, seen)}",
+                    src.locate(("pipeline", "stages", i, "needs", j)),
+                    f"stages: {', '.join(seen) or 'none'}",
+                )
             elif need == st.name:
-                problems.add(f"stage {st.name!r} needs itself",
-                             src.locate(("pipeline", "stages", i, "needs", j)))
+                problems.add(
+                    f"stage {st.name!r} needs itself",
+                    src.locate(("pipeline", "stages", i, "needs", j)),
+                )
     if not problems:
         try:
             toposort({s.name: s.needs for s in stages})
         except CycleError as e:
             first = e.cycle[0]
-            problems.add(f"the stages form a cycle: {' -> '.join(e.cycle)}",
-                         src.locate(("pipeline", "stages", seen.get(first, 0), "needs")),
-                         "remove one of these `needs` so the pipeline can start somewhere")
-    uses_data = any(s.kind in ("ingest", "validate", "split", "features", "train", "tune")
-                    for s in stages)
+            problems.add(
+                f"the stages form a cycle: {' -> '.join(e.cycle)}",
+                src.locate(("pipeline", "stages", seen.get(first, 0), "needs")),
+                "remove one of these `needs` so the pipeline can start somewhere",
+            )
+    uses_data = any(
+        s.kind in ("ingest", "validate", "split", "features", "train", "tune") for s in stages
+    )
     if uses_data and project.data is None:
-        problems.add("built-in stages need a `data:` section (at least `source:`)",
-                     src.locate(("pipeline",)), "add data: {source: data/train.csv, target: label}")
+        problems.add(
+            "built-in stages need a `data:` section (at least `source:`)",
+            src.locate(("pipeline",)),
+            "add data: {source: data/train.csv, target: label}",
+        )
     for name, env in project.environments.items():
         if env.promote_from is not None and env.promote_from not in project.environments:
-            problems.add(f"environment {name!r} promotes from {env.promote_from!r}, which is not an "
-                         f"environment{did_you_mean(env.promote_from, project.environments)}",
-                         src.locate(("environments", name, "promote_from")))
+            problems.add(
+                f"environment {name!r} promotes from {env.promote_from!r}, which is not an "
+                f"environment{did_you_mean(env.promote_from, project.environments)}",
+                src.locate(("environments", name, "promote_from")),
+            )
         if env.promote_from == name:
-            problems.add(f"environment {name!r} cannot promote from itself",
-                         src.locate(("environments", name, "promote_from")))
+            problems.add(
+                f"environment {name!r} cannot promote from itself",
+                src.locate(("environments", name, "promote_from")),
+            )
 
 
 def resolve(loaded: Loaded, env_name: str) -> ResolvedProject:
@@ -127,7 +152,8 @@ def resolve(loaded: Loaded, env_name: str) -> ResolvedProject:
             f"no environment {env_name!r} in {loaded.source.file}"
             f"{did_you_mean(env_name, project.environments)}",
             location=loaded.source.locate(("environments",)),
-            hint=f"environments: {', '.join(project.environments)}")
+            hint=f"environments: {', '.join(project.environments)}",
+        )
     env: Environment = project.environments[env_name]
     raw_env = (loaded.raw.get("environments") or {}).get(env_name) or {}
     merged: dict[str, Any] = {}
@@ -142,16 +168,30 @@ def resolve(loaded: Loaded, env_name: str) -> ResolvedProject:
         elif base is not None:
             merged[section] = base
     try:
-        resolved = ResolvedProject.model_validate({
-            "project": project.project, "environment": env_name, "backend": env.backend,
-            "settings": env.backend_settings(), "promote_from": env.promote_from,
-            "approvals": env.approvals, "bake_time": env.bake_time,
-            "promotion_gates": env.gates, "root": loaded.root, "file": loaded.source.file,
-            **merged,
-        })
+        resolved = ResolvedProject.model_validate(
+            {
+                "project": project.project,
+                "environment": env_name,
+                "backend": env.backend,
+                "settings": env.backend_settings(),
+                "promote_from": env.promote_from,
+                "approvals": env.approvals,
+                "bake_time": env.bake_time,
+                "promotion_gates": env.gates,
+                "root": loaded.root,
+                "file": loaded.source.file,
+                **merged,
+            }
+        )
     except ValidationError as e:
-        _collect(e, loaded.source, ResolvedProject, problems, ("environments", env_name),
-                 skip=("project", "environment", "backend", "settings", "root", "file"))
+        _collect(
+            e,
+            loaded.source,
+            ResolvedProject,
+            problems,
+            ("environments", env_name),
+            skip=("project", "environment", "backend", "settings", "root", "file"),
+        )
         problems.raise_if_any(SpecError)
         raise
     check_semantics_resolved(resolved, loaded.source, problems, env_name)
@@ -159,11 +199,19 @@ def resolve(loaded: Loaded, env_name: str) -> ResolvedProject:
     return resolved
 
 
-def check_semantics_resolved(r: ResolvedProject, src: Source, problems: ProblemList,
-                             env: str) -> None:
-    fake = Project.model_construct(project=r.project, vars={}, environments={},
-                                   data=r.data, pipeline=r.pipeline, model=r.model,
-                                   deployment=r.deployment, monitoring=r.monitoring)
+def check_semantics_resolved(
+    r: ResolvedProject, src: Source, problems: ProblemList, env: str
+) -> None:
+    fake = Project.model_construct(
+        project=r.project,
+        vars={},
+        environments={},
+        data=r.data,
+        pipeline=r.pipeline,
+        model=r.model,
+        deployment=r.deployment,
+        monitoring=r.monitoring,
+    )
     check_semantics(fake, src, problems)
 
 
@@ -180,8 +228,14 @@ def deep_merge(base: Any, override: Any) -> Any:
 # --- pydantic errors → problems with positions -------------------------------------------------
 
 
-def _collect(err: ValidationError, src: Source, model: type[BaseModel], problems: ProblemList,
-             prefix: Path, skip: tuple[str, ...] = ()) -> None:
+def _collect(
+    err: ValidationError,
+    src: Source,
+    model: type[BaseModel],
+    problems: ProblemList,
+    prefix: Path,
+    skip: tuple[str, ...] = (),
+) -> None:
     for item in err.errors(include_url=False):
         loc = tuple(item["loc"])
         if loc and loc[0] in skip:
@@ -197,8 +251,9 @@ def _file_path(loc: tuple[Any, ...]) -> Path:
     """Pydantic's loc uses field aliases already; drop union branch labels it inserts."""
     out: list[str | int] = []
     for part in loc:
-        if isinstance(part, str) and (part.startswith("function-") or "[" in part
-                                      or part in ("literal", "constrained-str")):
+        if isinstance(part, str) and (
+            part.startswith("function-") or "[" in part or part in ("literal", "constrained-str")
+        ):
             continue
         out.append(part)
     return tuple(out)
@@ -222,8 +277,10 @@ def _describe(item: Mapping[str, Any], loc: Path, model: type[BaseModel]) -> tup
         dym = did_you_mean(str(got), choices) if isinstance(got, str) else ""
         return f"{where}: {got!r} is not one of {expected}{dym}", None
     if kind == "string_pattern_mismatch":
-        return (f"{where}: {item.get('input')!r} is not a valid name",
-                "use lowercase letters, digits, - and _ (start and end with a letter or digit)")
+        return (
+            f"{where}: {item.get('input')!r} is not a valid name",
+            "use lowercase letters, digits, - and _ (start and end with a letter or digit)",
+        )
     return f"{where}: {msg}", None
 
 

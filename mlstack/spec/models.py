@@ -23,12 +23,25 @@ from mlstack.spec.gates import Gate, parse_gate
 from mlstack.spec.units import parse_duration, parse_size, parse_threshold
 
 NAME_RE = r"^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"
-BUILTIN_STAGES = ("ingest", "validate", "split", "features", "train", "tune", "evaluate", "register")
+BUILTIN_STAGES = (
+    "ingest",
+    "validate",
+    "split",
+    "features",
+    "train",
+    "tune",
+    "evaluate",
+    "register",
+)
 STRATEGIES = ("all_at_once", "blue_green", "canary", "linear", "shadow", "ab")
 
-_DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0},
-                              {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"}],
-                    "description": "seconds, or a duration such as 30s, 5m, 1h"}
+_DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
+    ],
+    "description": "seconds, or a duration such as 30s, 5m, 1h",
+}
 # Seconds, written as a number or as 30s / 5m / 1h in the file.
 Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_DURATION_SCHEMA)]
 
@@ -134,7 +147,6 @@ class Stage(Strict):
     timeout: Duration | None = None
     code: list[str] = Field(default_factory=list)
 
-
     @field_validator("gates")
     @classmethod
     def _gates(cls, v: list[str]) -> list[str]:
@@ -148,14 +160,18 @@ class Stage(Strict):
         if v is None:
             return v
         if not v.startswith("builtin/"):
-            raise ValueError(f"{v!r}: `uses` takes builtin/NAME; for your own code use `run:` "
-                             "(a command) or `function:` (module:function)")
+            raise ValueError(
+                f"{v!r}: `uses` takes builtin/NAME; for your own code use `run:` "
+                "(a command) or `function:` (module:function)"
+            )
         kind = v.split("/", 1)[1]
         if kind not in BUILTIN_STAGES:
             from mlstack.spec.suggest import did_you_mean
 
-            raise ValueError(f"unknown built-in stage {kind!r}{did_you_mean(kind, BUILTIN_STAGES)}"
-                             f" (built-ins: {', '.join(BUILTIN_STAGES)})")
+            raise ValueError(
+                f"unknown built-in stage {kind!r}{did_you_mean(kind, BUILTIN_STAGES)}"
+                f" (built-ins: {', '.join(BUILTIN_STAGES)})"
+            )
         return v
 
     @field_validator("function")
@@ -171,7 +187,8 @@ class Stage(Strict):
         if len(kinds) != 1:
             raise ValueError(
                 "a stage needs exactly one of `uses:` (a built-in), `run:` (a command) or "
-                f"`function:` (module:function); this one has {', '.join(kinds) or 'none'}")
+                f"`function:` (module:function); this one has {', '.join(kinds) or 'none'}"
+            )
         return self
 
     @property
@@ -227,7 +244,9 @@ class Shadow(Strict):
 
 
 class AB(Strict):
-    weights: dict[str, float] = Field(default_factory=lambda: {"champion": 50.0, "challenger": 50.0})
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"champion": 50.0, "challenger": 50.0}
+    )
     sticky_key: str = "x-user-id"
     duration: Duration = 0.0
 
@@ -239,7 +258,9 @@ class DeployResources(Strict):
 
 class Deployment(Strict):
     endpoint: str = Field(pattern=NAME_RE)
-    strategy: Literal["all_at_once", "blue_green", "canary", "linear", "shadow", "ab"] = "all_at_once"
+    strategy: Literal["all_at_once", "blue_green", "canary", "linear", "shadow", "ab"] = (
+        "all_at_once"
+    )
     canary: Steps = Field(default_factory=Steps)
     linear: Linear = Field(default_factory=Linear)
     blue_green: BlueGreen = Field(default_factory=BlueGreen)
@@ -256,8 +277,10 @@ class Deployment(Strict):
     def _gates(cls, v: dict[str, str]) -> dict[str, str]:
         for metric, rule in v.items():
             if not re.match(r"^[a-z][a-z0-9_]*$", metric):
-                raise ValueError(f"gate name {metric!r}: use error_rate, latency_p50/p90/p95/p99 "
-                                 "or a custom metric name in snake_case")
+                raise ValueError(
+                    f"gate name {metric!r}: use error_rate, latency_p50/p90/p95/p99 "
+                    "or a custom metric name in snake_case"
+                )
             try:
                 parse_threshold(rule)
             except ValueError as e:
@@ -322,7 +345,8 @@ class Project(Strict):
     project: str = Field(pattern=NAME_RE)
     vars: dict[str, Any] = Field(default_factory=dict)
     environments: dict[str, Environment] = Field(
-        default_factory=lambda: {"dev": Environment(backend="local")})
+        default_factory=lambda: {"dev": Environment(backend="local")}
+    )
     data: Data | None = None
     pipeline: Pipeline = Field(default_factory=Pipeline)
     model: Model | None = None
@@ -336,7 +360,9 @@ class Project(Strict):
             raise ValueError("declare at least one environment, e.g. `dev: {backend: local}`")
         for name in v:
             if not re.match(NAME_RE, name):
-                raise ValueError(f"environment name {name!r}: use lowercase letters, digits, - and _")
+                raise ValueError(
+                    f"environment name {name!r}: use lowercase letters, digits, - and _"
+                )
         return v
 
 

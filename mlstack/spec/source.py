@@ -47,9 +47,13 @@ def read_text(path: str) -> str:
             hint="run `mlstack init` to create one, or pass --file PATH",
         ) from None
     except OSError as e:
-        raise SpecError(f"cannot read {display}: {e.strerror}", location=Location(display)) from None
+        raise SpecError(
+            f"cannot read {display}: {e.strerror}", location=Location(display)
+        ) from None
     if os.path.isdir(path):
-        raise SpecError(f"{display} is a folder, not a project file", hint="pass --file PATH/mlstack.yaml")
+        raise SpecError(
+            f"{display} is a folder, not a project file", hint="pass --file PATH/mlstack.yaml"
+        )
     if size > MAX_SPEC_BYTES:
         raise SpecError(
             f"project file is {size / 1e6:.1f} MB; mlstack reads project files up to "
@@ -61,18 +65,23 @@ def read_text(path: str) -> str:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as e:
-        raise SpecError(f"cannot read {display}: {e.strerror}", location=Location(display),
-                        hint="check the file's permissions") from None
+        raise SpecError(
+            f"cannot read {display}: {e.strerror}",
+            location=Location(display),
+            hint="check the file's permissions",
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise SpecError("the file is not UTF-8 text", location=Location(display, line),
-                        hint="save it as UTF-8") from None
+        raise SpecError(
+            "the file is not UTF-8 text", location=Location(display, line), hint="save it as UTF-8"
+        ) from None
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
-        raise SpecError("the file contains NUL bytes; is it binary?",
-                        location=Location(display, line))
+        raise SpecError(
+            "the file contains NUL bytes; is it binary?", location=Location(display, line)
+        )
     return text
 
 
@@ -95,8 +104,11 @@ def parse(text: str, file: str) -> Source:
     except yaml.YAMLError as e:
         raise SpecError(f"invalid YAML: {e}", location=Location(file)) from None
     if node is None:
-        raise SpecError("the project file is empty", location=Location(file, 1, 1),
-                        hint="run `mlstack init` for a starting point")
+        raise SpecError(
+            "the project file is empty",
+            location=Location(file, 1, 1),
+            hint="run `mlstack init` for a starting point",
+        )
     src = Source(file=file, data=None)
     src.data = _build(node, (), src)
     return src
@@ -116,22 +128,32 @@ def _build(node: Any, path: Path, src: Source) -> Any:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                raise SpecError("mapping keys must be plain strings",
-                                location=Location(src.file, key_node.start_mark.line + 1,
-                                                  key_node.start_mark.column + 1))
+                raise SpecError(
+                    "mapping keys must be plain strings",
+                    location=Location(
+                        src.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                    ),
+                )
             if key_node.tag == "tag:yaml.org,2002:merge":
-                raise SpecError("YAML merge keys (<<) are not supported",
-                                location=_mark(src, key_node),
-                                hint="use per-environment overrides instead")
+                raise SpecError(
+                    "YAML merge keys (<<) are not supported",
+                    location=_mark(src, key_node),
+                    hint="use per-environment overrides instead",
+                )
             key = key_node.value
             if key in out:
                 first = src.positions.get(path + (key,))
                 where = f" (first at line {first[0]})" if first else ""
-                raise SpecError(f"duplicate key {key!r}{where}", location=_mark(src, key_node),
-                                hint="remove one of them")
+                raise SpecError(
+                    f"duplicate key {key!r}{where}",
+                    location=_mark(src, key_node),
+                    hint="remove one of them",
+                )
             out[key] = _build(value_node, path + (key,), src)
-            src.positions[path + (key,)] = (key_node.start_mark.line + 1,
-                                            key_node.start_mark.column + 1)
+            src.positions[path + (key,)] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), src) for i, item in enumerate(node.value)]

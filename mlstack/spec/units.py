@@ -24,8 +24,17 @@ def parse_duration(value: object) -> float:
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T)?\s*$")
-_SIZE_FACTORS = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-                 "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_SIZE_FACTORS = {
+    None: 1,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 
 
 def parse_size(value: object) -> int:
@@ -45,10 +54,10 @@ _THRESHOLD = re.compile(r"^\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(%|ms|s)?\s*$")
 def parse_threshold(value: object) -> tuple[str, float]:
     """``"< 1%"`` → ("<", 0.01); ``"< 200ms"`` → ("<", 0.2) seconds; ``"> 0.9"`` → (">", 0.9)."""
     if not isinstance(value, str):
-        raise ValueError("expected a threshold such as \"< 1%\" or \"< 200ms\"")
+        raise ValueError('expected a threshold such as "< 1%" or "< 200ms"')
     m = _THRESHOLD.match(value)
     if not m:
-        raise ValueError(f"{value!r} is not a threshold; write it like \"< 1%\" or \"< 200ms\"")
+        raise ValueError(f'{value!r} is not a threshold; write it like "< 1%" or "< 200ms"')
     op, num, unit = m.group(1), float(m.group(2)), m.group(3)
     if unit == "%":
         num /= 100.0

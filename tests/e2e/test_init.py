@@ -67,9 +67,7 @@ def test_init_apply_predict_and_an_endpoint_whose_router_died(tmp_path: Path) ->
             != 0
         )
 
-        back = run_cli(
-            "apply", "-e", "dev", "--auto-approve", cwd=root, env=env, timeout=120
-        )
+        back = run_cli("apply", "-e", "dev", "--auto-approve", cwd=root, env=env, timeout=120)
         assert back.returncode == 0, back.stdout + back.stderr
         assert "endpoint.churn" in back.stdout and "1 added" in back.stdout
         assert "run.churn" not in back.stdout  # nothing else is redone

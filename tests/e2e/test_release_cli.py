@@ -74,8 +74,15 @@ def _write_data(root: Path) -> None:
 
 def _cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, NO_COLOR="1")
-    p = subprocess.run([sys.executable, "-m", "mlstack.cli.main", *args], cwd=root, env=env,
-                       capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        [sys.executable, "-m", "mlstack.cli.main", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     if check:
         assert p.returncode == 0, f"{args}: {p.stdout}\n{p.stderr}"
     assert "Traceback" not in p.stderr
@@ -106,8 +113,12 @@ def _load_during(url: str, seconds: float) -> threading.Thread:
     from mlstack.local.serving.loadgen import run
 
     body = json.dumps({"instances": [{"x1": 0.3, "x2": -0.1}]}).encode()
-    t = threading.Thread(target=run, args=(url, "/v1/models/rel-model:predict", body),
-                         kwargs={"concurrency": 2, "duration": seconds}, daemon=True)
+    t = threading.Thread(
+        target=run,
+        args=(url, "/v1/models/rel-model:predict", body),
+        kwargs={"concurrency": 2, "duration": seconds},
+        daemon=True,
+    )
     t.start()
     return t
 
@@ -136,8 +147,9 @@ def test_promote_same_digest_then_rollback(project: Path) -> None:
     restored = _status(project, "staging")
     assert restored["recorded"]["champion"] == first
     assert [b["digest"] for b in restored["recorded"]["state"]["backings"]] == [dev_digest]
-    answer = json.loads(_cli(project, "predict", "-e", "staging",
-                             "--data", '{"x1": 1.0, "x2": 0.5}').stdout)
+    answer = json.loads(
+        _cli(project, "predict", "-e", "staging", "--data", '{"x1": 1.0, "x2": 0.5}').stdout
+    )
     assert answer["model_version"] == first
 
 
@@ -161,5 +173,7 @@ def test_breached_canary_rolls_back_and_says_why(project: Path) -> None:
     weights = st["live"]["weights"]
     assert weights == {first: 100.0}
     history = json.loads(_cli(project, "state", "history", "-e", "staging", "--json").stdout)
-    assert any(h["status"] == "rolled_back" and "latency_p99" in h["summary"].get("reason", "")
-               for h in history)
+    assert any(
+        h["status"] == "rolled_back" and "latency_p99" in h["summary"].get("reason", "")
+        for h in history
+    )
