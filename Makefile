@@ -35,7 +35,7 @@ demo: install
 
 lint: install-dev
 	$(BIN)/ruff check mlstack backends stacks tests
-	$(BIN)/ruff format --check mlstack/spec mlstack/engine
+	$(BIN)/ruff format --check mlstack tests backends stacks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
