@@ -3,7 +3,8 @@
 Usage: .venv/bin/python backends/sagemaker/benchmarks/bench_plan.py [--runs 5]
 
 Prints the median (and all runs) of: the first plan in a fresh project (nothing cached), and
-repeated plans of the unchanged spec. No AWS call is made by `plan`; nothing is applied.
+repeated plans of the unchanged spec. `--no-refresh`: no AWS call is made (refresh would ask
+AWS what exists, a network round trip that is not what is measured here); nothing is applied.
 Results are written down in the report of issue 5 (docs/benchmarks.md is not ours to edit).
 """
 
@@ -46,7 +47,11 @@ def plan(root: Path) -> float:
     env["NO_COLOR"] = "1"
     start = time.perf_counter()
     r = subprocess.run(
-        [str(MLSTACK), "plan", "-e", "dev"], cwd=root, env=env, capture_output=True, text=True
+        [str(MLSTACK), "plan", "-e", "dev", "--no-refresh"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     elapsed = time.perf_counter() - start
     if r.returncode not in (0, 2):

@@ -93,10 +93,17 @@ class SageMakerBackend(Backend):
 
     def _exists(self, service: str, op: str, **kwargs: Any) -> Any | None:
         """Describe something; None when it does not exist."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return getattr(self._client(service), op)(**kwargs)
+        except BotoCoreError as e:
+            # e.g. no credentials: plan refreshes by asking AWS what exists
+            raise BackendError(
+                f"SageMaker backend: cannot reach AWS ({service}.{op}): {e}",
+                hint="configure AWS credentials (AWS_PROFILE, aws configure, or an instance "
+                "role), or plan without asking AWS: mlstack plan --no-refresh",
+            ) from None
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "")
             msg = e.response.get("Error", {}).get("Message", "")
@@ -415,9 +422,9 @@ class SageMakerBackend(Backend):
         return out
 
     def _find_model(self, bucket: str, run_key: str) -> tuple[str | None, str | None]:
-        train = next(
-            (s.name for s in self.project.pipeline.stages if s.kind in pdef.TRAIN_STAGES), None
-        )
+        # the model is train's output; a tune stage's "model" is only its best parameters
+        kinds = [s for s in self.project.pipeline.stages if s.kind in pdef.TRAIN_STAGES]
+        train = next((s.name for s in sorted(kinds, key=lambda s: s.kind != "train")), None)
         if train is None:
             return None, None
         prefix = self._layout.stage_key(run_key, train) + "/"

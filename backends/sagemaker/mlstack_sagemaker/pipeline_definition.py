@@ -210,11 +210,22 @@ def stage_environment(project: ResolvedProject, stage: Stage) -> dict[str, str]:
     """What the runtime script in the container reads: the stage, its inputs, ``data:``."""
     kinds = {s.name: s.kind for s in project.pipeline.stages}
     upstream = [n for n in ancestors(project, stage) if kinds[n] != "register"]
-    spec = {
+    spec: dict[str, Any] = {
         "stage": stage.model_dump(mode="json", by_alias=True),
         "inputs": upstream,
         "data": project.data.model_dump(mode="json", by_alias=True) if project.data else None,
     }
+    if stage.kind == "tune":
+        # tune searches around the estimator and params of the train stage it feeds
+        train = next(
+            (
+                s
+                for s in project.pipeline.stages
+                if s.kind == "train" and stage.name in ancestors(project, s)
+            ),
+            None,
+        )
+        spec["train_with"] = dict(train.with_) if train else {}
     return {
         "MLSTACK_STAGE": stage.name,
         "MLSTACK_STAGE_KIND": stage.kind,

@@ -50,9 +50,13 @@ pipeline:
       uses: builtin/features
       needs: [split]
       with: {numeric: [x, y], categorical: [size]}
+    - name: tune
+      uses: builtin/tune
+      needs: [features]
+      with: {trials: 4, metric: accuracy, seed: 1, space: {C: [0.5, 50.0]}}
     - name: train
       uses: builtin/train
-      needs: [features]
+      needs: [tune]
       with:
         estimator: sklearn.linear_model.LogisticRegression
         params: {C: 10.0}
@@ -158,6 +162,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> tuple[FakeSageMaker, d
     logs = {}
     for stage in ("ingest", "validate", "split", "features"):
         logs[stage] = _ok(sm.processing(stage))
+    logs["tune"] = _ok(sm.training("tune"))
     logs["train"] = _ok(sm.training("train"))
     logs["evaluate"] = _ok(sm.processing("evaluate"))
     return sm, logs
@@ -177,10 +182,22 @@ def test_builtin_stages_run_as_sagemaker_jobs(
     features = json.loads((sm.s3["features"] / "features.json").read_text())
     assert features["columns"] == ["x", "y", "size"] and features["outputs"] == 5
 
+    # tune (a training job) searched around train's estimator; train used what it found
+    with tarfile.open(sm.s3["tune"] / "model.tar.gz") as tar:
+        member = tar.extractfile("best_params.json")
+        assert member is not None
+        best = json.loads(member.read())
+    assert best["metric"] == "accuracy" and best["estimator"].endswith("LogisticRegression")
+    assert 0.5 <= best["params"]["C"] <= 50.0 and best["trials"] == 4
+    assert f"using tuned params: {best['params']}" in logs["train"]
     assert "trained sklearn.linear_model.LogisticRegression on 60 rows" in logs["train"]
     with tarfile.open(sm.s3["train"] / "model.tar.gz") as tar:
         names = set(tar.getnames())
+        member = tar.extractfile("mlstack-model.json")
+        assert member is not None
+        model_meta = json.loads(member.read())
     assert {"model.joblib", "mlstack-model.json", "code/mlstack_stage.py"} <= names
+    assert model_meta["params"] == best["params"] and model_meta["task"] == "classification"
 
     report = json.loads((sm.s3["evaluate"] / "evaluation.json").read_text())
     # the condition step reads metrics.<name>; label = x > 5 is linearly separable
@@ -233,7 +250,7 @@ def test_evaluate_without_a_trained_model_names_the_missing_stage(
     assert "add a builtin/train stage" in r.stderr
 
 
-@pytest.mark.parametrize("kind", ["tune"])
+@pytest.mark.parametrize("kind", ["register"])
 def test_stage_kinds_without_a_container_implementation_fail_clearly(
     tmp_path: Path, kind: str
 ) -> None:

@@ -138,7 +138,12 @@ def test_quickstart_on_sagemaker_plans(tmp_path: Path) -> None:
         tmp_path,
         f"    region: eu-west-1\n    role: {ROLE}\n    bucket: mlstack-quickstart-artifacts\n",
     )
-    r = _cli(["plan", "-e", "dev", "--json"], tmp_path)
+    # no AWS access here: asking AWS what exists (refresh) fails clearly, planning works
+    refresh = _cli(["plan", "-e", "dev", "--refresh"], tmp_path)
+    assert refresh.returncode == 1
+    assert "cannot reach AWS" in refresh.stderr and "mlstack plan --no-refresh" in refresh.stderr
+    assert "internal error" not in refresh.stderr and "Traceback" not in refresh.stderr
+    r = _cli(["plan", "-e", "dev", "--json", "--no-refresh"], tmp_path)
     assert r.returncode in (0, 2), r.stdout + r.stderr
     assert r.stderr.strip() == ""  # the SDK's logging does not leak to the user
     plan = json.loads(r.stdout)
@@ -152,7 +157,7 @@ def test_quickstart_on_sagemaker_plans(tmp_path: Path) -> None:
     assert changes["pipeline.quickstart"]["format"] == "sagemaker-pipeline"
     assert changes["pipeline.quickstart"]["digest"].startswith("sha256:")
     assert {"run.quickstart", "model.cancer-classifier", "endpoint.cancer"} <= set(changes)
-    human = _cli(["plan", "-e", "dev"], tmp_path)
+    human = _cli(["plan", "-e", "dev", "--no-refresh"], tmp_path)
     assert "backend sagemaker" in human.stdout and "+ pipeline.quickstart" in human.stdout
 
 

@@ -491,7 +491,9 @@ def train(job: Job) -> dict[str, Any]:
     params = dict(job.params.get("params") or {})
     best = job.find(BEST_PARAMS)
     if best is not None:
-        params.update(json.loads(best.read_text())["params"])
+        tuned = json.loads(best.read_text())["params"]
+        print(f"using tuned params: {tuned}")
+        params.update(tuned)
     try:
         est = import_object(path)(**params)
     except TypeError as e:
@@ -518,6 +520,79 @@ def train(job: Job) -> dict[str, Any]:
     shutil.copyfile(__file__, code / Path(__file__).name)
     print(f"trained {path} on {len(data)} rows ({meta['task']})")
     return {"rows": meta["rows"]}
+
+
+def _sample(rng: Any, name: str, spec: Any) -> Any:
+    if isinstance(spec, dict):
+        lo, hi = spec["low"], spec["high"]
+        if isinstance(lo, int) and isinstance(hi, int) and not spec.get("float"):
+            return rng.randint(lo, hi)
+        if spec.get("log"):
+            import math
+
+            return math.exp(rng.uniform(math.log(float(lo)), math.log(float(hi))))
+        return rng.uniform(float(lo), float(hi))
+    numbers = isinstance(spec, list) and len(spec) == 2
+    if numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
+        lo, hi = spec
+        if isinstance(lo, int) and isinstance(hi, int):
+            return rng.randint(lo, hi)
+        return rng.uniform(float(lo), float(hi))
+    if isinstance(spec, list) and spec:
+        return rng.choice(spec)
+    raise StageError(f"with.space.{name}: a search space must be [low, high] or [choices...]")
+
+
+def tune(job: Job) -> dict[str, Any]:
+    """Random search (the container has no Optuna) over ``with: space``; scored like local."""
+    import random
+
+    from sklearn.base import clone, is_classifier
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import Pipeline
+
+    follows = dict(job.spec.get("train_with") or {})
+    path = str(job.params.get("estimator") or follows.get("estimator") or DEFAULT_ESTIMATOR)
+    base = {**(follows.get("params") or {}), **(job.params.get("params") or {})}
+    space = dict(job.params.get("space") or {})
+    if not space:
+        raise StageError("tune needs a search space: with: {space: {max_depth: [2, 12]}}")
+    train, _ = splits(job)
+    val_path = job.find_table("validation")
+    val = read_table(val_path) if val_path is not None else None
+    target = job.target()
+    fmeta = json.loads(job.require(FEATURES_META, "builtin/features").read_text())
+    cols = fmeta["columns"]
+    pre = build_preprocessor(fmeta["numeric"], fmeta["categorical"])
+    estimator = import_object(path)
+    classifier = bool(is_classifier(estimator(**base)))
+    metric = str(job.params.get("metric") or ("roc_auc" if classifier else "rmse"))
+    minimize = metric in ("rmse", "mae", "log_loss")
+    rng = random.Random(int(job.params.get("seed", 0)))
+    best: dict[str, Any] | None = None
+    for _ in range(int(job.params.get("trials", 20))):
+        params = {**base, **{k: _sample(rng, k, v) for k, v in space.items()}}
+        model = Pipeline([("features", clone(pre)), ("model", estimator(**params))])
+        if val is not None and len(val):
+            model.fit(train[cols], train[target])
+            scorer = classification_metrics if classifier else regression_metrics
+            scores = scorer(model, val[cols], val[target])
+            if metric not in scores:
+                raise StageError(f"tune: metric {metric!r} is not measured ({sorted(scores)})")
+            value = float(scores[metric])
+        else:
+            sk = {"rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"}
+            name = sk.get(metric, metric)
+            s = cross_val_score(model, train[cols], train[target], cv=3, scoring=name).mean()
+            value = float(-s if name.startswith("neg_") else s)
+        if best is None or (value < best["value"] if minimize else value > best["value"]):
+            chosen = {k: plain(params[k]) for k in space}
+            best = {"params": chosen, "value": value, "metric": metric, "estimator": path}
+    assert best is not None
+    best["trials"] = int(job.params.get("trials", 20))
+    (job.output / BEST_PARAMS).write_text(json.dumps(best, indent=1))
+    print(f"tune: best {metric} = {best['value']:.4f} with {best['params']}")
+    return best
 
 
 def classification_metrics(model: Any, x: Any, y: Any) -> dict[str, Any]:
@@ -624,6 +699,7 @@ STAGES = {
     "split": split,
     "features": features,
     "train": train,
+    "tune": tune,
     "evaluate": evaluate,
     "command": command,
     "function": command,
