@@ -1,0 +1,169 @@
+"""The values that flow through the backend seam (requests, results, endpoint states, events).
+
+Kept apart from ``mlstack.engine.backend`` so that looking up a backend's descriptor (what
+`validate` and `--help` do) does not pay for building these classes; ``backend`` re-exports
+them, so ``from mlstack.engine.backend import RunResult`` keeps working.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mlstack.errors import BackendError
+
+
+@dataclass(frozen=True)
+class CompiledPipeline:
+    """The platform's own pipeline definition and a digest of it, so plan needs no platform call."""
+
+    definition: Mapping[str, Any]
+    digest: str
+    steps: tuple[str, ...]
+    format: str  # "mlstack-dag", "sagemaker-pipeline", "kfp-v2", "azureml-pipeline-job"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Run these stages (the rest are cached and reused)."""
+
+    stages: tuple[str, ...]
+    reasons: Mapping[str, str]
+    cache_keys: Mapping[str, str]
+    data_digest: str | None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    status: Literal["succeeded", "failed", "cancelled"]
+    metrics: Mapping[str, float]
+    model_uri: str | None  # where the trained model artifact lives on the platform
+    model_digest: str | None  # sha256 of the artifact: the identity that promote carries
+    stages: Mapping[str, str]  # stage -> "ran" | "cached" | "failed" | "skipped"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    digest: str
+    uri: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    lineage: Mapping[str, Any] = field(default_factory=dict)
+    approved: bool = True
+
+
+@dataclass(frozen=True)
+class Backing:
+    """One model version behind an endpoint, with its share of live traffic."""
+
+    version: str
+    uri: str
+    digest: str
+    weight: float  # percent of primary traffic, 0..100
+    shadow: float = 0.0  # percent of requests mirrored to it (its answers are dropped)
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """Exactly what the endpoint must hold. ``deploy`` makes it so, idempotently."""
+
+    name: str
+    model: str
+    backings: tuple[Backing, ...]
+    sticky_key: str | None = None
+    replicas: int = 1
+    instance_type: str | None = None
+
+    def weights(self) -> dict[str, float]:
+        return {b.version: b.weight for b in self.backings}
+
+
+@dataclass(frozen=True)
+class VersionMetrics:
+    requests: int
+    errors: int
+    latency_p50: float | None = None  # seconds
+    latency_p90: float | None = None
+    latency_p95: float | None = None
+    latency_p99: float | None = None
+    custom: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def value(self, name: str) -> float | None:
+        if name == "error_rate":
+            return self.error_rate
+        if name == "requests":
+            return float(self.requests)
+        if name.startswith("latency_"):
+            v = getattr(self, name, None)
+            return None if v is None else float(v)
+        return self.custom.get(name)
+
+
+@dataclass(frozen=True)
+class RolloutPlan:
+    """A whole strategy, handed to backends whose platform rolls out natively."""
+
+    target: EndpointState
+    previous: EndpointState | None
+    strategy: str
+    steps: tuple[float, ...]
+    interval: float
+    gates: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress from long work; the CLI renders it, library code never prints."""
+
+    kind: str  # "stage.start", "stage.done", "stage.cached", "rollout.step", "log", ...
+    subject: str
+    message: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """What an operation may use: where to write, how to report, when to stop."""
+
+    workdir: Path
+    environment: str
+    emit: Callable[[Event], None] = lambda e: None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # address -> outputs
+
+    def secret(self, name: str) -> str:
+        """Resolve a ``${secret:NAME}`` reference at the moment of use; never stored."""
+        import os
+
+        value = os.environ.get(name)
+        if value is None:
+            raise BackendError(
+                f"secret {name!r} is not set",
+                hint=f"export {name}=... in the environment that runs mlstack",
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What exists on the platform now, by resource address, for refresh and drift."""
+
+    resources: Mapping[str, Mapping[str, Any]]
+    complete: bool = True  # False when the backend could only look at some kinds
+    # kinds listed exhaustively even when ``complete`` is False: a recorded resource of such a
+    # kind that is absent from ``resources`` was deleted outside mlstack
+    kinds: frozenset[str] = frozenset()
+    # why a recorded resource counts as absent when it is not simply deleted (e.g. an endpoint
+    # whose processes are not running): address -> reason shown by drift
+    absent: Mapping[str, str] = field(default_factory=dict)
