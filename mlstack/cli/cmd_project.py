@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from mlstack.cli import render
 from mlstack.cli.options import parse_vars, project_options
 
 
@@ -14,23 +13,45 @@ from mlstack.cli.options import parse_vars, project_options
     "-e", "--env", "env", default=None, help="Check only this environment (default: all of them)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
-def validate(file: str | None, variables: tuple[str, ...], env: str | None, as_json: bool) -> None:
+@click.option(
+    "--no-cache", is_flag=True, help="Validate from scratch even if the file passed before."
+)
+def validate(
+    file: str | None, variables: tuple[str, ...], env: str | None, as_json: bool, no_cache: bool
+) -> None:
     """Check the project file and every environment's backend settings; report every error."""
-    from mlstack.engine.project import Project
+    from mlstack.engine import validation_cache
+    from mlstack.spec.source import find_project_file
 
-    project = Project(file, parse_vars(variables))
-    if env is not None:
-        project.check_env(env)
-        envs = [env]
-    else:
-        envs = project.validate_all()
+    path = find_project_file(file)
+    cli_vars = parse_vars(variables)
+    key = None if no_cache else validation_cache.key(path, cli_vars, env)
+    result = validation_cache.lookup(path, key)
+    if result is None:
+        from mlstack.engine.project import Project
+
+        project = Project(path, cli_vars)
+        envs = [env] if env is not None else project.environments
+        if env is not None:
+            project.check_env(env)
+        else:
+            project.validate_all()
+        result = {
+            "valid": True,
+            "file": project.file,
+            "environments": envs,
+            "project": project.loaded.project.project,
+            "stages": len(project.loaded.project.pipeline.stages),
+        }
+        validation_cache.store(path, key, result)
+    from mlstack.cli import render
+
     if as_json:
-        render.emit_json({"valid": True, "file": project.file, "environments": envs})
+        render.emit_json({k: result[k] for k in ("valid", "file", "environments")})
         return
     render.out(
-        f"{project.file} is valid: project {project.loaded.project.project!r}, "
-        f"{len(project.loaded.project.pipeline.stages)} stage(s), environments "
-        f"{', '.join(envs)}."
+        f"{result['file']} is valid: project {result['project']!r}, {result['stages']} stage(s), "
+        f"environments {', '.join(result['environments'])}."
     )
 
 
@@ -42,6 +63,8 @@ def schema() -> None:
     s = Project.model_json_schema(by_alias=True)
     s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     s["title"] = "mlstack.yaml"
+    from mlstack.cli import render
+
     render.emit_json(s)
 
 
@@ -54,6 +77,8 @@ def init(directory: str, name: str | None, force: bool) -> None:
     from mlstack.engine.scaffold import scaffold
 
     written = scaffold(directory, name, force)
+    from mlstack.cli import render
+
     for path in written:
         render.out(f"created {path}")
     render.out("next: mlstack plan -e dev, then mlstack apply -e dev")

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlstack.engine.backend import BackendPlugin, get_plugin
 from mlstack.errors import MlstackError, ProblemList, SpecError
-from mlstack.spec.load import Loaded, find_project_file, load, resolve
-from mlstack.spec.source import Source
+from mlstack.spec.load import Loaded, load, resolve
+from mlstack.spec.source import Source, find_project_file
 
 if TYPE_CHECKING:
     from mlstack.engine.workspace import Workspace

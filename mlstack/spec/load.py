@@ -21,8 +21,6 @@ from mlstack.spec.models import SECTIONS, Environment, Project, ResolvedProject
 from mlstack.spec.source import Path, Source, parse, read_text
 from mlstack.spec.suggest import did_you_mean
 
-DEFAULT_FILE = "mlstack.yaml"
-
 
 class Loaded:
     """A parsed, interpolated, validated project file plus its positions."""
@@ -35,19 +33,6 @@ class Loaded:
     @property
     def root(self) -> str:
         return os.path.dirname(os.path.abspath(self.source.file))
-
-
-def find_project_file(path: str | None) -> str:
-    if path:
-        return path
-    here = os.getcwd()
-    for name in (DEFAULT_FILE, "mlstack.yml"):
-        if os.path.exists(os.path.join(here, name)):
-            return name
-    raise SpecError(
-        f"no {DEFAULT_FILE} in {here}",
-        hint="cd into your project, pass --file PATH, or run `mlstack init`",
-    )
 
 
 def load(

@@ -13,6 +13,7 @@ from typing import Any
 
 from mlstack.errors import Location, SpecError
 
+DEFAULT_FILE = "mlstack.yaml"
 MAX_SPEC_BYTES = 2 * 1024 * 1024  # a real project file is a few KiB; refuse before parsing
 
 Path = tuple[str | int, ...]
@@ -185,3 +186,16 @@ def _scalar_loader() -> Any:
 
 def _mark(src: Source, node: Any) -> Location:
     return Location(src.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def find_project_file(path: str | None) -> str:
+    if path:
+        return path
+    here = os.getcwd()
+    for name in (DEFAULT_FILE, "mlstack.yml"):
+        if os.path.exists(os.path.join(here, name)):
+            return name
+    raise SpecError(
+        f"no {DEFAULT_FILE} in {here}",
+        hint="cd into your project, pass --file PATH, or run `mlstack init`",
+    )
