@@ -49,6 +49,7 @@ def main() -> None:
         "python -c pass": [sys.executable, "-c", "pass"],
         "mlstack --help": [mlstack, "--help"],
         "mlstack validate (quickstart)": [mlstack, "validate", "-f", str(QUICKSTART)],
+        "mlstack validate --no-cache": [mlstack, "validate", "--no-cache", "-f", str(QUICKSTART)],
     }
     load = os.getloadavg()[0]
     print(f"runs per case: {args.runs}; load average at start: {load:.2f} on {os.cpu_count()} CPUs")
