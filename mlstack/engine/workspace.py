@@ -102,12 +102,14 @@ class Workspace:
         self._check_targets(targets, graph, records)
         found: list[Change] = []
         notes: list[str] = []
-        if refresh or refresh_only:
+        # Like Terraform, refresh looks only at what state records: a first plan asks the
+        # platform nothing (and needs no credentials).
+        if (refresh or refresh_only) and records:
             observed = self.backend.observe()
             found = drift(
                 records, observed.resources, observed.complete, observed.kinds, observed.absent
             )
-            if not observed.complete:
+            if refresh_only and not observed.complete:
                 notes.append(
                     f"backend {self.plugin.name!r} observed only part of the "
                     "resources; drift of the rest is unknown"
