@@ -1044,7 +1044,26 @@ class SageMakerBackend(Backend):
 
     # --- refresh / teardown -----------------------------------------------------------------
     def observe(self) -> Observed:
+        """What exists, in the shape state records (only keys the apply's outputs also have)."""
         resources: dict[str, dict[str, Any]] = {}
+        try:
+            infra = self._infra()
+        except BackendError:
+            infra = None  # Pulumi's outputs are not known here: those kinds stay unobserved
+        group = infra["model_package_group"] if infra else None
+        if infra is not None and group is not None:
+            bucket_ok = self._exists("s3-probe", "head_bucket", Bucket=infra["bucket"]) is not None
+            group_ok = (
+                self._exists(
+                    "sagemaker", "describe_model_package_group", ModelPackageGroupName=group
+                )
+                is not None
+            )
+            if bucket_ok and group_ok:
+                resources[f"infra.{self.project.environment}"] = {
+                    "bucket": infra["bucket"],
+                    "model_package_group": group,
+                }
         pipe = self._exists(
             "sagemaker", "describe_pipeline", PipelineName=pdef.pipeline_name(self.project)
         )
@@ -1054,21 +1073,36 @@ class SageMakerBackend(Backend):
                 "pipeline_arn": pipe["PipelineArn"],
                 "digest": pdef.digest(definition),
             }
-        try:
-            group = self._infra()["model_package_group"]
-        except BackendError:
-            group = None
         if group and self.project.model:
-            versions = self._versions(group)
-            resources[f"model.{self.project.model.name}"] = {
-                "versions": [v.version for v in versions],
-                "aliases": {a: v.version for v in versions for a in v.aliases},
-            }
+            latest = self._latest_version(group)
+            if latest is not None:
+                # the record is the version the last apply/promote registered: the newest one
+                resources[f"model.{self.project.model.name}"] = {
+                    "version": latest.version,
+                    "uri": latest.uri,
+                    "digest": latest.digest,
+                }
         if self.project.deployment:
             status = self.endpoint_status(self.project.deployment.endpoint)
             if status:
-                resources[f"endpoint.{self.project.deployment.endpoint}"] = dict(status)
+                seen: dict[str, Any] = {"url": status["url"]}
+                serving = [v for v, w in status["weights"].items() if w >= 100.0]
+                if serving:  # a split (ab) has no single champion to compare
+                    seen["champion"] = serving[0]
+                resources[f"endpoint.{self.project.deployment.endpoint}"] = seen
         return Observed(resources=resources, complete=group is not None)
+
+    def _latest_version(self, group: str) -> ModelVersion | None:
+        page = self._exists(
+            "sagemaker",
+            "list_model_packages",
+            ModelPackageGroupName=group,
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )
+        summaries = (page or {}).get("ModelPackageSummaryList") or []
+        return self._version(summaries[0]["ModelPackageArn"]) if summaries else None
 
     def destroy(self, address: str, kind: str, outputs: Mapping[str, Any], ctx: Context) -> None:
         if kind == "endpoint":

@@ -165,6 +165,15 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     _cli(tmp_path, "apply", "-e", "dev", "--auto-approve")
     assert len(jobs.executions) == 1
 
+    # refresh sees exactly what state recorded (no false drift); an endpoint deleted outside
+    # mlstack is reported and `apply --refresh` deploys it again
+    _cli(tmp_path, "plan", "-e", "dev", "--refresh", "--detailed-exitcode")
+    sm.delete_endpoint(EndpointName="cancer-dev")
+    out = _cli(tmp_path, "plan", "-e", "dev", "--refresh", "--detailed-exitcode", status=2)
+    assert "endpoint.cancer: deleted outside mlstack" in out
+    _cli(tmp_path, "apply", "-e", "dev", "--auto-approve", "--refresh")
+    assert _serving(sm, "cancer-dev") == {"1": 1.0} and len(jobs.executions) == 1
+
     # promote dev -> staging: the same artifact registered in staging's group, deployed there
     out = _cli(tmp_path, "promote", "dev", "staging")
     assert "Promoted cancer-classifier v1 (dev)" in out
@@ -217,13 +226,25 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
 
     # destroy staging, then dev: nothing of either is left on the AWS side
     _cli(tmp_path, "destroy", "-e", "staging", "--auto-approve")
-    assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == ["cancer-dev"]
+    endpoints = [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]
+    assert [e for e in endpoints if e.startswith("cancer-")] == ["cancer-dev"]
     groups = sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
-    assert [g["ModelPackageGroupName"] for g in groups] == ["cancer-classifier-dev"]
+    names = [g["ModelPackageGroupName"] for g in groups]
+    assert [g for g in names if g.startswith("cancer-classifier-")] == ["cancer-classifier-dev"]
     _cli(tmp_path, "destroy", "-e", "dev", "--auto-approve")
-    assert sm.list_endpoints()["Endpoints"] == []
-    assert sm.list_pipelines()["PipelineSummaries"] == []
-    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+    assert [
+        e for e in sm.list_endpoints()["Endpoints"] if e["EndpointName"].startswith("cancer-")
+    ] == []
+    assert [
+        p
+        for p in sm.list_pipelines()["PipelineSummaries"]
+        if p["PipelineName"].startswith("mlstack-quickstart-")
+    ] == []
+    assert [
+        g
+        for g in sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
+        if g["ModelPackageGroupName"].startswith("cancer-classifier-")
+    ] == []
     assert [
         c["EndpointConfigName"]
         for c in sm.list_endpoint_configs()["EndpointConfigs"]

@@ -371,7 +371,14 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
     assert metrics["1"].requests == 0 and metrics["1"].latency_p99 is None
 
     observed = backend.observe()
-    assert set(observed.resources) == {"pipeline.shop", "model.shop-model", "endpoint.shop"}
+    assert set(observed.resources) == {
+        "infra.dev",
+        "pipeline.shop",
+        "model.shop-model",
+        "endpoint.shop",
+    }
+    assert observed.resources["model.shop-model"]["version"] == "3"
+    assert observed.resources["endpoint.shop"]["champion"] == "1"
     assert observed.resources["pipeline.shop"]["digest"] == backend.compile().digest
 
     # destroy removes endpoint (configs, models), pipeline and registry entries
@@ -381,13 +388,23 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
         ("pipeline.shop", "pipeline"),
     ):
         backend.destroy(address, kind, {}, ctx)
-    assert sm.list_endpoints()["Endpoints"] == []
+    assert [
+        e for e in sm.list_endpoints()["Endpoints"] if e["EndpointName"].startswith("shop-")
+    ] == []
     assert [
         c
         for c in sm.list_endpoint_configs()["EndpointConfigs"]
         if c["EndpointConfigName"].startswith("shop-dev")
     ] == []
     assert [m for m in sm.list_models()["Models"] if m["ModelName"].startswith("shop-dev")] == []
-    assert sm.list_pipelines()["PipelineSummaries"] == []
-    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+    assert [
+        p
+        for p in sm.list_pipelines()["PipelineSummaries"]
+        if p["PipelineName"].startswith("mlstack-shop-")
+    ] == []
+    assert [
+        g
+        for g in sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
+        if g["ModelPackageGroupName"].startswith("shop-model-")
+    ] == []
     assert cw.describe_alarms(AlarmNamePrefix="shop-dev-")["MetricAlarms"] == []
