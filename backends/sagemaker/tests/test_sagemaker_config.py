@@ -190,11 +190,16 @@ def test_missing_pulumi_cli_stops_provision(
 def test_refresh_without_aws_credentials_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import boto3
+
     from mlstack.engine.backend import get_plugin
     from mlstack.errors import BackendError
     from mlstack.spec.load import load, resolve
 
-    _quickstart(tmp_path, f"    region: eu-west-1\n    role: {ROLE}\n    bucket: qs-artifacts\n")
+    # port 9 on 127.0.0.1: should credentials turn up after all, nothing leaves this machine
+    settings = f"    region: eu-west-1\n    role: {ROLE}\n    bucket: qs-artifacts\n"
+    _quickstart(tmp_path, settings + "    endpoint_url: http://127.0.0.1:9\n")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # no credentials cached by other tests
     for key in [k for k in os.environ if k.startswith("AWS_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
