@@ -19,16 +19,37 @@ from mlstack.errors import StateError
 def output(
     file: str | None, variables: tuple[str, ...], env: str | None, name: str | None, as_json: bool
 ) -> None:
-    """Show outputs: endpoint URL, model version, run id... (NAME: one address)."""
+    """Show outputs: endpoint URL, model version, run id...
+
+    NAME is an address (endpoint.churn) or an address and an attribute (endpoint.churn.url),
+    which prints the bare value, for scripts: curl "$(mlstack output endpoint.churn.url)/..."
+    """
     ws = workspace(file, env, variables)
     outs = ws.outputs()
     if name is not None:
-        if name not in outs:
+        parts = name.split(".")
+        address = ".".join(parts[:2])
+        attr = ".".join(parts[2:]) or None
+        if address not in outs:
+            from mlstack.spec.suggest import did_you_mean
+
             raise StateError(
-                f"no resource {name!r} in state of {ws.env}",
+                f"no resource {address!r} in state of {ws.env}{did_you_mean(address, outs)}",
                 hint=f"recorded: {', '.join(sorted(outs)) or 'nothing yet'}",
             )
-        outs = {name: outs[name]}
+        if attr is not None:
+            value = outs[address].get(attr)
+            if attr not in outs[address]:
+                raise StateError(
+                    f"{address} has no output {attr!r}",
+                    hint=f"outputs: {', '.join(sorted(outs[address]))}",
+                )
+            if as_json or isinstance(value, (dict, list)):
+                render.emit_json(value)
+            else:
+                render.out(str(value))
+            return
+        outs = {address: outs[address]}
     if as_json:
         render.emit_json(outs)
         return

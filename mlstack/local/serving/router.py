@@ -183,6 +183,9 @@ class Router:
         self.request_log = RequestLog(None, 0.0)
         self.shadow_inflight = 0
         self.shadow_dropped = 0
+        # the event loop keeps only weak references to tasks: hold the mirrors until they end,
+        # or a collected task silently loses its shadow copy
+        self._mirrors: set[asyncio.Future[None]] = set()
         self.started = time.time()
         self.connections: set[ClientConnection] = set()
         self.active = 0
@@ -352,7 +355,9 @@ class Router:
                         self.shadow_dropped += 1
                         continue
                     self.shadow_inflight += 1
-                    asyncio.ensure_future(self._mirror(shadow, req))
+                    task = asyncio.ensure_future(self._mirror(shadow, req))
+                    self._mirrors.add(task)
+                    task.add_done_callback(self._mirrors.discard)
 
     async def _mirror(self, backend: Backend, req: _Request) -> None:
         data = build_request(req.method, req.url, backend.host, req.header_block, req.body)
