@@ -46,7 +46,10 @@ bench: install-dev
 	$(BIN)/python tests/benchmarks/bench_cli.py
 	$(BIN)/python tests/benchmarks/bench_plan.py
 	$(BIN)/python tests/benchmarks/bench_runner.py
+	$(BIN)/python tests/benchmarks/bench_apply.py
 	$(BIN)/python tests/benchmarks/bench_router.py
+	$(BIN)/python backends/sagemaker/benchmarks/bench_plan.py
+	$(BIN)/python backends/sagemaker/benchmarks/bench_noop_plan_refresh.py
 
 clean:
 	cd examples/quickstart && ../../$(BIN)/mlstack destroy -e dev --auto-approve || true

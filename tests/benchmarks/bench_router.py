@@ -1,7 +1,7 @@
 """Router overhead: the same load straight at a KServe model server and through the router.
 
     .venv/bin/python tests/benchmarks/bench_router.py [--duration 10] [--connections 8]
-        [--write docs/benchmarks-serving.md]
+        [--write FILE]
 
 For two models (the sample churn pipeline, and a light numeric model that makes the server as
 fast as kserve gets here) it deploys a local endpoint with one version, then runs the bounded
