@@ -355,24 +355,28 @@ class Router:
                         self.shadow_dropped += 1
                         continue
                     self.shadow_inflight += 1
-                    task = asyncio.ensure_future(self._mirror(shadow, req))
+                    # build the copy now: the connection may reuse or drop `req` once the
+                    # primary's answer is sent, before the mirror task first runs
+                    copy = build_request(
+                        req.method, req.url, shadow.host, req.header_block, req.body
+                    )
+                    task = asyncio.ensure_future(self._mirror(shadow, copy, req.path, req.body))
                     self._mirrors.add(task)
                     task.add_done_callback(self._mirrors.discard)
 
-    async def _mirror(self, backend: Backend, req: _Request) -> None:
-        data = build_request(req.method, req.url, backend.host, req.header_block, req.body)
+    async def _mirror(self, backend: Backend, data: bytes, path: bytes, req_body: bytes) -> None:
         t0 = time.perf_counter()
         try:
             resp = await backend.pool.request(data, self.timeout)
             status = resp.status
             body = resp.body
-        except (OSError, TimeoutError, asyncio.TimeoutError):
+        except Exception:  # noqa: BLE001 - any failure of a shadow copy is counted, never raised
             status, body = 0, b""
         finally:
             self.shadow_inflight -= 1
         latency = time.perf_counter() - t0
         self.stats_for(backend.version, "shadow").record(time.time(), latency, status)
-        self.request_log.maybe(backend.version, "shadow", req.path, status, latency, req.body, body)
+        self.request_log.maybe(backend.version, "shadow", path, status, latency, req_body, body)
 
     async def admin(self, conn: ClientConnection, req: _Request) -> None:
         if not conn.loopback:
