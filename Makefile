@@ -18,7 +18,7 @@ $(VENV)/.local-installed: $(BIN)/python pyproject.toml constraints.txt
 
 # everything the test suite needs: local, the SageMaker backend, the AWS stack, test tools
 $(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt backends/sagemaker/pyproject.toml stacks/pyproject.toml
-	$(PIP) install -q -c constraints.txt -e '.[local,test]' -e backends/sagemaker -e 'stacks[aws]'
+	$(PIP) install -q -c constraints.txt -e '.[local,test]' -e 'backends/sagemaker[test]' -e 'stacks[aws]'
 	touch $@
 
 install: $(VENV)/.local-installed
