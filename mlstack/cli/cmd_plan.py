@@ -16,6 +16,7 @@ from mlstack.cli.options import (
     seconds,
     workspace,
 )
+from mlstack.errors import SpecError
 
 
 @click.command()
@@ -55,8 +56,17 @@ def plan(
     if out_file:
         from mlstack.engine import planfile
 
+        if refresh_only:
+            raise SpecError(
+                "a --refresh-only plan changes nothing and cannot be saved",
+                hint="drop -out, or plan without --refresh-only",
+            )
         planfile.save(
-            p, Path(out_file), project_file=ws.project_file.file, variables=parse_vars(variables)
+            p,
+            Path(out_file),
+            project_file=ws.project_file.file,
+            variables=parse_vars(variables),
+            options={"targets": list(targets), "destroy": destroy_, "refresh": refresh},
         )
     if as_json:
         render.emit_json(p.to_json())
@@ -153,7 +163,11 @@ def _run(
         file = saved["project_file"]
         env = saved["plan"]["environment"]
         variables = tuple(f"{k}={v}" for k, v in saved["variables"].items())
-        targets = ()
+        # replay the saved plan's options: the same targets, destroy and refresh
+        options = saved.get("options", {})
+        targets = tuple(options.get("targets", ()))
+        destroy = bool(options.get("destroy", False))
+        refresh = bool(options.get("refresh", False))
     ws = workspace(file, env, variables)
     timeout = seconds(lock_timeout)
 
@@ -167,9 +181,7 @@ def _run(
             render.info(
                 f"Note: took over a stale lock left by a dead process ({lock.stale.describe()})."
             )
-        p, graph = ws.plan(
-            targets=list(targets) or None, destroy=destroy, refresh=refresh and saved is None
-        )
+        p, graph = ws.plan(targets=list(targets) or None, destroy=destroy, refresh=refresh)
         if saved is not None:
             planfile.check_still_valid(saved, p)
         if not p.actionable:

@@ -13,11 +13,19 @@ from mlstack.errors import StateError
 FORMAT = "mlstack-plan/1"
 
 
-def save(plan: Plan, path: Path, *, project_file: str, variables: dict[str, str]) -> None:
+def save(
+    plan: Plan,
+    path: Path,
+    *,
+    project_file: str,
+    variables: dict[str, str],
+    options: dict[str, Any] | None = None,
+) -> None:
     body = {
         "format": FORMAT,
         "project_file": os.path.abspath(project_file),
         "variables": variables,
+        "options": options or {},
         "plan": plan.to_json(),
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -42,7 +50,7 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def check_still_valid(saved: dict[str, Any], fresh: Plan) -> None:
-    """Refuse a saved plan when state or the spec moved since it was made."""
+    """Refuse a saved plan when state, the spec or the platform moved since it was made."""
     p = saved["plan"]
     if p["serial"] != fresh.serial or p["lineage"] != fresh.lineage:
         raise StateError(
@@ -53,5 +61,13 @@ def check_still_valid(saved: dict[str, Any], fresh: Plan) -> None:
     if p["graph_digest"] != fresh.graph_digest:
         raise StateError(
             "the saved plan is stale: the project file or its data changed since it was made",
+            hint="run plan -out FILE again and apply the new file",
+        )
+    saved_actions = [(c["address"], c["action"]) for c in p["resource_changes"]]
+    fresh_actions = [(c.address, c.action.value) for c in fresh.actionable]
+    if saved_actions != fresh_actions:
+        raise StateError(
+            "the saved plan is stale: what exists on the platform changed since it was made "
+            f"(saved: {len(saved_actions)} change(s), now: {len(fresh_actions)})",
             hint="run plan -out FILE again and apply the new file",
         )
