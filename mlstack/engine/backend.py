@@ -44,7 +44,16 @@ class Capabilities:
     sticky_sessions: bool = False  # A/B assignment by a request key
     aliases: bool = True  # registry supports named aliases (champion/challenger)
     infrastructure: bool = False  # needs a Pulumi stack (clouds) or not (local)
+    # stage kinds the platform can run (builtin names, "command", "function"); None: all of them
+    stage_kinds: frozenset[str] | None = None
     notes: Mapping[str, str] = field(default_factory=dict)  # strategy -> how it is realised
+
+    def explain_stage(self, kind: str) -> str | None:
+        """None when this kind of stage runs here; otherwise why not."""
+        if self.stage_kinds is not None and kind not in self.stage_kinds:
+            why = self.notes.get(f"stage:{kind}", "the platform cannot run it")
+            return f"{kind!r} stages are not available on this backend: {why}"
+        return None
 
     def explain(self, strategy: str) -> str | None:
         """None when supported; otherwise why not (for plan/validate)."""

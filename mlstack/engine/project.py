@@ -57,6 +57,7 @@ class Project:
             raise SpecError(e.problems[0].message, location=loc, hint=e.problems[0].hint) from None
         strategy = resolved.deployment.strategy if resolved.deployment else None
         check_backend(plugin, env, resolved.settings, strategy, self.loaded.source, problems)
+        check_stages(plugin, env, resolved, self.loaded.source, problems)
         problems.raise_if_any(SpecError)
 
     def default_env(self) -> str:
@@ -159,4 +160,20 @@ def check_backend(
                 why,
                 src.locate(p if p in src.positions else ("deployment", "strategy")),
                 "choose another strategy for this environment",
+            )
+
+
+def check_stages(
+    plugin: BackendPlugin, env: str, resolved: Any, src: Source, problems: ProblemList
+) -> None:
+    """Stage kinds the environment's backend cannot run, said at validate/plan time."""
+    if resolved.promote_from is not None:
+        return  # this environment does not train
+    for i, stage in enumerate(resolved.pipeline.stages):
+        why = plugin.capabilities.explain_stage(stage.kind)
+        if why:
+            problems.add(
+                f"stage {stage.name!r} in environment {env!r}: {why}",
+                src.locate(("pipeline", "stages", i)),
+                f"change the stage, or run environment {env!r} on another backend",
             )

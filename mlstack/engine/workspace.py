@@ -20,7 +20,13 @@ from mlstack.engine.desired import DesiredGraph, DigestCache, build
 from mlstack.engine.digest import digest
 from mlstack.engine.lock import StateLock
 from mlstack.engine.plan import Plan, diff, drift
-from mlstack.engine.project import STATE_DIR, Project, check_backend, check_environments
+from mlstack.engine.project import (
+    STATE_DIR,
+    Project,
+    check_backend,
+    check_environments,
+    check_stages,
+)
 from mlstack.engine.resources import Action, Change
 from mlstack.engine.state import StateStore
 from mlstack.errors import Location, ProblemList, SpecError, StateError
@@ -63,6 +69,9 @@ class Workspace:
             strategy,
             self.project_file.loaded.source,
             problems,
+        )
+        check_stages(
+            self.plugin, self.env, self.resolved, self.project_file.loaded.source, problems
         )
         problems.raise_if_any(SpecError)
 

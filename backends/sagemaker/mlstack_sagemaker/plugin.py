@@ -196,7 +196,22 @@ plugin = BackendPlugin(
         sticky_sessions=False,
         aliases=True,
         infrastructure=True,
+        stage_kinds=frozenset(
+            {
+                "ingest",
+                "validate",
+                "split",
+                "features",
+                "train",
+                "tune",
+                "evaluate",
+                "register",
+                "command",
+            }
+        ),
         notes={
+            "stage:function": "the job containers run commands, not Python functions of your "
+            "project; write the stage as `run: python -m your.module`",
             "canary": "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration "
             "(CANARY) with AutoRollbackConfiguration alarms",
             "linear": "TrafficRoutingConfiguration LINEAR, one step per interval",

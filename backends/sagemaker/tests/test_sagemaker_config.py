@@ -213,3 +213,29 @@ def test_refresh_without_aws_credentials_is_a_clear_error(
     text = e.value.render()
     assert "cannot reach AWS" in text and "Unable to locate credentials" in text
     assert "mlstack plan --no-refresh" in text
+
+
+def test_a_function_stage_is_refused_by_validate_and_plan(tmp_path: Path) -> None:
+    _quickstart(
+        tmp_path,
+        "    region: eu-west-1\n    role: arn:aws:iam::123456789012:role/ml\n"
+        "    bucket: shop-artifacts\n",
+    )
+    spec = tmp_path / "mlstack.yaml"
+    text = spec.read_text()
+    text = text.replace(
+        "    - name: register\n",
+        "    - name: report\n      function: steps.report:main\n      needs: [evaluate]\n"
+        "    - name: register\n",
+    )
+    spec.write_text(text)
+    line = text.splitlines().index("    - name: report") + 1
+    for args in (["validate", "-e", "dev"], ["plan", "-e", "dev", "--no-refresh"]):
+        r = _cli(args, tmp_path)
+        out = r.stdout + r.stderr
+        assert r.returncode == 1, out
+        assert f"mlstack.yaml:{line}:" in out
+        assert "'function' stages are not available on this backend" in out
+        assert "run: python -m" in out and "Traceback" not in out
+    # staging receives models by promotion and trains nothing: its stages are not checked
+    assert _cli(["validate", "-e", "staging"], tmp_path).returncode == 0
