@@ -89,4 +89,9 @@ def confirm_or_refuse(auto_approve: bool, what: str) -> None:
         f"Do you want to {what}? Only 'yes' will be accepted", default="", show_default=False
     )
     if answer.strip() != "yes":
-        raise click.exceptions.Abort()
+        from mlstack.errors import MlstackError
+
+        raise MlstackError(
+            f"cancelled: nothing was changed (answered {answer.strip()!r}, not 'yes')",
+            hint="answer yes to go ahead, or pass --auto-approve",
+        )
