@@ -34,15 +34,39 @@ def status(file: str | None, variables: tuple[str, ...], env: str | None, as_jso
         return
     render.out(f"endpoint {d.endpoint} ({ws.env}, backend {ws.plugin.name})")
     render.out(f"  url: {live.get('url') or recorded.get('url')}")
+    if "healthy" in live or "running" in live:
+        state = "healthy" if live.get("healthy") else ("running" if live.get("running") else "DOWN")
+        render.out(f"  state: {state}")
     render.out(f"  champion: v{recorded.get('champion')}")
+    live_versions = live.get("versions") if isinstance(live.get("versions"), dict) else {}
     for b in (recorded.get("state") or {}).get("backings", []):
         line = f"  v{b['version']}: {b['weight']:g}% traffic"
         if b.get("shadow"):
             line += f", {b['shadow']:g}% shadow"
+        info = live_versions.get(str(b["version"])) or {}
+        if info:
+            health = "healthy" if info.get("healthy") else "NOT HEALTHY"
+            where = f"port {info['port']}, pid {info['pid']}" if "port" in info else ""
+            line += f" ({health}{', ' + where if where else ''})"
         render.out(line)
+    shown = {
+        "url",
+        "healthy",
+        "running",
+        "versions",
+        "weights",
+        "endpoint",
+        "model",
+        "host",
+        "port",
+        "generation",
+        "sticky_key",
+    }
     for k, v in live.items():
-        if k not in ("url",):
-            render.out(f"  {k}: {json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}")
+        if k in shown or v is None:
+            continue
+        text = json.dumps(v, default=str) if isinstance(v, (dict, list)) else v
+        render.out(f"  {k}: {text}")
     last = recorded.get("last_rollout") or {}
     if last:
         render.out(
