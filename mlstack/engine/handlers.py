@@ -10,6 +10,7 @@ from mlstack.engine.backend import (
     Backing,
     Context,
     EndpointState,
+    Event,
     ModelVersion,
     RunRequest,
     RunResult,
@@ -34,28 +35,40 @@ class Handlers:
             backend.destroy(change.address, change.kind, rec.outputs if rec else {}, ctx)
             return None
         if change.action is Action.REPLACE:
-            rec = self.ws.state.get(change.address)
-            if rec is not None:
-                old = self.ws.state.get(change.address)
-                old_backend = backend
-                if rec.inputs.get("backend") not in (None, backend.name):
-                    old_backend = self._other_backend(str(rec.inputs["backend"]))
-                if old_backend is not None:
-                    old_backend.destroy(
-                        change.address, change.kind, old.outputs if old else {}, ctx
-                    )
+            self._remove_old(change, ctx)
         method = getattr(self, f"_{change.kind}")
         out: Mapping[str, Any] | None = method(change, ctx)
         return out
 
-    def _other_backend(self, name: str) -> Any:
+    def _remove_old(self, change: Change, ctx: Context) -> None:
+        """Before a replacement, remove the old resource, on the platform that holds it."""
+        rec = self.ws.state.get(change.address)
+        if rec is None:
+            return
+        old_name = str(rec.inputs.get("backend") or self.ws.backend.name)
+        old = self.ws.backend if old_name == self.ws.backend.name else self._other(old_name)
+        if old is None:
+            ctx.emit(
+                Event(
+                    "log",
+                    change.address,
+                    f"warning: backend {old_name!r} could not be loaded to remove the old "
+                    f"{change.address} there; remove it with that platform's tools",
+                )
+            )
+            return
+        old.destroy(change.address, change.kind, rec.outputs, ctx)
+
+    def _other(self, name: str) -> Any:
+        """The backend an environment used before its `backend:` changed (its old settings are
+        not known any more, so only backends that need none can be loaded)."""
         from mlstack.engine.backend import get_plugin
 
         try:
             plugin = get_plugin(name)
             project = self.ws.resolved.model_copy(update={"backend": name, "settings": {}})
             return plugin.load(project, self.ws.workdir)
-        except Exception:  # noqa: BLE001 - the old platform may be gone; state moves on
+        except Exception:  # noqa: BLE001 - the old platform may be gone; say so, move on
             return None
 
     # --- kinds ----------------------------------------------------------------------------------

@@ -115,8 +115,15 @@ class Workspace:
         # platform nothing (and needs no credentials).
         if (refresh or refresh_only) and records:
             observed = self.backend.observe()
+            # only what this backend created can be observed by it: after a `backend:` switch
+            # the old platform's records are replaced, not "deleted outside mlstack"
+            mine = {
+                a: r
+                for a, r in records.items()
+                if r.inputs.get("backend", self.plugin.name) == self.plugin.name
+            }
             found = drift(
-                records, observed.resources, observed.complete, observed.kinds, observed.absent
+                mine, observed.resources, observed.complete, observed.kinds, observed.absent
             )
             if refresh_only and not observed.complete:
                 notes.append(
