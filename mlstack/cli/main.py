@@ -32,6 +32,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "rollback",
         "Restore the previous known-good deployment.",
     ),
+    "drift": (
+        "mlstack.cli.cmd_monitor",
+        "drift",
+        "Compare live requests with the model's training data.",
+    ),
     "logs": ("mlstack.cli.cmd_ml", "logs", "Show the logs of the last pipeline run."),
     "models": ("mlstack.cli.cmd_ml", "models", "List registered model versions."),
     "lineage": ("mlstack.cli.cmd_ml", "lineage", "Trace a model version back to its data."),

@@ -200,6 +200,17 @@ class Backend(ABC):
         """URL, versions, traffic, health: what `status` shows."""
         return {}
 
+    def drift_samples(
+        self, model: str, version: str, endpoint: str, since: float, limit: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(reference, live) rows for drift monitoring: the feature columns of the split the
+        version was trained on, and the inputs of requests sampled at ``endpoint`` since
+        ``since`` (epoch seconds), each at most ``limit`` rows."""
+        raise BackendError(
+            f"drift monitoring is not supported by this backend ({self.name!r})",
+            hint="use the platform's model monitoring",
+        )
+
     # views for people: logs, lineage, a tracking UI --------------------------------------------
     def logs(self, stage: str | None = None) -> str:
         """Logs of the latest pipeline run (one stage, or all)."""
