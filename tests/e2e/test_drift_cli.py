@@ -87,21 +87,26 @@ def project(tmp_path: Path):
 
 
 def _send(url: str, n: int, shift: float, seed: int) -> None:
-    """One row per request, half as V1 objects, half as V2 tensors (one per column)."""
+    """One row per request, in turn as a V1 object, a V1 list in column order, V2 tensors one
+    per column, and one V2 [1, 2] tensor: the log must be read back in every shape."""
     rng = random.Random(seed)
+    v1, v2 = "/v1/models/drift-model:predict", "/v2/models/drift-model/infer"
     with httpx.Client(base_url=url, timeout=10) as client:
         for i in range(n):
             x1, x2 = rng.gauss(shift, 1), rng.gauss(0, 1)
-            if i % 2:
-                r = client.post(
-                    "/v1/models/drift-model:predict", json={"instances": [{"x1": x1, "x2": x2}]}
-                )
-            else:
+            if i % 4 == 0:
+                r = client.post(v1, json={"instances": [{"x1": x1, "x2": x2}]})
+            elif i % 4 == 1:
+                r = client.post(v1, json={"instances": [[x1, x2]]})
+            elif i % 4 == 2:
                 tensors = [
                     {"name": c, "shape": [1], "datatype": "FP64", "data": [v]}
                     for c, v in (("x1", x1), ("x2", x2))
                 ]
-                r = client.post("/v2/models/drift-model/infer", json={"inputs": tensors})
+                r = client.post(v2, json={"inputs": tensors})
+            else:
+                tensor = {"name": "input-0", "shape": [1, 2], "datatype": "FP64", "data": [x1, x2]}
+                r = client.post(v2, json={"inputs": [tensor]})
             assert r.status_code == 200, r.text
 
 
