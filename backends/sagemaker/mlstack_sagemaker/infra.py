@@ -1,4 +1,5 @@
-"""The environment's AWS infrastructure through Pulumi's Automation API (inline program).
+"""The environment's AWS infrastructure: given in the environment block, or provisioned through
+Pulumi's Automation API (inline program); and the outputs the other parts of the backend use.
 
 Pulumi's engine is the ``pulumi`` CLI; without it on PATH this stops with a BackendError that says
 how to install it, or how to skip Pulumi altogether by naming existing infrastructure.
@@ -13,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlstack.engine.backend import Context, Event
 from mlstack.errors import BackendError
+from mlstack_sagemaker import pipeline_definition as pdef
+from mlstack_sagemaker import registry
+from mlstack_sagemaker.aws_names import sagemaker_name
 
 if TYPE_CHECKING:
     from mlstack_sagemaker.backend import SageMakerBackend
@@ -23,6 +27,57 @@ INSTALL_HINT = (
     "PATH; or skip Pulumi by giving the existing infrastructure in the environment block: "
     "`bucket: NAME` and `role: arn:aws:iam::ACCOUNT:role/NAME`"
 )
+
+
+def desired(backend: SageMakerBackend) -> Mapping[str, Any]:
+    cfg, project = backend.config, backend.project
+    if not cfg.infrastructure_given:
+        require_pulumi_cli()  # plan stops here, before anything is half-done
+    d = project.deployment
+    return {
+        "provider": "environment" if cfg.infrastructure_given else "pulumi",
+        "stack": sagemaker_name("mlstack", project.project, project.environment),
+        "region": cfg.region,
+        "bucket": cfg.bucket,
+        "role": cfg.role,
+        "model_package_group": pdef.model_package_group(project, cfg),
+        "endpoint": backend.endpoint_name(d.endpoint) if d else None,
+        "gates": dict(d.gates) if d else {},
+    }
+
+
+def provision(backend: SageMakerBackend, inputs: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    cfg = backend.config
+    if cfg.infrastructure_given:
+        group = str(
+            inputs.get("model_package_group") or pdef.model_package_group(backend.project, cfg)
+        )
+        registry.ensure_group(backend, group)
+        outputs: dict[str, Any] = {
+            "bucket": cfg.bucket,
+            "role_arn": cfg.role,
+            "model_package_group": group,
+            "alarms": [],
+            "provisioned_by": "environment",
+        }
+    else:
+        outputs = dict(pulumi_up(backend, inputs, ctx))
+        outputs["provisioned_by"] = "pulumi"
+    return outputs
+
+
+def given_outputs(backend: SageMakerBackend) -> dict[str, Any] | None:
+    """The outputs when the environment block names the infrastructure; None under Pulumi."""
+    cfg = backend.config
+    if not cfg.infrastructure_given:
+        return None
+    return {
+        "bucket": cfg.bucket,
+        "role_arn": cfg.role,
+        "model_package_group": pdef.model_package_group(backend.project, cfg),
+        "alarms": [],
+        "provisioned_by": "environment",
+    }
 
 
 def require_pulumi_cli() -> str:

@@ -1,0 +1,332 @@
+"""SageMaker endpoints: a model per version, endpoint configs with production and shadow
+variants, deploying one desired state, reading weights and per-version CloudWatch metrics, and
+tearing an endpoint down with everything made for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from mlstack.engine.backend import Backing, Context, EndpointState, Event, VersionMetrics
+from mlstack.errors import BackendError
+from mlstack_sagemaker import alarms
+from mlstack_sagemaker.alarms import PRIMARY_VARIANT
+from mlstack_sagemaker.aws_names import sagemaker_name
+
+if TYPE_CHECKING:
+    from mlstack_sagemaker.backend import SageMakerBackend
+
+
+def deploy(
+    backend: SageMakerBackend,
+    desired: EndpointState,
+    ctx: Context,
+    primary: bool,
+    deployment_config: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    aws, project = backend.aws, backend.project
+    infra = backend.infra_outputs(ctx)
+    name = backend.endpoint_name(desired.name)
+    body = _config_body(backend, desired, infra["role_arn"], primary=primary)
+    current = aws.exists("sagemaker", "describe_endpoint", EndpointName=name)
+    if current is not None and current["EndpointStatus"] not in ("InService", "Failed"):
+        current = wait_endpoint(backend, name, ctx)
+    if current is None:
+        config = _ensure_config(backend, name, body)
+        aws.call(
+            "sagemaker",
+            "create_endpoint",
+            EndpointName=name,
+            EndpointConfigName=config,
+            Tags=[
+                {"Key": "mlstack:project", "Value": project.project},
+                {"Key": "mlstack:environment", "Value": project.environment},
+            ],
+        )
+        action = "created"
+    elif _same_variants(current, body) and deployment_config is None:
+        wanted = {v["VariantName"]: v["InitialVariantWeight"] for v in body["ProductionVariants"]}
+        have = {
+            v["VariantName"]: v.get("CurrentWeight", 0.0)
+            for v in current.get("ProductionVariants", [])
+        }
+        if all(abs(float(have.get(k, -1)) - w) < 1e-6 for k, w in wanted.items()):
+            action = "unchanged"
+        else:
+            aws.call(
+                "sagemaker",
+                "update_endpoint_weights_and_capacities",
+                EndpointName=name,
+                DesiredWeightsAndCapacities=[
+                    {"VariantName": k, "DesiredWeight": w} for k, w in wanted.items()
+                ],
+            )
+            action = "weights"
+    else:
+        config = _ensure_config(backend, name, body)
+        if config == current.get("EndpointConfigName") and deployment_config is None:
+            action = "unchanged"
+        else:
+            kwargs: dict[str, Any] = {"EndpointName": name, "EndpointConfigName": config}
+            if deployment_config:
+                kwargs["DeploymentConfig"] = dict(deployment_config)
+            aws.call("sagemaker", "update_endpoint", **kwargs)
+            action = "updated"
+    state = wait_endpoint(backend, name, ctx)
+    weights = _weights(backend, state)
+    ctx.emit(Event("endpoint." + action, name, _describe_weights(weights), {"weights": weights}))
+    return {
+        "endpoint_name": name,
+        "endpoint_arn": state.get("EndpointArn", ""),
+        "endpoint_config": state.get("EndpointConfigName", ""),
+        "weights": weights,
+        "status": state.get("EndpointStatus", ""),
+        "url": _invocation_url(backend, name),
+    }
+
+
+def _model_for(backend: SageMakerBackend, endpoint: str, backing: Backing, role: str) -> str:
+    aws = backend.aws
+    # Named under the environment's endpoint: destroy finds it, environments never share it.
+    name = sagemaker_name(
+        backend.endpoint_name(endpoint), f"v{backing.version}", backing.digest[7:15]
+    )
+    if aws.exists("sagemaker", "describe_model", ModelName=name) is None:
+        pkg = aws.call("sagemaker", "describe_model_package", ModelPackageName=backing.uri)
+        c = pkg["InferenceSpecification"]["Containers"][0]
+        container = {
+            "Image": c["Image"],
+            "ModelDataUrl": c["ModelDataUrl"],
+            "Environment": dict(c.get("Environment") or {}),
+        }
+        kwargs: dict[str, Any] = {
+            "ModelName": name,
+            "ExecutionRoleArn": role,
+            "PrimaryContainer": container,
+            "Tags": [
+                {"Key": "mlstack:version", "Value": backing.version},
+                {"Key": "mlstack:package", "Value": backing.uri},
+            ],
+        }
+        if backend.config.subnets:
+            kwargs["VpcConfig"] = {
+                "Subnets": backend.config.subnets,
+                "SecurityGroupIds": backend.config.security_groups,
+            }
+        aws.call("sagemaker", "create_model", **kwargs)
+    return name
+
+
+def _config_body(
+    backend: SageMakerBackend, desired: EndpointState, role: str, primary: bool = False
+) -> dict[str, Any]:
+    """Production and shadow variants; ``primary`` names a sole version's variant stably."""
+    live = [b for b in desired.backings if b.weight > 0]
+    shadows = [b for b in desired.backings if b.shadow > 0 and b.weight == 0]
+    if not live:
+        raise BackendError(
+            f"endpoint {desired.name!r} would serve no traffic: every version has weight 0"
+        )
+    instance = desired.instance_type or backend.config.hosting_instance_type
+    use_primary = primary and len(live) == 1
+
+    def variant(b: Backing, weight: float) -> dict[str, Any]:
+        return {
+            "VariantName": PRIMARY_VARIANT if use_primary and b in live else f"v{b.version}",
+            "ModelName": _model_for(backend, desired.name, b, role),
+            "InstanceType": instance,
+            "InitialInstanceCount": desired.replicas,
+            "InitialVariantWeight": round(weight, 4),
+        }
+
+    body: dict[str, Any] = {"ProductionVariants": [variant(b, b.weight / 100.0) for b in live]}
+    if shadows:
+        # The shadow's weight relative to production sets the share of requests mirrored.
+        body["ShadowProductionVariants"] = [variant(b, b.shadow / 100.0) for b in shadows]
+    return body
+
+
+def _ensure_config(backend: SageMakerBackend, endpoint: str, body: Mapping[str, Any]) -> str:
+    h = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
+    name = sagemaker_name(endpoint, h)
+    if backend.aws.exists("sagemaker", "describe_endpoint_config", EndpointConfigName=name) is None:
+        backend.aws.call(
+            "sagemaker",
+            "create_endpoint_config",
+            EndpointConfigName=name,
+            Tags=[{"Key": "mlstack:endpoint", "Value": endpoint}],
+            **body,
+        )
+    return name
+
+
+def wait_endpoint(backend: SageMakerBackend, name: str, ctx: Context) -> dict[str, Any]:
+    cfg = backend.config
+    deadline = time.monotonic() + cfg.timeout
+    while True:
+        d = backend.aws.call("sagemaker", "describe_endpoint", EndpointName=name)
+        status = d["EndpointStatus"]
+        if status in ("InService", "Failed", "OutOfService"):
+            if status == "Failed":
+                raise BackendError(
+                    f"endpoint {name} failed: {d.get('FailureReason', '?')}",
+                    hint="see the endpoint's CloudWatch logs",
+                )
+            return dict(d)
+        ctx.emit(Event("endpoint.status", name, status, {"weights": _weights(backend, d)}))
+        if time.monotonic() > deadline:
+            raise BackendError(f"endpoint {name} still {status} after {cfg.timeout:.0f}s")
+        ctx.cancel.wait(cfg.poll_interval)
+
+
+def _weights(backend: SageMakerBackend, described: Mapping[str, Any]) -> dict[str, float]:
+    """version -> percent of live traffic, from a DescribeEndpoint answer."""
+    variants = described.get("ProductionVariants") or []
+    total = sum(float(v.get("CurrentWeight", 0.0)) for v in variants) or 1.0
+    out = {}
+    for v in variants:
+        version = _variant_version(backend, described, v["VariantName"])
+        out[version] = round(100.0 * float(v.get("CurrentWeight", 0.0)) / total, 4)
+    return out
+
+
+def _variant_version(backend: SageMakerBackend, described: Mapping[str, Any], variant: str) -> str:
+    if variant != PRIMARY_VARIANT:
+        return variant.removeprefix("v")
+    aws = backend.aws
+    cfg = aws.call(
+        "sagemaker",
+        "describe_endpoint_config",
+        EndpointConfigName=described["EndpointConfigName"],
+    )
+    for v in cfg.get("ProductionVariants", []):
+        if v["VariantName"] == PRIMARY_VARIANT:
+            model_arn = str(
+                aws.call("sagemaker", "describe_model", ModelName=v["ModelName"])["ModelArn"]
+            )
+            tags = aws.call("sagemaker", "list_tags", ResourceArn=model_arn)
+            for t in tags.get("Tags", []):
+                if t["Key"] == "mlstack:version":
+                    return str(t["Value"])
+    return PRIMARY_VARIANT
+
+
+def metrics(backend: SageMakerBackend, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
+    name = backend.endpoint_name(endpoint)
+    described = backend.aws.exists("sagemaker", "describe_endpoint", EndpointName=name)
+    if described is None:
+        return {}
+    import datetime as dt
+
+    start = dt.datetime.fromtimestamp(since, tz=dt.timezone.utc)
+    end = dt.datetime.now(tz=dt.timezone.utc)
+    period = max(60, int((end - start).total_seconds() // 60 + 1) * 60)
+    out: dict[str, VersionMetrics] = {}
+    for v in described.get("ProductionVariants", []):
+        dims = [
+            {"Name": "EndpointName", "Value": name},
+            {"Name": "VariantName", "Value": v["VariantName"]},
+        ]
+
+        def stat(metric: str, dims: list[dict[str, str]] = dims, **kw: Any) -> list[Any]:
+            resp = backend.aws.call(
+                "cloudwatch",
+                "get_metric_statistics",
+                Namespace="AWS/SageMaker",
+                MetricName=metric,
+                Dimensions=dims,
+                StartTime=start,
+                EndTime=end,
+                Period=period,
+                **kw,
+            )
+            return list(resp.get("Datapoints") or [])
+
+        requests = sum(p.get("Sum", 0.0) for p in stat("Invocations", Statistics=["Sum"]))
+        errors = sum(p.get("Sum", 0.0) for p in stat("Invocation5XXErrors", Statistics=["Sum"]))
+        latency = stat("ModelLatency", ExtendedStatistics=["p50", "p90", "p95", "p99"])
+        pct: dict[str, float | None] = {}
+        for p in ("p50", "p90", "p95", "p99"):
+            values = [
+                d["ExtendedStatistics"][p] for d in latency if p in d.get("ExtendedStatistics", {})
+            ]
+            pct[p] = max(values) / 1e6 if values else None  # ModelLatency is microseconds
+        out[_variant_version(backend, described, v["VariantName"])] = VersionMetrics(
+            requests=int(requests),
+            errors=int(errors),
+            latency_p50=pct["p50"],
+            latency_p90=pct["p90"],
+            latency_p95=pct["p95"],
+            latency_p99=pct["p99"],
+        )
+    return out
+
+
+def endpoint_status(backend: SageMakerBackend, endpoint: str) -> Mapping[str, Any]:
+    name = backend.endpoint_name(endpoint)
+    d = backend.aws.exists("sagemaker", "describe_endpoint", EndpointName=name)
+    if d is None:
+        return {}
+    return {
+        "name": name,
+        "status": d["EndpointStatus"],
+        "weights": _weights(backend, d),
+        "config": d.get("EndpointConfigName"),
+        "url": _invocation_url(backend, name),
+    }
+
+
+def destroy_endpoint(backend: SageMakerBackend, name: str) -> None:
+    aws = backend.aws
+    if aws.exists("sagemaker", "describe_endpoint", EndpointName=name) is not None:
+        aws.call("sagemaker", "delete_endpoint", EndpointName=name)
+    try:
+        stack_made = set(backend.infra_outputs().get("alarms") or [])
+    except BackendError:
+        stack_made = set()
+    ours = [
+        a["AlarmName"]
+        for a in alarms.mlstack_alarms(backend, name)
+        if a["AlarmName"] not in stack_made
+    ]
+    if ours:
+        aws.call("cloudwatch", "delete_alarms", AlarmNames=ours)
+    configs = aws.call("sagemaker", "list_endpoint_configs", NameContains=name, MaxResults=100).get(
+        "EndpointConfigs", []
+    )
+    for c in configs:
+        if c["EndpointConfigName"].startswith(name + "-"):
+            aws.call(
+                "sagemaker",
+                "delete_endpoint_config",
+                EndpointConfigName=c["EndpointConfigName"],
+            )
+    models = aws.call("sagemaker", "list_models", NameContains=name, MaxResults=100).get(
+        "Models", []
+    )
+    for m in models:
+        if m["ModelName"].startswith(name + "-"):
+            aws.call("sagemaker", "delete_model", ModelName=m["ModelName"])
+
+
+def _invocation_url(backend: SageMakerBackend, name: str) -> str:
+    return (
+        f"https://runtime.sagemaker.{backend.config.region}.amazonaws.com"
+        f"/endpoints/{name}/invocations"
+    )
+
+
+def _same_variants(current: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    have = {v["VariantName"] for v in current.get("ProductionVariants", [])}
+    want = {v["VariantName"] for v in body["ProductionVariants"]}
+    shadow_have = {v["VariantName"] for v in current.get("ShadowProductionVariants", [])}
+    shadow_want = {v["VariantName"] for v in body.get("ShadowProductionVariants", [])}
+    return have == want and shadow_have == shadow_want and PRIMARY_VARIANT not in want
+
+
+def _describe_weights(weights: Mapping[str, float]) -> str:
+    return ", ".join(f"v{k}: {w:g}%" for k, w in sorted(weights.items())) or "no variants"
