@@ -159,6 +159,8 @@ def build(
             "replicas": d.resources.replicas,
             "instance_type": d.resources.instance_type,
         }
+        if project.monitoring is not None:
+            ep_inputs["sample_rate"] = project.monitoring.sample_rate  # the router's request log
         if model_source is not None:
             ep_inputs["source"] = model_source
         addr = f"endpoint.{d.endpoint}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from mlstack.engine.backend import (
@@ -144,7 +144,30 @@ class Handlers:
         mv = model_version(mv_out)
         prev_rec = ws.state.get(change.address)
         previous = endpoint_state(prev_rec.outputs) if prev_rec and prev_rec.outputs else None
+        if prev_rec is not None and previous is not None and _serves_only(previous, mv):
+            # Same version, other settings (gates, strategy, sampling) or processes to bring
+            # back: make the endpoint hold what it holds, with no rollout to run.
+            d = ws.resolved.deployment
+            assert d is not None
+            desired = replace(
+                previous,
+                replicas=d.resources.replicas,
+                instance_type=d.resources.instance_type,
+            )
+            out = dict(ws.backend.deploy(desired, ctx))
+            return {
+                **prev_rec.outputs,
+                "state": asdict(desired),
+                "url": out.get("url") or prev_rec.outputs.get("url"),
+            }
         return deploy_version(ws, mv, previous, ctx, operation="apply")
+
+
+def _serves_only(state: EndpointState, mv: ModelVersion) -> bool:
+    """The endpoint already gives all its traffic to exactly this artifact."""
+    return bool(state.backings) and all(
+        b.version == mv.version and b.digest == mv.digest and not b.shadow for b in state.backings
+    )
 
 
 def model_version(out: Mapping[str, Any]) -> ModelVersion:
