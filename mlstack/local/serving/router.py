@@ -183,6 +183,7 @@ class Router:
         self.request_log = RequestLog(None, 0.0)
         self.shadow_inflight = 0
         self.shadow_dropped = 0
+        self.shadow_sent = 0
         # the event loop keeps only weak references to tasks: hold the mirrors until they end,
         # or a collected task silently loses its shadow copy
         self._mirrors: set[asyncio.Future[None]] = set()
@@ -247,6 +248,8 @@ class Router:
             "started": self.started,
             "sticky_key": self.config.get("sticky_key"),
             "shadow_dropped": self.shadow_dropped,
+            "shadow_sent": self.shadow_sent,
+            "shadow_inflight": self.shadow_inflight,
             "backends": {
                 v: {
                     "port": b.port,
@@ -355,6 +358,7 @@ class Router:
                         self.shadow_dropped += 1
                         continue
                     self.shadow_inflight += 1
+                    self.shadow_sent += 1
                     # build the copy now: the connection may reuse or drop `req` once the
                     # primary's answer is sent, before the mirror task first runs
                     copy = build_request(
