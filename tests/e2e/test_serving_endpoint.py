@@ -264,18 +264,19 @@ def test_shadow_gets_mirrored_copies_and_primary_answers_are_unchanged(endpoint:
     assert httpx.post(endpoint.url + PREDICT, json={"instances": ROWS}).json() == before
     # every request is mirrored unless the shadow falls too far behind (then the copy is
     # dropped and counted, so a slow shadow can never hold the primary back): the 200 of the
-    # load plus the one comparison request above. A copy is never lost: each one sent is either
-    # answered (and recorded) or still in flight.
+    # load plus the one comparison request above. Every copy sent is answered and recorded.
+    # (metrics windows are whole seconds, so count the shadow role only: an earlier test's
+    # primary traffic to v2 may share the first second)
     deadline = time.time() + 30
     while time.time() < deadline:
-        m = api.metrics(endpoint.workdir, "dev", ENDPOINT, since)
         st = httpx.get(endpoint.url + "/_mlstack/state").json()
-        if m.get("2") and m["2"].requests + st["shadow_dropped"] >= 201:
+        m = api.metrics(endpoint.workdir, "dev", ENDPOINT, since)
+        recorded = m["2"].custom["shadow_requests"] if m.get("2") else 0
+        if recorded + st["shadow_dropped"] >= 201:
             break
         time.sleep(0.2)
-    assert st["shadow_sent"] + st["shadow_dropped"] == 201
-    recorded = m["2"].custom["shadow_requests"] if m.get("2") else 0
-    assert recorded + st["shadow_inflight"] == st["shadow_sent"]
+    assert st["shadow_sent"] + st["shadow_dropped"] == 201, st
+    assert recorded == st["shadow_sent"], (recorded, st)
     assert m["2"].custom["shadow_requests"] >= 100 and m["2"].errors == 0
     assert m["1"].requests >= 200
 

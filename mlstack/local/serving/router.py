@@ -184,6 +184,7 @@ class Router:
         self.shadow_inflight = 0
         self.shadow_dropped = 0
         self.shadow_sent = 0
+        self.answered = 0  # inference requests answered by a primary
         # the event loop keeps only weak references to tasks: hold the mirrors until they end,
         # or a collected task silently loses its shadow copy
         self._mirrors: set[asyncio.Future[None]] = set()
@@ -249,6 +250,8 @@ class Router:
             "sticky_key": self.config.get("sticky_key"),
             "shadow_dropped": self.shadow_dropped,
             "shadow_sent": self.shadow_sent,
+            "answered": self.answered,
+            "table_shadows": len(t.shadows),
             "shadow_inflight": self.shadow_inflight,
             "backends": {
                 v: {
@@ -347,6 +350,7 @@ class Router:
         latency = loop_time() - t0
         conn.respond_with(resp, req.keep_alive, backend.version)
         if inference:
+            self.answered += 1
             self.stats_for(backend.version, "primary").record(time.time(), latency, resp.status)
             if self.request_log.sample_rate:
                 self.request_log.maybe(
