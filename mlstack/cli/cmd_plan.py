@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +18,9 @@ from mlstack.cli.options import (
     workspace,
 )
 from mlstack.errors import SpecError
+
+if TYPE_CHECKING:
+    from mlstack.engine.plan import Plan
 
 
 @click.command()
@@ -171,69 +175,80 @@ def _run(
     ws = workspace(file, env, variables)
     timeout = seconds(lock_timeout)
 
-    def waiting(holder: object) -> None:
-        who = holder.describe() if holder is not None else "another process"  # type: ignore[attr-defined]
+    def waiting(holder: Any) -> None:
+        who = holder.describe() if holder is not None else "another process"
         render.info(f"Waiting up to {timeout:g}s for the state lock held by {who}...")
 
-    lock = ws.lock("destroy" if destroy else "apply", timeout, waiting)
-    try:
-        if lock.stale is not None:
-            render.info(
-                f"Note: took over a stale lock left by a dead process ({lock.stale.describe()})."
-            )
-        p, graph = ws.plan(targets=list(targets) or None, destroy=destroy, refresh=refresh)
-        if saved is not None:
-            planfile.check_still_valid(saved, p)
-        if not p.actionable:
-            if as_json:
-                render.emit_json({"summary": p.summary(), "changes": 0})
-            else:
-                render.out(p.summary())
-            return 0
+    def stale(holder: Any) -> None:
+        render.info(f"Note: took over a stale lock left by a dead process ({holder.describe()}).")
+
+    def review(p: Plan) -> None:
         if not as_json:
             render.plan(p)
         if saved is None:
             confirm_or_refuse(
                 auto_approve, "destroy these resources" if destroy else "perform these actions"
             )
-        progress = render.Progress() if not as_json else (lambda e: None)
-        try:
-            result = ws.apply(p, graph, emit=progress, operation="destroy" if destroy else "apply")
-        finally:
-            if isinstance(progress, render.Progress):
-                progress.stop()
-        n = result.counts()
+
+    shown: list[render.Progress] = []  # started by the first event: after the review prompt
+
+    def progress(event: Any) -> None:
         if as_json:
-            render.emit_json(
-                {
-                    "counts": n,
-                    "outcomes": [
-                        {
-                            "address": o.address,
-                            "action": o.action.value,
-                            "status": o.status,
-                            "seconds": round(o.seconds, 3),
-                            "error": str(o.error) if o.error else None,
-                        }
-                        for o in result.outcomes
-                    ],
-                }
-            )
-        if result.interrupted:
-            render.info("Interrupted: finished resources are recorded; run apply again to resume.")
-            return 130
-        raise_for(result)
-        if not as_json:
-            word = "Destroy" if destroy else "Apply"
-            render.out(
-                f"{word} complete! Resources: {n['added']} added, {n['changed']} changed, "
-                f"{n['destroyed']} destroyed.",
-                style="bold green",
-            )
-            outs = ws.outputs()
-            for a, o in outs.items():
-                if a.startswith("endpoint.") and o.get("url"):
-                    render.out(f"endpoint: {o['url']}")
-        return 0
+            return
+        if not shown:
+            shown.append(render.Progress())
+        shown[0](event)
+
+    try:
+        p, result = ws.converge(
+            targets=list(targets) or None,
+            destroy=destroy,
+            refresh=refresh,
+            lock_timeout=timeout,
+            emit=progress,
+            review=review,
+            saved=saved,
+            on_wait=waiting,
+            on_stale=stale,
+        )
     finally:
-        lock.release()
+        for bar in shown:
+            bar.stop()
+    if result is None:
+        if as_json:
+            render.emit_json({"summary": p.summary(), "changes": 0})
+        else:
+            render.out(p.summary())
+        return 0
+    n = result.counts()
+    if as_json:
+        render.emit_json(
+            {
+                "counts": n,
+                "outcomes": [
+                    {
+                        "address": o.address,
+                        "action": o.action.value,
+                        "status": o.status,
+                        "seconds": round(o.seconds, 3),
+                        "error": str(o.error) if o.error else None,
+                    }
+                    for o in result.outcomes
+                ],
+            }
+        )
+    if result.interrupted:
+        render.info("Interrupted: finished resources are recorded; run apply again to resume.")
+        return 130
+    raise_for(result)
+    if not as_json:
+        word = "Destroy" if destroy else "Apply"
+        render.out(
+            f"{word} complete! Resources: {n['added']} added, {n['changed']} changed, "
+            f"{n['destroyed']} destroyed.",
+            style="bold green",
+        )
+        for a, o in ws.outputs().items():
+            if a.startswith("endpoint.") and o.get("url"):
+                render.out(f"endpoint: {o['url']}")
+    return 0

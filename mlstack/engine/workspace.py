@@ -225,6 +225,41 @@ class Workspace:
         )
         return result
 
+    def converge(
+        self,
+        *,
+        targets: list[str] | None,
+        destroy: bool,
+        refresh: bool,
+        lock_timeout: float,
+        emit: Callable[[Event], None],
+        review: Callable[[Plan], None],
+        saved: Mapping[str, Any] | None = None,
+        on_wait: Callable[[Any], None] | None = None,
+        on_stale: Callable[[Any], None] | None = None,
+    ) -> tuple[Plan, ApplyResult | None]:
+        """Lock, plan, let the caller review (show, confirm or cancel by raising), apply.
+
+        ``saved`` is a saved plan (``plan -out``): it is applied only if the fresh plan made
+        under the lock is the same one. Returns the plan and, when there was work, its result.
+        """
+        from mlstack.engine import planfile
+
+        operation = "destroy" if destroy else "apply"
+        lock = self.lock(operation, lock_timeout, on_wait)
+        try:
+            if lock.stale is not None and on_stale is not None:
+                on_stale(lock.stale)
+            plan, graph = self.plan(targets=targets, destroy=destroy, refresh=refresh)
+            if saved is not None:
+                planfile.check_still_valid(dict(saved), plan)
+            if not plan.actionable:
+                return plan, None
+            review(plan)
+            return plan, self.apply(plan, graph, emit=emit, operation=operation)
+        finally:
+            lock.release()
+
     def outputs(self) -> dict[str, Any]:
         return {a: dict(r.outputs) for a, r in self.state.records().items()}
 
