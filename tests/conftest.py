@@ -62,6 +62,21 @@ def run_cli(
     )
 
 
+def write_xy_csv(root: Path, rows: int, seed: int = 3) -> Path:
+    """data/train.csv with two gaussian features and a label that depends on them."""
+    import random
+
+    rng = random.Random(seed)
+    lines = ["x1,x2,label"]
+    for _ in range(rows):
+        x1, x2 = rng.gauss(0, 1), rng.gauss(0, 1)
+        lines.append(f"{x1:.4f},{x2:.4f},{int(x1 + 0.3 * x2 > 0)}")
+    (root / "data").mkdir(exist_ok=True)
+    path = root / "data" / "train.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def write_spec(root: Path, text: str) -> Path:
     path = root / "mlstack.yaml"
     path.write_text(textwrap.dedent(text))

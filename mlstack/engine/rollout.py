@@ -369,6 +369,10 @@ class RolloutController:
 
         steps: list[RolloutStep] = []
         outputs: Mapping[str, Any] = {}
+
+        def abort(reason: str) -> RolloutResult:
+            return self._rollback(deployment, new, previous, ctx, steps, started, reason, outputs)
+
         for i, phase in enumerate(phases, 1):
             self._emit(
                 ctx, endpoint, f"step {i}/{len(phases)}: {phase.label}", phase, i, len(phases)
@@ -376,16 +380,7 @@ class RolloutController:
             try:
                 outputs = self.backend.deploy(phase.state, ctx)
             except MlstackError as e:
-                return self._rollback(
-                    deployment,
-                    new,
-                    previous,
-                    ctx,
-                    steps,
-                    started,
-                    f"{phase.label}: deploy failed: {e}",
-                    outputs,
-                )
+                return abort(f"{phase.label}: deploy failed: {e}")
             step_start = self.clock()
             verdict: Verdict = "unchecked"
             checks: tuple[GateCheck, ...] = ()
@@ -396,30 +391,12 @@ class RolloutController:
                 )
                 if cancelled:
                     steps.append(self._step(phase, step_start, verdict, checks, seen))
-                    return self._rollback(
-                        deployment,
-                        new,
-                        previous,
-                        ctx,
-                        steps,
-                        started,
-                        f"{phase.label}: cancelled",
-                        outputs,
-                    )
+                    return abort(f"{phase.label}: cancelled")
             step = self._step(phase, step_start, verdict, checks, seen)
             steps.append(step)
             if verdict == "failed":
                 failed = "; ".join(c.describe() for c in checks if c.passed is False)
-                return self._rollback(
-                    deployment,
-                    new,
-                    previous,
-                    ctx,
-                    steps,
-                    started,
-                    f"{phase.label}: gate failed: {failed}",
-                    outputs,
-                )
+                return abort(f"{phase.label}: gate failed: {failed}")
             if verdict == "insufficient":
                 ctx.emit(
                     Event(

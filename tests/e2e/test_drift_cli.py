@@ -10,14 +10,14 @@ with the champion's training split.
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import run_cli, write_xy_csv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -54,26 +54,8 @@ monitoring:
 """
 
 
-def _write_data(root: Path) -> None:
-    rng = random.Random(3)
-    rows = ["x1,x2,label"]
-    for _ in range(400):
-        x1, x2 = rng.gauss(0, 1), rng.gauss(0, 1)
-        rows.append(f"{x1:.4f},{x2:.4f},{int(x1 + 0.3 * x2 > 0)}")
-    (root / "data").mkdir()
-    (root / "data" / "train.csv").write_text("\n".join(rows) + "\n")
-
-
 def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run(
-        [sys.executable, "-m", "mlstack.cli.main", *args],
-        cwd=root,
-        env=dict(os.environ, NO_COLOR="1"),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        stdin=subprocess.DEVNULL,
-    )
+    p = run_cli(*args, cwd=root, timeout=240)
     assert "Traceback" not in p.stderr, p.stderr
     return p
 
@@ -81,7 +63,7 @@ def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture()
 def project(tmp_path: Path):
     (tmp_path / "mlstack.yaml").write_text(SPEC)
-    _write_data(tmp_path)
+    write_xy_csv(tmp_path, 400)
     yield tmp_path
     _cli(tmp_path, "destroy", "-e", "dev", "--auto-approve")
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toybackend"
+from tests.conftest import run_cli
+
 SPEC = """\
 project: out
 environments:
@@ -20,27 +18,15 @@ model: {name: m}
 """
 
 
-def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(TOY), NO_COLOR="1")
-    return subprocess.run(
-        [sys.executable, "-m", "mlstack.cli.main", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_output_attribute_and_errors(tmp_path: Path) -> None:
     (tmp_path / "mlstack.yaml").write_text(SPEC)
-    assert _cli(tmp_path, "apply", "--auto-approve").returncode == 0
-    bare = _cli(tmp_path, "output", "infra.dev.bucket")
+    assert run_cli("apply", "--auto-approve", cwd=tmp_path).returncode == 0
+    bare = run_cli("output", "infra.dev.bucket", cwd=tmp_path)
     assert (bare.returncode, bare.stdout) == (0, "toy-dev\n")
-    whole = json.loads(_cli(tmp_path, "output", "model.m", "--json").stdout)
+    whole = json.loads(run_cli("output", "model.m", "--json", cwd=tmp_path).stdout)
     assert whole["model.m"]["version"] == "1"
-    missing = _cli(tmp_path, "output", "infra.dev.nope")
+    missing = run_cli("output", "infra.dev.nope", cwd=tmp_path)
     assert missing.returncode == 1 and "has no output 'nope'" in missing.stderr
-    typo = _cli(tmp_path, "output", "infra.deb")
+    typo = run_cli("output", "infra.deb", cwd=tmp_path)
     assert typo.returncode == 1 and "did you mean 'infra.dev'" in typo.stderr
     assert "Traceback" not in missing.stderr + typo.stderr

@@ -10,13 +10,13 @@ KServe model servers and router on 127.0.0.1, real traffic from the bounded load
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_cli, write_xy_csv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -60,35 +60,6 @@ deployment:
 """
 
 
-def _write_data(root: Path) -> None:
-    import random
-
-    rng = random.Random(3)
-    rows = ["x1,x2,label"]
-    for _ in range(300):
-        x1, x2 = rng.gauss(0, 1), rng.gauss(0, 1)
-        rows.append(f"{x1:.4f},{x2:.4f},{int(x1 + 0.3 * x2 > 0)}")
-    (root / "data").mkdir()
-    (root / "data" / "train.csv").write_text("\n".join(rows) + "\n")
-
-
-def _cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1")
-    p = subprocess.run(
-        [sys.executable, "-m", "mlstack.cli.main", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    if check:
-        assert p.returncode == 0, f"{args}: {p.stdout}\n{p.stderr}"
-    assert "Traceback" not in p.stderr
-    return p
-
-
 def _status(root: Path, env: str) -> dict:
     return json.loads(_cli(root, "status", "-e", env, "--json").stdout)
 
@@ -100,10 +71,18 @@ def _retrain(root: Path, c: float) -> None:
     _cli(root, "apply", "-e", "dev", "--auto-approve")
 
 
+def _cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    p = run_cli(*args, cwd=root, timeout=300)
+    if check:
+        assert p.returncode == 0, f"{args}: {p.stdout}\n{p.stderr}"
+    assert "Traceback" not in p.stderr
+    return p
+
+
 @pytest.fixture()
 def project(tmp_path: Path):
     (tmp_path / "mlstack.yaml").write_text(SPEC)
-    _write_data(tmp_path)
+    write_xy_csv(tmp_path, 300)
     yield tmp_path
     for env in ("staging", "dev"):
         _cli(tmp_path, "destroy", "-e", env, "--auto-approve", check=False)

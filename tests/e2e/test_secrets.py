@@ -4,11 +4,10 @@ plan output, state or history. Driven through the CLI with the toy backend (a re
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toybackend"
+from tests.conftest import make_env, run_cli
+
 SECRET = "s3cr3t-value-that-must-not-leak"
 
 SPEC = """\
@@ -24,28 +23,16 @@ model: {name: m}
 """
 
 
-def _run(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(TOY), TOY_TOKEN=SECRET, NO_COLOR="1")
-    return subprocess.run(
-        [sys.executable, "-m", "mlstack.cli.main", *args],
-        cwd=tmp,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_secret_never_reaches_plan_state_or_history(tmp_path: Path) -> None:
     (tmp_path / "mlstack.yaml").write_text(SPEC)
-    plan = _run(tmp_path, "plan", "--json")
+    plan = run_cli("plan", "--json", cwd=tmp_path, env=make_env(TOY_TOKEN=SECRET))
     assert plan.returncode == 0, plan.stderr
     assert "${secret:TOY_TOKEN}" in plan.stdout  # the reference is visible...
     assert SECRET not in plan.stdout + plan.stderr  # ...the value is not
-    applied = _run(tmp_path, "apply", "--auto-approve")
+    applied = run_cli("apply", "--auto-approve", cwd=tmp_path, env=make_env(TOY_TOKEN=SECRET))
     assert applied.returncode == 0, applied.stderr
     assert SECRET not in applied.stdout + applied.stderr
-    history = _run(tmp_path, "state", "history", "--json")
+    history = run_cli("state", "history", "--json", cwd=tmp_path, env=make_env(TOY_TOKEN=SECRET))
     assert history.returncode == 0
     assert SECRET not in history.stdout
     for f in (tmp_path / ".mlstack").rglob("*"):

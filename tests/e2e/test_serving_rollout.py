@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from mlstack.engine.backend import Backend, Backing, Context, EndpointState, Event, VersionMetrics
+from mlstack.engine.backend import Backing, Context, EndpointState, Event, VersionMetrics
 from mlstack.engine.rollout import RolloutController, RolloutResult
 from mlstack.local.plugin import plugin as local_plugin
 from mlstack.local.serving import api, loadgen
 from mlstack.local.serving.sample import sample_rows, write_sample_model
 from mlstack.spec.models import Deployment
+from tests.fakes import ServingOnlyBackend
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -27,7 +28,7 @@ PREDICT = f"/v1/models/{MODEL}:predict"
 BODY = json.dumps({"instances": sample_rows(2, seed=3)}).encode()
 
 
-class ServingBackend(Backend):
+class ServingBackend(ServingOnlyBackend):
     """Just the serving half of the local backend, over ``mlstack.local.serving.api``."""
 
     def __init__(self, workdir: Path) -> None:
@@ -40,24 +41,6 @@ class ServingBackend(Backend):
 
     def metrics(self, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
         return api.metrics(self.workdir, "dev", endpoint, since)
-
-    def compile(self) -> Any:
-        raise NotImplementedError
-
-    def upsert_pipeline(self, compiled: Any, ctx: Context) -> Any:
-        raise NotImplementedError
-
-    def run_pipeline(self, compiled: Any, request: Any, ctx: Context) -> Any:
-        raise NotImplementedError
-
-    def register(self, run: Any, ctx: Context) -> Any:
-        raise NotImplementedError
-
-    def set_alias(self, model: str, alias: str, version: str, ctx: Context) -> None: ...
-    def versions(self, model: str) -> list[Any]:
-        return []
-
-    def destroy(self, address: str, kind: str, outputs: Any, ctx: Context) -> None: ...
 
 
 class Setup:

@@ -11,7 +11,6 @@ import pytest
 from pydantic import BaseModel
 
 from mlstack.engine.backend import (
-    Backend,
     BackendPlugin,
     Backing,
     Capabilities,
@@ -24,6 +23,7 @@ from mlstack.engine.backend import (
 from mlstack.engine.rollout import RolloutController, check_gates, plan_phases
 from mlstack.errors import BackendError, GateFailed
 from mlstack.spec.models import Deployment
+from tests.fakes import ServingOnlyBackend
 
 OLD = Backing("1", "/m/1", "sha256:1", 100.0)
 NEW = Backing("2", "/m/2", "sha256:2", 0.0)
@@ -47,7 +47,7 @@ class FakeClock:
 MetricsFn = Callable[[EndpointState, float, float], Mapping[str, VersionMetrics]]
 
 
-class FakeBackend(Backend):
+class FakeBackend(ServingOnlyBackend):
     def __init__(
         self,
         clock: FakeClock,
@@ -82,25 +82,6 @@ class FakeBackend(Backend):
     def rollout(self, plan: RolloutPlan, ctx: Context) -> Mapping[str, Any]:
         self.plans.append(plan)
         return {"outcome": "promoted"}
-
-    # unused parts of the seam
-    def compile(self) -> Any:
-        raise NotImplementedError
-
-    def upsert_pipeline(self, compiled: Any, ctx: Context) -> Any:
-        raise NotImplementedError
-
-    def run_pipeline(self, compiled: Any, request: Any, ctx: Context) -> Any:
-        raise NotImplementedError
-
-    def register(self, run: Any, ctx: Context) -> Any:
-        raise NotImplementedError
-
-    def set_alias(self, model: str, alias: str, version: str, ctx: Context) -> None: ...
-    def versions(self, model: str) -> list[Any]:
-        return []
-
-    def destroy(self, address: str, kind: str, outputs: Any, ctx: Context) -> None: ...
 
 
 def healthy(state: EndpointState, since: float, now: float) -> Mapping[str, VersionMetrics]:
