@@ -1,4 +1,4 @@
-"""The layering holds: cli -> engine -> spec, core imports no backend and no heavy SDK.
+"""The layering holds: cli -> engine -> manifest, core imports no backend and no heavy SDK.
 
 Two checks: import-linter's static contracts from pyproject.toml, and what actually lands in
 sys.modules when every core module is imported in a fresh interpreter (catches imports that a
@@ -46,7 +46,7 @@ def core_modules() -> list[str]:
     import mlstack
 
     out = ["mlstack.cli.main"]
-    for pkg in ("spec", "engine", "cli"):
+    for pkg in ("manifest", "engine", "cli"):
         path = [str(Path(mlstack.__file__).parent / pkg)]
         out += [f"mlstack.{pkg}.{m.name}" for m in pkgutil.iter_modules(path)]
     return out
@@ -54,7 +54,9 @@ def core_modules() -> list[str]:
 
 def test_core_modules_found() -> None:
     mods = core_modules()
-    assert {"mlstack.spec.models", "mlstack.engine.workspace", "mlstack.cli.cmd_plan"} <= set(mods)
+    assert {"mlstack.manifest.models", "mlstack.engine.workspace", "mlstack.cli.cmd_plan"} <= set(
+        mods
+    )
 
 
 @pytest.mark.parametrize("what", ["cli-start", "all-core"])

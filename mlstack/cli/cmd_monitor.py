@@ -60,8 +60,8 @@ def drift(
     Exit codes: 0 no feature drifted; 2 a feature drifted; 1 error.
     """
     from mlstack.engine.drift import compute_drift
-    from mlstack.spec.models import Drift
-    from mlstack.spec.units import parse_duration
+    from mlstack.manifest.models import Drift
+    from mlstack.manifest.units import parse_duration
 
     try:
         window = parse_duration(since)

@@ -21,7 +21,7 @@ def validate(
 ) -> None:
     """Check the project file and every environment's backend settings; report every error."""
     from mlstack.engine import validation_cache
-    from mlstack.spec.source import find_project_file
+    from mlstack.manifest.source import find_project_file
 
     path = find_project_file(file)
     cli_vars = parse_vars(variables)
@@ -58,7 +58,7 @@ def validate(
 @click.command()
 def schema() -> None:
     """Print the JSON Schema of mlstack.yaml (for editors)."""
-    from mlstack.spec.models import Project
+    from mlstack.manifest.models import Project
 
     s = Project.model_json_schema(by_alias=True)
     s["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -31,7 +31,7 @@ def output(
         address = ".".join(parts[:2])
         attr = ".".join(parts[2:]) or None
         if address not in outs:
-            from mlstack.spec.suggest import did_you_mean
+            from mlstack.manifest.suggest import did_you_mean
 
             raise StateError(
                 f"no resource {address!r} in state of {ws.env}{did_you_mean(address, outs)}",
@@ -87,7 +87,7 @@ def state_show(file: str | None, variables: tuple[str, ...], env: str | None, ad
     ws = workspace(file, env, variables)
     rec = ws.state.get(address)
     if rec is None:
-        from mlstack.spec.suggest import did_you_mean
+        from mlstack.manifest.suggest import did_you_mean
 
         known = list(ws.state.records())
         raise StateError(

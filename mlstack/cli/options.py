@@ -66,7 +66,7 @@ def workspace(file: str | None, env: str | None, variables: tuple[str, ...]) -> 
 
 
 def seconds(text: str) -> float:
-    from mlstack.spec.units import parse_duration
+    from mlstack.manifest.units import parse_duration
 
     try:
         return parse_duration(text)

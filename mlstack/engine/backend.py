@@ -25,7 +25,7 @@ from mlstack.errors import BackendError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from mlstack.spec.models import ResolvedProject
+    from mlstack.manifest.models import ResolvedProject
 
 ENTRY_POINT_GROUP = "mlstack.backends"
 ALL_STRATEGIES = frozenset({"all_at_once", "blue_green", "canary", "linear", "shadow", "ab"})
@@ -321,7 +321,7 @@ def get_plugin(name: str) -> BackendPlugin:
         return _PLUGINS[name]
     eps = _entry_points()
     if name not in eps:
-        from mlstack.spec.suggest import did_you_mean
+        from mlstack.manifest.suggest import did_you_mean
 
         known = sorted(eps) + [k for k in KNOWN_BACKENDS if k not in eps]
         installed = ", ".join(sorted(eps)) or "none"

@@ -19,8 +19,8 @@ from mlstack.engine.backend import Backend, CompiledPipeline
 from mlstack.engine.digest import digest, file_digest
 from mlstack.engine.resources import Resource
 from mlstack.errors import SpecError
-from mlstack.spec.dag import toposort
-from mlstack.spec.models import ResolvedProject, Stage
+from mlstack.manifest.dag import toposort
+from mlstack.manifest.models import ResolvedProject, Stage
 
 # Which parts of `data:` each built-in stage's result depends on.
 _DATA_FIELDS: dict[str, tuple[str, ...]] = {

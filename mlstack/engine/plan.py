@@ -9,7 +9,7 @@ from typing import Any
 from mlstack.engine.desired import DesiredGraph, stage_reasons
 from mlstack.engine.resources import Action, AttrDiff, Change, Resource, attr_diff
 from mlstack.engine.state import Record
-from mlstack.spec.dag import toposort
+from mlstack.manifest.dag import toposort
 
 
 @dataclass

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlstack.engine.backend import BackendPlugin, get_plugin
 from mlstack.errors import MlstackError, ProblemList, SpecError
-from mlstack.spec.load import Loaded, load, resolve
-from mlstack.spec.source import Source, find_project_file
+from mlstack.manifest.load import Loaded, load, resolve
+from mlstack.manifest.source import Source, find_project_file
 
 if TYPE_CHECKING:
     from mlstack.engine.workspace import Workspace
@@ -82,7 +82,7 @@ def check_environments(raw: Any, src: Source, problems: ProblemList) -> None:
     envs = raw.get("environments") if isinstance(raw, dict) else None
     if not isinstance(envs, dict):
         return
-    from mlstack.spec.models import Environment
+    from mlstack.manifest.models import Environment
 
     top = raw.get("deployment")
     top_deploy: dict[str, Any] = top if isinstance(top, dict) else {}
@@ -125,8 +125,8 @@ def check_backend(
 ) -> None:
     from pydantic import ValidationError
 
-    from mlstack.spec.models import ENV_KEYS
-    from mlstack.spec.suggest import did_you_mean
+    from mlstack.manifest.models import ENV_KEYS
+    from mlstack.manifest.suggest import did_you_mean
 
     try:
         plugin.config_model.model_validate(dict(settings))

@@ -17,7 +17,7 @@ from mlstack.engine.backend import Backing, EndpointState, Event, ModelVersion
 from mlstack.engine.handlers import deploy_version, endpoint_state, model_version
 from mlstack.engine.workspace import Project, Workspace
 from mlstack.errors import GateFailed, MlstackError, StateError
-from mlstack.spec.gates import parse_gate
+from mlstack.manifest.gates import parse_gate
 
 
 def promote(

@@ -40,10 +40,10 @@ from mlstack.engine.backend import (
     VersionMetrics,
 )
 from mlstack.errors import BackendError, GateFailed, MlstackError
-from mlstack.spec.units import parse_threshold
+from mlstack.manifest.units import parse_threshold
 
 if TYPE_CHECKING:
-    from mlstack.spec.models import Deployment
+    from mlstack.manifest.models import Deployment
 
 Outcome = Literal["promoted", "rolled_back"]
 Verdict = Literal["passed", "failed", "insufficient", "unchecked"]

@@ -30,8 +30,8 @@ from mlstack.engine.project import (
 from mlstack.engine.resources import Action, Change
 from mlstack.engine.state import StateStore
 from mlstack.errors import Location, ProblemList, SpecError, StateError
-from mlstack.spec.load import resolve
-from mlstack.spec.models import ResolvedProject
+from mlstack.manifest.load import resolve
+from mlstack.manifest.models import ResolvedProject
 
 
 class Workspace:
@@ -160,7 +160,7 @@ class Workspace:
         known = set(graph.resources) | set(records)
         for t in targets:
             if t not in known:
-                from mlstack.spec.suggest import did_you_mean
+                from mlstack.manifest.suggest import did_you_mean
 
                 raise SpecError(
                     f"--target {t!r} is not a resource of environment {self.env!r}"

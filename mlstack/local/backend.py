@@ -32,7 +32,7 @@ from mlstack.engine.digest import digest
 from mlstack.errors import BackendError, GateFailed, Location, MlstackError, Problem, SpecError
 from mlstack.local.registry import Registry, env_dir
 from mlstack.local.store import ArtifactStore, atomic_write_json, dir_digest
-from mlstack.spec.dag import toposort
+from mlstack.manifest.dag import toposort
 
 FORMAT = "mlstack-dag"
 LOG_TAIL_LINES = 15
@@ -296,7 +296,7 @@ class LocalBackend(Backend):
 
     def _setting_location(self, stage: str, setting: str) -> Location | None:
         """Where ``setting`` of ``stage`` is written in the project file (best effort)."""
-        from mlstack.spec.source import parse, read_text
+        from mlstack.manifest.source import parse, read_text
 
         path = Path(self.project.file)
         if not path.is_absolute() and not path.exists():

@@ -27,7 +27,7 @@ from mlstack.engine.backend import Event
 from mlstack.engine.digest import digest
 from mlstack.local.stages import PRELOAD
 from mlstack.local.store import ArtifactStore, atomic_write_json
-from mlstack.spec.dag import toposort
+from mlstack.manifest.dag import toposort
 
 BACKOFF_BASE = 0.25  # seconds before the first retry; doubles per attempt
 BACKOFF_MAX = 10.0
@@ -76,7 +76,7 @@ def default_cache_keys(definition: Mapping[str, Any], data_digest: str | None) -
 
 def champion_metrics(gates: list[str]) -> list[str]:
     """The champion's metrics that these gate expressions compare with."""
-    from mlstack.spec.gates import parse_gate
+    from mlstack.manifest.gates import parse_gate
 
     refs: set[str] = set()
     for text in gates:
@@ -118,7 +118,7 @@ def read_logs(workdir: str | os.PathLike[str], env: str, stage: str | None = Non
     if stage is not None:
         f = run_dir / f"{stage}.log"
         if not f.exists():
-            from mlstack.spec.suggest import did_you_mean
+            from mlstack.manifest.suggest import did_you_mean
 
             raise BackendError(
                 f"no log for stage {stage!r} in run {run_dir.name}{did_you_mean(stage, order)}",

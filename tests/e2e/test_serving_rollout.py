@@ -17,7 +17,7 @@ from mlstack.engine.rollout import RolloutController, RolloutResult
 from mlstack.local.plugin import plugin as local_plugin
 from mlstack.local.serving import api, loadgen
 from mlstack.local.serving.sample import sample_rows, write_sample_model
-from mlstack.spec.models import Deployment
+from mlstack.manifest.models import Deployment
 from tests.fakes import ServingOnlyBackend
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]

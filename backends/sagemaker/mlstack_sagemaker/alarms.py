@@ -84,7 +84,7 @@ def prune_variant_alarms(backend: SageMakerBackend, endpoint_name: str, serving:
 
 def alarm_specs(endpoint: str, gates: Mapping[str, str], variant: str) -> list[dict[str, Any]]:
     """PutMetricAlarm requests for deployment gates (error_rate, latency_pNN) on one variant."""
-    from mlstack.spec.units import parse_threshold
+    from mlstack.manifest.units import parse_threshold
 
     dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
     alarm_name_parts = (endpoint,) if variant == PRIMARY_VARIANT else (endpoint, variant)

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from mlstack.spec.models import ResolvedProject
+from mlstack.manifest.models import ResolvedProject
 from mlstack_sagemaker import pipeline_definition as pdef
 from mlstack_sagemaker.plugin import SageMakerConfig
 

@@ -27,9 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlstack.spec.dag import toposort
-from mlstack.spec.gates import Gate
-from mlstack.spec.models import ResolvedProject, Stage
+from mlstack.manifest.dag import toposort
+from mlstack.manifest.gates import Gate
+from mlstack.manifest.models import ResolvedProject, Stage
 from mlstack_sagemaker.aws_names import sagemaker_name
 from mlstack_sagemaker.plugin import SageMakerConfig
 

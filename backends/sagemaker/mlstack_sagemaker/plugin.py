@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from mlstack.engine.backend import BackendPlugin, Capabilities
-from mlstack.spec.suggest import did_you_mean
+from mlstack.manifest.suggest import did_you_mean
 from mlstack_sagemaker.aws_names import (
     INSTANCE_FAMILIES,
     INSTANCE_RE,

@@ -40,7 +40,7 @@ deployment: {endpoint: shop}
 
 
 def _resolve(root: Path, text: str = SPEC, env: str = "dev") -> tuple[Any, SageMakerConfig]:
-    from mlstack.spec.load import load, resolve
+    from mlstack.manifest.load import load, resolve
 
     (root / "mlstack.yaml").write_text(text)
     resolved = resolve(load(str(root / "mlstack.yaml")), env)
@@ -106,7 +106,7 @@ def test_a_cached_compile_imports_no_sdk(root: Path) -> None:
     code = (
         "import sys, json\n"
         "from mlstack.engine.backend import get_plugin\n"
-        "from mlstack.spec.load import load, resolve\n"
+        "from mlstack.manifest.load import load, resolve\n"
         "r = resolve(load('mlstack.yaml'), 'dev')\n"
         "c = get_plugin('sagemaker').load(r, __import__('pathlib').Path('.mlstack')).compile()\n"
         "print(json.dumps({'digest': c.digest, 'steps': list(c.steps),\n"

@@ -85,7 +85,7 @@ class FakeSageMaker:
     """Runs jobs of one pipeline execution; ``s3`` maps a stage to its uploaded output."""
 
     def __init__(self, tmp: Path, csv: str) -> None:
-        from mlstack.spec.load import load, resolve
+        from mlstack.manifest.load import load, resolve
 
         self.tmp = tmp
         (tmp / "mlstack.yaml").write_text(SPEC)

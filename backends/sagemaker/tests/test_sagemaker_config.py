@@ -172,7 +172,7 @@ def test_missing_pulumi_cli_stops_provision(
 ) -> None:
     from mlstack.engine.backend import Context, get_plugin
     from mlstack.errors import BackendError
-    from mlstack.spec.load import load, resolve
+    from mlstack.manifest.load import load, resolve
 
     _quickstart(tmp_path, "    region: eu-west-1\n    role: create\n")
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing named pulumi here
@@ -194,7 +194,7 @@ def test_refresh_without_aws_credentials_is_a_clear_error(
 
     from mlstack.engine.backend import get_plugin
     from mlstack.errors import BackendError
-    from mlstack.spec.load import load, resolve
+    from mlstack.manifest.load import load, resolve
 
     # port 9 on 127.0.0.1: should credentials turn up after all, nothing leaves this machine
     settings = f"    region: eu-west-1\n    role: {ROLE}\n    bucket: qs-artifacts\n"

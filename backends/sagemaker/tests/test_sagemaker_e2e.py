@@ -65,7 +65,7 @@ deployment:
 
 def _project(tmp_path: Path, url: str, shifting: str = "native") -> Any:
     from mlstack.engine.backend import get_plugin
-    from mlstack.spec.load import load, resolve
+    from mlstack.manifest.load import load, resolve
 
     (tmp_path / "data").mkdir(exist_ok=True)
     (tmp_path / "data" / "rows.csv").write_text("x,label\n1,0\n2,1\n3,1\n")

@@ -74,7 +74,7 @@ def import_object(path: str, what: str, setting: str) -> Any:
     try:
         return getattr(module, attr)
     except AttributeError:
-        from mlstack.spec.suggest import did_you_mean
+        from mlstack.manifest.suggest import did_you_mean
 
         public = [n for n in dir(module) if not n.startswith("_")]
         raise StageConfigError(

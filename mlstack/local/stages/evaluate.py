@@ -58,7 +58,7 @@ def check_gates(
     gates: list[str], metrics: dict[str, float], champion: dict[str, float] | None, stage: str
 ) -> list[str]:
     """Raise GateFailed naming every failing gate and its measured value; else the details."""
-    from mlstack.spec.gates import parse_gate
+    from mlstack.manifest.gates import parse_gate
 
     failed: list[Problem] = []
     details: list[str] = []

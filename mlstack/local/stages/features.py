@@ -37,7 +37,7 @@ def run(ctx: Any) -> dict[str, Any]:
                 continue
             is_num = pd.api.types.is_numeric_dtype(train[c])
             (numeric if is_num else categorical).append(str(c))
-    from mlstack.spec.suggest import did_you_mean
+    from mlstack.manifest.suggest import did_you_mean
 
     columns = [str(c) for c in train.columns]
     for setting, listed in (("with.numeric", numeric), ("with.categorical", categorical)):

@@ -15,7 +15,7 @@ from mlstack.engine.drift import (
     psi_numeric,
 )
 from mlstack.errors import MlstackError
-from mlstack.spec.models import Drift
+from mlstack.manifest.models import Drift
 
 
 def _normal(n: int, mean: float = 0.0, seed: int = 0) -> list[float]:

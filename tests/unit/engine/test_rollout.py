@@ -22,7 +22,7 @@ from mlstack.engine.backend import (
 )
 from mlstack.engine.rollout import RolloutController, check_gates, plan_phases
 from mlstack.errors import BackendError, GateFailed
-from mlstack.spec.models import Deployment
+from mlstack.manifest.models import Deployment
 from tests.fakes import ServingOnlyBackend
 
 OLD = Backing("1", "/m/1", "sha256:1", 100.0)

@@ -89,7 +89,7 @@ class Project:
 
     def backend(self, env: str = "dev") -> Any:
         from mlstack.local.plugin import plugin
-        from mlstack.spec.load import load, resolve
+        from mlstack.manifest.load import load, resolve
 
         loaded = load(str(self.root / "mlstack.yaml"))
         return plugin.load(resolve(loaded, env), self.workdir)

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlstack.errors import ProblemList
-from mlstack.spec.source import Path, Source
-from mlstack.spec.suggest import did_you_mean
+from mlstack.manifest.source import Path, Source
+from mlstack.manifest.suggest import did_you_mean
 
 _REF = re.compile(r"\$\{\s*(env:|var\.|secret:)([A-Za-z_][A-Za-z0-9_]*)\s*\}|\$\{([^}]*)\}")
 

@@ -15,11 +15,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mlstack.errors import Location, ProblemList, SpecError
-from mlstack.spec.dag import CycleError, toposort
-from mlstack.spec.interpolate import interpolate
-from mlstack.spec.models import SECTIONS, Environment, Project, ResolvedProject
-from mlstack.spec.source import Path, Source, parse, read_text
-from mlstack.spec.suggest import did_you_mean
+from mlstack.manifest.dag import CycleError, toposort
+from mlstack.manifest.interpolate import interpolate
+from mlstack.manifest.models import SECTIONS, Environment, Project, ResolvedProject
+from mlstack.manifest.source import Path, Source, parse, read_text
+from mlstack.manifest.suggest import did_you_mean
 
 
 class Loaded:

@@ -19,8 +19,8 @@ from pydantic import (
     model_validator,
 )
 
-from mlstack.spec.gates import Gate, parse_gate
-from mlstack.spec.units import parse_duration, parse_size, parse_threshold
+from mlstack.manifest.gates import Gate, parse_gate
+from mlstack.manifest.units import parse_duration, parse_size, parse_threshold
 
 NAME_RE = r"^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"
 BUILTIN_STAGES = (
@@ -166,7 +166,7 @@ class Stage(Strict):
             )
         kind = v.split("/", 1)[1]
         if kind not in BUILTIN_STAGES:
-            from mlstack.spec.suggest import did_you_mean
+            from mlstack.manifest.suggest import did_you_mean
 
             raise ValueError(
                 f"unknown built-in stage {kind!r}{did_you_mean(kind, BUILTIN_STAGES)}"

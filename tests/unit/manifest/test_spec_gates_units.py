@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlstack.spec.gates import parse_gate
-from mlstack.spec.units import parse_duration, parse_size, parse_threshold
+from mlstack.manifest.gates import parse_gate
+from mlstack.manifest.units import parse_duration, parse_size, parse_threshold
 
 
 @pytest.mark.parametrize(

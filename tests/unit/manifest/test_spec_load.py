@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from mlstack.errors import SpecError
-from mlstack.spec.dag import CycleError, downstream, find_cycle, toposort
-from mlstack.spec.load import deep_merge, load, resolve
-from mlstack.spec.source import parse
+from mlstack.manifest.dag import CycleError, downstream, find_cycle, toposort
+from mlstack.manifest.load import deep_merge, load, resolve
+from mlstack.manifest.source import parse
 
 SPEC = """\
 project: demo
@@ -233,7 +233,7 @@ def test_quickstart_example_loads_in_every_environment() -> None:
 
 
 def test_json_schema_names_the_sections() -> None:
-    from mlstack.spec.models import Project
+    from mlstack.manifest.models import Project
 
     schema = Project.model_json_schema(by_alias=True)
     assert {"project", "environments", "pipeline", "deployment"} <= set(schema["properties"])
