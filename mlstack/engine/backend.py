@@ -25,28 +25,64 @@ from mlstack.errors import BackendError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from mlstack.manifest.models import ResolvedProject
+    from mlstack.manifest.models import Deployment, ResolvedProject
 
 ENTRY_POINT_GROUP = "mlstack.backends"
-ALL_STRATEGIES = frozenset({"all_at_once", "blue_green", "canary", "linear", "shadow", "ab"})
+# Why a backend lacks an endpoint feature a strategy needs, and what to do instead, unless the
+# backend's ``Capabilities.notes`` says it better (keys: the feature, and ``hint:<feature>``).
+_FEATURE_WHY: dict[str, tuple[str, str]] = {
+    "weighted_traffic": (
+        "the endpoint cannot split traffic between versions by weight",
+        "use all_at_once or blue_green",
+    ),
+    "mirroring": (
+        "the endpoint cannot mirror requests to a version",
+        "use canary with a small first step, e.g. canary: {steps: [5, 100]}",
+    ),
+    "sticky_sessions": (
+        "the endpoint cannot assign a caller to a version by a request key",
+        "set ab.sticky_key: null to split by weight only, or run this environment on a "
+        "backend with sticky sessions (local)",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a deployment cannot roll out on a backend: where in ``deployment:``, why, what instead."""
+
+    path: tuple[str | int, ...]  # inside the deployment block, e.g. ("strategy",), ("gates", "x")
+    message: str
+    hint: str
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a platform does by itself; mlstack drives or refuses the rest (never silently)."""
+    """What a platform's endpoints can do; a strategy needing what is missing is refused at
+    ``validate``/``plan`` with the reason and an alternative (never degraded silently)."""
 
-    strategies: frozenset[str] = ALL_STRATEGIES
-    native_progressive: bool = False  # platform steps canary/linear itself (SageMaker guardrails)
-    native_auto_rollback: bool = False  # platform rolls back on alarms by itself
+    # the platform realises the rollout phases itself: the controller hands it the whole plan
+    native_progressive: bool = False
     weighted_traffic: bool = True  # endpoint splits traffic between versions by weight
-    shadow: bool = False  # endpoint mirrors a share of requests to a version
-    max_shadow_percent: float = 100.0
+    mirroring: bool = False  # endpoint mirrors a share of requests to a version
+    max_mirror_percent: float = 100.0
     sticky_sessions: bool = False  # A/B assignment by a request key
-    aliases: bool = True  # registry supports named aliases (champion/challenger)
-    infrastructure: bool = False  # needs a Pulumi stack (clouds) or not (local)
+    # metrics deployment gates can be judged on; None: any (error_rate, latency_*, custom ones)
+    gate_metrics: frozenset[str] | None = None
     # stage kinds the platform can run (builtin names, "command", "function"); None: all of them
     stage_kinds: frozenset[str] | None = None
-    notes: Mapping[str, str] = field(default_factory=dict)  # strategy -> how it is realised
+    # why a feature is missing / how the platform realises a strategy, keyed by feature name,
+    # ``hint:<feature>``, ``gates``, ``hint:gates``, ``stage:<kind>`` or a strategy name
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def features(self) -> frozenset[str]:
+        have = {
+            "weighted_traffic": self.weighted_traffic,
+            "mirroring": self.mirroring,
+            "sticky_sessions": self.sticky_sessions,
+        }
+        return frozenset(k for k, v in have.items() if v)
 
     def explain_stage(self, kind: str) -> str | None:
         """None when this kind of stage runs here; otherwise why not."""
@@ -55,12 +91,44 @@ class Capabilities:
             return f"{kind!r} stages are not available on this backend: {why}"
         return None
 
-    def explain(self, strategy: str) -> str | None:
-        """None when supported; otherwise why not (for plan/validate)."""
-        if strategy not in self.strategies:
-            why = self.notes.get(strategy, "the platform has no equivalent")
-            return f"strategy {strategy!r} is not available on this backend: {why}"
-        return None
+    def explain_rollout(self, deployment: Deployment) -> list[Refusal]:
+        """Everything in ``deployment`` this backend cannot realise; empty when it can."""
+        from mlstack.manifest import strategies
+
+        out: list[Refusal] = []
+        name = deployment.strategy
+        for feature in sorted(strategies.needs_of(deployment) - self.features):
+            why, hint = _FEATURE_WHY[feature]
+            out.append(
+                Refusal(
+                    ("strategy",),
+                    f"strategy {name!r} is not available on this backend: "
+                    f"{self.notes.get(feature, why)}",
+                    self.notes.get(f"hint:{feature}", hint),
+                )
+            )
+        if name == "shadow" and deployment.shadow.percent > self.max_mirror_percent:
+            out.append(
+                Refusal(
+                    ("shadow", "percent"),
+                    f"shadow.percent {deployment.shadow.percent:g} is more than this backend "
+                    f"mirrors ({self.max_mirror_percent:g}%)",
+                    f"use shadow.percent <= {self.max_mirror_percent:g}",
+                )
+            )
+        if self.gate_metrics is not None:
+            known = ", ".join(sorted(self.gate_metrics))
+            for gate in deployment.gates:
+                if gate not in self.gate_metrics:
+                    why = self.notes.get("gates", "the platform does not report it")
+                    out.append(
+                        Refusal(
+                            ("gates", gate),
+                            f"gate {gate!r} cannot be checked on this backend: {why}",
+                            self.notes.get("hint:gates", f"gate on {known}"),
+                        )
+                    )
+        return out
 
 
 @dataclass(frozen=True)
@@ -98,6 +166,7 @@ _SEAM = frozenset(
         "EndpointState",
         "VersionMetrics",
         "RolloutPlan",
+        "Phase",
         "Event",
         "Context",
         "Observed",
@@ -109,6 +178,7 @@ if TYPE_CHECKING:
     from mlstack.engine.seam import EndpointState as EndpointState
     from mlstack.engine.seam import ModelVersion as ModelVersion
     from mlstack.engine.seam import Observed as Observed
+    from mlstack.engine.seam import Phase as Phase
     from mlstack.engine.seam import RolloutPlan as RolloutPlan
     from mlstack.engine.seam import RunRequest as RunRequest
     from mlstack.engine.seam import RunResult as RunResult

@@ -21,6 +21,7 @@ from mlstack.engine.resources import Resource
 from mlstack.errors import SpecError
 from mlstack.manifest.dag import toposort
 from mlstack.manifest.models import ResolvedProject, Stage
+from mlstack.manifest.strategies import params_of
 
 # Which parts of `data:` each built-in stage's result depends on.
 _DATA_FIELDS: dict[str, tuple[str, ...]] = {
@@ -148,7 +149,7 @@ def build(
         and (trains_here or has_promoted_model)
     ):
         d = project.deployment
-        strategy_params = getattr(d, d.strategy, None)
+        strategy_params = params_of(d)
         ep_inputs: dict[str, Any] = {
             "backend": be,
             "endpoint": d.endpoint,

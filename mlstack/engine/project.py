@@ -17,6 +17,7 @@ from mlstack.manifest.source import Source, find_project_file
 
 if TYPE_CHECKING:
     from mlstack.engine.workspace import Workspace
+    from mlstack.manifest.models import Deployment
 
 STATE_DIR = ".mlstack"
 
@@ -55,8 +56,9 @@ class Project:
         except MlstackError as e:
             loc = self.loaded.source.locate(("environments", env, "backend"))
             raise SpecError(e.problems[0].message, location=loc, hint=e.problems[0].hint) from None
-        strategy = resolved.deployment.strategy if resolved.deployment else None
-        check_backend(plugin, env, resolved.settings, strategy, self.loaded.source, problems)
+        check_backend(
+            plugin, env, resolved.settings, resolved.deployment, self.loaded.source, problems
+        )
         check_stages(plugin, env, resolved, self.loaded.source, problems)
         problems.raise_if_any(SpecError)
 
@@ -103,23 +105,45 @@ def check_environments(raw: Any, src: Source, problems: ProblemList) -> None:
             continue
         settings = {k: v for k, v in env.items() if k not in Environment.model_fields}
         over = env.get("deployment")
-        deploy: dict[str, Any] = over if isinstance(over, dict) else {}
-        strategy = deploy.get("strategy", top_deploy.get("strategy"))
         check_backend(
             plugin,
             str(name),
             settings,
-            strategy if isinstance(strategy, str) else None,
+            _deployment(top_deploy, over if isinstance(over, dict) else {}),
             src,
             problems,
         )
+
+
+def _deployment(top: Mapping[str, Any], over: Mapping[str, Any]) -> Deployment | None:
+    """The environment's deployment block as the schema reads it; None when it has errors of
+    its own (the schema reports those)."""
+    from pydantic import ValidationError
+
+    from mlstack.manifest.models import Deployment
+
+    def merged(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = (
+                merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+            )
+        return out
+
+    data = merged(top, over)
+    if not data:
+        return None
+    try:
+        return Deployment.model_validate(data)
+    except ValidationError:
+        return None
 
 
 def check_backend(
     plugin: BackendPlugin,
     env: str,
     settings: Mapping[str, Any],
-    strategy: str | None,
+    deployment: Deployment | None,
     src: Source,
     problems: ProblemList,
 ) -> None:
@@ -152,15 +176,28 @@ def check_backend(
                 )
             else:
                 problems.add(f"{key}: {msg}", src.locate(path))
-    if strategy:
-        why = plugin.capabilities.explain(strategy)
-        if why:
-            p = ("environments", env, "deployment", "strategy")
+    if deployment is not None:
+        for refusal in plugin.capabilities.explain_rollout(deployment):
             problems.add(
-                why,
-                src.locate(p if p in src.positions else ("deployment", "strategy")),
-                "choose another strategy for this environment",
+                f"environment {env!r}: {refusal.message}",
+                _locate_deployment(src, env, refusal.path),
+                refusal.hint,
             )
+
+
+def _locate_deployment(src: Source, env: str, path: tuple[str | int, ...]) -> Any:
+    """Where ``deployment.<path>`` is written for ``env``: its override, the top-level block,
+    or (for a default value) the strategy line that chose it."""
+    for candidate in (
+        ("environments", env, "deployment", *path),
+        ("deployment", *path),
+        ("environments", env, "deployment", "strategy"),
+        ("deployment", "strategy"),
+        ("environments", env, "deployment"),
+    ):
+        if candidate in src.positions:
+            return src.locate(candidate)
+    return src.locate(("deployment",))
 
 
 def check_stages(

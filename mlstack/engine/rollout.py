@@ -36,10 +36,13 @@ from mlstack.engine.backend import (
     Context,
     EndpointState,
     Event,
+    Phase,
     RolloutPlan,
     VersionMetrics,
 )
 from mlstack.errors import BackendError, GateFailed, MlstackError
+from mlstack.manifest import strategies
+from mlstack.manifest.strategies import PhaseSpec
 from mlstack.manifest.units import parse_threshold
 
 if TYPE_CHECKING:
@@ -79,17 +82,6 @@ class GateCheck:
             else f"{self.value:g}"
         )
         return f"{self.metric} = {shown} (needs {self.rule})"
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One planned position of the endpoint, how long to hold it and whether to judge it."""
-
-    label: str
-    state: EndpointState
-    hold: float
-    check: bool
-    traffic: float  # percent of primary traffic on the new version (shadow: mirrored percent)
 
 
 @dataclass(frozen=True)
@@ -184,119 +176,62 @@ def _mix(base: tuple[Backing, ...], new: Backing, pct: float) -> tuple[Backing, 
     return (*scaled, replace(new, weight=float(pct), shadow=0.0))
 
 
-def _linear_steps(step: float) -> list[float]:
-    out, w = [], 0.0
-    while w < 100.0:
-        w = min(100.0, round(w + step, 6))
-        out.append(w)
-    return out
+def _realise(spec: PhaseSpec, base: tuple[Backing, ...], new: Backing) -> tuple[Backing, ...]:
+    """The backings of one phase of the strategy table, for this baseline and new version."""
+    if spec.mirror > 0:
+        return (
+            *(replace(b, shadow=0.0) for b in base),
+            replace(new, weight=0.0, shadow=float(spec.mirror)),
+        )
+    if spec.baseline_warm:
+        if spec.new_share <= 0:
+            return (*base, replace(new, weight=0.0, shadow=0.0))
+        return (
+            *(replace(b, weight=0.0, shadow=0.0) for b in base),
+            replace(new, weight=100.0, shadow=0.0),
+        )
+    return _mix(base, new, spec.new_share)
 
 
 def plan_phases(
     deployment: Deployment, model: str, new: Backing, previous: EndpointState | None
 ) -> tuple[list[Phase], str]:
-    """The positions the endpoint goes through, and a note when the strategy is not used."""
-    endpoint = deployment.endpoint
+    """The positions the endpoint goes through (the strategy table's phases made concrete), and
+    a note when the strategy is not used."""
     base = tuple(
         b
         for b in (previous.backings if previous else ())
         if b.version != new.version and (b.weight > 0)
     )
-    common: dict[str, Any] = {
-        "name": endpoint,
-        "model": model,
-        "replicas": deployment.resources.replicas,
-        "instance_type": deployment.resources.instance_type,
-    }
 
     def state(backings: tuple[Backing, ...], sticky: str | None = None) -> EndpointState:
-        return EndpointState(backings=backings, sticky_key=sticky, **common)
+        return EndpointState(
+            name=deployment.endpoint,
+            model=model,
+            backings=backings,
+            sticky_key=sticky,
+            replicas=deployment.resources.replicas,
+            instance_type=deployment.resources.instance_type,
+        )
 
-    only_new = state(_mix((), new, 100.0))
-    strategy = deployment.strategy
     if not base:
         note = (
             "first deployment"
             if previous is None or not previous.backings
             else f"version {new.version} already serves all traffic"
         )
-        return [Phase("all traffic to new version", only_new, 0.0, False, 100.0)], note
-    if strategy == "all_at_once":
-        return [Phase("all traffic to new version", only_new, 0.0, False, 100.0)], ""
-    if strategy in ("canary", "linear"):
-        if strategy == "canary":
-            steps, interval = list(deployment.canary.steps), deployment.canary.interval
-        else:
-            steps, interval = _linear_steps(deployment.linear.step), deployment.linear.interval
-        phases = [
-            Phase(
-                f"{strategy} {s:g}%",
-                state(_mix(base, new, s)),
-                interval if s < 100 else 0.0,
-                s < 100,
-                float(s),
-            )
-            for s in steps
-        ]
-        return phases, ""
-    if strategy == "blue_green":
-        standby = (*base, replace(new, weight=0.0, shadow=0.0))
-        switched = (
-            *(replace(b, weight=0.0, shadow=0.0) for b in base),
-            replace(new, weight=100.0, shadow=0.0),
+        only_new = state(_mix((), new, 100.0))
+        return [Phase(strategies.ALL_TRAFFIC.label, only_new, 0.0, False, 100.0)], note
+    return [
+        Phase(
+            spec.label,
+            state(_realise(spec, base, new), spec.sticky_key),
+            spec.hold,
+            spec.check,
+            spec.traffic,
         )
-        return [
-            Phase("green up, no traffic", state(standby), 0.0, False, 0.0),
-            Phase(
-                "switch to green, blue warm (bake)",
-                state(switched),
-                deployment.blue_green.bake,
-                True,
-                100.0,
-            ),
-            Phase("retire blue", only_new, 0.0, False, 100.0),
-        ], ""
-    if strategy == "shadow":
-        pct = deployment.shadow.percent
-        mirrored = (
-            *(replace(b, shadow=0.0) for b in base),
-            replace(new, weight=0.0, shadow=float(pct)),
-        )
-        return [
-            Phase(
-                f"shadow {pct:g}% mirrored",
-                state(mirrored),
-                deployment.shadow.duration,
-                True,
-                float(pct),
-            ),
-            Phase("all traffic to new version", only_new, 0.0, False, 100.0),
-        ], ""
-    if strategy == "ab":
-        weights = deployment.ab.weights
-        champ = float(weights.get("champion", 0.0))
-        chal = float(weights.get("challenger", 0.0))
-        if champ + chal <= 0:
-            raise BackendError(
-                f"endpoint {endpoint}: ab.weights give no traffic to champion or challenger",
-                hint="e.g. ab: {weights: {champion: 50, challenger: 50}}",
-            )
-        pct = 100.0 * chal / (champ + chal)
-        split = state(
-            _mix(base, new, pct) if pct < 100 else _mix((), new, 100.0),
-            sticky=deployment.ab.sticky_key,
-        )
-        hold = deployment.ab.duration
-        return [
-            Phase(
-                f"a/b {100 - pct:g}/{pct:g} sticky by {deployment.ab.sticky_key}",
-                split,
-                hold,
-                hold > 0,
-                pct,
-            )
-        ], ""
-    raise BackendError(f"unknown deployment strategy {strategy!r}")
+        for spec in strategies.phases_of(deployment)
+    ], ""
 
 
 # --- gates -------------------------------------------------------------------------------------
@@ -356,13 +291,10 @@ class RolloutController:
         endpoint = deployment.endpoint
         caps = self.backend.capabilities
         if len(phases) > 1 or phases[0].check:  # the strategy is really used
-            why = caps.explain(strategy)
-            if why is None and strategy == "shadow" and not caps.shadow:
-                why = "the endpoint cannot mirror traffic"
-            if why is not None:
+            refused = caps.explain_rollout(deployment)
+            if refused:
                 raise BackendError(
-                    f"endpoint {endpoint}: {why}",
-                    hint="choose another deployment.strategy for this environment",
+                    f"endpoint {endpoint}: {refused[0].message}", hint=refused[0].hint
                 )
         if caps.native_progressive and len(phases) > 1:
             return self._native(deployment, phases, new, previous, ctx, started)
@@ -542,14 +474,13 @@ class RolloutController:
         ctx: Context,
         started: float,
     ) -> RolloutResult:
-        checked = [p for p in phases if p.check]
         plan = RolloutPlan(
             target=phases[-1].state,
             previous=previous,
             strategy=deployment.strategy,
-            steps=tuple(p.traffic for p in phases),
-            interval=checked[0].hold if checked else 0.0,
+            phases=tuple(phases),
             gates=dict(deployment.gates),
+            min_requests=deployment.min_requests,
         )
         ctx.emit(
             Event(

@@ -111,15 +111,43 @@ class VersionMetrics:
 
 
 @dataclass(frozen=True)
+class Phase:
+    """One planned position of an endpoint during a rollout (from the strategy table's phases):
+    what it holds, how long, and whether the deployment's gates are judged during the hold."""
+
+    label: str
+    state: EndpointState
+    hold: float  # seconds
+    check: bool
+    traffic: float  # percent of primary traffic on the new version (shadow: mirrored percent)
+
+    @property
+    def mirrored(self) -> dict[str, float]:
+        """version -> percent of requests mirrored to it in this phase."""
+        return {b.version: b.shadow for b in self.state.backings if b.shadow > 0}
+
+
+@dataclass(frozen=True)
 class RolloutPlan:
-    """A whole strategy, handed to backends whose platform rolls out natively."""
+    """A whole strategy, handed to backends whose platform rolls out natively: every phase (so
+    mirroring, each canary step, stickiness and the holds reach the platform) and the gates."""
 
     target: EndpointState
     previous: EndpointState | None
     strategy: str
-    steps: tuple[float, ...]
-    interval: float
+    phases: tuple[Phase, ...]
     gates: Mapping[str, str]
+    min_requests: int = 0
+
+    @property
+    def steps(self) -> tuple[float, ...]:
+        """The new version's share of traffic in each phase."""
+        return tuple(p.traffic for p in self.phases)
+
+    @property
+    def interval(self) -> float:
+        """The hold of the first phase whose gates are judged (0 when none is)."""
+        return next((p.hold for p in self.phases if p.check), 0.0)
 
 
 @dataclass(frozen=True)

@@ -61,12 +61,11 @@ class Workspace:
     def check_settings(self) -> None:
         """Backend settings against the backend's own config model (no SDK import)."""
         problems = ProblemList()
-        strategy = self.resolved.deployment.strategy if self.resolved.deployment else None
         check_backend(
             self.plugin,
             self.env,
             self.resolved.settings,
-            strategy,
+            self.resolved.deployment,
             self.project_file.loaded.source,
             problems,
         )
@@ -146,11 +145,30 @@ class Workspace:
         )
         plan.graph_digest = digest({a: dict(r.inputs) for a, r in graph.resources.items()})
         plan.drift = found
+        notes.extend(self._rollout_notes(plan))
         plan.notes.extend(notes)
         plan.refresh_only = refresh_only
         if refresh_only:
             plan.changes = []
         return plan, graph
+
+    def _rollout_notes(self, plan: Plan) -> list[str]:
+        """How a changed endpoint will roll out: the strategy table's description, and how this
+        backend realises it."""
+        from mlstack.manifest.strategies import describe
+
+        d = self.resolved.deployment
+        if d is None or not any(
+            c.address == f"endpoint.{d.endpoint}" and c.action is not Action.DESTROY
+            for c in plan.changes
+        ):
+            return []
+        how = self.plugin.capabilities.notes.get(d.strategy)
+        gates = ", ".join(f"{k} {v}" for k, v in d.gates.items()) or "none"
+        return [
+            f"endpoint.{d.endpoint} rolls out a new version by {describe(d)}; gates: {gates}"
+            + (f" ({self.plugin.name}: {how})" if how else "")
+        ]
 
     def _check_targets(
         self, targets: list[str] | None, graph: DesiredGraph, records: Mapping[str, Any]

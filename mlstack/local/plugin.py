@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlstack.engine.backend import ALL_STRATEGIES, BackendPlugin, Capabilities
+from mlstack.engine.backend import BackendPlugin, Capabilities
 
 
 class LocalConfig(BaseModel):
@@ -22,14 +22,10 @@ plugin = BackendPlugin(
     name="local",
     config_model=LocalConfig,
     capabilities=Capabilities(
-        strategies=ALL_STRATEGIES,
         native_progressive=False,
-        native_auto_rollback=False,
         weighted_traffic=True,
-        shadow=True,
+        mirroring=True,
         sticky_sessions=True,
-        aliases=True,
-        infrastructure=False,
     ),
     implementation="mlstack.local.backend:LocalBackend",
     description="runs pipelines, MLflow and KServe model servers on this machine",

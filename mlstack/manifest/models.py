@@ -7,20 +7,26 @@ because a typo that is silently ignored is the most expensive kind of bug in a d
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from mlstack.manifest.fields import Duration, Strict
 from mlstack.manifest.gates import Gate, parse_gate
-from mlstack.manifest.units import parse_duration, parse_size, parse_threshold
+from mlstack.manifest.strategies import (
+    AB,
+    BlueGreen,
+    Linear,
+    Shadow,
+    Steps,
+    StrategyName,
+)
+from mlstack.manifest.units import parse_size, parse_threshold
 
 NAME_RE = r"^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"
 BUILTIN_STAGES = (
@@ -33,21 +39,6 @@ BUILTIN_STAGES = (
     "evaluate",
     "register",
 )
-STRATEGIES = ("all_at_once", "blue_green", "canary", "linear", "shadow", "ab")
-
-_DURATION_SCHEMA = {
-    "anyOf": [
-        {"type": "number", "minimum": 0},
-        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
-    ],
-    "description": "seconds, or a duration such as 30s, 5m, 1h",
-}
-# Seconds, written as a number or as 30s / 5m / 1h in the file.
-Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_DURATION_SCHEMA)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
 
 
 class Expectation(Strict):
@@ -215,42 +206,6 @@ class Model(Strict):
     registration: Register = Field(default_factory=Register, alias="register")
 
 
-class Steps(Strict):
-    steps: list[float] = Field(default_factory=lambda: [10.0, 50.0, 100.0])
-    interval: Duration = 60.0
-
-    @field_validator("steps")
-    @classmethod
-    def _steps(cls, v: list[float]) -> list[float]:
-        if not v or any(not 0 < s <= 100 for s in v) or v != sorted(v):
-            raise ValueError("steps are percentages in (0, 100], increasing, e.g. [10, 50, 100]")
-        if v[-1] != 100:
-            v = [*v, 100.0]
-        return v
-
-
-class Linear(Strict):
-    step: float = Field(default=20.0, gt=0, le=100)
-    interval: Duration = 60.0
-
-
-class BlueGreen(Strict):
-    bake: Duration = 60.0
-
-
-class Shadow(Strict):
-    percent: float = Field(default=100.0, gt=0, le=100)
-    duration: Duration = 300.0
-
-
-class AB(Strict):
-    weights: dict[str, float] = Field(
-        default_factory=lambda: {"champion": 50.0, "challenger": 50.0}
-    )
-    sticky_key: str = "x-user-id"
-    duration: Duration = 0.0
-
-
 class DeployResources(Strict):
     replicas: int = Field(default=1, ge=1, le=100)
     instance_type: str | None = None
@@ -258,9 +213,7 @@ class DeployResources(Strict):
 
 class Deployment(Strict):
     endpoint: str = Field(pattern=NAME_RE)
-    strategy: Literal["all_at_once", "blue_green", "canary", "linear", "shadow", "ab"] = (
-        "all_at_once"
-    )
+    strategy: StrategyName = "all_at_once"
     canary: Steps = Field(default_factory=Steps)
     linear: Linear = Field(default_factory=Linear)
     blue_green: BlueGreen = Field(default_factory=BlueGreen)

@@ -150,3 +150,7 @@ def sagemaker_name(*parts: str) -> str:
         tail = hashlib.sha256(raw.encode()).hexdigest()[:8]
         cleaned = cleaned[:54].rstrip("-") + "-" + tail
     return cleaned or "mlstack"
+
+
+# Deployment gates a CloudWatch alarm on the endpoint's own metrics can judge (see alarms.py).
+GATE_METRICS = ("error_rate", "latency_p50", "latency_p90", "latency_p95", "latency_p99")

@@ -21,6 +21,7 @@ from pydantic import (
 from mlstack.engine.backend import BackendPlugin, Capabilities
 from mlstack.manifest.suggest import did_you_mean
 from mlstack_sagemaker.aws_names import (
+    GATE_METRICS,
     INSTANCE_FAMILIES,
     INSTANCE_RE,
     INSTANCE_SIZES,
@@ -187,15 +188,12 @@ plugin = BackendPlugin(
     name="sagemaker",
     config_model=SageMakerConfig,
     capabilities=Capabilities(
-        strategies=frozenset({"all_at_once", "blue_green", "canary", "linear", "shadow", "ab"}),
         native_progressive=True,
-        native_auto_rollback=True,
         weighted_traffic=True,
-        shadow=True,
-        max_shadow_percent=100.0,
+        mirroring=True,
+        max_mirror_percent=100.0,
         sticky_sessions=False,
-        aliases=True,
-        infrastructure=True,
+        gate_metrics=frozenset(GATE_METRICS),
         stage_kinds=frozenset(
             {
                 "ingest",
@@ -212,15 +210,22 @@ plugin = BackendPlugin(
         notes={
             "stage:function": "the job containers run commands, not Python functions of your "
             "project; write the stage as `run: python -m your.module`",
-            "canary": "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration "
-            "(CANARY) with AutoRollbackConfiguration alarms",
-            "linear": "TrafficRoutingConfiguration LINEAR, one step per interval",
-            "all_at_once": "TrafficRoutingConfiguration ALL_AT_ONCE",
-            "blue_green": "TrafficRoutingConfiguration ALL_AT_ONCE with a bake "
-            "(TerminationWaitInSeconds)",
-            "shadow": "ShadowProductionVariants on the endpoint config",
-            "ab": "production variants with weights; SageMaker routes each request by weight, "
-            "so assignment is not sticky unless the client sends TargetVariant",
+            "sticky_sessions": "SageMaker routes each request to a production variant by weight; "
+            "only a client that sends TargetVariant picks one, so an A/B split cannot be sticky",
+            "hint:sticky_sessions": "set ab.sticky_key: null to split by weight only (not "
+            "sticky), or route callers yourself with InvokeEndpoint's TargetVariant",
+            "gates": "SageMaker judges rollouts by CloudWatch alarms on the endpoint's own "
+            "metrics (Invocations, Invocation5XXErrors, ModelLatency); a custom metric has none",
+            "hint:gates": "gate on error_rate or latency_p50/p90/p95/p99, or make a CloudWatch "
+            "alarm on your metric and list it under `alarms:` in the environment block",
+            "canary": "endpoint variants stepped through every canary step with the gates' "
+            "CloudWatch alarms watched; one step below 100 % uses DeploymentConfig CANARY",
+            "linear": "DeploymentConfig LINEAR (equal steps) with alarm auto-rollback",
+            "all_at_once": "DeploymentConfig ALL_AT_ONCE",
+            "blue_green": "DeploymentConfig ALL_AT_ONCE with a bake (TerminationWaitInSeconds)",
+            "shadow": "a ShadowProductionVariant on the endpoint config for the shadow phase, "
+            "its alarms watched, then the new version as the production variant",
+            "ab": "production variants weighted champion/challenger, not sticky",
         },
     ),
     implementation="mlstack_sagemaker.backend:SageMakerBackend",

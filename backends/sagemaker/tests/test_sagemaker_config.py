@@ -72,10 +72,64 @@ def test_unknown_instance_type_can_be_allowed() -> None:
 
 
 def test_capabilities_declare_native_rollout_and_shadow() -> None:
+    from mlstack.manifest.models import Deployment
+
     caps = plugin.capabilities
-    assert caps.native_progressive and caps.native_auto_rollback and caps.shadow
-    assert not caps.sticky_sessions and "TargetVariant" in caps.notes["ab"]
-    assert caps.explain("canary") is None and caps.infrastructure
+    assert caps.native_progressive and caps.mirroring and not caps.sticky_sessions
+    for strategy in ("all_at_once", "blue_green", "canary", "linear", "shadow"):
+        ok = Deployment(endpoint="e", strategy=strategy, gates={"error_rate": "< 1%"})
+        assert caps.explain_rollout(ok) == [], strategy
+    sticky = caps.explain_rollout(Deployment(endpoint="e", strategy="ab"))
+    assert [r.path for r in sticky] == [("strategy",)]
+    assert "TargetVariant" in sticky[0].message and "sticky_key: null" in sticky[0].hint
+    assert (
+        caps.explain_rollout(Deployment(endpoint="e", strategy="ab", ab={"sticky_key": None})) == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("deployment", "line_of", "expected", "hint"),
+    [
+        (
+            "  strategy: ab\n",
+            "  strategy: ab",
+            "strategy 'ab' is not available on this backend: SageMaker routes each request",
+            "sticky_key: null",
+        ),
+        (
+            "  strategy: shadow\n  gates:\n    agreement: '>= 0.9'\n",
+            "    agreement: '>= 0.9'",
+            "gate 'agreement' cannot be checked on this backend",
+            "list it under `alarms:`",
+        ),
+    ],
+)
+def test_what_sagemaker_cannot_realise_is_refused_at_the_line(
+    tmp_path: Path, deployment: str, line_of: str, expected: str, hint: str
+) -> None:
+    _quickstart(
+        tmp_path,
+        f"    region: eu-west-1\n    role: {ROLE}\n    bucket: shop-artifacts\n"
+        "    deployment:\n  "
+        + deployment.replace("\n  ", "\n      ").replace("  strategy", "    strategy", 1),
+    )
+    text = (tmp_path / "mlstack.yaml").read_text()
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.strip() == line_of.strip())
+    for args in (["validate", "-e", "dev"], ["plan", "-e", "dev", "--no-refresh"]):
+        r = _cli(args, tmp_path)
+        out = r.stdout + r.stderr
+        assert r.returncode == 1, out
+        assert f"mlstack.yaml:{line}:" in out and expected in out and hint in out, out
+        assert "Traceback" not in out
+        assert "environment 'dev'" in out
+    # the same deployment on the local backend is accepted
+    (tmp_path / "mlstack.yaml").write_text(
+        text.replace("    backend: sagemaker\n", "    backend: local\n").replace(
+            f"    region: eu-west-1\n    role: {ROLE}\n    bucket: shop-artifacts\n", ""
+        )
+    )
+    r = _cli(["validate", "-e", "dev"], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_plugin_import_loads_no_sdk() -> None:

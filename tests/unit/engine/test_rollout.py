@@ -58,7 +58,7 @@ class FakeBackend(ServingOnlyBackend):
         self.plugin = BackendPlugin(
             "fake",
             BaseModel,
-            caps or Capabilities(shadow=True, sticky_sessions=True),
+            caps or Capabilities(mirroring=True, sticky_sessions=True),
             "nowhere:Fake",
         )
         self.clock = clock
@@ -254,16 +254,14 @@ def test_shadow_mirrors_then_promotes() -> None:
 
 def test_shadow_needs_a_backend_that_mirrors() -> None:
     clock = FakeClock()
-    backend = FakeBackend(clock, healthy, caps=Capabilities(shadow=False))
+    backend = FakeBackend(clock, healthy, caps=Capabilities(mirroring=False))
     with pytest.raises(BackendError, match="mirror"):
         run(backend, clock, deployment(strategy="shadow"))
 
 
 def test_unsupported_strategy_is_refused_before_any_deploy() -> None:
     clock = FakeClock()
-    caps = Capabilities(
-        strategies=frozenset({"all_at_once"}), notes={"canary": "no weighted traffic"}
-    )
+    caps = Capabilities(weighted_traffic=False, notes={"weighted_traffic": "no weighted traffic"})
     backend = FakeBackend(clock, healthy, caps=caps)
     with pytest.raises(BackendError, match="no weighted traffic"):
         run(backend, clock, deployment(strategy="canary"))
