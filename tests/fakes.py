@@ -31,5 +31,8 @@ class ServingOnlyBackend(Backend):
     def versions(self, model: str) -> list[Any]:
         return []
 
+    def predict(self, endpoint: str, body: Any, timeout: float) -> Any:
+        return self._not_here("predict")
+
     def destroy(self, address: str, kind: str, outputs: Any, ctx: Context) -> None:
         return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import click
 
 from mlstack.cli import render
@@ -62,11 +64,16 @@ def lineage(
     if not sep or not version:
         raise MlstackError(f"{ref!r}: write MODEL@VERSION, e.g. churn-classifier@3")
     ws = workspace(file, env, variables)
-    data = dict(ws.backend.lineage(name, version))
+    lin = ws.backend.lineage(name, version)
     if as_json:
-        render.emit_json(data)
+        render.emit_json(asdict(lin))
         return
-    for k, v in data.items():
+    render.out(f"model: {lin.model}@{lin.version}")
+    render.out(f"digest: {lin.digest}")
+    render.out(f"data_digest: {lin.data_digest or '-'}")
+    render.out(f"run: {lin.run_id or '-'}")
+    render.out(f"stages: {' -> '.join(lin.stages) or '-'}")
+    for k, v in lin.details.items():
         render.out(f"{k}: {v}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 
 import click
 
@@ -23,50 +24,41 @@ def status(file: str | None, variables: tuple[str, ...], env: str | None, as_jso
     if d is None:
         raise MlstackError(f"environment {ws.env!r} has no deployment")
     rec = ws.state.get(f"endpoint.{d.endpoint}")
-    live = dict(ws.backend.endpoint_status(d.endpoint)) if rec else {}
+    live = ws.backend.endpoint_status(d.endpoint) if rec else None
     recorded = dict(rec.outputs) if rec else {}
-    data = {"environment": ws.env, "endpoint": d.endpoint, "recorded": recorded, "live": live}
     if as_json:
-        render.emit_json(data)
+        render.emit_json(
+            {
+                "environment": ws.env,
+                "endpoint": d.endpoint,
+                "recorded": recorded,
+                "live": asdict(live) if live else None,
+            }
+        )
         return
     if rec is None:
         render.out(f"{ws.env}: endpoint {d.endpoint} is not deployed (mlstack apply -e {ws.env}).")
         return
     render.out(f"endpoint {d.endpoint} ({ws.env}, backend {ws.plugin.name})")
-    render.out(f"  url: {live.get('url') or recorded.get('url')}")
-    if "healthy" in live or "running" in live:
-        state = "healthy" if live.get("healthy") else ("running" if live.get("running") else "DOWN")
-        render.out(f"  state: {state}")
+    render.out(f"  url: {(live.url if live else None) or recorded.get('url')}")
+    render.out(f"  state: {live.status if live else 'not found on the platform'}")
     render.out(f"  champion: v{recorded.get('champion')}")
-    live_versions = live.get("versions") if isinstance(live.get("versions"), dict) else {}
+    serving = {v.version: v for v in live.versions} if live else {}
     for b in (recorded.get("state") or {}).get("backings", []):
         line = f"  v{b['version']}: {b['weight']:g}% traffic"
         if b.get("shadow"):
             line += f", {b['shadow']:g}% shadow"
-        info = live_versions.get(str(b["version"])) or {}
-        if info:
-            health = "healthy" if info.get("healthy") else "NOT HEALTHY"
-            where = f"port {info['port']}, pid {info['pid']}" if "port" in info else ""
-            line += f" ({health}{', ' + where if where else ''})"
+        info = serving.get(str(b["version"]))
+        if info is not None:
+            health = {True: "healthy", False: "NOT HEALTHY", None: ""}[info.healthy]
+            said = ", ".join(x for x in (health, info.where) if x)
+            line += f" ({said})" if said else ""
         render.out(line)
-    shown = {
-        "url",
-        "healthy",
-        "running",
-        "versions",
-        "weights",
-        "endpoint",
-        "model",
-        "host",
-        "port",
-        "generation",
-        "sticky_key",
-    }
-    for k, v in live.items():
-        if k in shown or v is None:
-            continue
-        text = json.dumps(v, default=str) if isinstance(v, (dict, list)) else v
-        render.out(f"  {k}: {text}")
+    if live is not None:
+        if live.sticky_key:
+            render.out(f"  sticky by: {live.sticky_key}")
+        for label, text in live.details.items():
+            render.out(f"  {label}: {text}")
     last = recorded.get("last_rollout") or {}
     if last:
         render.out(
@@ -88,17 +80,16 @@ def status(file: str | None, variables: tuple[str, ...], env: str | None, as_jso
 def predict(
     file: str | None, variables: tuple[str, ...], env: str | None, data: str | None, timeout: float
 ) -> None:
-    """Send rows to the environment's endpoint (V1 protocol) and print the answer."""
-    import urllib.error
-    import urllib.request
+    """Send rows to the environment's endpoint through its backend and print the answer.
 
+    A row object or a list of rows is sent as V1 (``{"instances": [...]}``); a body with
+    ``inputs`` is sent as V2. Local endpoints are called over HTTP, SageMaker endpoints with a
+    signed InvokeEndpoint."""
     ws = workspace(file, env, variables)
     d = ws.resolved.deployment
     if d is None or ws.resolved.model is None:
         raise MlstackError(f"environment {ws.env!r} has no deployment")
-    rec = ws.state.get(f"endpoint.{d.endpoint}")
-    url = rec.outputs.get("url") if rec else None
-    if not url:
+    if ws.state.get(f"endpoint.{d.endpoint}") is None:
         raise MlstackError(
             f"endpoint {d.endpoint} is not deployed in {ws.env}", hint=f"mlstack apply -e {ws.env}"
         )
@@ -113,17 +104,10 @@ def predict(
         body = {"instances": [body]}
     elif isinstance(body, list):
         body = {"instances": body}
-    target = f"{url.rstrip('/')}/v1/models/{ws.resolved.model.name}:predict"
-    req = urllib.request.Request(
-        target, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            answer = json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        raise MlstackError(f"the endpoint answered {e.code}: {e.read().decode()[:500]}") from None
-    except (urllib.error.URLError, OSError) as e:
+    elif not isinstance(body, dict):
         raise MlstackError(
-            f"cannot reach {target}: {e}", hint=f"is it running? mlstack status -e {ws.env}"
-        ) from None
-    render.emit_json(answer)
+            f"--data must be a JSON object or a list of rows, not {type(body).__name__}",
+            hint="e.g. --data '{\"mean_radius\": 14.1, ...}'",
+        )
+    answer = ws.backend.predict(d.endpoint, body, timeout)
+    render.emit_json(answer.body)

@@ -167,6 +167,13 @@ _SEAM = frozenset(
         "VersionMetrics",
         "RolloutPlan",
         "Phase",
+        "Provisioned",
+        "PipelineRef",
+        "VersionServing",
+        "EndpointView",
+        "Prediction",
+        "NativeRollout",
+        "Lineage",
         "Event",
         "Context",
         "Observed",
@@ -176,13 +183,20 @@ if TYPE_CHECKING:
     from mlstack.engine.seam import CompiledPipeline as CompiledPipeline
     from mlstack.engine.seam import Context as Context
     from mlstack.engine.seam import EndpointState as EndpointState
+    from mlstack.engine.seam import EndpointView as EndpointView
+    from mlstack.engine.seam import Lineage as Lineage
     from mlstack.engine.seam import ModelVersion as ModelVersion
+    from mlstack.engine.seam import NativeRollout as NativeRollout
     from mlstack.engine.seam import Observed as Observed
     from mlstack.engine.seam import Phase as Phase
+    from mlstack.engine.seam import PipelineRef as PipelineRef
+    from mlstack.engine.seam import Prediction as Prediction
+    from mlstack.engine.seam import Provisioned as Provisioned
     from mlstack.engine.seam import RolloutPlan as RolloutPlan
     from mlstack.engine.seam import RunRequest as RunRequest
     from mlstack.engine.seam import RunResult as RunResult
     from mlstack.engine.seam import VersionMetrics as VersionMetrics
+    from mlstack.engine.seam import VersionServing as VersionServing
 
 
 def __getattr__(name: str) -> Any:
@@ -217,9 +231,11 @@ class Backend(ABC):
         """Desired infrastructure inputs (diffed by plan). Local: folders; clouds: a Pulumi stack."""
         return {}
 
-    def provision(self, inputs: Mapping[str, Any], ctx: Context) -> Mapping[str, Any]:
+    def provision(self, inputs: Mapping[str, Any], ctx: Context) -> Provisioned:
         """Create or update the infrastructure; return outputs later operations consume."""
-        return dict(inputs)
+        from mlstack.engine.seam import Provisioned
+
+        return Provisioned(outputs=dict(inputs), provisioned_by="mlstack")
 
     # pipeline -------------------------------------------------------------------------------
     @abstractmethod
@@ -227,7 +243,7 @@ class Backend(ABC):
         """The platform's pipeline definition. Pure: no network, no platform calls."""
 
     @abstractmethod
-    def upsert_pipeline(self, compiled: CompiledPipeline, ctx: Context) -> Mapping[str, Any]:
+    def upsert_pipeline(self, compiled: CompiledPipeline, ctx: Context) -> PipelineRef:
         """Create or update the pipeline definition on the platform."""
 
     @abstractmethod
@@ -255,20 +271,27 @@ class Backend(ABC):
 
     # serving --------------------------------------------------------------------------------
     @abstractmethod
-    def deploy(self, desired: EndpointState, ctx: Context) -> Mapping[str, Any]:
+    def deploy(self, desired: EndpointState, ctx: Context) -> EndpointView:
         """Make the endpoint hold exactly these versions with these weights. Idempotent."""
 
-    def rollout(self, plan: RolloutPlan, ctx: Context) -> Mapping[str, Any]:
-        """Whole-strategy rollout for platforms with native guardrails."""
+    def rollout(self, plan: RolloutPlan, ctx: Context) -> NativeRollout:
+        """Whole-strategy rollout for platforms with native guardrails: realise every phase of
+        ``plan`` (mirroring, each step, stickiness, holds, gates) or refuse it; never less."""
         raise BackendError(f"backend {self.name!r} has no native rollout")
 
     @abstractmethod
     def metrics(self, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
         """Per-version requests, errors and latency since a time (epoch seconds), for gates."""
 
-    def endpoint_status(self, endpoint: str) -> Mapping[str, Any]:
-        """URL, versions, traffic, health: what `status` shows."""
-        return {}
+    def endpoint_status(self, endpoint: str) -> EndpointView | None:
+        """URL, versions, traffic, health: what `status` shows; None when it does not exist."""
+        return None
+
+    @abstractmethod
+    def predict(self, endpoint: str, body: Mapping[str, Any], timeout: float) -> Prediction:
+        """Send a request to the deployed model and return its answer. ``body`` is V1
+        (``{"instances": [...]}``) or V2 (``{"inputs": [...]}``); the backend speaks its
+        platform's protocol (local: HTTP to the router; SageMaker: a signed InvokeEndpoint)."""
 
     def drift_samples(
         self, model: str, version: str, endpoint: str, since: float, limit: int
@@ -288,7 +311,7 @@ class Backend(ABC):
             f"backend {self.name!r} cannot show run logs", hint="use the platform's console"
         )
 
-    def lineage(self, model: str, version: str) -> Mapping[str, Any]:
+    def lineage(self, model: str, version: str) -> Lineage:
         """Data digest → pipeline run → stages → model version."""
         raise BackendError(
             f"backend {self.name!r} cannot trace lineage", hint="use the platform's console"

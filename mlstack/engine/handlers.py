@@ -75,7 +75,7 @@ class Handlers:
     def _infra(self, change: Change, ctx: Context) -> Mapping[str, Any]:
         assert change.after is not None
         inputs = {k: v for k, v in change.after.items() if k != "backend"}
-        return dict(self.ws.backend.provision(inputs, ctx))
+        return self.ws.backend.provision(inputs, ctx).record()
 
     def _dataset(self, change: Change, ctx: Context) -> Mapping[str, Any]:
         assert change.after is not None
@@ -88,8 +88,13 @@ class Handlers:
     def _pipeline(self, change: Change, ctx: Context) -> Mapping[str, Any]:
         compiled = self.graph.compiled
         assert compiled is not None
-        out = dict(self.ws.backend.upsert_pipeline(compiled, ctx))
-        return {"digest": compiled.digest, **out}
+        ref = self.ws.backend.upsert_pipeline(compiled, ctx)
+        return {
+            "digest": compiled.digest,
+            "pipeline_name": ref.name,
+            "location": ref.location,
+            "steps": list(ref.steps),
+        }
 
     def _run(self, change: Change, ctx: Context) -> Mapping[str, Any]:
         compiled = self.graph.compiled
@@ -154,11 +159,11 @@ class Handlers:
                 replicas=d.resources.replicas,
                 instance_type=d.resources.instance_type,
             )
-            out = dict(ws.backend.deploy(desired, ctx))
+            view = ws.backend.deploy(desired, ctx)
             return {
                 **prev_rec.outputs,
                 "state": asdict(desired),
-                "url": out.get("url") or prev_rec.outputs.get("url"),
+                "url": view.url or prev_rec.outputs.get("url"),
             }
         return deploy_version(ws, mv, previous, ctx, operation="apply")
 
@@ -222,12 +227,13 @@ def deploy_version(
             },
         )
         result.raise_for_outcome()
-    status = dict(ws.backend.endpoint_status(d.endpoint))
+    status = ws.backend.endpoint_status(d.endpoint)
     if result.champion is not None:
         ws.backend.set_alias(mv.name, "champion", result.champion, ctx)
     return {
         "state": asdict(result.state),
-        "url": status.get("url") or result.outputs.get("url"),
+        "url": (status.url if status else None)
+        or (result.endpoint.url if result.endpoint else None),
         "champion": result.champion,
         "last_rollout": result.to_dict(),
     }

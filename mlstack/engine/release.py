@@ -234,14 +234,13 @@ def rollback(
             replicas=d.resources.replicas,
             instance_type=d.resources.instance_type,
         )
-        ws.backend.deploy(desired, ctx)
+        view = ws.backend.deploy(desired, ctx)
         model = desired.model or (ws.resolved.model.name if ws.resolved.model else "")
         ws.backend.set_alias(model, "champion", target.version, ctx)
-        status = dict(ws.backend.endpoint_status(d.endpoint))
         outputs = dict(rec.outputs) | {
             "state": asdict(desired),
             "champion": target.version,
-            "url": status.get("url"),
+            "url": view.url,
             "last_rollout": {
                 "outcome": "rolled_back_manually",
                 "version": target.version,
@@ -263,7 +262,7 @@ def rollback(
             "endpoint": d.endpoint,
             "from": current_version,
             "to": target.version,
-            "url": status.get("url"),
+            "url": view.url,
         }
     finally:
         lock.release()

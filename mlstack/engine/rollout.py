@@ -35,6 +35,7 @@ from mlstack.engine.backend import (
     Backing,
     Context,
     EndpointState,
+    EndpointView,
     Event,
     Phase,
     RolloutPlan,
@@ -129,7 +130,7 @@ class RolloutResult:
     version: str
     steps: tuple[RolloutStep, ...] = ()
     champion: str | None = None  # the version holding all traffic, if one does
-    outputs: Mapping[str, Any] = field(default_factory=dict)  # from the last deploy
+    endpoint: EndpointView | None = None  # as the platform reported it after the last deploy
     started: float = 0.0
     finished: float = 0.0
 
@@ -300,17 +301,17 @@ class RolloutController:
             return self._native(deployment, phases, new, previous, ctx, started)
 
         steps: list[RolloutStep] = []
-        outputs: Mapping[str, Any] = {}
+        view: EndpointView | None = None
 
         def abort(reason: str) -> RolloutResult:
-            return self._rollback(deployment, new, previous, ctx, steps, started, reason, outputs)
+            return self._rollback(deployment, new, previous, ctx, steps, started, reason, view)
 
         for i, phase in enumerate(phases, 1):
             self._emit(
                 ctx, endpoint, f"step {i}/{len(phases)}: {phase.label}", phase, i, len(phases)
             )
             try:
-                outputs = self.backend.deploy(phase.state, ctx)
+                view = self.backend.deploy(phase.state, ctx)
             except MlstackError as e:
                 return abort(f"{phase.label}: deploy failed: {e}")
             step_start = self.clock()
@@ -358,7 +359,7 @@ class RolloutController:
             new.version,
             tuple(steps),
             champion,
-            outputs,
+            view,
             started,
             self.clock(),
         )
@@ -425,7 +426,7 @@ class RolloutController:
         steps: list[RolloutStep],
         started: float,
         reason: str,
-        outputs: Mapping[str, Any],
+        view: EndpointView | None,
     ) -> RolloutResult:
         endpoint = deployment.endpoint
         ctx.emit(
@@ -436,7 +437,7 @@ class RolloutController:
                 f"endpoint {endpoint}: {reason}; there is no previous version to roll back to"
             )
         try:
-            outputs = self.backend.deploy(previous, ctx)
+            view = self.backend.deploy(previous, ctx)
         except MlstackError as e:
             raise BackendError(
                 f"endpoint {endpoint}: {reason}; the rollback to the previous "
@@ -460,7 +461,7 @@ class RolloutController:
             new.version,
             tuple(steps),
             champion,
-            outputs,
+            view,
             started,
             self.clock(),
         )
@@ -490,22 +491,27 @@ class RolloutController:
                 {"native": True, "steps": list(plan.steps)},
             )
         )
-        outputs = self.backend.rollout(plan, ctx)
-        outcome: Outcome = "rolled_back" if outputs.get("outcome") == "rolled_back" else "promoted"
-        state = plan.target if outcome == "promoted" else (previous or plan.target)
+        done = self.backend.rollout(plan, ctx)
+        state = plan.target if done.outcome == "promoted" else (previous or plan.target)
         champion = next((b.version for b in state.backings if b.weight >= 100.0), None)
-        reason = str(
-            outputs.get("reason") or f"{deployment.strategy} rolled out by {self.backend.name}"
+        reason = done.reason or f"{deployment.strategy} rolled out by {self.backend.name}"
+        ctx.emit(
+            Event(
+                "rollout.done",
+                deployment.endpoint,
+                f"version {new.version}: {reason}",
+                {"outcome": done.outcome, "weights": state.weights(), "phases": done.phases_done},
+            )
         )
         return RolloutResult(
-            outcome,
+            done.outcome,
             state,
             reason,
             deployment.strategy,
             new.version,
             (),
             champion,
-            outputs,
+            done.endpoint,
             started,
             self.clock(),
         )

@@ -86,6 +86,65 @@ class EndpointState:
 
 
 @dataclass(frozen=True)
+class Provisioned:
+    """The infrastructure's outputs, which later operations consume (bucket, role, ...), and
+    what made it: ``"mlstack"`` (folders), ``"environment"`` (given), ``"pulumi"``."""
+
+    outputs: Mapping[str, Any]
+    provisioned_by: str
+
+    def record(self) -> dict[str, Any]:
+        """What state records for the infrastructure resource."""
+        return {**self.outputs, "provisioned_by": self.provisioned_by}
+
+
+@dataclass(frozen=True)
+class PipelineRef:
+    """Where the platform holds a pipeline definition after ``upsert_pipeline``."""
+
+    name: str  # the platform's name for it
+    location: str  # a path, an ARN, a URL
+    steps: tuple[str, ...]
+    action: Literal["created", "updated", "unchanged"] = "updated"
+
+
+@dataclass(frozen=True)
+class VersionServing:
+    """One version behind an endpoint as the platform reports it."""
+
+    version: str
+    weight: float  # percent of primary traffic
+    mirrored: float = 0.0  # percent of requests mirrored to it
+    healthy: bool | None = None  # None: the platform does not say
+    where: str = ""  # where it runs, for people: "port 5001, pid 42", "variant v2 (ml.m5.large)"
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """An endpoint as its platform reports it: what ``deploy`` returns and ``status`` shows."""
+
+    name: str  # the platform's name for the endpoint
+    url: str
+    status: str  # the platform's word: "healthy", "DOWN", "InService", "Updating", ...
+    versions: tuple[VersionServing, ...] = ()
+    healthy: bool | None = None
+    sticky_key: str | None = None
+    details: Mapping[str, str] = field(default_factory=dict)  # more fields, label -> text
+
+    def weights(self) -> dict[str, float]:
+        return {v.version: v.weight for v in self.versions if v.weight > 0}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A deployed model's answer to ``Backend.predict``."""
+
+    body: Any  # the decoded JSON answer (V1: {"predictions": [...]}, V2: {"outputs": [...]})
+    version: str | None = None  # which version answered, when the platform says
+    target: str = ""  # what was called, for people: a URL, an endpoint name
+
+
+@dataclass(frozen=True)
 class VersionMetrics:
     requests: int
     errors: int
@@ -148,6 +207,29 @@ class RolloutPlan:
     def interval(self) -> float:
         """The hold of the first phase whose gates are judged (0 when none is)."""
         return next((p.hold for p in self.phases if p.check), 0.0)
+
+
+@dataclass(frozen=True)
+class NativeRollout:
+    """What a platform's own rollout (``Backend.rollout``) did with a ``RolloutPlan``."""
+
+    outcome: Literal["promoted", "rolled_back"]
+    reason: str
+    endpoint: EndpointView  # what the endpoint holds afterwards
+    phases_done: tuple[str, ...] = ()  # labels of the plan's phases the platform went through
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Data digest -> pipeline run -> stages -> model version, for ``mlstack lineage``."""
+
+    model: str
+    version: str
+    digest: str
+    data_digest: str | None
+    run_id: str | None
+    stages: tuple[str, ...] = ()  # in run order, each "name (status, output)"
+    details: Mapping[str, str] = field(default_factory=dict)  # aliases, source, metrics, ...
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,14 @@ from mlstack.engine.backend import (
     CompiledPipeline,
     Context,
     EndpointState,
+    EndpointView,
     Event,
+    Lineage,
     ModelVersion,
     Observed,
+    PipelineRef,
+    Prediction,
+    Provisioned,
     RunRequest,
     RunResult,
     VersionMetrics,
@@ -100,17 +105,18 @@ class LocalBackend(Backend):
     def infrastructure(self) -> Mapping[str, Any]:
         return {"root": f"envs/{self.env}", "tracking": "mlflow+sqlite"}
 
-    def provision(self, inputs: Mapping[str, Any], ctx: Context) -> Mapping[str, Any]:
+    def provision(self, inputs: Mapping[str, Any], ctx: Context) -> Provisioned:
         from mlstack.local.tracking import tracking_uri
 
         for d in (self.env_dir / "logs", self.env_dir / "runs"):
             d.mkdir(parents=True, exist_ok=True)
         ArtifactStore(self.workdir).ensure()
-        return {
+        outputs = {
             **inputs,
             "path": str(self.env_dir),
             "tracking_uri": tracking_uri(self.workdir, self.env),
         }
+        return Provisioned(outputs=outputs, provisioned_by="mlstack")
 
     # --- pipeline -----------------------------------------------------------------------------
     def compile(self) -> CompiledPipeline:
@@ -152,10 +158,10 @@ class LocalBackend(Backend):
             definition=definition, digest=digest(definition), steps=tuple(order), format=FORMAT
         )
 
-    def upsert_pipeline(self, compiled: CompiledPipeline, ctx: Context) -> Mapping[str, Any]:
+    def upsert_pipeline(self, compiled: CompiledPipeline, ctx: Context) -> PipelineRef:
         path = self.env_dir / "pipeline.json"
         atomic_write_json(path, {"digest": compiled.digest, "definition": compiled.definition})
-        return {"path": str(path), "steps": list(compiled.steps)}
+        return PipelineRef(name=self.project.project, location=str(path), steps=compiled.steps)
 
     def run_pipeline(
         self, compiled: CompiledPipeline, request: RunRequest, ctx: Context
@@ -520,16 +526,16 @@ class LocalBackend(Backend):
             port = d.port if d.port is not None else port
         return host, port
 
-    def deploy(self, desired: EndpointState, ctx: Context) -> Mapping[str, Any]:
-        from mlstack.local.serving import api
+    def deploy(self, desired: EndpointState, ctx: Context) -> EndpointView:
+        from mlstack.local.serving import api, client
 
         host, port = self._serving_host_port()
         mon = self.project.monitoring
         rate = mon.sample_rate if mon is not None else DEFAULT_SAMPLE_RATE
-        result: Mapping[str, Any] = api.deploy(
+        out = api.deploy(
             self.workdir, self.env, desired, ctx, host=host, port=port, sample_rate=rate
         )
-        return result
+        return client.deployed(desired.name, out)
 
     def metrics(self, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
         from mlstack.local.serving import api
@@ -537,11 +543,16 @@ class LocalBackend(Backend):
         result: Mapping[str, VersionMetrics] = api.metrics(self.workdir, self.env, endpoint, since)
         return result
 
-    def endpoint_status(self, endpoint: str) -> Mapping[str, Any]:
-        from mlstack.local.serving import api
+    def endpoint_status(self, endpoint: str) -> EndpointView | None:
+        from mlstack.local.serving import client
 
-        result: Mapping[str, Any] = api.status(self.workdir, self.env, endpoint)
-        return result
+        return client.view(self.workdir, self.env, endpoint)
+
+    def predict(self, endpoint: str, body: Mapping[str, Any], timeout: float) -> Prediction:
+        from mlstack.local.serving import client
+
+        model = self.project.model.name if self.project.model else endpoint
+        return client.predict(self.workdir, self.env, endpoint, model, body, timeout)
 
     def drift_samples(
         self, model: str, version: str, endpoint: str, since: float, limit: int
@@ -596,10 +607,21 @@ class LocalBackend(Backend):
 
         return read_logs(self.workdir, self.env, stage)
 
-    def lineage(self, model: str, version: str) -> Mapping[str, Any]:
+    def lineage(self, model: str, version: str) -> Lineage:
         from mlstack.local.tracking import lineage
 
-        return lineage(self.workdir, self.env, model, version)
+        found = dict(lineage(self.workdir, self.env, model, version))
+        name, _, number = str(found.pop("model")).partition("@")
+        stages = str(found.pop("stages") or "")
+        return Lineage(
+            model=name,
+            version=number,
+            digest=str(found.pop("digest")),
+            data_digest=found.pop("data_digest", None),
+            run_id=found.pop("run", None),
+            stages=tuple(s for s in stages.split(" -> ") if s),
+            details={k: str(v) for k, v in found.items() if v is not None},
+        )
 
     def ui_command(self) -> list[str]:
         from mlstack.local.tracking import ui_command

@@ -12,10 +12,17 @@ from typing import Any
 
 import pytest
 
-from mlstack.engine.backend import Backing, Context, EndpointState, Event, VersionMetrics
+from mlstack.engine.backend import (
+    Backing,
+    Context,
+    EndpointState,
+    EndpointView,
+    Event,
+    VersionMetrics,
+)
 from mlstack.engine.rollout import RolloutController, RolloutResult
 from mlstack.local.plugin import plugin as local_plugin
-from mlstack.local.serving import api, loadgen
+from mlstack.local.serving import api, client, loadgen
 from mlstack.local.serving.sample import sample_rows, write_sample_model
 from mlstack.manifest.models import Deployment
 from tests.fakes import ServingOnlyBackend
@@ -36,8 +43,9 @@ class ServingBackend(ServingOnlyBackend):
         self.workdir = workdir
         self.config = local_plugin.config_model()
 
-    def deploy(self, desired: EndpointState, ctx: Context) -> Mapping[str, Any]:
-        return api.deploy(self.workdir, "dev", desired, ctx, health_interval=0.5)
+    def deploy(self, desired: EndpointState, ctx: Context) -> EndpointView:
+        out = api.deploy(self.workdir, "dev", desired, ctx, health_interval=0.5)
+        return client.deployed(desired.name, out)
 
     def metrics(self, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
         return api.metrics(self.workdir, "dev", endpoint, since)
@@ -67,7 +75,7 @@ class Setup:
 
     @property
     def url(self) -> str:
-        return str(self.outputs["url"])
+        return self.outputs.url
 
     def rollout(self, version: str, previous: EndpointState, **deployment: Any) -> RolloutResult:
         dep = Deployment.model_validate({"endpoint": ENDPOINT, **deployment})

@@ -12,20 +12,20 @@ from mlstack.engine.backend import Context, RolloutPlan
 from mlstack_sagemaker.aws_names import sagemaker_name
 
 if TYPE_CHECKING:
-    from mlstack_sagemaker.backend import SageMakerBackend
+    from mlstack_sagemaker.platform import Platform
 
 ALARM_MARK = "mlstack gate"  # starts the description of every alarm this backend makes
 PRIMARY_VARIANT = "primary"  # the variant native rollouts shift; the stack's alarms watch it
 
 
 def ensure_alarms(
-    backend: SageMakerBackend, plan: RolloutPlan, ctx: Context, variants: Sequence[str] = ()
+    platform: Platform, plan: RolloutPlan, ctx: Context, variants: Sequence[str] = ()
 ) -> list[str]:
     """The CloudWatch alarms a rollout rolls back on: the stack's or made here for the
     ``primary`` variant, and one set per named variant (the stepped mode's new version)."""
-    infra = backend.infra_outputs(ctx)
-    names = list(infra.get("alarms") or []) + list(backend.config.alarms)
-    name = backend.endpoint_name(plan.target.name)
+    infra = platform.infra_outputs(ctx)
+    names = list(infra.get("alarms") or []) + list(platform.config.alarms)
+    name = platform.endpoint_name(plan.target.name)
     specs = []
     if not (infra.get("provisioned_by") == "pulumi" and infra.get("alarms")):
         specs += alarm_specs(name, plan.gates, PRIMARY_VARIANT)
@@ -38,7 +38,7 @@ def ensure_alarms(
     existing = (
         {
             a["AlarmName"]: a
-            for a in backend.aws.call(
+            for a in platform.aws.call(
                 "cloudwatch", "describe_alarms", AlarmNames=[s["AlarmName"] for s in specs]
             ).get("MetricAlarms", [])
         }
@@ -50,21 +50,21 @@ def ensure_alarms(
         # silenced by re-putting it, so only create what is missing or changed.
         have = existing.get(spec["AlarmName"])
         if spec["AlarmName"] in fresh or have is None or not _alarm_matches(have, spec):
-            backend.aws.call("cloudwatch", "put_metric_alarm", **spec)
+            platform.aws.call("cloudwatch", "put_metric_alarm", **spec)
         names.append(spec["AlarmName"])
     return names
 
 
-def firing(backend: SageMakerBackend, alarms: list[str]) -> list[str]:
+def firing(platform: Platform, alarms: list[str]) -> list[str]:
     if not alarms:
         return []
-    resp = backend.aws.call("cloudwatch", "describe_alarms", AlarmNames=alarms)
+    resp = platform.aws.call("cloudwatch", "describe_alarms", AlarmNames=alarms)
     return [a["AlarmName"] for a in resp.get("MetricAlarms", []) if a.get("StateValue") == "ALARM"]
 
 
-def mlstack_alarms(backend: SageMakerBackend, endpoint_name: str) -> list[dict[str, Any]]:
+def mlstack_alarms(platform: Platform, endpoint_name: str) -> list[dict[str, Any]]:
     """Alarms this backend made for an endpoint (the stack's are Pulumi's to delete)."""
-    resp = backend.aws.call("cloudwatch", "describe_alarms", AlarmNamePrefix=endpoint_name + "-")
+    resp = platform.aws.call("cloudwatch", "describe_alarms", AlarmNamePrefix=endpoint_name + "-")
     return [
         a
         for a in resp.get("MetricAlarms", [])
@@ -72,14 +72,14 @@ def mlstack_alarms(backend: SageMakerBackend, endpoint_name: str) -> list[dict[s
     ]
 
 
-def prune_variant_alarms(backend: SageMakerBackend, endpoint_name: str, serving: set[str]) -> None:
+def prune_variant_alarms(platform: Platform, endpoint_name: str, serving: set[str]) -> None:
     stale = [
         a["AlarmName"]
-        for a in mlstack_alarms(backend, endpoint_name)
+        for a in mlstack_alarms(platform, endpoint_name)
         if _alarm_variant(a) not in serving and _alarm_variant(a) != PRIMARY_VARIANT
     ]
     if stale:
-        backend.aws.call("cloudwatch", "delete_alarms", AlarmNames=stale)
+        platform.aws.call("cloudwatch", "delete_alarms", AlarmNames=stale)
 
 
 def alarm_specs(endpoint: str, gates: Mapping[str, str], variant: str) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ class Aws:
 
             url = self.config.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
             # "-probe" clients ask once: a missing operation should not be retried with backoff.
-            real, _, probe = service.partition("-")
+            real, probe, _ = service.partition("-probe")
             self._clients[service] = boto3.client(
                 real,
                 region_name=self.config.region,

@@ -1,12 +1,13 @@
 """The SageMaker backend: Pipelines for runs, Model Package Groups as the registry, endpoints with
 production/shadow variants and blue/green DeploymentConfig for rollouts.
 
-This class is the seam's face and holds the per-backend state (AWS clients, the infrastructure's
-outputs); the work lives in modules named for what they hold: ``aws`` (clients, errors),
-``infra`` (given or Pulumi-provisioned infrastructure), ``pipelines`` (compile, upsert, runs),
-``registry`` (model packages, aliases), ``endpoints`` (variants, deploy, metrics, teardown),
-``rollout`` and ``alarms`` (progressive rollouts and their CloudWatch gates), ``observe``
-(refresh). boto3, the SageMaker SDK and Pulumi are imported inside the functions that use them.
+This class is the seam's face only. It makes one ``Platform`` (settings, AWS clients, names,
+the infrastructure's outputs) and hands it to the modules that do the work, named for what they
+hold: ``infra`` (given or Pulumi-provisioned infrastructure), ``pipelines`` (compile, upsert,
+runs), ``registry`` (model packages, aliases), ``endpoints`` (variants, deploy, metrics,
+teardown), ``rollout`` and ``alarms`` (every phase of a rollout and its CloudWatch gates),
+``invoke`` (InvokeEndpoint), ``observe`` (refresh). None of them imports this module. boto3, the
+SageMaker SDK and Pulumi are imported inside the functions that use them.
 """
 
 from __future__ import annotations
@@ -19,41 +20,26 @@ from mlstack.engine.backend import (
     CompiledPipeline,
     Context,
     EndpointState,
+    EndpointView,
     Event,
     ModelVersion,
+    NativeRollout,
     Observed,
+    PipelineRef,
+    Prediction,
+    Provisioned,
     RolloutPlan,
     RunRequest,
     RunResult,
     VersionMetrics,
 )
-from mlstack.errors import BackendError
-from mlstack_sagemaker import endpoints, infra, pipelines, registry
+from mlstack_sagemaker import endpoints, infra, invoke, pipelines, registry
 from mlstack_sagemaker import pipeline_definition as pdef
 from mlstack_sagemaker import rollout as rollouts
-from mlstack_sagemaker.alarms import ALARM_MARK, PRIMARY_VARIANT, alarm_specs
 from mlstack_sagemaker.aws import Aws
-from mlstack_sagemaker.aws_names import sagemaker_name
 from mlstack_sagemaker.observe import observe
-from mlstack_sagemaker.pipelines import TERMINAL_RUN, artifact_digest
+from mlstack_sagemaker.platform import Platform
 from mlstack_sagemaker.plugin import SageMakerConfig
-from mlstack_sagemaker.registry import META_ALIAS, META_DIGEST, META_METRIC, META_RUN
-from mlstack_sagemaker.rollout import deployment_config
-
-# Names this module held before the split into the modules above.
-__all__ = [
-    "ALARM_MARK",
-    "META_ALIAS",
-    "META_DIGEST",
-    "META_METRIC",
-    "META_RUN",
-    "PRIMARY_VARIANT",
-    "TERMINAL_RUN",
-    "SageMakerBackend",
-    "alarm_specs",
-    "artifact_digest",
-    "deployment_config",
-]
 
 
 class SageMakerBackend(Backend):
@@ -61,94 +47,82 @@ class SageMakerBackend(Backend):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.aws = Aws(self.config)
-        self.layout = pdef.Layout(self.project.project, self.project.environment)
-        self._outputs: dict[str, Any] = {}
+        self.platform = Platform(self.config, self.project, self.workdir)
+
+    @property
+    def aws(self) -> Aws:
+        return self.platform.aws
+
+    def infra_outputs(self, ctx: Context | None = None) -> dict[str, Any]:
+        return self.platform.infra_outputs(ctx)
+
+    def endpoint_name(self, endpoint: str) -> str:
+        return self.platform.endpoint_name(endpoint)
 
     # --- infrastructure ---------------------------------------------------------------------
     def infrastructure(self) -> Mapping[str, Any]:
-        return infra.desired(self)
+        return infra.desired(self.platform)
 
-    def provision(self, inputs: Mapping[str, Any], ctx: Context) -> Mapping[str, Any]:
-        outputs = infra.provision(self, inputs, ctx)
-        self._outputs = outputs
-        return outputs
-
-    def infra_outputs(self, ctx: Context | None = None) -> dict[str, Any]:
-        """The infrastructure's outputs: from the environment block, the apply, or state."""
-        if ctx is not None:
-            recorded = ctx.outputs.get(f"infra.{self.project.environment}")
-            if recorded:
-                self._outputs = dict(recorded)
-        if self._outputs:
-            return self._outputs
-        given = infra.given_outputs(self)
-        if given is not None:
-            return given
-        raise BackendError(
-            "the SageMaker infrastructure of this environment has not been provisioned",
-            hint="run `mlstack apply` (needs the pulumi CLI), or give `bucket:` and an existing "
-            "`role:` ARN in the environment block",
-        )
+    def provision(self, inputs: Mapping[str, Any], ctx: Context) -> Provisioned:
+        return infra.provision(self.platform, inputs, ctx)
 
     # --- pipeline ---------------------------------------------------------------------------
     def compile(self) -> CompiledPipeline:
-        return pipelines.compile_pipeline(self)
+        return pipelines.compile_pipeline(self.platform)
 
-    def upsert_pipeline(self, compiled: CompiledPipeline, ctx: Context) -> Mapping[str, Any]:
-        return pipelines.upsert_pipeline(self, compiled, ctx)
+    def upsert_pipeline(self, compiled: CompiledPipeline, ctx: Context) -> PipelineRef:
+        return pipelines.upsert_pipeline(self.platform, compiled, ctx)
 
     def run_pipeline(
         self, compiled: CompiledPipeline, request: RunRequest, ctx: Context
     ) -> RunResult:
-        return pipelines.run_pipeline(self, compiled, request, ctx)
+        return pipelines.run_pipeline(self.platform, compiled, request, ctx)
 
     # --- registry ---------------------------------------------------------------------------
     def register(self, run: RunResult, ctx: Context) -> ModelVersion:
-        return registry.register(self, run, ctx)
+        return registry.register(self.platform, run, ctx)
 
     def import_version(self, source: ModelVersion, ctx: Context) -> ModelVersion:
-        return registry.import_version(self, source, ctx)
+        return registry.import_version(self.platform, source, ctx)
 
     def set_alias(self, model: str, alias: str, version: str, ctx: Context) -> None:
-        registry.set_alias(self, model, alias, version, ctx)
+        registry.set_alias(self.platform, model, alias, version, ctx)
 
     def versions(self, model: str) -> list[ModelVersion]:
-        return registry.versions(self, self.infra_outputs()["model_package_group"])
+        return registry.versions(self.platform, self.infra_outputs()["model_package_group"])
 
     # --- serving ----------------------------------------------------------------------------
-    def endpoint_name(self, endpoint: str) -> str:
-        return sagemaker_name(endpoint, self.project.environment)
+    def deploy(self, desired: EndpointState, ctx: Context) -> EndpointView:
+        return endpoints.deploy(self.platform, desired, ctx, primary=False, deployment_config=None)
 
-    def deploy(self, desired: EndpointState, ctx: Context) -> Mapping[str, Any]:
-        return endpoints.deploy(self, desired, ctx, primary=False, deployment_config=None)
-
-    def rollout(self, plan: RolloutPlan, ctx: Context) -> Mapping[str, Any]:
-        return rollouts.rollout(self, plan, ctx)
+    def rollout(self, plan: RolloutPlan, ctx: Context) -> NativeRollout:
+        return rollouts.rollout(self.platform, plan, ctx)
 
     def metrics(self, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
-        return endpoints.metrics(self, endpoint, since)
+        return endpoints.metrics(self.platform, endpoint, since)
 
-    def endpoint_status(self, endpoint: str) -> Mapping[str, Any]:
-        return endpoints.endpoint_status(self, endpoint)
+    def endpoint_status(self, endpoint: str) -> EndpointView | None:
+        return endpoints.endpoint_status(self.platform, endpoint)
+
+    def predict(self, endpoint: str, body: Mapping[str, Any], timeout: float) -> Prediction:
+        return invoke.predict(self.platform, endpoint, body, timeout)
 
     # --- refresh / teardown -----------------------------------------------------------------
     def observe(self) -> Observed:
         """What exists, in the shape state records (only keys the apply's outputs also have)."""
-        return observe(self)
+        return observe(self.platform)
 
     def destroy(self, address: str, kind: str, outputs: Mapping[str, Any], ctx: Context) -> None:
+        p = self.platform
         if kind == "endpoint":
-            endpoints.destroy_endpoint(
-                self,
-                str(outputs.get("endpoint_name") or self.endpoint_name(address.split(".", 1)[-1])),
-            )
+            name = outputs.get("endpoint_name") or p.endpoint_name(address.split(".", 1)[-1])
+            endpoints.destroy_endpoint(p, str(name))
         elif kind == "pipeline":
-            name = str(outputs.get("pipeline_name") or pdef.pipeline_name(self.project))
-            pipelines.delete_pipeline(self, name)
+            name = outputs.get("pipeline_name") or pdef.pipeline_name(self.project)
+            pipelines.delete_pipeline(p, str(name))
         elif kind == "model":
-            registry.delete_all(self, self.infra_outputs(ctx)["model_package_group"])
+            registry.delete_all(p, p.infra_outputs(ctx)["model_package_group"])
         elif kind == "infra":
             if outputs.get("provisioned_by") == "pulumi":
-                infra.pulumi_destroy(self, ctx)
+                infra.pulumi_destroy(p, ctx)
         ctx.emit(Event("destroyed", address, kind))

@@ -11,32 +11,40 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from mlstack.engine.backend import Backing, Context, EndpointState, Event, VersionMetrics
+from mlstack.engine.backend import (
+    Backing,
+    Context,
+    EndpointState,
+    EndpointView,
+    Event,
+    VersionMetrics,
+    VersionServing,
+)
 from mlstack.errors import BackendError
 from mlstack_sagemaker import alarms
 from mlstack_sagemaker.alarms import PRIMARY_VARIANT
 from mlstack_sagemaker.aws_names import sagemaker_name
 
 if TYPE_CHECKING:
-    from mlstack_sagemaker.backend import SageMakerBackend
+    from mlstack_sagemaker.platform import Platform
 
 
 def deploy(
-    backend: SageMakerBackend,
+    platform: Platform,
     desired: EndpointState,
     ctx: Context,
     primary: bool,
     deployment_config: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    aws, project = backend.aws, backend.project
-    infra = backend.infra_outputs(ctx)
-    name = backend.endpoint_name(desired.name)
-    body = _config_body(backend, desired, infra["role_arn"], primary=primary)
+) -> EndpointView:
+    aws, project = platform.aws, platform.project
+    infra = platform.infra_outputs(ctx)
+    name = platform.endpoint_name(desired.name)
+    body = _config_body(platform, desired, infra["role_arn"], primary=primary)
     current = aws.exists("sagemaker", "describe_endpoint", EndpointName=name)
     if current is not None and current["EndpointStatus"] not in ("InService", "Failed"):
-        current = wait_endpoint(backend, name, ctx)
+        current = wait_endpoint(platform, name, ctx)
     if current is None:
-        config = _ensure_config(backend, name, body)
+        config = _ensure_config(platform, name, body)
         aws.call(
             "sagemaker",
             "create_endpoint",
@@ -67,7 +75,7 @@ def deploy(
             )
             action = "weights"
     else:
-        config = _ensure_config(backend, name, body)
+        config = _ensure_config(platform, name, body)
         if config == current.get("EndpointConfigName") and deployment_config is None:
             action = "unchanged"
         else:
@@ -76,24 +84,18 @@ def deploy(
                 kwargs["DeploymentConfig"] = dict(deployment_config)
             aws.call("sagemaker", "update_endpoint", **kwargs)
             action = "updated"
-    state = wait_endpoint(backend, name, ctx)
-    weights = _weights(backend, state)
+    state = wait_endpoint(platform, name, ctx)
+    view = _view(platform, name, state)
+    weights = view.weights()
     ctx.emit(Event("endpoint." + action, name, _describe_weights(weights), {"weights": weights}))
-    return {
-        "endpoint_name": name,
-        "endpoint_arn": state.get("EndpointArn", ""),
-        "endpoint_config": state.get("EndpointConfigName", ""),
-        "weights": weights,
-        "status": state.get("EndpointStatus", ""),
-        "url": _invocation_url(backend, name),
-    }
+    return view
 
 
-def _model_for(backend: SageMakerBackend, endpoint: str, backing: Backing, role: str) -> str:
-    aws = backend.aws
+def _model_for(platform: Platform, endpoint: str, backing: Backing, role: str) -> str:
+    aws = platform.aws
     # Named under the environment's endpoint: destroy finds it, environments never share it.
     name = sagemaker_name(
-        backend.endpoint_name(endpoint), f"v{backing.version}", backing.digest[7:15]
+        platform.endpoint_name(endpoint), f"v{backing.version}", backing.digest[7:15]
     )
     if aws.exists("sagemaker", "describe_model", ModelName=name) is None:
         pkg = aws.call("sagemaker", "describe_model_package", ModelPackageName=backing.uri)
@@ -112,17 +114,17 @@ def _model_for(backend: SageMakerBackend, endpoint: str, backing: Backing, role:
                 {"Key": "mlstack:package", "Value": backing.uri},
             ],
         }
-        if backend.config.subnets:
+        if platform.config.subnets:
             kwargs["VpcConfig"] = {
-                "Subnets": backend.config.subnets,
-                "SecurityGroupIds": backend.config.security_groups,
+                "Subnets": platform.config.subnets,
+                "SecurityGroupIds": platform.config.security_groups,
             }
         aws.call("sagemaker", "create_model", **kwargs)
     return name
 
 
 def _config_body(
-    backend: SageMakerBackend, desired: EndpointState, role: str, primary: bool = False
+    platform: Platform, desired: EndpointState, role: str, primary: bool = False
 ) -> dict[str, Any]:
     """Production and shadow variants; ``primary`` names a sole version's variant stably."""
     live = [b for b in desired.backings if b.weight > 0]
@@ -131,13 +133,13 @@ def _config_body(
         raise BackendError(
             f"endpoint {desired.name!r} would serve no traffic: every version has weight 0"
         )
-    instance = desired.instance_type or backend.config.hosting_instance_type
+    instance = desired.instance_type or platform.config.hosting_instance_type
     use_primary = primary and len(live) == 1
 
     def variant(b: Backing, weight: float) -> dict[str, Any]:
         return {
             "VariantName": PRIMARY_VARIANT if use_primary and b in live else f"v{b.version}",
-            "ModelName": _model_for(backend, desired.name, b, role),
+            "ModelName": _model_for(platform, desired.name, b, role),
             "InstanceType": instance,
             "InitialInstanceCount": desired.replicas,
             "InitialVariantWeight": round(weight, 4),
@@ -150,11 +152,14 @@ def _config_body(
     return body
 
 
-def _ensure_config(backend: SageMakerBackend, endpoint: str, body: Mapping[str, Any]) -> str:
+def _ensure_config(platform: Platform, endpoint: str, body: Mapping[str, Any]) -> str:
     h = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
     name = sagemaker_name(endpoint, h)
-    if backend.aws.exists("sagemaker", "describe_endpoint_config", EndpointConfigName=name) is None:
-        backend.aws.call(
+    if (
+        platform.aws.exists("sagemaker", "describe_endpoint_config", EndpointConfigName=name)
+        is None
+    ):
+        platform.aws.call(
             "sagemaker",
             "create_endpoint_config",
             EndpointConfigName=name,
@@ -164,11 +169,11 @@ def _ensure_config(backend: SageMakerBackend, endpoint: str, body: Mapping[str, 
     return name
 
 
-def wait_endpoint(backend: SageMakerBackend, name: str, ctx: Context) -> dict[str, Any]:
-    cfg = backend.config
+def wait_endpoint(platform: Platform, name: str, ctx: Context) -> dict[str, Any]:
+    cfg = platform.config
     deadline = time.monotonic() + cfg.timeout
     while True:
-        d = backend.aws.call("sagemaker", "describe_endpoint", EndpointName=name)
+        d = platform.aws.call("sagemaker", "describe_endpoint", EndpointName=name)
         status = d["EndpointStatus"]
         if status in ("InService", "Failed", "OutOfService"):
             if status == "Failed":
@@ -177,27 +182,27 @@ def wait_endpoint(backend: SageMakerBackend, name: str, ctx: Context) -> dict[st
                     hint="see the endpoint's CloudWatch logs",
                 )
             return dict(d)
-        ctx.emit(Event("endpoint.status", name, status, {"weights": _weights(backend, d)}))
+        ctx.emit(Event("endpoint.status", name, status, {"weights": _weights(platform, d)}))
         if time.monotonic() > deadline:
             raise BackendError(f"endpoint {name} still {status} after {cfg.timeout:.0f}s")
         ctx.cancel.wait(cfg.poll_interval)
 
 
-def _weights(backend: SageMakerBackend, described: Mapping[str, Any]) -> dict[str, float]:
+def _weights(platform: Platform, described: Mapping[str, Any]) -> dict[str, float]:
     """version -> percent of live traffic, from a DescribeEndpoint answer."""
     variants = described.get("ProductionVariants") or []
     total = sum(float(v.get("CurrentWeight", 0.0)) for v in variants) or 1.0
     out = {}
     for v in variants:
-        version = _variant_version(backend, described, v["VariantName"])
+        version = _variant_version(platform, described, v["VariantName"])
         out[version] = round(100.0 * float(v.get("CurrentWeight", 0.0)) / total, 4)
     return out
 
 
-def _variant_version(backend: SageMakerBackend, described: Mapping[str, Any], variant: str) -> str:
+def _variant_version(platform: Platform, described: Mapping[str, Any], variant: str) -> str:
     if variant != PRIMARY_VARIANT:
         return variant.removeprefix("v")
-    aws = backend.aws
+    aws = platform.aws
     cfg = aws.call(
         "sagemaker",
         "describe_endpoint_config",
@@ -215,9 +220,9 @@ def _variant_version(backend: SageMakerBackend, described: Mapping[str, Any], va
     return PRIMARY_VARIANT
 
 
-def metrics(backend: SageMakerBackend, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
-    name = backend.endpoint_name(endpoint)
-    described = backend.aws.exists("sagemaker", "describe_endpoint", EndpointName=name)
+def metrics(platform: Platform, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
+    name = platform.endpoint_name(endpoint)
+    described = platform.aws.exists("sagemaker", "describe_endpoint", EndpointName=name)
     if described is None:
         return {}
     import datetime as dt
@@ -233,7 +238,7 @@ def metrics(backend: SageMakerBackend, endpoint: str, since: float) -> Mapping[s
         ]
 
         def stat(metric: str, dims: list[dict[str, str]] = dims, **kw: Any) -> list[Any]:
-            resp = backend.aws.call(
+            resp = platform.aws.call(
                 "cloudwatch",
                 "get_metric_statistics",
                 Namespace="AWS/SageMaker",
@@ -255,7 +260,7 @@ def metrics(backend: SageMakerBackend, endpoint: str, since: float) -> Mapping[s
                 d["ExtendedStatistics"][p] for d in latency if p in d.get("ExtendedStatistics", {})
             ]
             pct[p] = max(values) / 1e6 if values else None  # ModelLatency is microseconds
-        out[_variant_version(backend, described, v["VariantName"])] = VersionMetrics(
+        out[_variant_version(platform, described, v["VariantName"])] = VersionMetrics(
             requests=int(requests),
             errors=int(errors),
             latency_p50=pct["p50"],
@@ -266,31 +271,68 @@ def metrics(backend: SageMakerBackend, endpoint: str, since: float) -> Mapping[s
     return out
 
 
-def endpoint_status(backend: SageMakerBackend, endpoint: str) -> Mapping[str, Any]:
-    name = backend.endpoint_name(endpoint)
-    d = backend.aws.exists("sagemaker", "describe_endpoint", EndpointName=name)
-    if d is None:
-        return {}
-    return {
-        "name": name,
-        "status": d["EndpointStatus"],
-        "weights": _weights(backend, d),
-        "config": d.get("EndpointConfigName"),
-        "url": _invocation_url(backend, name),
+def endpoint_status(platform: Platform, endpoint: str) -> EndpointView | None:
+    name = platform.endpoint_name(endpoint)
+    d = platform.aws.exists("sagemaker", "describe_endpoint", EndpointName=name)
+    return None if d is None else _view(platform, name, d)
+
+
+def _view(platform: Platform, name: str, described: Mapping[str, Any]) -> EndpointView:
+    """A DescribeEndpoint answer as the seam's view: variants per version, shadow shares."""
+    weights = _weights(platform, described)
+    production = described.get("ProductionVariants") or []
+    total = sum(float(v.get("CurrentWeight", 0.0)) for v in production) or 1.0
+    by_variant = {
+        _variant_version(platform, described, v["VariantName"]): v["VariantName"]
+        for v in production
     }
+    versions = [
+        VersionServing(
+            version=version,
+            weight=weight,
+            healthy=described.get("EndpointStatus") == "InService",
+            where=f"variant {by_variant.get(version, '?')}",
+        )
+        for version, weight in sorted(weights.items())
+    ]
+    for v in described.get("ShadowProductionVariants") or []:
+        share = min(100.0, round(100.0 * float(v.get("CurrentWeight", 0.0)) / total, 4))
+        versions.append(
+            VersionServing(
+                version=str(v["VariantName"]).removeprefix("v"),
+                weight=0.0,
+                mirrored=share,
+                healthy=described.get("EndpointStatus") == "InService",
+                where=f"shadow variant {v['VariantName']}",
+            )
+        )
+    details = {
+        "arn": str(described.get("EndpointArn", "")),
+        "config": str(described.get("EndpointConfigName", "")),
+    }
+    if described.get("FailureReason"):
+        details["last failure"] = str(described["FailureReason"])
+    return EndpointView(
+        name=name,
+        url=_invocation_url(platform, name),
+        status=str(described.get("EndpointStatus", "")),
+        versions=tuple(versions),
+        healthy=described.get("EndpointStatus") == "InService",
+        details=details,
+    )
 
 
-def destroy_endpoint(backend: SageMakerBackend, name: str) -> None:
-    aws = backend.aws
+def destroy_endpoint(platform: Platform, name: str) -> None:
+    aws = platform.aws
     if aws.exists("sagemaker", "describe_endpoint", EndpointName=name) is not None:
         aws.call("sagemaker", "delete_endpoint", EndpointName=name)
     try:
-        stack_made = set(backend.infra_outputs().get("alarms") or [])
+        stack_made = set(platform.infra_outputs().get("alarms") or [])
     except BackendError:
         stack_made = set()
     ours = [
         a["AlarmName"]
-        for a in alarms.mlstack_alarms(backend, name)
+        for a in alarms.mlstack_alarms(platform, name)
         if a["AlarmName"] not in stack_made
     ]
     if ours:
@@ -313,9 +355,9 @@ def destroy_endpoint(backend: SageMakerBackend, name: str) -> None:
             aws.call("sagemaker", "delete_model", ModelName=m["ModelName"])
 
 
-def _invocation_url(backend: SageMakerBackend, name: str) -> str:
+def _invocation_url(platform: Platform, name: str) -> str:
     return (
-        f"https://runtime.sagemaker.{backend.config.region}.amazonaws.com"
+        f"https://runtime.sagemaker.{platform.config.region}.amazonaws.com"
         f"/endpoints/{name}/invocations"
     )
 

@@ -12,14 +12,14 @@ import shutil
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from mlstack.engine.backend import Context, Event
+from mlstack.engine.backend import Context, Event, Provisioned
 from mlstack.errors import BackendError
 from mlstack_sagemaker import pipeline_definition as pdef
 from mlstack_sagemaker import registry
 from mlstack_sagemaker.aws_names import sagemaker_name
 
 if TYPE_CHECKING:
-    from mlstack_sagemaker.backend import SageMakerBackend
+    from mlstack_sagemaker.platform import Platform
 
 INSTALL_HINT = (
     "install the Pulumi CLI: `curl -fsSL https://get.pulumi.com | sh` (or `brew install pulumi`, "
@@ -29,8 +29,8 @@ INSTALL_HINT = (
 )
 
 
-def desired(backend: SageMakerBackend) -> Mapping[str, Any]:
-    cfg, project = backend.config, backend.project
+def desired(platform: Platform) -> Mapping[str, Any]:
+    cfg, project = platform.config, platform.project
     if not cfg.infrastructure_given:
         require_pulumi_cli()  # plan stops here, before anything is half-done
     d = project.deployment
@@ -41,43 +41,29 @@ def desired(backend: SageMakerBackend) -> Mapping[str, Any]:
         "bucket": cfg.bucket,
         "role": cfg.role,
         "model_package_group": pdef.model_package_group(project, cfg),
-        "endpoint": backend.endpoint_name(d.endpoint) if d else None,
+        "endpoint": platform.endpoint_name(d.endpoint) if d else None,
         "gates": dict(d.gates) if d else {},
     }
 
 
-def provision(backend: SageMakerBackend, inputs: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
-    cfg = backend.config
+def provision(platform: Platform, inputs: Mapping[str, Any], ctx: Context) -> Provisioned:
+    cfg = platform.config
     if cfg.infrastructure_given:
         group = str(
-            inputs.get("model_package_group") or pdef.model_package_group(backend.project, cfg)
+            inputs.get("model_package_group") or pdef.model_package_group(platform.project, cfg)
         )
-        registry.ensure_group(backend, group)
+        registry.ensure_group(platform, group)
         outputs: dict[str, Any] = {
             "bucket": cfg.bucket,
             "role_arn": cfg.role,
             "model_package_group": group,
             "alarms": [],
-            "provisioned_by": "environment",
         }
+        made = Provisioned(outputs, "environment")
     else:
-        outputs = dict(pulumi_up(backend, inputs, ctx))
-        outputs["provisioned_by"] = "pulumi"
-    return outputs
-
-
-def given_outputs(backend: SageMakerBackend) -> dict[str, Any] | None:
-    """The outputs when the environment block names the infrastructure; None under Pulumi."""
-    cfg = backend.config
-    if not cfg.infrastructure_given:
-        return None
-    return {
-        "bucket": cfg.bucket,
-        "role_arn": cfg.role,
-        "model_package_group": pdef.model_package_group(backend.project, cfg),
-        "alarms": [],
-        "provisioned_by": "environment",
-    }
+        made = Provisioned(dict(pulumi_up(platform, inputs, ctx)), "pulumi")
+    platform.remember_outputs(made.record())
+    return made
 
 
 def require_pulumi_cli() -> str:
@@ -91,7 +77,7 @@ def require_pulumi_cli() -> str:
     return path
 
 
-def _stack(backend: SageMakerBackend, inputs: Mapping[str, Any]) -> Any:
+def _stack(platform: Platform, inputs: Mapping[str, Any]) -> Any:
     require_pulumi_cli()
     try:
         from mlstack_stacks.aws import SageMakerStackArgs, program
@@ -100,7 +86,7 @@ def _stack(backend: SageMakerBackend, inputs: Mapping[str, Any]) -> Any:
         raise BackendError(
             f"Pulumi's Python packages are missing: {e}", hint="pip install 'mlstack-stacks[aws]'"
         ) from None
-    cfg = backend.config
+    cfg = platform.config
     args = SageMakerStackArgs(
         name=str(inputs["stack"]),
         model_package_group=str(inputs["model_package_group"]),
@@ -109,8 +95,8 @@ def _stack(backend: SageMakerBackend, inputs: Mapping[str, Any]) -> Any:
         bucket=cfg.bucket,
         role_arn=None if cfg.role == "create" else cfg.role,
         tags={
-            "mlstack:project": backend.project.project,
-            "mlstack:environment": backend.project.environment,
+            "mlstack:project": platform.project.project,
+            "mlstack:environment": platform.project.environment,
         },
     )
     project_settings = auto.ProjectSettings(
@@ -118,7 +104,7 @@ def _stack(backend: SageMakerBackend, inputs: Mapping[str, Any]) -> Any:
         runtime="python",
         backend=auto.ProjectBackend(url=cfg.pulumi_backend_url) if cfg.pulumi_backend_url else None,
     )
-    workdir = backend.workdir / "envs" / backend.project.environment / "pulumi"
+    workdir = platform.workdir / "envs" / platform.project.environment / "pulumi"
     workdir.mkdir(parents=True, exist_ok=True)
     env = {"PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", "")}
     if not cfg.pulumi_backend_url and "PULUMI_BACKEND_URL" not in os.environ:
@@ -135,10 +121,8 @@ def _stack(backend: SageMakerBackend, inputs: Mapping[str, Any]) -> Any:
     return stack
 
 
-def pulumi_up(
-    backend: SageMakerBackend, inputs: Mapping[str, Any], ctx: Context
-) -> Mapping[str, Any]:
-    stack = _stack(backend, inputs)
+def pulumi_up(platform: Platform, inputs: Mapping[str, Any], ctx: Context) -> Mapping[str, Any]:
+    stack = _stack(platform, inputs)
 
     def out(line: str) -> None:
         ctx.emit(Event("log", "pulumi", line.rstrip()))
@@ -152,8 +136,8 @@ def pulumi_up(
     return {k: v.value for k, v in result.outputs.items()}
 
 
-def pulumi_destroy(backend: SageMakerBackend, ctx: Context) -> None:
-    stack = _stack(backend, backend.infrastructure())
+def pulumi_destroy(platform: Platform, ctx: Context) -> None:
+    stack = _stack(platform, desired(platform))
     try:
         stack.destroy(on_output=lambda line: ctx.emit(Event("log", "pulumi", line.rstrip())))
     except Exception as e:

@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 from mlstack.engine.backend import Observed
 from mlstack.errors import BackendError
+from mlstack_sagemaker import endpoints, registry
 from mlstack_sagemaker import pipeline_definition as pdef
-from mlstack_sagemaker import registry
 
 if TYPE_CHECKING:
-    from mlstack_sagemaker.backend import SageMakerBackend
+    from mlstack_sagemaker.platform import Platform
 
 
-def observe(backend: SageMakerBackend) -> Observed:
-    aws, project = backend.aws, backend.project
+def observe(platform: Platform) -> Observed:
+    aws, project = platform.aws, platform.project
     resources: dict[str, dict[str, Any]] = {}
     try:
-        infra = backend.infra_outputs()
+        infra = platform.infra_outputs()
     except BackendError:
         infra = None  # Pulumi's outputs are not known here: those kinds stay unobserved
     group = infra["model_package_group"] if infra else None
@@ -39,11 +39,11 @@ def observe(backend: SageMakerBackend) -> Observed:
     if pipe is not None:
         definition = json.loads(pipe["PipelineDefinition"])
         resources[f"pipeline.{project.project}"] = {
-            "pipeline_arn": pipe["PipelineArn"],
+            "location": pipe["PipelineArn"],
             "digest": pdef.digest(definition),
         }
     if group and project.model:
-        latest = registry.latest_version(backend, group)
+        latest = registry.latest_version(platform, group)
         if latest is not None:
             # the record is the version the last apply/promote registered: the newest one
             resources[f"model.{project.model.name}"] = {
@@ -52,10 +52,10 @@ def observe(backend: SageMakerBackend) -> Observed:
                 "digest": latest.digest,
             }
     if project.deployment:
-        status = backend.endpoint_status(project.deployment.endpoint)
-        if status:
-            seen: dict[str, Any] = {"url": status["url"]}
-            serving = [v for v, w in status["weights"].items() if w >= 100.0]
+        status = endpoints.endpoint_status(platform, project.deployment.endpoint)
+        if status is not None:
+            seen: dict[str, Any] = {"url": status.url}
+            serving = [v for v, w in status.weights().items() if w >= 100.0]
             if serving:  # a split (ab) has no single champion to compare
                 seen["champion"] = serving[0]
             resources[f"endpoint.{project.deployment.endpoint}"] = seen

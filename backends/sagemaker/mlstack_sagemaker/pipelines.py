@@ -13,27 +13,34 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlstack.engine.backend import CompiledPipeline, Context, Event, RunRequest, RunResult
+from mlstack.engine.backend import (
+    CompiledPipeline,
+    Context,
+    Event,
+    PipelineRef,
+    RunRequest,
+    RunResult,
+)
 from mlstack.errors import BackendError
 from mlstack_sagemaker import pipeline_definition as pdef
 from mlstack_sagemaker import registry
 from mlstack_sagemaker.aws_names import sagemaker_name
 
 if TYPE_CHECKING:
-    from mlstack_sagemaker.backend import SageMakerBackend
+    from mlstack_sagemaker.platform import Platform
 
 TERMINAL_RUN = {"Succeeded", "Failed", "Stopped"}
 
 
-def compile_pipeline(backend: SageMakerBackend) -> CompiledPipeline:
+def compile_pipeline(platform: Platform) -> CompiledPipeline:
     from mlstack_sagemaker.compile_cache import cached_definition
 
     try:
         definition, _ = cached_definition(
-            backend.workdir,
-            backend.project,
-            backend.config,
-            lambda: pdef.build(backend.project, backend.config),
+            platform.workdir,
+            platform.project,
+            platform.config,
+            lambda: pdef.build(platform.project, platform.config),
         )
     except (ValueError, TypeError) as e:
         raise BackendError(
@@ -50,13 +57,11 @@ def compile_pipeline(backend: SageMakerBackend) -> CompiledPipeline:
     )
 
 
-def upsert_pipeline(
-    backend: SageMakerBackend, compiled: CompiledPipeline, ctx: Context
-) -> Mapping[str, Any]:
-    aws, project = backend.aws, backend.project
-    infra = backend.infra_outputs(ctx)
+def upsert_pipeline(platform: Platform, compiled: CompiledPipeline, ctx: Context) -> PipelineRef:
+    aws, project = platform.aws, platform.project
+    infra = platform.infra_outputs(ctx)
     code_digest = compiled.definition["Metadata"]["mlstack"]["code_digest"]
-    _upload_code(backend, infra["bucket"], code_digest)
+    _upload_code(platform, infra["bucket"], code_digest)
     name = pdef.pipeline_name(project)
     body = json.dumps(compiled.definition, sort_keys=True)
     common = {
@@ -78,22 +83,27 @@ def upsert_pipeline(
         arn = aws.call("sagemaker", "update_pipeline", **common)["PipelineArn"]
         action = "updated"
     ctx.emit(Event("pipeline." + action, name, f"SageMaker pipeline {name} {action}"))
-    return {"pipeline_name": name, "pipeline_arn": arn, "digest": compiled.digest}
+    return PipelineRef(
+        name=name,
+        location=arn,
+        steps=compiled.steps,
+        action="created" if action == "created" else "updated",
+    )
 
 
-def _upload_code(backend: SageMakerBackend, bucket: str, code_digest: str) -> None:
+def _upload_code(platform: Platform, bucket: str, code_digest: str) -> None:
     runtime = Path(pdef.__file__).with_name("runtime") / pdef.RUNTIME_SCRIPT
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         tar.add(runtime, arcname=pdef.RUNTIME_SCRIPT)
-        for stage in backend.project.pipeline.stages:
+        for stage in platform.project.pipeline.stages:
             for rel in stage.code:
-                path = Path(backend.project.root) / rel
+                path = Path(platform.project.root) / rel
                 if path.exists():
                     tar.add(path, arcname=rel)
-    key = backend.layout.code_key(code_digest)
-    backend.aws.call("s3", "put_object", Bucket=bucket, Key=key, Body=buf.getvalue())
-    backend.aws.call(
+    key = platform.layout.code_key(code_digest)
+    platform.aws.call("s3", "put_object", Bucket=bucket, Key=key, Body=buf.getvalue())
+    platform.aws.call(
         "s3",
         "put_object",
         Bucket=bucket,
@@ -102,9 +112,9 @@ def _upload_code(backend: SageMakerBackend, bucket: str, code_digest: str) -> No
     )
 
 
-def delete_pipeline(backend: SageMakerBackend, name: str) -> None:
-    if backend.aws.exists("sagemaker", "describe_pipeline", PipelineName=name) is not None:
-        backend.aws.call(
+def delete_pipeline(platform: Platform, name: str) -> None:
+    if platform.aws.exists("sagemaker", "describe_pipeline", PipelineName=name) is not None:
+        platform.aws.call(
             "sagemaker",
             "delete_pipeline",
             PipelineName=name,
@@ -113,21 +123,21 @@ def delete_pipeline(backend: SageMakerBackend, name: str) -> None:
 
 
 def run_pipeline(
-    backend: SageMakerBackend, compiled: CompiledPipeline, request: RunRequest, ctx: Context
+    platform: Platform, compiled: CompiledPipeline, request: RunRequest, ctx: Context
 ) -> RunResult:
-    infra = backend.infra_outputs(ctx)
+    infra = platform.infra_outputs(ctx)
     bucket = infra["bucket"]
-    name = pdef.pipeline_name(backend.project)
+    name = pdef.pipeline_name(platform.project)
     run_key = _run_key(compiled.digest, request)
     params = {
         "ArtifactBucket": bucket,
         "ExecutionRole": infra["role_arn"],
         "RunKey": run_key,
         "ModelPackageGroup": infra["model_package_group"],
-        "InputData": _stage_data(backend, bucket, request),
+        "InputData": _stage_data(platform, bucket, request),
     }
-    params.update(_champion_bounds(backend, infra["model_package_group"]))
-    start = backend.aws.call(
+    params.update(_champion_bounds(platform, infra["model_package_group"]))
+    start = platform.aws.call(
         "sagemaker",
         "start_pipeline_execution",
         PipelineName=name,
@@ -145,18 +155,18 @@ def run_pipeline(
                 "execution_arn": arn,
                 "run_key": run_key,
                 "bucket": bucket,
-                "prefix": f"{backend.layout.prefix}/runs/{run_key}",
+                "prefix": f"{platform.layout.prefix}/runs/{run_key}",
             },
         )
     )
-    status, reason, step_status = _follow(backend, arn, compiled, ctx)
+    status, reason, step_status = _follow(platform, arn, compiled, ctx)
     stages = {
         s.name: ("ran" if s.name in request.stages else "cached")
-        for s in backend.project.pipeline.stages
+        for s in platform.project.pipeline.stages
     }
     stages.update({k: v for k, v in step_status.items() if k in stages})
-    metrics = _read_metrics(backend, bucket, run_key)
-    model_uri, model_digest = _find_model(backend, bucket, run_key)
+    metrics = _read_metrics(platform, bucket, run_key)
+    model_uri, model_digest = _find_model(platform, bucket, run_key)
     result_status = {"Succeeded": "succeeded", "Stopped": "cancelled"}.get(status, "failed")
     return RunResult(
         run_id=arn,
@@ -169,13 +179,13 @@ def run_pipeline(
     )
 
 
-def _stage_data(backend: SageMakerBackend, bucket: str, request: RunRequest) -> str:
-    data = backend.project.data
+def _stage_data(platform: Platform, bucket: str, request: RunRequest) -> str:
+    data = platform.project.data
     if data is None:
         return ""
     if data.source.startswith("s3://"):
         return data.source
-    path = Path(backend.project.root) / data.source
+    path = Path(platform.project.root) / data.source
     if not path.is_file():
         raise BackendError(
             f"data source {data.source!r} does not exist",
@@ -183,16 +193,18 @@ def _stage_data(backend: SageMakerBackend, bucket: str, request: RunRequest) -> 
         )
     raw = path.read_bytes()
     digest = request.data_digest or "sha256:" + hashlib.sha256(raw).hexdigest()
-    key = backend.layout.data_key(digest, path.name)
-    backend.aws.call("s3", "put_object", Bucket=bucket, Key=key, Body=raw)
+    key = platform.layout.data_key(digest, path.name)
+    platform.aws.call("s3", "put_object", Bucket=bucket, Key=key, Body=raw)
     return f"s3://{bucket}/{key}"
 
 
-def _champion_bounds(backend: SageMakerBackend, group: str) -> dict[str, float]:
-    gates = pdef.champion_gates(backend.project)
+def _champion_bounds(platform: Platform, group: str) -> dict[str, float]:
+    gates = pdef.champion_gates(platform.project)
     if not gates:
         return {}
-    champion = next((v for v in registry.versions(backend, group) if "champion" in v.aliases), None)
+    champion = next(
+        (v for v in registry.versions(platform, group) if "champion" in v.aliases), None
+    )
     out = {}
     for param, (gate, default) in gates.items():
         bound = gate.threshold(dict(champion.metrics) if champion else None)
@@ -201,19 +213,19 @@ def _champion_bounds(backend: SageMakerBackend, group: str) -> dict[str, float]:
 
 
 def _follow(
-    backend: SageMakerBackend, arn: str, compiled: CompiledPipeline, ctx: Context
+    platform: Platform, arn: str, compiled: CompiledPipeline, ctx: Context
 ) -> tuple[str, str, dict[str, str]]:
-    cfg = backend.config
+    cfg = platform.config
     deadline = time.monotonic() + cfg.timeout
     seen: dict[str, str] = {}
     steps_api = True
     while True:
-        desc = backend.aws.call(
+        desc = platform.aws.call(
             "sagemaker", "describe_pipeline_execution", PipelineExecutionArn=arn
         )
         status = desc["PipelineExecutionStatus"]
         if steps_api:
-            steps_api = _step_events(backend, arn, seen, ctx)
+            steps_api = _step_events(platform, arn, seen, ctx)
         if status in TERMINAL_RUN:
             if not steps_api:
                 # No step listing (moto has none): report the definition's steps.
@@ -225,7 +237,7 @@ def _follow(
             ctx.emit(Event("run.done", arn.rsplit("/", 1)[-1], status, {"status": status}))
             return status, reason, seen
         if ctx.cancel.is_set():
-            backend.aws.call("sagemaker", "stop_pipeline_execution", PipelineExecutionArn=arn)
+            platform.aws.call("sagemaker", "stop_pipeline_execution", PipelineExecutionArn=arn)
         if time.monotonic() > deadline:
             raise BackendError(
                 f"pipeline execution {arn} still {status} after {cfg.timeout:.0f}s",
@@ -234,11 +246,11 @@ def _follow(
         ctx.cancel.wait(cfg.poll_interval)
 
 
-def _step_events(backend: SageMakerBackend, arn: str, seen: dict[str, str], ctx: Context) -> bool:
+def _step_events(platform: Platform, arn: str, seen: dict[str, str], ctx: Context) -> bool:
     from botocore.exceptions import ClientError
 
     try:
-        steps = backend.aws.client("sagemaker-probe").list_pipeline_execution_steps(
+        steps = platform.aws.client("sagemaker-probe").list_pipeline_execution_steps(
             PipelineExecutionArn=arn
         )["PipelineExecutionSteps"]
     except ClientError:
@@ -264,13 +276,13 @@ def _step_events(backend: SageMakerBackend, arn: str, seen: dict[str, str], ctx:
     return True
 
 
-def _read_metrics(backend: SageMakerBackend, bucket: str, run_key: str) -> dict[str, float]:
+def _read_metrics(platform: Platform, bucket: str, run_key: str) -> dict[str, float]:
     out: dict[str, float] = {}
-    for stage in backend.project.pipeline.stages:
+    for stage in platform.project.pipeline.stages:
         if stage.kind != "evaluate":
             continue
-        key = f"{backend.layout.stage_key(run_key, stage.name)}/evaluation.json"
-        obj = backend.aws.exists("s3", "get_object", Bucket=bucket, Key=key)
+        key = f"{platform.layout.stage_key(run_key, stage.name)}/evaluation.json"
+        obj = platform.aws.exists("s3", "get_object", Bucket=bucket, Key=key)
         if obj is None:
             continue
         report = json.loads(obj["Body"].read())
@@ -278,16 +290,14 @@ def _read_metrics(backend: SageMakerBackend, bucket: str, run_key: str) -> dict[
     return out
 
 
-def _find_model(
-    backend: SageMakerBackend, bucket: str, run_key: str
-) -> tuple[str | None, str | None]:
+def _find_model(platform: Platform, bucket: str, run_key: str) -> tuple[str | None, str | None]:
     # the model is train's output; a tune stage's "model" is only its best parameters
-    kinds = [s for s in backend.project.pipeline.stages if s.kind in pdef.TRAIN_STAGES]
+    kinds = [s for s in platform.project.pipeline.stages if s.kind in pdef.TRAIN_STAGES]
     train = next((s.name for s in sorted(kinds, key=lambda s: s.kind != "train")), None)
     if train is None:
         return None, None
-    prefix = backend.layout.stage_key(run_key, train) + "/"
-    listing = backend.aws.call("s3", "list_objects_v2", Bucket=bucket, Prefix=prefix)
+    prefix = platform.layout.stage_key(run_key, train) + "/"
+    listing = platform.aws.call("s3", "list_objects_v2", Bucket=bucket, Prefix=prefix)
     models = sorted(
         (o for o in listing.get("Contents", []) if o["Key"].endswith("output/model.tar.gz")),
         key=lambda o: o["LastModified"],
@@ -295,7 +305,7 @@ def _find_model(
     if not models:
         return None, None
     key = models[-1]["Key"]
-    body = backend.aws.call("s3", "get_object", Bucket=bucket, Key=key)["Body"].read()
+    body = platform.aws.call("s3", "get_object", Bucket=bucket, Key=key)["Body"].read()
     return f"s3://{bucket}/{key}", artifact_digest(body)
 
 

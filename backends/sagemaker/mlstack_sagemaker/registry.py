@@ -13,7 +13,7 @@ from mlstack.errors import BackendError
 from mlstack_sagemaker import pipeline_definition as pdef
 
 if TYPE_CHECKING:
-    from mlstack_sagemaker.backend import SageMakerBackend
+    from mlstack_sagemaker.platform import Platform
 
 META_DIGEST = "mlstack:digest"
 META_RUN = "mlstack:run"
@@ -21,24 +21,24 @@ META_METRIC = "mlstack:metric:"
 META_ALIAS = "mlstack:alias:"
 
 
-def ensure_group(backend: SageMakerBackend, group: str) -> None:
-    aws = backend.aws
+def ensure_group(platform: Platform, group: str) -> None:
+    aws = platform.aws
     if aws.exists("sagemaker", "describe_model_package_group", ModelPackageGroupName=group) is None:
         aws.call(
             "sagemaker",
             "create_model_package_group",
             ModelPackageGroupName=group,
-            ModelPackageGroupDescription=f"mlstack {backend.project.project} "
-            f"({backend.project.environment})",
+            ModelPackageGroupDescription=f"mlstack {platform.project.project} "
+            f"({platform.project.environment})",
         )
 
 
-def register(backend: SageMakerBackend, run: RunResult, ctx: Context) -> ModelVersion:
-    infra = backend.infra_outputs(ctx)
+def register(platform: Platform, run: RunResult, ctx: Context) -> ModelVersion:
+    infra = platform.infra_outputs(ctx)
     group = infra["model_package_group"]
     if infra.get("provisioned_by") == "environment":
         # promote may reach an environment that was never applied: the group is ours to make
-        ensure_group(backend, group)
+        ensure_group(platform, group)
     if run.model_uri is None:
         raise BackendError(
             f"run {run.run_id} produced no model artifact to register",
@@ -50,22 +50,22 @@ def register(backend: SageMakerBackend, run: RunResult, ctx: Context) -> ModelVe
         **{META_METRIC + k: repr(float(v)) for k, v in run.metrics.items()},
     }
     existing = next(
-        (v for v in versions(backend, group) if v.lineage.get("model_data_url") == run.model_uri),
+        (v for v in versions(platform, group) if v.lineage.get("model_data_url") == run.model_uri),
         None,
     )
     if existing is not None:
         # The pipeline's RegisterModel step made it; add what mlstack tracks.
-        update_package(backend, existing.uri, meta)
-        return version(backend, existing.uri)
-    arn = backend.aws.call(
+        update_package(platform, existing.uri, meta)
+        return version(platform, existing.uri)
+    arn = platform.aws.call(
         "sagemaker",
         "create_model_package",
         ModelPackageGroupName=group,
-        ModelPackageDescription=f"{backend.project.project}: run {run.run_id.rsplit('/', 1)[-1]}",
+        ModelPackageDescription=f"{platform.project.project}: run {run.run_id.rsplit('/', 1)[-1]}",
         InferenceSpecification={
             "Containers": [
                 {
-                    "Image": image(backend),
+                    "Image": image(platform),
                     "ModelDataUrl": run.model_uri,
                     "Environment": {
                         "SAGEMAKER_PROGRAM": pdef.RUNTIME_SCRIPT,
@@ -77,12 +77,12 @@ def register(backend: SageMakerBackend, run: RunResult, ctx: Context) -> ModelVe
             ],
             "SupportedContentTypes": ["application/json", "text/csv"],
             "SupportedResponseMIMETypes": ["application/json"],
-            "SupportedRealtimeInferenceInstanceTypes": [backend.config.hosting_instance_type],
+            "SupportedRealtimeInferenceInstanceTypes": [platform.config.hosting_instance_type],
         },
         ModelApprovalStatus="PendingManualApproval",
         CustomerMetadataProperties=meta,
     )["ModelPackageArn"]
-    made = version(backend, arn)
+    made = version(platform, arn)
     ctx.emit(
         Event(
             "model.registered",
@@ -94,7 +94,7 @@ def register(backend: SageMakerBackend, run: RunResult, ctx: Context) -> ModelVe
     return made
 
 
-def import_version(backend: SageMakerBackend, source: ModelVersion, ctx: Context) -> ModelVersion:
+def import_version(platform: Platform, source: ModelVersion, ctx: Context) -> ModelVersion:
     run = RunResult(
         run_id=str(source.lineage.get("run", source.uri)),
         status="succeeded",
@@ -103,12 +103,12 @@ def import_version(backend: SageMakerBackend, source: ModelVersion, ctx: Context
         model_digest=source.digest,
         stages={},
     )
-    return register(backend, run, ctx)
+    return register(platform, run, ctx)
 
 
-def set_alias(backend: SageMakerBackend, model: str, alias: str, wanted: str, ctx: Context) -> None:
-    group = backend.infra_outputs(ctx)["model_package_group"]
-    known = versions(backend, group)
+def set_alias(platform: Platform, model: str, alias: str, wanted: str, ctx: Context) -> None:
+    group = platform.infra_outputs(ctx)["model_package_group"]
+    known = versions(platform, group)
     target = next((v for v in known if v.version == str(wanted)), None)
     if target is None:
         raise BackendError(
@@ -117,10 +117,10 @@ def set_alias(backend: SageMakerBackend, model: str, alias: str, wanted: str, ct
         )
     for v in known:
         if alias in v.aliases and v.version != target.version:
-            update_package(backend, v.uri, {}, remove=[META_ALIAS + alias])
+            update_package(platform, v.uri, {}, remove=[META_ALIAS + alias])
     # Approval is SageMaker's promotion gate: the champion is the approved version.
     status = "Approved" if alias == "champion" else None
-    update_package(backend, target.uri, {META_ALIAS + alias: "true"}, status=status)
+    update_package(platform, target.uri, {META_ALIAS + alias: "true"}, status=status)
     ctx.emit(
         Event(
             "model.alias",
@@ -131,13 +131,13 @@ def set_alias(backend: SageMakerBackend, model: str, alias: str, wanted: str, ct
 
 
 def update_package(
-    backend: SageMakerBackend,
+    platform: Platform,
     arn: str,
     add: Mapping[str, str],
     status: str | None = None,
     remove: list[str] | None = None,
 ) -> None:
-    desc = backend.aws.call("sagemaker", "describe_model_package", ModelPackageName=arn)
+    desc = platform.aws.call("sagemaker", "describe_model_package", ModelPackageName=arn)
     meta = dict(desc.get("CustomerMetadataProperties") or {})
     meta.update(add)
     for key in remove or []:
@@ -148,11 +148,11 @@ def update_package(
     if status:
         kwargs["ModelApprovalStatus"] = status
         kwargs["ApprovalDescription"] = "approved by mlstack (champion)"
-    backend.aws.call("sagemaker", "update_model_package", **kwargs)
+    platform.aws.call("sagemaker", "update_model_package", **kwargs)
 
 
-def versions(backend: SageMakerBackend, group: str) -> list[ModelVersion]:
-    aws = backend.aws
+def versions(platform: Platform, group: str) -> list[ModelVersion]:
+    aws = platform.aws
     if aws.exists("sagemaker", "describe_model_package_group", ModelPackageGroupName=group) is None:
         return []
     arns: list[str] = []
@@ -168,15 +168,15 @@ def versions(backend: SageMakerBackend, group: str) -> list[ModelVersion]:
         if not page.get("NextToken"):
             break
         kwargs["NextToken"] = page["NextToken"]
-    found = [version(backend, a) for a in arns]
+    found = [version(platform, a) for a in arns]
     return sorted(found, key=lambda v: int(v.version), reverse=True)
 
 
-def version(backend: SageMakerBackend, arn: str) -> ModelVersion:
-    d = backend.aws.call("sagemaker", "describe_model_package", ModelPackageName=arn)
+def version(platform: Platform, arn: str) -> ModelVersion:
+    d = platform.aws.call("sagemaker", "describe_model_package", ModelPackageName=arn)
     meta = d.get("CustomerMetadataProperties") or {}
     containers = (d.get("InferenceSpecification") or {}).get("Containers") or [{}]
-    project = backend.project
+    project = platform.project
     model = project.model.name if project.model else project.project
     return ModelVersion(
         name=model,
@@ -197,8 +197,8 @@ def version(backend: SageMakerBackend, arn: str) -> ModelVersion:
     )
 
 
-def latest_version(backend: SageMakerBackend, group: str) -> ModelVersion | None:
-    page = backend.aws.exists(
+def latest_version(platform: Platform, group: str) -> ModelVersion | None:
+    page = platform.aws.exists(
         "sagemaker",
         "list_model_packages",
         ModelPackageGroupName=group,
@@ -207,39 +207,39 @@ def latest_version(backend: SageMakerBackend, group: str) -> ModelVersion | None
         MaxResults=1,
     )
     summaries = (page or {}).get("ModelPackageSummaryList") or []
-    return version(backend, summaries[0]["ModelPackageArn"]) if summaries else None
+    return version(platform, summaries[0]["ModelPackageArn"]) if summaries else None
 
 
-def delete_all(backend: SageMakerBackend, group: str) -> None:
+def delete_all(platform: Platform, group: str) -> None:
     """Every version, then the group itself unless the environment block named it."""
-    aws = backend.aws
-    for v in versions(backend, group):
+    aws = platform.aws
+    for v in versions(platform, group):
         aws.call("sagemaker", "delete_model_package", ModelPackageName=v.uri)
     if (
-        backend.config.model_package_group is None
+        platform.config.model_package_group is None
         and aws.exists("sagemaker", "describe_model_package_group", ModelPackageGroupName=group)
         is not None
     ):
         aws.call("sagemaker", "delete_model_package_group", ModelPackageGroupName=group)
 
 
-def image(backend: SageMakerBackend) -> str:
+def image(platform: Platform) -> str:
     from mlstack_sagemaker.compile_cache import cached_image
 
-    cfg = backend.config
+    cfg = platform.config
     lookup = ("sklearn", cfg.region, cfg.sklearn_version)
     return cached_image(
-        backend.workdir,
+        platform.workdir,
         (*lookup, cfg.hosting_instance_type),
-        lambda: _retrieve_image(backend),
+        lambda: _retrieve_image(platform),
     )
 
 
-def _retrieve_image(backend: SageMakerBackend) -> str:
+def _retrieve_image(platform: Platform) -> str:
     import logging
     import warnings
 
-    cfg = backend.config
+    cfg = platform.config
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)  # the SDK logs config-file lookups on import
     try:

@@ -1,138 +1,188 @@
-"""Progressive rollouts on SageMaker: natively through DeploymentConfig (blue/green traffic
-shifting with alarm-driven AutoRollbackConfiguration) on the ``primary`` variant, or, with
-``traffic_shifting: variants``, one variant per version whose weights mlstack steps while it
-watches each new version's own alarms.
+"""Rollouts on SageMaker: every phase of the plan realised, never fewer.
+
+A plan whose phases SageMaker's own blue/green deployment expresses exactly (blue/green, one
+canary step, linear steps) goes through ``UpdateEndpoint`` with a ``DeploymentConfig`` and the
+gates' CloudWatch alarms as ``AutoRollbackConfiguration``, unless the environment asks for
+``traffic_shifting: variants``. Every other plan (shadow, canary with several steps) is stepped
+here phase by phase: each phase's endpoint config (production variants per version; the shadow
+phase's mirrored version as a ``ShadowProductionVariants`` entry), held for its time while the
+new version's own alarms are watched; a firing alarm or a cancel restores the previous state.
+Custom-metric gates and sticky A/B have no SageMaker equivalent: ``validate`` refuses them
+(``Capabilities.gate_metrics``, ``sticky_sessions``), so they never reach this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
 from typing import TYPE_CHECKING, Any
 
-from mlstack.engine.backend import Backing, Context, EndpointState, Event, RolloutPlan
+from mlstack.engine.backend import Context, EndpointView, Event, NativeRollout, Phase, RolloutPlan
 from mlstack_sagemaker import alarms, endpoints
 
 if TYPE_CHECKING:
-    from mlstack_sagemaker.backend import SageMakerBackend
+    from mlstack_sagemaker.platform import Platform
 
 
-def rollout(backend: SageMakerBackend, plan: RolloutPlan, ctx: Context) -> Mapping[str, Any]:
-    if plan.strategy in ("shadow", "ab"):
-        return backend.deploy(plan.target, ctx)
-    aws = backend.aws
-    name = backend.endpoint_name(plan.target.name)
+def rollout(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollout:
+    aws = platform.aws
+    name = platform.endpoint_name(plan.target.name)
     exists = aws.exists("sagemaker", "describe_endpoint", EndpointName=name) is not None
-    stepped = backend.config.traffic_shifting == "variants" and exists and plan.previous
-    if stepped:
-        # Each version is its own variant: the alarms watch the new version's variant, so a
-        # bad canary is caught even while the old version's traffic dilutes its errors.
-        canary = [f"v{b.version}" for b in plan.target.backings if b.weight > 0]
-        watched = alarms.ensure_alarms(backend, plan, ctx, variants=canary)
-        out = _stepped(backend, plan, watched, ctx)
-        if out["outcome"] == "promoted":
-            alarms.prune_variant_alarms(backend, name, {f"v{v}" for v in out["weights"]})
-        return out
-    watched = alarms.ensure_alarms(backend, plan, ctx)
     if not exists or plan.previous is None:
-        return endpoints.deploy(backend, plan.target, ctx, primary=True, deployment_config=None)
+        alarms.ensure_alarms(platform, plan, ctx)
+        view = endpoints.deploy(platform, plan.target, ctx, primary=True, deployment_config=None)
+        return NativeRollout("promoted", "first deployment", view, (plan.phases[-1].label,))
+    routing = native_routing(plan)
+    if routing is None or platform.config.traffic_shifting == "variants":
+        return _phased(platform, plan, ctx)
+    watched = alarms.ensure_alarms(platform, plan, ctx)
     before = aws.call("sagemaker", "describe_endpoint", EndpointName=name)
-    out = endpoints.deploy(
-        backend,
+    view = endpoints.deploy(
+        platform,
         plan.target,
         ctx,
         primary=True,
-        deployment_config=deployment_config(plan, watched, backend.config.timeout),
+        deployment_config=deployment_config(plan, routing, watched, platform.config.timeout),
     )
-    if out["endpoint_config"] == before.get("EndpointConfigName"):
+    labels = tuple(p.label for p in plan.phases)
+    if view.details.get("config") == before.get("EndpointConfigName"):
         after = aws.call("sagemaker", "describe_endpoint", EndpointName=name)
         # The controller records a rolled-back outcome (history, state, the user's message).
-        return {
-            **out,
-            "outcome": "rolled_back",
-            "reason": f"SageMaker rolled {name} back to the previous version: "
+        return NativeRollout(
+            "rolled_back",
+            f"SageMaker rolled {name} back to the previous version: "
             f"{after.get('FailureReason') or 'an alarm fired'} (alarms: "
             f"{', '.join(watched) or 'none'})",
-        }
-    return {**out, "outcome": "promoted"}
-
-
-def _stepped(
-    backend: SageMakerBackend, plan: RolloutPlan, watched: list[str], ctx: Context
-) -> dict[str, Any]:
-    """Both versions as variants; mlstack steps the weights and watches the alarms."""
-    assert plan.previous is not None
-    new = [b for b in plan.target.backings if b.weight > 0]
-    old = [
-        b
-        for b in plan.previous.backings
-        if b.weight > 0 and b.version not in {n.version for n in new}
-    ]
-    out: dict[str, Any] = {}
-    for step in plan.steps:
-        backings = tuple(
-            [*(_scaled(b, 100.0 - step) for b in old), *(_scaled(b, step) for b in new)]
+            view,
+            labels,
         )
-        state = EndpointState(
-            plan.target.name,
-            plan.target.model,
-            tuple(b for b in backings if b.weight > 0),
-            replicas=plan.target.replicas,
-            instance_type=plan.target.instance_type,
-        )
-        out = endpoints.deploy(backend, state, ctx, primary=False, deployment_config=None)
-        ctx.emit(
-            Event(
-                "rollout.step",
-                out["endpoint_name"],
-                f"{step:g}% to the new version",
-                {"step": step, "weights": out["weights"]},
-            )
-        )
-        if step < 100:
-            ctx.cancel.wait(plan.interval)
-        fired = alarms.firing(backend, watched)
-        if fired:
-            restored = endpoints.deploy(
-                backend, plan.previous, ctx, primary=False, deployment_config=None
-            )
-            return {
-                **restored,
-                "outcome": "rolled_back",
-                "reason": f"rollout of {plan.target.name} stopped at {step:g}%: alarm "
-                f"{', '.join(fired)} fired; traffic restored",
-            }
-    return {**out, "outcome": "promoted"}
+    return NativeRollout(
+        "promoted", f"{plan.strategy} by SageMaker's DeploymentConfig", view, labels
+    )
 
 
-def deployment_config(plan: RolloutPlan, alarms: list[str], timeout: float) -> dict[str, Any]:
-    """The strategy as SageMaker's BlueGreenUpdatePolicy with alarm-driven auto-rollback."""
-    interval = max(0, min(3600, int(plan.interval)))
-    if plan.strategy == "canary":
-        first = plan.steps[0] if plan.steps else 10.0
-        routing: dict[str, Any] = {
+def native_routing(plan: RolloutPlan) -> dict[str, Any] | None:
+    """The plan as SageMaker's TrafficRoutingConfiguration, or None when the phases are not
+    exactly what SageMaker would do (mirroring, stickiness, more than one canary step)."""
+    if any(p.mirrored or p.state.sticky_key for p in plan.phases):
+        return None
+    checked = [p for p in plan.phases if p.check and p.traffic < 100]
+    wait = max(0, min(3600, int(plan.interval)))
+    if plan.strategy in ("all_at_once", "blue_green"):
+        return {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": wait}
+    if plan.strategy == "canary" and len(checked) == 1:
+        size = int(max(1, min(99, checked[0].traffic)))
+        if size != checked[0].traffic:
+            return None
+        return {
             "Type": "CANARY",
-            "WaitIntervalInSeconds": interval,
-            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": int(max(1, min(99, first)))},
+            "WaitIntervalInSeconds": wait,
+            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": size},
         }
-    elif plan.strategy == "linear":
-        step = plan.steps[0] if plan.steps else 20.0
-        routing = {
+    if plan.strategy == "linear" and checked:
+        step = checked[0].traffic
+        expected = [min(100.0, round(step * i, 6)) for i in range(1, len(plan.phases) + 1)]
+        if int(step) != step or [p.traffic for p in plan.phases] != expected:
+            return None
+        return {
             "Type": "LINEAR",
-            "WaitIntervalInSeconds": interval,
-            "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": int(max(1, min(99, step)))},
+            "WaitIntervalInSeconds": wait,
+            "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": int(step)},
         }
-    else:  # all_at_once, blue_green
-        routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": interval}
+    return None
+
+
+def deployment_config(
+    plan: RolloutPlan, routing: dict[str, Any], alarm_names: list[str], timeout: float
+) -> dict[str, Any]:
+    """The strategy as SageMaker's BlueGreenUpdatePolicy with alarm-driven auto-rollback."""
     policy: dict[str, Any] = {
         "TrafficRoutingConfiguration": routing,
-        "TerminationWaitInSeconds": interval if plan.strategy == "blue_green" else 0,
+        "TerminationWaitInSeconds": routing["WaitIntervalInSeconds"]
+        if plan.strategy == "blue_green"
+        else 0,
         "MaximumExecutionTimeoutInSeconds": int(max(600, min(28800, timeout))),
     }
     out: dict[str, Any] = {"BlueGreenUpdatePolicy": policy}
-    if alarms:
-        out["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms[:10]]}
+    if alarm_names:
+        out["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarm_names[:10]]}
     return out
 
 
-def _scaled(b: Backing, weight: float) -> Backing:
-    return Backing(version=b.version, uri=b.uri, digest=b.digest, weight=weight, shadow=0.0)
+def _phased(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollout:
+    """Each phase deployed and held in turn; the new version's alarms watched all along."""
+    assert plan.previous is not None
+    new = plan.target.backings[0].version
+    name = platform.endpoint_name(plan.target.name)
+    watched = alarms.ensure_alarms(platform, plan, ctx, variants=[f"v{new}"])
+    done: list[str] = []
+    view: EndpointView | None = None
+    for i, phase in enumerate(plan.phases, 1):
+        view = endpoints.deploy(platform, phase.state, ctx, primary=False, deployment_config=None)
+        done.append(phase.label)
+        ctx.emit(
+            Event(
+                "rollout.step",
+                name,
+                f"step {i}/{len(plan.phases)}: {phase.label}",
+                {
+                    "step": i,
+                    "of": len(plan.phases),
+                    "traffic": phase.traffic,
+                    "weights": view.weights(),
+                    "shadow": phase.mirrored,
+                    "hold": phase.hold,
+                },
+            )
+        )
+        stop = _hold(platform, phase, watched, ctx)
+        if stop is not None:
+            restored = endpoints.deploy(
+                platform, plan.previous, ctx, primary=False, deployment_config=None
+            )
+            return NativeRollout(
+                "rolled_back",
+                f"rollout of {plan.target.name} stopped at {phase.label}: {stop}; "
+                "the previous version serves all traffic again",
+                restored,
+                tuple(done),
+            )
+        if phase.check and plan.gates:
+            _warn_if_unjudged(platform, plan, phase, new, ctx)
+    assert view is not None
+    alarms.prune_variant_alarms(platform, name, {f"v{v}" for v in view.weights()})
+    return NativeRollout(
+        "promoted", f"{plan.strategy} in {len(done)} phase(s), alarms watched", view, tuple(done)
+    )
+
+
+def _hold(platform: Platform, phase: Phase, watched: list[str], ctx: Context) -> str | None:
+    """Hold the phase; why it must stop (an alarm fired, cancelled), or None when it held."""
+    deadline = time.monotonic() + phase.hold
+    while True:
+        fired = alarms.firing(platform, watched) if phase.check or phase.hold else []
+        if fired:
+            return f"alarm {', '.join(fired)} fired"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        if ctx.cancel.wait(min(platform.config.poll_interval, remaining)):
+            return "cancelled"
+
+
+def _warn_if_unjudged(
+    platform: Platform, plan: RolloutPlan, phase: Phase, version: str, ctx: Context
+) -> None:
+    """Alarms treat missing data as healthy: say so when the new version saw too few requests."""
+    seen = endpoints.metrics(platform, plan.target.name, time.time() - max(phase.hold, 60.0))
+    got = seen.get(version)
+    requests = got.requests if got is not None else 0
+    if requests < max(1, plan.min_requests):
+        ctx.emit(
+            Event(
+                "rollout.warning",
+                platform.endpoint_name(plan.target.name),
+                f"{phase.label}: {requests} request(s) reached version {version} (fewer than "
+                f"{plan.min_requests}); its alarms could not judge the gates",
+                {"requests": requests},
+            )
+        )

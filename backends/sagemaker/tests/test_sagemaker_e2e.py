@@ -163,6 +163,28 @@ def _state(version: Any, weight: float = 100.0, shadow: float = 0.0) -> Any:
     )
 
 
+def _plan(new: Any, previous: Any, strategy: str, gates: dict[str, str], **params: Any) -> Any:
+    """The controller's plan for ``strategy`` (the strategy table's phases made concrete)."""
+    from mlstack.engine.backend import Backing, RolloutPlan
+    from mlstack.engine.rollout import plan_phases
+    from mlstack.manifest.models import Deployment
+
+    spec: dict[str, Any] = {"endpoint": "shop", "strategy": strategy, "gates": gates}
+    if params:
+        spec[strategy] = params
+    d = Deployment.model_validate(spec)
+    backing = Backing(new.version, new.uri, new.digest, 100.0)
+    phases, _ = plan_phases(d, "shop-model", backing, previous)
+    return RolloutPlan(
+        target=phases[-1].state,
+        previous=previous,
+        strategy=strategy,
+        phases=tuple(phases),
+        gates=gates,
+        min_requests=d.min_requests,
+    )
+
+
 def _weights(sm: Any) -> dict[str, float]:
     d = sm.describe_endpoint(EndpointName="shop-dev")
     return {v["VariantName"]: v["CurrentWeight"] for v in d["ProductionVariants"]}
@@ -170,9 +192,9 @@ def _weights(sm: Any) -> dict[str, float]:
 
 def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) -> None:
     import boto3
-    from mlstack_sagemaker.backend import artifact_digest
+    from mlstack_sagemaker.pipelines import artifact_digest
 
-    from mlstack.engine.backend import Backing, EndpointState, RolloutPlan
+    from mlstack.engine.backend import Backing, EndpointState
 
     s3 = boto3.client("s3", endpoint_url=aws_env, region_name="eu-west-1")
     sm = boto3.client("sagemaker", endpoint_url=aws_env, region_name="eu-west-1")
@@ -185,7 +207,7 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
 
     # apply: infrastructure given in the environment block -> no Pulumi; the group is ensured
     infra = backend.provision(backend.infrastructure(), ctx)
-    assert infra["provisioned_by"] == "environment"
+    assert infra.provisioned_by == "environment"
     assert sm.describe_model_package_group(ModelPackageGroupName="shop-model-dev")
 
     # apply: pipeline created, execution started and followed, model package registered
@@ -218,20 +240,10 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
     assert pkg["ModelApprovalStatus"] == "PendingManualApproval"
 
     # first deployment creates the endpoint
-    first = backend.rollout(
-        RolloutPlan(
-            target=_state(v1),
-            previous=None,
-            strategy="canary",
-            steps=(10, 50, 100),
-            interval=0,
-            gates={"error_rate": "< 1%"},
-        ),
-        ctx,
-    )
+    first = backend.rollout(_plan(v1, None, "canary", {"error_rate": "< 1%"}), ctx)
     assert sm.describe_endpoint(EndpointName="shop-dev")["EndpointStatus"] == "InService"
-    assert first["weights"] == {"1": 100.0}
-    assert backend.deploy(_state(v1), ctx)["weights"] == {"1": 100.0}  # idempotent
+    assert first.endpoint.weights() == {"1": 100.0} and first.outcome == "promoted"
+    assert backend.deploy(_state(v1), ctx).weights() == {"1": 100.0}  # idempotent
 
     # promote: approval is the gate; the champion's metric becomes the regression bound
     backend.set_alias("shop-model", "champion", "1", ctx)
@@ -248,17 +260,12 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
     assert float(params["GateEvaluate1"]) == pytest.approx(0.85)
     assert v2.version == "2" and v2.digest != v1.digest
 
-    # native canary: one UpdateEndpoint carrying the whole strategy and the gate alarms
-    plan = RolloutPlan(
-        target=_state(v2),
-        previous=_state(v1),
-        strategy="canary",
-        steps=(10, 50, 100),
-        interval=300,
-        gates={"error_rate": "< 1%", "latency_p99": "< 300ms"},
-    )
+    # a one-step canary is what SageMaker does itself: one UpdateEndpoint carrying the whole
+    # strategy and the gate alarms
+    gates = {"error_rate": "< 1%", "latency_p99": "< 300ms"}
+    plan = _plan(v2, _state(v1), "canary", gates, steps=[10, 100], interval=300)
     out = backend.rollout(plan, ctx)
-    assert out["weights"] == {"2": 100.0}
+    assert out.endpoint.weights() == {"2": 100.0} and out.outcome == "promoted"
     described = sm.describe_endpoint(EndpointName="shop-dev")
     policy = described["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]
     assert policy["TrafficRoutingConfiguration"] == {
@@ -279,43 +286,34 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
         AlarmName="shop-dev-error-rate", StateValue="ALARM", StateReason="test: errors"
     )
     rolled_back = backend.rollout(
-        RolloutPlan(
-            target=_state(v3),
-            previous=_state(v2),
-            strategy="linear",
-            steps=(20,),
-            interval=60,
-            gates={"error_rate": "< 1%"},
-        ),
-        ctx,
+        _plan(v3, _state(v2), "linear", {"error_rate": "< 1%"}, step=20, interval=60), ctx
     )
-    assert rolled_back["outcome"] == "rolled_back"
-    assert "SageMaker rolled shop-dev back" in rolled_back["reason"]
-    assert "shop-dev-error-rate in ALARM" in rolled_back["reason"]
-    assert backend.endpoint_status("shop")["weights"] == {"2": 100.0}
+    linear = sm.describe_endpoint(EndpointName="shop-dev")["LastDeploymentConfig"]
+    assert linear["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["LinearStepSize"] == {
+        "Type": "CAPACITY_PERCENT",
+        "Value": 20,
+    }
+    assert rolled_back.outcome == "rolled_back"
+    assert "SageMaker rolled shop-dev back" in rolled_back.reason
+    assert "shop-dev-error-rate in ALARM" in rolled_back.reason
+    assert backend.endpoint_status("shop").weights() == {"2": 100.0}
     cw.set_alarm_state(AlarmName="shop-dev-error-rate", StateValue="OK", StateReason="test")
 
-    # stepped mode (traffic_shifting: variants): the alarms watch the new version's own variant,
-    # so a bad canary is caught at its first step although it has only 10 % of the traffic
-    stepped = _project(tmp_path, aws_env, shifting="variants")
+    # several canary steps (SageMaker's CANARY has one): every step is realised as weighted
+    # variants, the alarms watch the new version's own variant, so a bad canary is caught at
+    # its first step although it has only 10 % of the traffic
+    stepped = backend
     canary_alarm = "shop-dev-v3-error-rate"
 
     def break_canary(event: Any) -> None:
-        if event.kind == "rollout.step" and event.data["step"] == 10:
+        if event.kind == "rollout.step" and event.data["traffic"] == 10:
             assert _weights(sm) == {"v2": 0.9, "v3": 0.1}
             cw.set_alarm_state(AlarmName=canary_alarm, StateValue="ALARM", StateReason="test: 5xx")
 
-    v2_to_v3 = RolloutPlan(
-        target=_state(v3),
-        previous=_state(v2),
-        strategy="canary",
-        steps=(10, 50, 100),
-        interval=0,
-        gates={"error_rate": "< 1%", "latency_p99": "< 300ms"},
-    )
+    v2_to_v3 = _plan(v3, _state(v2), "canary", gates, steps=[10, 50, 100], interval=0)
     stopped = stepped.rollout(v2_to_v3, _ctx(tmp_path, break_canary))
-    assert stopped["outcome"] == "rolled_back"
-    assert f"stopped at 10%: alarm {canary_alarm} fired" in stopped["reason"]
+    assert stopped.outcome == "rolled_back"
+    assert f"stopped at canary 10%: alarm {canary_alarm} fired" in stopped.reason
     assert _weights(sm) == {"v2": 1.0}
     watched = {
         a["AlarmName"]: {
@@ -344,9 +342,64 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
 
     out = stepped.rollout(v2_to_v3, _ctx(tmp_path, watch))
     assert seen == [{"v2": 0.9, "v3": 0.1}, {"v2": 0.5, "v3": 0.5}, {"v3": 1.0}]
-    assert out["weights"] == {"3": 100.0}
+    assert out.endpoint.weights() == {"3": 100.0}
+    assert out.phases_done == ("canary 10%", "canary 50%", "canary 100%")
     state = cw.describe_alarms(AlarmNames=[canary_alarm])["MetricAlarms"][0]["StateValue"]
     assert state != "ALARM"
+
+    # strategy shadow: during the shadow phase the new version is a ShadowProductionVariant
+    # (looked at through the AWS API while the phase holds), then it takes all traffic
+    run4, v4, _ = _train(backend, tmp_path, s3, accuracy=0.95, tag="d")
+    during: list[Any] = []
+
+    def look(event: Any) -> None:
+        if event.kind == "rollout.step" and event.data["shadow"]:
+            d = sm.describe_endpoint(EndpointName="shop-dev")
+            cfg = sm.describe_endpoint_config(EndpointConfigName=d["EndpointConfigName"])
+            during.append(
+                (
+                    _weights(sm),
+                    [
+                        (v["VariantName"], v["InitialVariantWeight"])
+                        for v in cfg.get("ShadowProductionVariants", [])
+                    ],
+                    [v["VariantName"] for v in d.get("ShadowProductionVariants", [])],
+                )
+            )
+
+    mirrored = backend.rollout(
+        _plan(v4, _state(v3), "shadow", gates, percent=50, duration=0), _ctx(tmp_path, look)
+    )
+    assert during == [({"v3": 1.0}, [("v4", 0.5)], ["v4"])]
+    assert mirrored.outcome == "promoted"
+    assert mirrored.phases_done == ("shadow 50% mirrored", "all traffic to new version")
+    after = sm.describe_endpoint(EndpointName="shop-dev")
+    assert _weights(sm) == {"v4": 1.0} and not after.get("ShadowProductionVariants")
+    assert {
+        a["AlarmName"] for a in cw.describe_alarms(AlarmNamePrefix="shop-dev-v4-")["MetricAlarms"]
+    } == {
+        "shop-dev-v4-error-rate",
+        "shop-dev-v4-latency-p99",
+    }
+
+    # a breach on the shadow variant's own alarm stops it before it serves anyone
+    run5, v5, _ = _train(backend, tmp_path, s3, accuracy=0.96, tag="e")
+
+    def break_shadow(event: Any) -> None:
+        if event.kind == "rollout.step" and event.data["shadow"]:
+            cw.set_alarm_state(
+                AlarmName="shop-dev-v5-error-rate", StateValue="ALARM", StateReason="test: 5xx"
+            )
+
+    blocked = backend.rollout(
+        _plan(v5, _state(v4), "shadow", gates, percent=50, duration=0),
+        _ctx(tmp_path, break_shadow),
+    )
+    assert blocked.outcome == "rolled_back"
+    assert "stopped at shadow 50% mirrored: alarm shop-dev-v5-error-rate fired" in blocked.reason
+    assert blocked.phases_done == ("shadow 50% mirrored",)
+    assert _weights(sm) == {"v4": 1.0}
+    assert not sm.describe_endpoint(EndpointName="shop-dev").get("ShadowProductionVariants")
 
     # shadow: v2 mirrors half the requests of v3 as a ShadowProductionVariant
     shadow = EndpointState(
@@ -366,7 +419,7 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
 
     # rollback: the previous known-good state, restored at once
     backend.deploy(_state(v1), ctx)
-    assert backend.endpoint_status("shop")["weights"] == {"1": 100.0}
+    assert backend.endpoint_status("shop").weights() == {"1": 100.0}
     metrics = backend.metrics("shop", since=0.0)  # moto has no datapoints: zeros, not errors
     assert metrics["1"].requests == 0 and metrics["1"].latency_p99 is None
 
@@ -377,7 +430,7 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
         "model.shop-model",
         "endpoint.shop",
     }
-    assert observed.resources["model.shop-model"]["version"] == "3"
+    assert observed.resources["model.shop-model"]["version"] == "5"
     assert observed.resources["endpoint.shop"]["champion"] == "1"
     assert observed.resources["pipeline.shop"]["digest"] == backend.compile().digest
 

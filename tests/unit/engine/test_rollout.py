@@ -16,9 +16,12 @@ from mlstack.engine.backend import (
     Capabilities,
     Context,
     EndpointState,
+    EndpointView,
     Event,
+    NativeRollout,
     RolloutPlan,
     VersionMetrics,
+    VersionServing,
 )
 from mlstack.engine.rollout import RolloutController, check_gates, plan_phases
 from mlstack.errors import BackendError, GateFailed
@@ -68,20 +71,30 @@ class FakeBackend(ServingOnlyBackend):
         self.fail_on = fail_on
         self.plans: list[RolloutPlan] = []
 
-    def deploy(self, desired: EndpointState, ctx: Context) -> Mapping[str, Any]:
+    def deploy(self, desired: EndpointState, ctx: Context) -> EndpointView:
         if self.fail_on is not None and len(self.deployed) + 1 == self.fail_on:
             self.fail_on = None
             raise BackendError("model server exited while starting")
         self.deployed.append(desired)
-        return {"weights": desired.weights()}
+        return self.view(desired)
+
+    @staticmethod
+    def view(state: EndpointState) -> EndpointView:
+        return EndpointView(
+            name=state.name,
+            url=f"fake://{state.name}",
+            status="serving",
+            versions=tuple(VersionServing(b.version, b.weight, b.shadow) for b in state.backings),
+        )
 
     def metrics(self, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
         self.metric_calls.append(since)
         return self.metrics_fn(self.deployed[-1], since, self.clock.now)
 
-    def rollout(self, plan: RolloutPlan, ctx: Context) -> Mapping[str, Any]:
+    def rollout(self, plan: RolloutPlan, ctx: Context) -> NativeRollout:
         self.plans.append(plan)
-        return {"outcome": "promoted"}
+        done = tuple(p.label for p in plan.phases)
+        return NativeRollout("promoted", "", self.view(plan.target), done)
 
 
 def healthy(state: EndpointState, since: float, now: float) -> Mapping[str, VersionMetrics]:
@@ -349,6 +362,28 @@ def test_native_progressive_backends_get_the_whole_plan() -> None:
     assert plan.steps == (10.0, 100.0) and plan.interval == 120.0
     assert plan.gates == {"error_rate": "< 1%", "latency_p99": "< 200ms"}
     assert plan.target.weights() == {"2": 100.0} and result.outcome == "promoted"
+    assert [p.state.weights() for p in plan.phases] == [{"1": 90.0, "2": 10.0}, {"2": 100.0}]
+
+
+def test_native_plans_carry_mirroring_and_stickiness() -> None:
+    clock = FakeClock()
+    caps = Capabilities(native_progressive=True, mirroring=True, sticky_sessions=True)
+    backend = FakeBackend(clock, healthy, caps=caps)
+    run(backend, clock, deployment(strategy="shadow", shadow={"percent": 40, "duration": "1m"}))
+    (plan,) = backend.plans
+    shadow, final = plan.phases
+    assert shadow.mirrored == {"2": 40.0} and shadow.state.weights() == {"1": 100.0, "2": 0.0}
+    assert (shadow.hold, shadow.check) == (60.0, True) and final.state.weights() == {"2": 100.0}
+    assert plan.min_requests == deployment().min_requests
+
+
+def test_a_native_backend_is_refused_what_it_cannot_realise() -> None:
+    clock = FakeClock()
+    caps = Capabilities(native_progressive=True, gate_metrics=frozenset({"error_rate"}))
+    backend = FakeBackend(clock, healthy, caps=caps)
+    with pytest.raises(BackendError, match="gate 'latency_p99' cannot be checked"):
+        run(backend, clock, deployment(strategy="canary"))
+    assert backend.plans == [] and backend.deployed == []
 
 
 def test_custom_metric_gate() -> None:
