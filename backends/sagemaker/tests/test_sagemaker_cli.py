@@ -126,6 +126,29 @@ def _serving(sm: Any, endpoint: str) -> dict[str, float]:
     return out
 
 
+def _queue_invoke_answer(url: str, body: Any, variant: str) -> None:
+    """The next InvokeEndpoint answer of moto's sagemaker-runtime (it runs no model)."""
+    import urllib.request
+
+    results = {
+        "region": "eu-west-1",
+        "results": [
+            {
+                "Body": json.dumps(body),
+                "ContentType": "application/json",
+                "InvokedProductionVariant": variant,
+                "CustomAttributes": "",
+            }
+        ],
+    }
+    request = urllib.request.Request(
+        f"{url}/moto-api/static/sagemaker/endpoint-results",
+        data=json.dumps(results).encode(),
+        headers={"content-type": "application/json"},
+    )
+    urllib.request.urlopen(request).read()
+
+
 def _packages(sm: Any, group: str) -> list[dict[str, Any]]:
     summaries = sm.list_model_packages(ModelPackageGroupName=group, SortBy="CreationTime")
     arns = [p["ModelPackageArn"] for p in summaries["ModelPackageSummaryList"]]
@@ -185,18 +208,32 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     )
     assert _serving(sm, "cancer-staging") == {"1": 1.0}
 
-    # retrain in dev (a parameter changed), promote again: staging's canary is SageMaker's
+    # predict and status on staging go through the backend: a signed InvokeEndpoint (moto
+    # answers InvokeEndpoint with a canned body, queued here) and DescribeEndpoint's fields
+    canned = {"predictions": [1], "probabilities": [[0.1, 0.9]]}
+    _queue_invoke_answer(aws_env, canned, "v1")
+    out = _cli(tmp_path, "predict", "-e", "staging", "--data", '{"mean_radius": 14.2}')
+    assert json.loads(out) == canned
+    out = _cli(tmp_path, "status", "-e", "staging")
+    assert "state: InService" in out, out
+    assert "v1: 100% traffic (healthy, variant v1)" in out, out
+    assert "arn: arn:aws:sagemaker:eu-west-1:" in out
+
+    # retrain in dev (a parameter changed), promote again: staging's canary (10 -> 50 -> 100)
+    # has more steps than SageMaker's CANARY, so every step is a variant weight change with the
+    # new version's own alarms watched
     _write_project(tmp_path, aws_env, n_estimators=120)
     _cli(tmp_path, "apply", "-e", "dev", "--auto-approve")
     assert len(jobs.executions) == 2 and _serving(sm, "cancer-dev") == {"2": 1.0}
     out = _cli(tmp_path, "promote", "dev", "staging")
     assert "Promoted cancer-classifier v2 (dev) → v2 (staging)" in out
     assert _serving(sm, "cancer-staging") == {"2": 1.0}
-    deployment = sm.describe_endpoint(EndpointName="cancer-staging")["LastDeploymentConfig"]
-    routing = deployment["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
-    assert routing["Type"] == "CANARY" and routing["CanarySize"]["Value"] == 10
-    alarms = [a["AlarmName"] for a in deployment["AutoRollbackConfiguration"]["Alarms"]]
-    assert alarms == ["cancer-staging-error-rate", "cancer-staging-latency-p99"]
+    cw = boto3.client("cloudwatch", endpoint_url=aws_env, region_name="eu-west-1")
+    watched = {
+        a["AlarmName"]
+        for a in cw.describe_alarms(AlarmNamePrefix="cancer-staging-")["MetricAlarms"]
+    }
+    assert {"cancer-staging-v2-error-rate", "cancer-staging-v2-latency-p99"} <= watched
     stg = {p["ModelPackageVersion"]: p for p in _packages(sm, "cancer-classifier-staging")}
     assert "mlstack:alias:champion" in stg[2]["CustomerMetadataProperties"]
     assert "mlstack:alias:champion" not in stg[1]["CustomerMetadataProperties"]
@@ -208,9 +245,8 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     stg = {p["ModelPackageVersion"]: p for p in _packages(sm, "cancer-classifier-staging")}
     assert "mlstack:alias:champion" in stg[1]["CustomerMetadataProperties"]
 
-    # a gate alarm fires during the next promotion: SageMaker keeps the old fleet, the CLI
-    # says so and fails, and staging still serves v1 with v1 as champion
-    cw = boto3.client("cloudwatch", endpoint_url=aws_env, region_name="eu-west-1")
+    # a gate alarm fires during the next promotion: the rollout stops at its first step, the
+    # CLI says so and fails, and staging still serves v1 with v1 as champion
     cw.set_alarm_state(
         AlarmName="cancer-staging-error-rate", StateValue="ALARM", StateReason="test: 5xx"
     )
@@ -218,7 +254,7 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     _cli(tmp_path, "apply", "-e", "dev", "--auto-approve")
     out = _cli(tmp_path, "promote", "dev", "staging", status=1)
     assert "rollout of version 3 to endpoint cancer was rolled back" in out, out
-    assert "cancer-staging-error-rate in ALARM" in out
+    assert "stopped at canary 10%: alarm cancer-staging-error-rate fired" in out
     assert _serving(sm, "cancer-staging") == {"1": 1.0}
     stg = {p["ModelPackageVersion"]: p for p in _packages(sm, "cancer-classifier-staging")}
     assert "mlstack:alias:champion" in stg[1]["CustomerMetadataProperties"]

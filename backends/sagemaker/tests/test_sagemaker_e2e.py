@@ -461,3 +461,106 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
         if g["ModelPackageGroupName"].startswith("shop-model-")
     ] == []
     assert cw.describe_alarms(AlarmNamePrefix="shop-dev-")["MetricAlarms"] == []
+
+
+def test_predict_is_a_signed_invoke_endpoint(aws_env: str, tmp_path: Path) -> None:
+    """``Backend.predict`` on SageMaker: one SigV4-signed ``InvokeEndpoint`` (sagemaker-runtime).
+
+    moto's sagemaker-runtime does not run a model: ``InvokeEndpoint`` answers with a canned body,
+    here one queued through moto's ``/moto-api/static/sagemaker/endpoint-results``. So the test
+    asserts what is ours: the endpoint is checked to exist first, the request moto receives is
+    well-formed for botocore's service model (path, content type, the name's pattern, the body)
+    and signed (its SigV4 signature recomputed here from the test credentials matches), and the
+    answer is decoded with the variant that served it.
+    """
+    import urllib.request
+
+    import boto3
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from mlstack.errors import BackendError
+
+    backend = _project(tmp_path, aws_env)
+    with pytest.raises(BackendError, match="SageMaker endpoint shop-dev does not exist"):
+        backend.predict("shop", {"instances": [{"x": 1.0}]}, timeout=5)
+
+    # an endpoint to call (its model is never run by moto)
+    sm = boto3.client("sagemaker", endpoint_url=aws_env, region_name="eu-west-1")
+    sm.create_model(
+        ModelName="shop-dev-m",
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/mlstack-sm",
+        PrimaryContainer={"Image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/x:1"},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="shop-dev-c",
+        ProductionVariants=[
+            {
+                "VariantName": "v7",
+                "ModelName": "shop-dev-m",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName="shop-dev", EndpointConfigName="shop-dev-c")
+    answer = {"predictions": [1], "probabilities": [[0.2, 0.8]]}
+    queued = {
+        "region": "eu-west-1",
+        "results": [
+            {
+                "Body": json.dumps(answer),
+                "ContentType": "application/json",
+                "InvokedProductionVariant": "v7",
+                "CustomAttributes": "",
+            }
+        ],
+    }
+    urllib.request.urlopen(
+        urllib.request.Request(
+            f"{aws_env}/moto-api/static/sagemaker/endpoint-results",
+            data=json.dumps(queued).encode(),
+            headers={"content-type": "application/json"},
+        )
+    ).read()
+
+    sent: list[Any] = []
+    runtime = backend.aws.client("sagemaker-runtime")
+    runtime.meta.events.register(
+        "before-send.sagemaker-runtime.InvokeEndpoint", lambda request, **kw: sent.append(request)
+    )
+    try:
+        got = backend.predict("shop", {"instances": [{"x": 1.0}]}, timeout=5)
+        assert got.body == answer and got.version == "7"
+        (req,) = sent
+        model = runtime.meta.service_model.operation_model("InvokeEndpoint")
+        pattern = model.input_shape.members["EndpointName"].metadata["pattern"]
+        import re
+
+        assert re.fullmatch(pattern, "shop-dev")
+        assert req.method == "POST" and req.url == f"{aws_env}/endpoints/shop-dev/invocations"
+        headers = {
+            k.lower(): (v.decode() if isinstance(v, bytes) else v) for k, v in req.headers.items()
+        }
+        assert headers["content-type"] == "application/json"
+        assert headers["accept"] == "application/json"
+        assert json.loads(req.body) == {"instances": [{"x": 1.0}]}
+        auth = headers["authorization"]
+        assert auth.startswith("AWS4-HMAC-SHA256 Credential=testing/")
+        assert "/eu-west-1/sagemaker/aws4_request" in auth
+        signed = re.search(r"SignedHeaders=([^,]+)", auth)
+        assert signed is not None and "host" in signed.group(1).split(";")
+        # recompute the signature from the test credentials: the request was really signed
+        names = signed.group(1).split(";")
+        unsigned = {k: v for k, v in headers.items() if k in names}
+        again = AWSRequest(method=req.method, url=req.url, data=req.body, headers=unsigned)
+        again.context["timestamp"] = headers["x-amz-date"]
+        signer = SigV4Auth(Credentials("testing", "testing"), "sagemaker", "eu-west-1")
+        canonical = signer.canonical_request(again)
+        expected = signer.signature(signer.string_to_sign(again, canonical), again)
+        assert auth.endswith(f"Signature={expected}")
+    finally:
+        sm.delete_endpoint(EndpointName="shop-dev")
+        sm.delete_endpoint_config(EndpointConfigName="shop-dev-c")
+        sm.delete_model(ModelName="shop-dev-m")
