@@ -24,7 +24,7 @@ def test_compile_is_pure_and_its_digest_follows_the_spec(cancer_project) -> None
     (p.root / "mlstack.yaml").write_text(text)
     assert p.backend().compile().digest != a.digest
     out = be.upsert_pipeline(a, p.ctx())
-    stored = json.loads(Path(out["path"]).read_text())
+    stored = json.loads(Path(out.location).read_text())
     assert stored["digest"] == a.digest and stored["definition"]["format"] == "mlstack-dag"
     assert be.observe().resources["pipeline.demo"]["digest"] == a.digest
 
