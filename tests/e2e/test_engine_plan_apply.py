@@ -197,7 +197,7 @@ def test_output_and_state_commands(toy_project: Path, cli) -> None:
 
     outs = json.loads(ok(cli("output", "--json", cwd=toy_project)).stdout)
     assert set(outs) == set(ALL)
-    assert outs["infra.dev"] == {"bucket": "toy-dev"}
+    assert outs["infra.dev"] == {"bucket": "toy-dev", "provisioned_by": "toy"}
     assert outs["run.toyproj"]["status"] == "succeeded"
     assert outs["model.toymodel"]["version"] == "1"
     one = ok(cli("output", "infra.dev", cwd=toy_project))

@@ -51,7 +51,7 @@ def test_init_apply_predict_and_an_endpoint_whose_router_died(tmp_path: Path) ->
         assert "No drift" in calm.stdout, calm.stdout + calm.stderr
 
         status = json.loads(run_cli("status", "-e", "dev", "--json", cwd=root, env=env).stdout)
-        router = int(status["live"]["router"]["pid"])
+        router = int(status["live"]["details"]["router pid"])
         os.kill(router, signal.SIGKILL)
         _wait_gone(router)
 

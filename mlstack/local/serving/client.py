@@ -41,8 +41,8 @@ def view(workdir: Path, env: str, endpoint: str) -> EndpointView | None:
         healthy=bool(st.get("healthy")),
         sticky_key=st.get("sticky_key"),
         details={
-            "router": f"port {st['port']}, pid {router.get('pid')}"
-            + ("" if router.get("alive") else " (not running)"),
+            "router": f"port {st['port']}" + ("" if router.get("alive") else " (not running)"),
+            "router pid": str(router.get("pid")),
             "generation": str(st.get("generation")),
         },
     )
@@ -67,7 +67,7 @@ def deployed(endpoint: str, out: Mapping[str, Any]) -> EndpointView:
         ),
         healthy=True,
         sticky_key=out.get("sticky_key"),
-        details={"router": f"port {out['port']}, pid {out['router_pid']}"},
+        details={"router": f"port {out['port']}", "router pid": str(out["router_pid"])},
     )
 
 
