@@ -32,7 +32,7 @@ def status(file: str | None, variables: tuple[str, ...], env: str | None, as_jso
                 "environment": ws.env,
                 "endpoint": d.endpoint,
                 "recorded": recorded,
-                "live": asdict(live) if live else None,
+                "live": {**asdict(live), "weights": live.weights()} if live else None,
             }
         )
         return

@@ -158,7 +158,7 @@ def test_broken_canary_is_rolled_back_within_one_interval(setup: Setup) -> None:
         rolled_back_at = time.time()
     load_result = load.result
     assert load_result is not None
-    assert result.outcome == "rolled_back"
+    assert result.outcome == "rolled_back", result.to_dict()
     assert "error_rate" in result.reason and "canary 20%" in result.reason
     (step,) = result.steps
     assert step.verdict == "failed"
