@@ -158,7 +158,7 @@ def test_failing_evaluate_gate_stops_before_register(cancer_project) -> None:
 
         from mlstack.local.tracking import tracking_uri
 
-        be._tracker().result()
+        be.local.tracker().result()
         assert MlflowClient(tracking_uri(p.workdir, "dev")).search_registered_models() == []
 
 
@@ -166,11 +166,12 @@ def test_cached_champion_gate_is_checked_again_when_the_champion_changes(
     cancer_project, monkeypatch
 ) -> None:
     """A → B → A: A's cached evaluate passed against no champion; against champion B it fails."""
-    from mlstack.local.backend import LocalBackend
+    from mlstack.local import pipelines
+    from mlstack.local.environment import LocalEnv
 
     # versions are put in the registry index directly below; MLflow has no part in this
-    monkeypatch.setattr(LocalBackend, "_tracker", lambda self: None)
-    monkeypatch.setattr(LocalBackend, "_log_run_async", lambda self, run_id: None)
+    monkeypatch.setattr(LocalEnv, "tracker", lambda self: None)
+    monkeypatch.setattr(pipelines, "log_run_async", lambda env, run_id: None)
     p = cancer_project(gate="roc_auc >= champion.roc_auc - 0.05")
     spec = p.root / "mlstack.yaml"
     logistic = "estimator: sklearn.linear_model.LogisticRegression"
@@ -180,7 +181,7 @@ def test_cached_champion_gate_is_checked_again_when_the_champion_changes(
     spec.write_text(text_a)
 
     def crown(version: str, result) -> None:
-        reg = p.backend().registry
+        reg = p.backend().local.registry
         reg.add(
             "cancer",
             {
@@ -217,9 +218,9 @@ def test_cached_champion_gate_is_checked_again_when_the_champion_changes(
 def test_unknown_feature_column_fails_at_once_naming_stage_setting_and_line(
     cancer_project, monkeypatch
 ) -> None:
-    from mlstack.local.backend import LocalBackend
+    from mlstack.local.environment import LocalEnv
 
-    monkeypatch.setattr(LocalBackend, "_tracker", lambda self: None)  # no model gets that far
+    monkeypatch.setattr(LocalEnv, "tracker", lambda self: None)  # no model gets that far
     p = cancer_project()
     spec = p.root / "mlstack.yaml"
     text = spec.read_text().replace(
