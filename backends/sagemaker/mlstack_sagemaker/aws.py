@@ -21,28 +21,34 @@ class Aws:
         self.config = config
         self._clients: dict[str, Any] = {}
 
-    def client(self, service: str) -> Any:
-        if service not in self._clients:
+    def client(self, service: str, read_timeout: float | None = None) -> Any:
+        key = service if read_timeout is None else f"{service}@{read_timeout:g}"
+        if key not in self._clients:
             import boto3
             from botocore.config import Config
 
             url = self.config.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
             # "-probe" clients ask once: a missing operation should not be retried with backoff.
             real, probe, _ = service.partition("-probe")
-            self._clients[service] = boto3.client(
+            timeouts = {} if read_timeout is None else {"read_timeout": read_timeout}
+            self._clients[key] = boto3.client(
                 real,
                 region_name=self.config.region,
                 endpoint_url=url,
-                config=Config(retries={"max_attempts": 1 if probe else 5, "mode": "standard"}),
+                config=Config(
+                    retries={"max_attempts": 1 if probe else 5, "mode": "standard"}, **timeouts
+                ),
             )
-        return self._clients[service]
+        return self._clients[key]
 
-    def call(self, service: str, op: str, **kwargs: Any) -> Any:
+    def call(
+        self, service: str, op: str, *, read_timeout: float | None = None, **kwargs: Any
+    ) -> Any:
         """One AWS call; AWS's own complaint becomes a BackendError the CLI can print."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return getattr(self.client(service), op)(**kwargs)
+            return getattr(self.client(service, read_timeout), op)(**kwargs)
         except ClientError as e:
             err = e.response.get("Error", {})
             raise BackendError(

@@ -36,6 +36,7 @@ def predict(
     resp = platform.aws.call(
         "sagemaker-runtime",
         "invoke_endpoint",
+        read_timeout=timeout,
         EndpointName=name,
         ContentType="application/json",
         Accept="application/json",

@@ -208,6 +208,12 @@ def test_quickstart_on_sagemaker_plans(tmp_path: Path) -> None:
     assert {"run.quickstart", "model.cancer-classifier", "endpoint.cancer"} <= set(changes)
     human = _cli(["plan", "-e", "dev", "--no-refresh"], tmp_path)
     assert "backend sagemaker" in human.stdout and "+ pipeline.quickstart" in human.stdout
+    # plan says how the endpoint will roll out, from the strategy table and the backend's notes
+    assert (
+        "Note: endpoint.cancer rolls out a new version by all traffic to the new version at "
+        "once; gates: error_rate < 1%, latency_p99 < 500ms (sagemaker: DeploymentConfig "
+        "ALL_AT_ONCE)" in human.stdout
+    ), human.stdout
 
 
 def test_missing_pulumi_cli_is_a_clear_message(tmp_path: Path) -> None:

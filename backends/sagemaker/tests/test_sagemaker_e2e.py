@@ -526,13 +526,14 @@ def test_predict_is_a_signed_invoke_endpoint(aws_env: str, tmp_path: Path) -> No
     ).read()
 
     sent: list[Any] = []
-    runtime = backend.aws.client("sagemaker-runtime")
+    runtime = backend.aws.client("sagemaker-runtime", 5)  # the client predict's timeout picks
     runtime.meta.events.register(
         "before-send.sagemaker-runtime.InvokeEndpoint", lambda request, **kw: sent.append(request)
     )
     try:
         got = backend.predict("shop", {"instances": [{"x": 1.0}]}, timeout=5)
         assert got.body == answer and got.version == "7"
+        assert runtime.meta.config.read_timeout == 5
         (req,) = sent
         model = runtime.meta.service_model.operation_model("InvokeEndpoint")
         pattern = model.input_shape.members["EndpointName"].metadata["pattern"]
