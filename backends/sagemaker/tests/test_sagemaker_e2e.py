@@ -401,6 +401,24 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
     assert _weights(sm) == {"v4": 1.0}
     assert not sm.describe_endpoint(EndpointName="shop-dev").get("ShadowProductionVariants")
 
+    # a/b without a sticky key (a sticky one is refused by validate): weighted variants
+    from mlstack.engine.rollout import run_rollout
+    from mlstack.manifest.models import Deployment
+
+    ab = Deployment.model_validate(
+        {
+            "endpoint": "shop",
+            "strategy": "ab",
+            "ab": {"weights": {"champion": 70, "challenger": 30}, "sticky_key": None},
+        }
+    )
+    split = run_rollout(
+        backend, ab, "shop-model", Backing(v5.version, v5.uri, v5.digest, 100.0), _state(v4), ctx
+    )
+    assert split.outcome == "promoted" and split.state.weights() == {"4": 70.0, "5": 30.0}
+    assert _weights(sm) == {"v4": 0.7, "v5": 0.3}
+    backend.deploy(_state(v4), ctx)
+
     # shadow: v2 mirrors half the requests of v3 as a ShadowProductionVariant
     shadow = EndpointState(
         name="shop",
