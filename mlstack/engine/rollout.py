@@ -6,18 +6,8 @@ gates — in the spirit of Argo Rollouts / Flagger analysis runs. The first brea
 endpoint back to the previous state at once and the result says why. Backends whose platform
 rolls out by itself (``capabilities.native_progressive``) get the whole plan instead.
 
-Strategies, with B the versions serving before (the baseline) and N the new version:
-
-- ``all_at_once``: N takes 100 %.
-- ``canary`` / ``linear``: N takes each step's share (B keeps the rest, in its own proportions);
-  after every step below 100 % the gates are checked over ``interval``.
-- ``blue_green``: N starts beside B with no traffic, then takes 100 % in one switch while B stays
-  warm for ``bake``; gates are checked during the bake, then B is retired. A rollback is one
-  router switch back to B.
-- ``shadow``: N receives a mirrored share of requests (its answers are dropped) for ``duration``;
-  gates are checked on N's mirrored traffic; if they pass, N takes 100 %.
-- ``ab``: champion (B) and challenger (N) split by ``ab.weights``, sticky by ``ab.sticky_key``;
-  gates are checked over ``ab.duration`` if set; the split stays (no single champion).
+The phases come from the strategy table (``mlstack.manifest.strategies``), made concrete here for
+the versions serving before (the baseline B, which keeps its own proportions) and the new one.
 
 The clock and the sleep are injectable so tests with a fake backend run in milliseconds.
 """

@@ -20,6 +20,7 @@ from mlstack.manifest.fields import Duration, Strict
 from mlstack.manifest.gates import Gate, parse_gate
 from mlstack.manifest.strategies import (
     AB,
+    STRATEGY_HELP,
     BlueGreen,
     Linear,
     Shadow,
@@ -213,7 +214,7 @@ class DeployResources(Strict):
 
 class Deployment(Strict):
     endpoint: str = Field(pattern=NAME_RE)
-    strategy: StrategyName = "all_at_once"
+    strategy: StrategyName = Field(default="all_at_once", description=STRATEGY_HELP)
     canary: Steps = Field(default_factory=Steps)
     linear: Linear = Field(default_factory=Linear)
     blue_green: BlueGreen = Field(default_factory=BlueGreen)

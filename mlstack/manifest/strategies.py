@@ -222,6 +222,7 @@ TABLE: tuple[Strategy, ...] = (
     ),
 )
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in TABLE}
+STRATEGY_HELP = "; ".join(f"{s.name}: {s.summary}" for s in TABLE)  # `mlstack schema` shows it
 
 if TYPE_CHECKING:
     StrategyName = str

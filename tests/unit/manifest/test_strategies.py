@@ -13,6 +13,7 @@ from mlstack.manifest.models import Deployment
 def test_the_spec_accepts_exactly_the_tables_names() -> None:
     schema = Deployment.model_json_schema()["properties"]["strategy"]
     assert schema["enum"] == [s.name for s in strategies.TABLE]
+    assert all(f"{s.name}: {s.summary}" in schema["description"] for s in strategies.TABLE)
     with pytest.raises(ValidationError, match="canary"):
         Deployment(endpoint="e", strategy="canry")
 
