@@ -47,6 +47,16 @@ def test_init_apply_predict_and_an_endpoint_whose_router_died(tmp_path: Path) ->
         assert first.returncode == 0, first.stdout + first.stderr
         assert "Apply complete! Resources: 6 added" in first.stdout
         assert _predict(root, env)["predictions"] == [1]
+        # the same row as V2 tensors: predict sends it to the router's /v2/.../infer
+        tensors = {
+            "inputs": [
+                {"name": "x1", "shape": [1], "datatype": "FP64", "data": [1.5]},
+                {"name": "x2", "shape": [1], "datatype": "FP64", "data": [0.4]},
+            ]
+        }
+        v2 = run_cli("predict", "-e", "dev", "--data", json.dumps(tensors), cwd=root, env=env)
+        assert v2.returncode == 0, v2.stdout + v2.stderr
+        assert json.loads(v2.stdout)["outputs"][0]["data"] == [1]
         calm = run_cli("plan", "--refresh-only", "-e", "dev", cwd=root, env=env)
         assert "No drift" in calm.stdout, calm.stdout + calm.stderr
 
