@@ -1,0 +1,68 @@
+"""Which rollout plans SageMaker's own DeploymentConfig expresses exactly, and which are stepped
+phase by phase (pure: no AWS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mlstack_sagemaker.rollout import deployment_config, native_routing
+
+from mlstack.engine.backend import Backing, EndpointState, RolloutPlan
+from mlstack.engine.rollout import plan_phases
+from mlstack.manifest.models import Deployment
+
+OLD = EndpointState("shop", "m", (Backing("1", "arn:1", "sha256:1", 100.0),))
+NEW = Backing("2", "arn:2", "sha256:2", 100.0)
+
+
+def _plan(strategy: str, **params: Any) -> RolloutPlan:
+    spec: dict[str, Any] = {"endpoint": "shop", "strategy": strategy}
+    if params:
+        spec[strategy] = params
+    phases, _ = plan_phases(Deployment.model_validate(spec), "m", NEW, OLD)
+    return RolloutPlan(phases[-1].state, OLD, strategy, tuple(phases), {"error_rate": "< 1%"})
+
+
+@pytest.mark.parametrize(
+    ("strategy", "params", "routing"),
+    [
+        (
+            "canary",
+            {"steps": [10, 100], "interval": "5m"},
+            {
+                "Type": "CANARY",
+                "WaitIntervalInSeconds": 300,
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+            },
+        ),
+        (
+            "linear",
+            {"step": 30, "interval": 60},
+            {
+                "Type": "LINEAR",
+                "WaitIntervalInSeconds": 60,
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 30},
+            },
+        ),
+        ("blue_green", {"bake": "2m"}, {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 120}),
+        # SageMaker's CANARY has one step; mirroring is no TrafficRoutingConfiguration at all
+        ("canary", {"steps": [10, 50, 100]}, None),
+        ("canary", {"steps": [12.5, 100]}, None),
+        ("linear", {"step": 12.5}, None),
+        ("shadow", {"percent": 20}, None),
+    ],
+)
+def test_native_only_when_sagemaker_does_exactly_the_phases(
+    strategy: str, params: dict[str, Any], routing: dict[str, Any] | None
+) -> None:
+    assert native_routing(_plan(strategy, **params)) == routing
+
+
+def test_blue_green_keeps_the_old_fleet_for_the_bake() -> None:
+    plan = _plan("blue_green", bake="2m")
+    routing = native_routing(plan)
+    assert routing is not None
+    policy = deployment_config(plan, routing, ["a1"], 3600)
+    assert policy["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 120
+    assert policy["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "a1"}]}
