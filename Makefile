@@ -16,9 +16,10 @@ $(VENV)/.local-installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[local]'
 	touch $@
 
-# everything the test suite needs: local, the SageMaker backend, the AWS stack, test tools
-$(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt backends/sagemaker/pyproject.toml stacks/pyproject.toml
-	$(PIP) install -q -c constraints.txt -e '.[local,test]' -e 'backends/sagemaker[test]' -e 'stacks[aws]'
+# everything the test suite needs: local, the SageMaker and Azure ML backends, the AWS and Azure
+# stacks, test tools
+$(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt backends/sagemaker/pyproject.toml backends/azureml/pyproject.toml stacks/pyproject.toml
+	$(PIP) install -q -c constraints.txt -e '.[local,test]' -e 'backends/sagemaker[test]' -e 'backends/azureml[test]' -e 'stacks[aws,azure]'
 	touch $@
 
 install: $(VENV)/.local-installed

@@ -1,0 +1,1 @@
+"""mlstack backend for Azure Machine Learning."""
