@@ -1,0 +1,173 @@
+"""Managed online endpoints: one deployment per model version, traffic and mirror traffic.
+
+``deploy`` makes the endpoint hold exactly an ``EndpointState``: missing deployments are created
+(at 0 %), then one endpoint update sets ``traffic`` (whole percents summing to 100) and
+``mirror_traffic`` (shadow copies, at most 50 %, only to deployments without live traffic),
+then deployments no longer wanted are deleted (they hold no traffic by then, as Azure requires).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mlstack.engine.backend import Context, EndpointState, EndpointView, Event, VersionServing
+from mlstack.errors import BackendError
+from mlstack_azureml.azure import arm_error
+from mlstack_azureml.platform import Platform
+
+VERSION_TAG = "mlstack-version"
+DIGEST_TAG = "mlstack-digest"
+MODEL_TAG = "mlstack-model"
+
+
+def whole_percents(weights: dict[str, float]) -> dict[str, int]:
+    """Integer percents that keep the shares' order and sum to 100 (largest remainder);
+    all zero stays all zero."""
+    total = sum(weights.values())
+    if total <= 0:
+        return {k: 0 for k in weights}
+    exact = {k: v * 100.0 / total for k, v in weights.items()}
+    out = {k: math.floor(v) for k, v in exact.items()}
+    rest = 100 - sum(out.values())
+    for k in sorted(exact, key=lambda k: exact[k] - out[k], reverse=True)[:rest]:
+        out[k] += 1
+    return out
+
+
+def _not_found(e: Exception) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    return isinstance(e, ResourceNotFoundError)
+
+
+def _wait(poller: Any, doing: str) -> Any:
+    from azure.core.exceptions import HttpResponseError
+
+    try:
+        return poller.result()
+    except HttpResponseError as e:
+        raise arm_error(e, doing) from None
+
+
+def deploy(p: Platform, desired: EndpointState, ctx: Context) -> EndpointView:
+    from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
+    from azure.core.exceptions import HttpResponseError
+
+    ops = p.client.online_endpoints
+    name = p.endpoint_name(desired.name)
+    try:
+        endpoint = ops.get(name)
+    except HttpResponseError as e:
+        if not _not_found(e):
+            raise arm_error(e, f"reading endpoint {name}") from None
+        ctx.emit(Event("endpoint.create", name, "creating the managed online endpoint"))
+        endpoint = _wait(
+            ops.begin_create_or_update(
+                ManagedOnlineEndpoint(name=name, auth_mode="key", tags={MODEL_TAG: desired.model})
+            ),
+            f"creating endpoint {name}",
+        )
+    existing = {d.name: d for d in p.client.online_deployments.list(name)}
+    wanted = {p.deployment_name(b.version): b for b in desired.backings}
+    for dep_name, backing in wanted.items():
+        if dep_name in existing:
+            current = existing[dep_name]
+            if current.instance_count == desired.replicas:
+                continue
+        ctx.emit(Event("deployment.create", f"{name}/{dep_name}", f"version {backing.version}"))
+        deployment = ManagedOnlineDeployment(
+            name=dep_name,
+            endpoint_name=name,
+            model=f"azureml:{p.model_name(desired.model)}:{backing.version}",
+            environment=p.config.environment,
+            instance_type=desired.instance_type or p.config.serving_sku,
+            instance_count=desired.replicas,
+            tags={VERSION_TAG: backing.version, DIGEST_TAG: backing.digest},
+        )
+        _wait(
+            p.client.online_deployments.begin_create_or_update(deployment),
+            f"deploying version {backing.version} to {name}",
+        )
+    traffic = whole_percents({d: b.weight for d, b in wanted.items()})
+    mirror = {d: int(round(b.shadow)) for d, b in wanted.items() if b.shadow > 0}
+    live = {d: v for d, v in traffic.items() if v > 0}
+    if live != dict(endpoint.traffic or {}) or mirror != dict(endpoint.mirror_traffic or {}):
+        endpoint.traffic = live
+        endpoint.mirror_traffic = mirror
+        ctx.emit(Event("endpoint.traffic", name, _describe(live, mirror)))
+        _wait(ops.begin_create_or_update(endpoint), f"setting traffic on {name}")
+    for dep_name in sorted(set(existing) - set(wanted)):
+        ctx.emit(Event("deployment.delete", f"{name}/{dep_name}", "retired"))
+        _wait(
+            p.client.online_deployments.begin_delete(name=dep_name, endpoint_name=name),
+            f"deleting retired deployment {dep_name}",
+        )
+    view = endpoint_status(p, desired.name)
+    if view is None:
+        raise BackendError(f"endpoint {name} vanished while it was being deployed")
+    return view
+
+
+def _word(value: object) -> str:
+    """The service's word for an enum value (the SDK hands back enums or plain strings)."""
+    return str(getattr(value, "value", value) or "")
+
+
+def _describe(traffic: dict[str, int], mirror: dict[str, int]) -> str:
+    text = ", ".join(f"{d} {v}%" for d, v in sorted(traffic.items())) or "no live traffic"
+    if mirror:
+        text += "; mirrored: " + ", ".join(f"{d} {v}%" for d, v in sorted(mirror.items()))
+    return text
+
+
+def endpoint_status(p: Platform, endpoint: str) -> EndpointView | None:
+    from azure.core.exceptions import HttpResponseError
+
+    name = p.endpoint_name(endpoint)
+    try:
+        ep = p.client.online_endpoints.get(name)
+        deployments = list(p.client.online_deployments.list(name))
+    except HttpResponseError as e:
+        if _not_found(e):
+            return None
+        raise arm_error(e, f"reading endpoint {name}") from None
+    traffic = dict(ep.traffic or {})
+    mirror = dict(ep.mirror_traffic or {})
+    versions = []
+    for d in sorted(deployments, key=lambda d: d.name):
+        state = _word(d.provisioning_state)
+        versions.append(
+            VersionServing(
+                version=(d.tags or {}).get(VERSION_TAG, d.name),
+                weight=float(traffic.get(d.name, 0)),
+                mirrored=float(mirror.get(d.name, 0)),
+                healthy=state == "Succeeded" if state else None,
+                where=f"deployment {d.name} ({d.instance_type} x{d.instance_count}, {state})",
+            )
+        )
+    state = _word(ep.provisioning_state)
+    return EndpointView(
+        name=name,
+        url=str(ep.scoring_uri or ""),
+        status=state,
+        versions=tuple(versions),
+        healthy=state == "Succeeded" and all(v.healthy is not False for v in versions),
+        details={"workspace": p.config.workspace, "auth": _word(ep.auth_mode)},
+    )
+
+
+def destroy_endpoint(p: Platform, endpoint_name: str) -> None:
+    """Delete an endpoint and with it its deployments; absent is fine."""
+    from azure.core.exceptions import HttpResponseError
+
+    try:
+        _wait(
+            p.client.online_endpoints.begin_delete(name=endpoint_name), f"deleting {endpoint_name}"
+        )
+    except HttpResponseError as e:
+        if not _not_found(e):
+            raise arm_error(e, f"deleting endpoint {endpoint_name}") from None
+    except BackendError as e:
+        if "was not found" not in str(e) and "NotFound" not in str(e):
+            raise

@@ -1,0 +1,52 @@
+"""Fixtures: the fake ARM / Azure ML server on 127.0.0.1 (stopped whatever happens) and a
+``Platform`` whose real ``MLClient`` talks to it with a static token."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fakes.arm import FakeArm, serve  # noqa: E402
+from fakes.tls import make_cert, server_context  # noqa: E402
+
+SUB = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
+
+
+def echo_scorer(deployment: dict[str, Any], body: Any) -> tuple[int, Any]:
+    """What a deployment's scoring script answers in these tests: its version and row count."""
+    tags = deployment.get("tags") or {}
+    rows = body.get("instances") or body.get("inputs") or []
+    if tags.get("mlstack-version") == "broken":
+        raise RuntimeError("model file missing")
+    return 200, {"predictions": [0] * len(rows), "version": tags.get("mlstack-version")}
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def fake(tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeArm]:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_files[0]))
+    with serve(FakeArm(echo_scorer, polls=2), server_context(*tls_files)) as f:
+        yield f
+
+
+@pytest.fixture
+def settings(fake: FakeArm, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv("MLSTACK_AZURE_ACCESS_TOKEN", "fake-token")
+    return {
+        "subscription_id": SUB,
+        "resource_group": "ml-rg",
+        "workspace": "shop-dev",
+        "region": "westeurope",
+        "base_url": fake.base,
+        "poll_interval": 0.05,
+    }

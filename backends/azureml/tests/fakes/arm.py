@@ -1,0 +1,579 @@
+"""A fake of the Azure Resource Manager / Azure ML REST resources mlstack uses, on 127.0.0.1.
+
+No Azure ML emulator exists, so this is the stand-in the real ``azure-ai-ml`` ``MLClient`` is
+driven against. It follows these Microsoft documents (facts, not text):
+
+- "Machine Learning Services REST API" (Microsoft.MachineLearningServices): workspaces,
+  onlineEndpoints, onlineEndpoints/deployments, models, model versions, listKeys.
+- "Track asynchronous Azure operations" (ARM long-running operations): a PUT answers 201/200
+  with ``Azure-AsyncOperation``; the operation reports ``InProgress`` for several polls and then
+  ``Succeeded`` or ``Failed`` with ``error``; a DELETE answers 202 with ``Azure-AsyncOperation``
+  and ``Location``. Errors are ``{"error": {"code", "message"}}`` bodies.
+- "Safe rollout for online endpoints" and "Perform safe rollout / mirror traffic": an endpoint's
+  ``traffic`` names existing deployments and sums to 100 (or 0: no traffic); ``mirrorTraffic``
+  sums to at most 50 and only to a deployment with no live traffic; a deployment that takes
+  live or mirrored traffic cannot be deleted; one operation at a time on an endpoint (409).
+- "Managed online endpoints SKU list": the instance types a managed deployment may use.
+- "Invoke an online endpoint" / "Online endpoint keys": the scoring URI takes
+  ``Authorization: Bearer <key>`` and ``azureml-model-deployment`` to pick a deployment.
+
+Every request body is checked with ``rest_shape.check`` against the SDK's generated models.
+Scoring runs the test's ``scorer(deployment, body)`` (what the deployment's container would do).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .rest_shape import ShapeError, check
+
+API_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+ENDPOINT_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
+MANAGED_SKUS = {
+    s.lower()
+    for s in (
+        "Standard_DS1_v2 Standard_DS2_v2 Standard_DS3_v2 Standard_DS4_v2 Standard_DS5_v2 "
+        "Standard_F2s_v2 Standard_F4s_v2 Standard_F8s_v2 Standard_F16s_v2 Standard_E2s_v3 "
+        "Standard_E4s_v3 Standard_E8s_v3 Standard_NC6s_v3"
+    ).split()
+}
+Scorer = Callable[[dict[str, Any], Any], tuple[int, Any]]
+
+
+class ArmError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class Operation:
+    status: str = "InProgress"
+    polls_left: int = 2
+    error: dict[str, str] | None = None
+    on_done: Callable[[], None] | None = None
+
+
+@dataclass
+class State:
+    location: str = "westeurope"
+    workspaces: set[str] = field(default_factory=set)
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deployments: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    models: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    containers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    operations: dict[str, Operation] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    # (endpoint, deployment) -> list of (time, status code, seconds) of answered requests
+    requests: dict[tuple[str, str], list[tuple[float, int, float]]] = field(default_factory=dict)
+    mirrored: dict[tuple[str, str], int] = field(default_factory=dict)
+    requests_seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    fail_next_deployment: str | None = None  # a message: the next deployment PUT fails so
+    polls: int = 2  # InProgress answers before a long-running operation ends
+
+
+class FakeArm:
+    """The fake's state and routes; ``serve()`` puts it on 127.0.0.1."""
+
+    def __init__(self, scorer: Scorer, polls: int = 2) -> None:
+        self.state = State(polls=polls)
+        self.scorer = scorer
+        self.lock = threading.RLock()
+        self.base = ""
+        self._rr = itertools.count()
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _operation(self, on_done: Callable[[], None], error: dict[str, str] | None = None) -> str:
+        op_id = uuid.uuid4().hex
+        self.state.operations[op_id] = Operation(
+            polls_left=self.state.polls, error=error, on_done=on_done
+        )
+        return f"{self.base}/providers/Microsoft.MachineLearningServices/locations/{self.state.location}/mfeOperationsStatus/{op_id}?api-version=2024-10-01-preview"
+
+    def handle(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any, headers: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        with self.lock:
+            self.state.requests_seen.append((method, path))
+            if path.startswith("/score/"):
+                return self._score(path.split("/")[2], body, headers)
+            api = (query.get("api-version") or [""])[0]
+            if not API_VERSION_RE.match(api):
+                raise ArmError(
+                    400,
+                    "MissingApiVersionParameter",
+                    "The api-version query parameter (?api-version=) is required for all requests.",
+                )
+            m = re.match(
+                r"^/providers/Microsoft\.MachineLearningServices/locations/[^/]+/mfeOperationsStatus/(\w+)$",
+                path,
+            )
+            if m:
+                return self._poll(m.group(1))
+            m = re.match(
+                r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.MachineLearningServices/workspaces/([^/]+)(/.*)?$",
+                path,
+                re.I,
+            )
+            if not m:
+                raise ArmError(404, "NotFound", f"no route for {method} {path}")
+            ws = m.group(3)
+            if ws not in self.state.workspaces:
+                raise ArmError(
+                    404,
+                    "ResourceNotFound",
+                    f"The Resource 'Microsoft.MachineLearningServices/workspaces/{ws}' under resource group '{m.group(2)}' was not found.",
+                )
+            rest = m.group(4) or ""
+            prefix = path[: len(path) - len(rest)]
+            if rest == "" and method == "GET":
+                return 200, {}, self._workspace(prefix, ws)
+            parts = rest.strip("/").split("/")
+            if parts[0] == "onlineEndpoints":
+                return self._endpoints(method, prefix, parts[1:], body)
+            if parts[0] == "models":
+                return self._models(method, prefix, parts[1:], body)
+            raise ArmError(404, "NotFound", f"no route for {method} {path}")
+
+    def _poll(self, op_id: str) -> tuple[int, dict[str, str], Any]:
+        op = self.state.operations.get(op_id)
+        if op is None:
+            raise ArmError(404, "NotFound", f"operation {op_id} not found")
+        if op.status == "InProgress":
+            if op.polls_left > 0:
+                op.polls_left -= 1
+            else:
+                op.status = "Failed" if op.error else "Succeeded"
+                if op.on_done:
+                    op.on_done()
+        body: dict[str, Any] = {"status": op.status}
+        if op.status == "Failed":
+            body["error"] = op.error
+        return 200, {}, body
+
+    def _workspace(self, prefix: str, ws: str) -> dict[str, Any]:
+        return {
+            "id": prefix,
+            "name": ws,
+            "type": "Microsoft.MachineLearningServices/workspaces",
+            "location": self.state.location,
+            "properties": {"provisioningState": "Succeeded", "friendlyName": ws},
+        }
+
+    # -- online endpoints ------------------------------------------------------------------
+    def _endpoints(
+        self, method: str, prefix: str, parts: list[str], body: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        from azure.ai.ml._restclient.arm_ml_service import models
+
+        eps = self.state.endpoints
+        if not parts:
+            if method != "GET":
+                raise ArmError(405, "MethodNotAllowed", method)
+            return 200, {}, {"value": list(eps.values())}
+        name = parts[0]
+        if len(parts) == 1:
+            if method == "GET":
+                return 200, {}, self._existing(eps, name, "onlineEndpoints")
+            if method == "PUT":
+                if not ENDPOINT_NAME_RE.match(name):
+                    raise ArmError(
+                        400,
+                        "BadRequest",
+                        f"Endpoint name {name!r} is invalid: 3-32 characters, letters, digits and '-', starting with a letter.",
+                    )
+                self._shape(models.OnlineEndpoint, body)
+                return self._put_endpoint(prefix, name, body)
+            if method == "DELETE":
+                ep = self._existing(eps, name, "onlineEndpoints")
+                self._busy(ep)
+                ep["properties"]["provisioningState"] = "Deleting"
+
+                def gone() -> None:
+                    eps.pop(name, None)
+                    self.state.deployments.pop(name, None)
+
+                url = self._operation(gone)
+                return 202, {"Azure-AsyncOperation": url, "Location": url}, None
+        if len(parts) == 2 and parts[1] == "listKeys" and method == "POST":
+            self._existing(eps, name, "onlineEndpoints")
+            key = self.state.keys.setdefault(name, uuid.uuid4().hex)
+            return 200, {}, {"primaryKey": key, "secondaryKey": key[::-1]}
+        if len(parts) >= 2 and parts[1] == "deployments":
+            ep = self._existing(eps, name, "onlineEndpoints")
+            return self._deployments(method, prefix, ep, parts[2:], body)
+        raise ArmError(404, "NotFound", f"no route for {method} onlineEndpoints/{'/'.join(parts)}")
+
+    def _put_endpoint(
+        self, prefix: str, name: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, str], Any]:
+        eps = self.state.endpoints
+        old = eps.get(name)
+        props = body["properties"]
+        if old is not None:
+            self._busy(old)
+            if props.get("authMode", "").lower() != old["properties"]["authMode"].lower():
+                raise ArmError(
+                    400, "BadRequest", "authMode cannot be changed on an existing endpoint."
+                )
+        deps = self.state.deployments.get(name, {})
+        traffic = {k: v for k, v in (props.get("traffic") or {}).items()}
+        mirror = {k: v for k, v in (props.get("mirrorTraffic") or {}).items()}
+        for d, v in {**traffic, **mirror}.items():
+            if d not in deps:
+                raise ArmError(
+                    400,
+                    "BadRequest",
+                    f"Deployment {d!r} does not exist on endpoint {name!r}; traffic can only be set on existing deployments.",
+                )
+            if v < 0 or v > 100:
+                raise ArmError(
+                    400, "BadRequest", f"Traffic for deployment {d!r} must be between 0 and 100."
+                )
+        total = sum(traffic.values())
+        if traffic and total not in (0, 100):
+            raise ArmError(
+                400, "BadRequest", f"Traffic values must sum to 100 (or 0); they sum to {total}."
+            )
+        if sum(mirror.values()) > 50:
+            raise ArmError(
+                400, "BadRequest", "Mirror traffic cannot exceed 50% of the endpoint's traffic."
+            )
+        for d, v in mirror.items():
+            if v > 0 and traffic.get(d, 0) > 0:
+                raise ArmError(
+                    400,
+                    "BadRequest",
+                    f"Deployment {d!r} receives live traffic; traffic cannot be mirrored to it.",
+                )
+        scoring = f"{self.base}/score/{name}"
+        resource = {
+            "id": f"{prefix}/onlineEndpoints/{name}",
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
+            "location": body["location"],
+            "tags": body.get("tags") or {},
+            "identity": {"type": "SystemAssigned"},
+            "kind": body.get("kind"),
+            "properties": {
+                **{k: v for k, v in props.items() if k not in ("traffic", "mirrorTraffic")},
+                "traffic": {k: v for k, v in traffic.items() if v},
+                "mirrorTraffic": {k: v for k, v in mirror.items() if v},
+                "scoringUri": scoring,
+                "swaggerUri": scoring + "/swagger.json",
+                "provisioningState": "Updating" if old else "Creating",
+            },
+        }
+        eps[name] = resource
+
+        def done() -> None:
+            resource["properties"]["provisioningState"] = "Succeeded"
+
+        url = self._operation(done)
+        return (200 if old else 201), {"Azure-AsyncOperation": url}, resource
+
+    # -- deployments -----------------------------------------------------------------------
+    def _deployments(
+        self, method: str, prefix: str, ep: dict[str, Any], parts: list[str], body: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        from azure.ai.ml._restclient.arm_ml_service import models
+
+        deps = self.state.deployments.setdefault(ep["name"], {})
+        if not parts:
+            return 200, {}, {"value": list(deps.values())}
+        name = parts[0]
+        if len(parts) > 1:
+            if parts[1] == "getLogs" and method == "POST":
+                self._existing(deps, name, "deployments")
+                return 200, {}, {"content": f"deployment {name}: scoring server started\n"}
+            raise ArmError(404, "NotFound", f"no route for deployments/{'/'.join(parts)}")
+        if method == "GET":
+            return 200, {}, self._existing(deps, name, "deployments")
+        if method == "DELETE":
+            dep = self._existing(deps, name, "deployments")
+            props = ep["properties"]
+            if (
+                props.get("traffic", {}).get(name, 0) > 0
+                or props.get("mirrorTraffic", {}).get(name, 0) > 0
+            ):
+                raise ArmError(
+                    400,
+                    "BadRequest",
+                    f"Deployment {name!r} has traffic assigned and cannot be deleted; set its traffic to 0 first.",
+                )
+            self._busy(dep)
+            dep["properties"]["provisioningState"] = "Deleting"
+            url = self._operation(lambda: deps.pop(name, None))
+            return 202, {"Azure-AsyncOperation": url, "Location": url}, None
+        if method != "PUT":
+            raise ArmError(405, "MethodNotAllowed", method)
+        if not ENDPOINT_NAME_RE.match(name):
+            raise ArmError(400, "BadRequest", f"Deployment name {name!r} is invalid.")
+        self._shape(models.OnlineDeployment, body)
+        self._busy(ep)
+        props = body["properties"]
+        sku = (props.get("instanceType") or "Standard_F4s_v2").lower()
+        if props["endpointComputeType"].lower() == "managed" and sku not in MANAGED_SKUS:
+            raise ArmError(
+                400,
+                "BadRequest",
+                f"Instance type {props.get('instanceType')!r} is not supported for managed online endpoints.",
+            )
+        model = props.get("model")
+        if model:
+            mm = re.search(r"/models/([^/]+)/versions/([^/]+)$", model)
+            if not mm or mm.group(2) not in self.state.models.get(mm.group(1), {}):
+                raise ArmError(
+                    400, "BadRequest", f"Model {model!r} was not found in the workspace."
+                )
+        old = deps.get(name)
+        if old is not None:
+            self._busy(old)
+        resource = {
+            "id": f"{ep['id']}/deployments/{name}",
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
+            "location": body["location"],
+            "tags": body.get("tags") or {},
+            "sku": body.get("sku") or {"name": "Default", "capacity": 1},
+            "properties": {
+                "scaleSettings": {"scaleType": "Default"},  # the service's default
+                **{k: v for k, v in props.items() if v is not None},
+                "provisioningState": "Updating" if old else "Creating",
+            },
+        }
+        error = None
+        if self.state.fail_next_deployment:
+            error = {"code": "DeploymentFailed", "message": self.state.fail_next_deployment}
+            self.state.fail_next_deployment = None
+        deps[name] = resource
+
+        def done() -> None:
+            resource["properties"]["provisioningState"] = "Failed" if error else "Succeeded"
+
+        url = self._operation(done, error)
+        return (200 if old else 201), {"Azure-AsyncOperation": url}, resource
+
+    # -- models ----------------------------------------------------------------------------
+    def _models(
+        self, method: str, prefix: str, parts: list[str], body: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        from azure.ai.ml._restclient.arm_ml_service import models
+
+        if not parts:
+            return 200, {}, {"value": list(self.state.containers.values())}
+        name = parts[0]
+        if len(parts) == 1:
+            if method == "GET":
+                return 200, {}, self._existing(self.state.containers, name, "models")
+            if method == "PUT":
+                self._shape(models.ModelContainer, body)
+                res = {
+                    "id": f"{prefix}/models/{name}",
+                    "name": name,
+                    "type": "Microsoft.MachineLearningServices/workspaces/models",
+                    "properties": body["properties"],
+                }
+                self.state.containers[name] = res
+                return 200, {}, res
+        if len(parts) >= 2 and parts[1] == "versions":
+            versions = self.state.models.setdefault(name, {})
+            if len(parts) == 2:
+                rows = sorted(
+                    versions.values(),
+                    key=lambda r: int(r["name"]) if r["name"].isdigit() else 0,
+                    reverse=True,
+                )
+                return 200, {}, {"value": rows}
+            version = parts[2]
+            if method == "GET":
+                return 200, {}, self._existing(versions, version, f"models/{name}/versions")
+            if method == "PUT":
+                self._shape(models.ModelVersion, body)
+                if name not in self.state.containers:
+                    self.state.containers[name] = {
+                        "id": f"{prefix}/models/{name}",
+                        "name": name,
+                        "properties": {},
+                    }
+                old = versions.get(version)
+                props = body["properties"]
+                if old is not None:
+                    # a version's artifact is immutable: only tags, description, stage may change
+                    if props.get("modelUri") and props.get("modelUri") != old["properties"].get(
+                        "modelUri"
+                    ):
+                        raise ArmError(
+                            409,
+                            "Conflict",
+                            f"Model version {name}:{version} exists with another modelUri; versions are immutable.",
+                        )
+                res = {
+                    "id": f"{prefix}/models/{name}/versions/{version}",
+                    "name": version,
+                    "type": "Microsoft.MachineLearningServices/workspaces/models/versions",
+                    "properties": {
+                        # what the service fills in when the request leaves it out
+                        "flavors": {},
+                        "properties": {},
+                        "tags": {},
+                        "stage": "Development",
+                        **(old["properties"] if old else {}),
+                        **{k: v for k, v in props.items() if v is not None},
+                        "provisioningState": "Succeeded",
+                    },
+                }
+                versions[version] = res
+                return (200 if old else 201), {}, res
+        raise ArmError(404, "NotFound", f"no route for {method} models/{'/'.join(parts)}")
+
+    # -- scoring (the data plane) ----------------------------------------------------------
+    def _score(self, endpoint: str, body: Any, headers: Any) -> tuple[int, dict[str, str], Any]:
+        ep = self.state.endpoints.get(endpoint)
+        if ep is None:
+            raise ArmError(404, "NotFound", f"endpoint {endpoint!r} not found")
+        key = self.state.keys.get(endpoint)
+        if not key or headers.get("Authorization") != f"Bearer {key}":
+            return 401, {}, {"message": "Unauthorized: key missing or wrong"}
+        props = ep["properties"]
+        chosen = headers.get("azureml-model-deployment")
+        deps = self.state.deployments.get(endpoint, {})
+        if chosen:
+            if chosen not in deps:
+                return 404, {}, {"message": f"deployment {chosen!r} not found"}
+        else:
+            weights = [(d, w) for d, w in sorted(props.get("traffic", {}).items()) if w > 0]
+            if not weights:
+                return 424, {}, {"message": "No deployment has traffic; set the endpoint's traffic"}
+            tick = next(self._rr) % 100
+            for d, w in weights:
+                if tick < w:
+                    chosen = d
+                    break
+                tick -= w
+            chosen = chosen or weights[-1][0]
+        for d, w in props.get("mirrorTraffic", {}).items():
+            if w and next(self._rr) % 100 < w and d in deps:
+                self.state.mirrored[(endpoint, d)] = self.state.mirrored.get((endpoint, d), 0) + 1
+                self._run(endpoint, deps[d], body)
+        status, answer = self._run(endpoint, deps[chosen], body)
+        return status, {"azureml-model-deployment": chosen}, answer
+
+    def _run(self, endpoint: str, dep: dict[str, Any], body: Any) -> tuple[int, Any]:
+        start = time.monotonic()
+        try:
+            status, answer = self.scorer(dep, body)
+        except Exception as e:  # the container's scoring script raised
+            status, answer = 500, {"message": f"scoring failed: {e}"}
+        self.state.requests.setdefault((endpoint, dep["name"]), []).append(
+            (time.time(), status, time.monotonic() - start)
+        )
+        return status, answer
+
+    # -- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _existing(table: dict[str, Any], name: str, kind: str) -> Any:
+        if name not in table:
+            raise ArmError(404, "ResourceNotFound", f"{kind}/{name} was not found.")
+        return table[name]
+
+    @staticmethod
+    def _busy(resource: dict[str, Any]) -> None:
+        state = resource["properties"].get("provisioningState")
+        if state in ("Creating", "Updating", "Deleting", "Scaling"):
+            raise ArmError(
+                409,
+                "Conflict",
+                f"{resource['name']} is {state}; wait for the running operation to finish.",
+            )
+
+    @staticmethod
+    def _shape(model: type, body: Any) -> None:
+        try:
+            check(model, body)
+        except ShapeError as e:
+            raise ArmError(400, "BadRequest", f"Invalid request body: {e}") from None
+
+
+def _handler(fake: FakeArm) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _any(self) -> None:
+            url = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                if not url.path.startswith("/score/") and not self.headers.get(
+                    "Authorization", ""
+                ).startswith("Bearer "):
+                    raise ArmError(
+                        401,
+                        "AuthenticationFailed",
+                        "Authentication failed. The 'Authorization' header is missing.",
+                    )
+                try:
+                    body = json.loads(raw) if raw else None
+                except json.JSONDecodeError:
+                    raise ArmError(
+                        400,
+                        "InvalidRequestContent",
+                        "The request content was invalid and could not be deserialized.",
+                    ) from None
+                status, headers, answer = fake.handle(
+                    self.command, url.path, parse_qs(url.query), body, self.headers
+                )
+            except ArmError as e:
+                status, headers, answer = (
+                    e.status,
+                    {},
+                    {"error": {"code": e.code, "message": e.message}},
+                )
+            data = b"" if answer is None else json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("x-ms-request-id", uuid.uuid4().hex)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _any
+
+    return Handler
+
+
+@contextmanager
+def serve(
+    fake: FakeArm, tls: ssl.SSLContext, workspaces: tuple[str, ...] = ("shop-dev",)
+) -> Iterator[FakeArm]:
+    """Run ``fake`` over TLS on a free port of 127.0.0.1 until the block ends, whatever happens."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server.daemon_threads = True
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    fake.base = f"https://127.0.0.1:{server.server_address[1]}"
+    fake.state.workspaces.update(workspaces)
+    thread = threading.Thread(target=server.serve_forever, name="fake-arm", daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=30)
