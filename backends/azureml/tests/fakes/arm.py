@@ -106,6 +106,7 @@ class FakeArm:
         self, method: str, path: str, query: dict[str, list[str]], body: Any, headers: Any
     ) -> tuple[int, dict[str, str], Any]:
         with self.lock:
+            self._query = query
             self.state.requests_seen.append((method, path))
             if path.startswith("/score/"):
                 return self._score(path.split("/")[2], body, headers)
@@ -211,6 +212,9 @@ class FakeArm:
             self._existing(eps, name, "onlineEndpoints")
             key = self.state.keys.setdefault(name, uuid.uuid4().hex)
             return 200, {}, {"primaryKey": key, "secondaryKey": key[::-1]}
+        if parts[1:] == ["providers", "Microsoft.Insights", "metrics"] and method == "GET":
+            self._existing(eps, name, "onlineEndpoints")
+            return 200, {}, self._metrics(name, self._query)
         if len(parts) >= 2 and parts[1] == "deployments":
             ep = self._existing(eps, name, "onlineEndpoints")
             return self._deployments(method, prefix, ep, parts[2:], body)
@@ -438,6 +442,74 @@ class FakeArm:
                 versions[version] = res
                 return (200 if old else 201), {}, res
         raise ArmError(404, "NotFound", f"no route for {method} models/{'/'.join(parts)}")
+
+    # -- Azure Monitor ("Supported metrics for Microsoft.MachineLearningServices/workspaces/
+    # onlineEndpoints", "Azure Monitor REST API: Metrics - List") ----------------------------
+    METRIC_NAMES = {
+        "RequestsPerMinute",
+        "RequestLatency_P50",
+        "RequestLatency_P90",
+        "RequestLatency_P95",
+        "RequestLatency_P99",
+    }
+
+    def _metrics(self, endpoint: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        import datetime
+
+        names = (query.get("metricnames") or [""])[0].split(",")
+        unknown = [n for n in names if n not in self.METRIC_NAMES]
+        if unknown:
+            raise ArmError(
+                400,
+                "BadRequest",
+                f"Failed to find metric configuration for provider: Microsoft.MachineLearningServices, resource type: onlineEndpoints, metric: {unknown[0]}",
+            )
+        span = (query.get("timespan") or [""])[0]
+        try:
+            start = datetime.datetime.fromisoformat(span.split("/")[0]).timestamp()
+        except ValueError:
+            raise ArmError(400, "BadRequest", f"Invalid timespan {span!r}") from None
+        out = []
+        for metric in names:
+            series = []
+            for (ep, dep), rows in sorted(self.state.requests.items()):
+                rows = [r for r in rows if ep == endpoint and r[0] >= start]
+                if not rows:
+                    continue
+                if metric == "RequestsPerMinute":
+                    for cls in sorted({f"{r[1] // 100}xx" for r in rows}):
+                        n = sum(1 for r in rows if f"{r[1] // 100}xx" == cls)
+                        series.append(
+                            {
+                                "metadatavalues": [
+                                    {"name": {"value": "deployment"}, "value": dep},
+                                    {"name": {"value": "statusCodeClass"}, "value": cls},
+                                ],
+                                "data": [{"timeStamp": span.split("/")[0], "total": n}],
+                            }
+                        )
+                else:
+                    q = int(metric.rsplit("_P", 1)[1]) / 100
+                    lat = sorted(r[2] * 1000 for r in rows)
+                    series.append(
+                        {
+                            "metadatavalues": [{"name": {"value": "deployment"}, "value": dep}],
+                            "data": [
+                                {
+                                    "timeStamp": span.split("/")[0],
+                                    "average": lat[min(len(lat) - 1, int(q * len(lat)))],
+                                }
+                            ],
+                        }
+                    )
+            out.append(
+                {
+                    "name": {"value": metric},
+                    "unit": "Count" if metric == "RequestsPerMinute" else "Milliseconds",
+                    "timeseries": series,
+                }
+            )
+        return {"timespan": span, "interval": "PT1M", "value": out}
 
     # -- scoring (the data plane) ----------------------------------------------------------
     def _score(self, endpoint: str, body: Any, headers: Any) -> tuple[int, dict[str, str], Any]:

@@ -1,0 +1,118 @@
+"""Gate metrics from Azure Monitor: the managed online endpoint's platform metrics.
+
+``RequestsPerMinute`` split by ``deployment`` and ``statusCodeClass`` gives requests and errors
+(5xx) per deployment; ``RequestLatency_P50/P90/P95/P99`` (milliseconds) split by ``deployment``
+give the latency percentiles. Read with the Azure Monitor metrics REST API (``metrics`` under the
+endpoint's resource id) through azure-core with the same credential as the ``MLClient``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from mlstack.engine.backend import VersionMetrics
+from mlstack_azureml.azure import arm_error, credential
+from mlstack_azureml.platform import Platform
+
+METRICS_API = "2023-10-01"
+LATENCIES = {
+    "RequestLatency_P50": "p50",
+    "RequestLatency_P90": "p90",
+    "RequestLatency_P95": "p95",
+    "RequestLatency_P99": "p99",
+}
+
+
+def _arm_base(p: Platform) -> str:
+    return (p.config.base_url or "https://management.azure.com").rstrip("/")
+
+
+def _get(p: Platform, url: str, params: dict[str, str]) -> Any:
+    from azure.core import PipelineClient
+    from azure.core.exceptions import HttpResponseError
+    from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
+    from azure.core.rest import HttpRequest
+
+    client: PipelineClient[Any, Any] = PipelineClient(
+        base_url=_arm_base(p),
+        policies=[
+            RetryPolicy(retry_total=3),
+            BearerTokenCredentialPolicy(credential(), "https://management.azure.com/.default"),
+        ],
+    )
+    response = client.send_request(HttpRequest("GET", url, params=params))
+    try:
+        response.raise_for_status()
+    except HttpResponseError as e:
+        raise arm_error(e, "reading Azure Monitor metrics") from None
+    return response.json()
+
+
+def _dims(series: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        str(m["name"]["value"]).lower(): str(m["value"]) for m in series.get("metadatavalues", [])
+    }
+
+
+def metrics(p: Platform, endpoint: str, since: float) -> dict[str, VersionMetrics]:
+    """Per model version (from the deployments' tags) requests, errors and latency since ``since``."""
+    from mlstack_azureml.endpoints import VERSION_TAG
+
+    name = p.endpoint_name(endpoint)
+    c = p.config
+    rid = (
+        f"/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}/providers/"
+        f"Microsoft.MachineLearningServices/workspaces/{c.workspace}/onlineEndpoints/{name}"
+    )
+    start = datetime.datetime.fromtimestamp(since, datetime.timezone.utc)
+    end = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=1)
+    body = _get(
+        p,
+        f"{rid}/providers/Microsoft.Insights/metrics",
+        {
+            "api-version": METRICS_API,
+            "metricnames": ",".join(["RequestsPerMinute", *LATENCIES]),
+            "timespan": f"{start.isoformat()}/{end.isoformat()}",
+            "interval": "PT1M",
+            "aggregation": "Total,Average",
+            "$filter": "deployment eq '*' and statusCodeClass eq '*'",
+        },
+    )
+    tags = {
+        d.name: (d.tags or {}).get(VERSION_TAG, d.name)
+        for d in p.client.online_deployments.list(name)
+    }
+    counts: dict[str, list[int]] = {}
+    latency: dict[str, dict[str, float]] = {}
+    for metric in body.get("value", []):
+        metric_name = metric["name"]["value"]
+        for series in metric.get("timeseries", []):
+            dims = _dims(series)
+            dep = dims.get("deployment", "")
+            if metric_name == "RequestsPerMinute":
+                total = int(sum(point.get("total") or 0 for point in series.get("data", [])))
+                row = counts.setdefault(dep, [0, 0])
+                row[0] += total
+                if dims.get("statuscodeclass", "").startswith("5"):
+                    row[1] += total
+            elif metric_name in LATENCIES:
+                values = [
+                    pt["average"] for pt in series.get("data", []) if pt.get("average") is not None
+                ]
+                if values:
+                    latency.setdefault(dep, {})[LATENCIES[metric_name]] = max(values) / 1000.0
+    out: dict[str, VersionMetrics] = {}
+    for dep in set(counts) | set(latency):
+        req, err = counts.get(dep, [0, 0])
+        lat = latency.get(dep, {})
+        out[tags.get(dep, dep)] = VersionMetrics(
+            requests=req,
+            errors=err,
+            latency_p50=lat.get("p50"),
+            latency_p90=lat.get("p90"),
+            latency_p95=lat.get("p95"),
+            latency_p99=lat.get("p99"),
+        )
+    return out

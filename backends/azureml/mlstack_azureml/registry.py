@@ -1,0 +1,140 @@
+"""Workspace models as mlstack's registry.
+
+Azure ML has no aliases, so an alias is a tag on the version that holds it:
+``mlstack.alias.<alias> = "true"``; moving an alias removes the tag from the version that had it
+and sets it on the new one (two tag updates; the container's tag ``mlstack.alias.<alias>`` names
+the version too, so a reader needs one call). Each version carries the artifact's digest
+(``mlstack.digest``), the run's metrics (``mlstack.metric.<name>`` properties) and its lineage
+(``mlstack.run``, ``mlstack.data_digest``); promotion registers the same artifact URI and digest
+in the target workspace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlstack.engine.backend import Context, Event, ModelVersion, RunResult
+from mlstack.errors import BackendError
+from mlstack_azureml.azure import arm_error
+from mlstack_azureml.platform import Platform
+
+ALIAS = "mlstack.alias."
+DIGEST = "mlstack.digest"
+METRIC = "mlstack.metric."
+
+
+def _model_version(m: Any) -> ModelVersion:
+    tags = dict(m.tags or {})
+    props = dict(m.properties or {})
+    return ModelVersion(
+        name=m.name,
+        version=str(m.version),
+        digest=tags.get(DIGEST, ""),
+        uri=str(m.path or ""),
+        metrics={k[len(METRIC) :]: float(v) for k, v in props.items() if k.startswith(METRIC)},
+        aliases=tuple(sorted(k[len(ALIAS) :] for k, v in tags.items() if k.startswith(ALIAS))),
+        lineage={k: v for k, v in props.items() if k in ("mlstack.run", "mlstack.data_digest")},
+    )
+
+
+def versions(p: Platform, model: str) -> list[ModelVersion]:
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+    try:
+        found = [_model_version(m) for m in p.client.models.list(name=model)]
+    except ResourceNotFoundError:
+        return []
+    except HttpResponseError as e:
+        raise arm_error(e, f"listing versions of model {model}") from None
+    return sorted(found, key=lambda v: int(v.version) if v.version.isdigit() else -1, reverse=True)
+
+
+def _create(
+    p: Platform,
+    name: str,
+    uri: str,
+    digest: str,
+    metrics: dict[str, float],
+    lineage: dict[str, str],
+) -> ModelVersion:
+    from azure.ai.ml.entities import Model
+    from azure.core.exceptions import HttpResponseError
+
+    existing = versions(p, name)
+    same = next((v for v in existing if v.digest == digest and v.uri == uri), None)
+    if same is not None:
+        return same  # registering the same artifact twice is a no-op
+    number = str(1 + max((int(v.version) for v in existing if v.version.isdigit()), default=0))
+    props = {f"{METRIC}{k}": repr(float(v)) for k, v in sorted(metrics.items())}
+    props.update({k: v for k, v in lineage.items() if v})
+    try:
+        made = p.client.models.create_or_update(
+            Model(
+                name=name,
+                version=number,
+                path=uri,
+                type="custom_model",
+                tags={DIGEST: digest},
+                properties=props,
+                description=f"registered by mlstack ({p.project.environment})",
+            )
+        )
+    except HttpResponseError as e:
+        raise arm_error(e, f"registering model {name}") from None
+    return _model_version(made)
+
+
+def register(p: Platform, run: RunResult, ctx: Context) -> ModelVersion:
+    model = p.project.model
+    if model is None or not run.model_uri or not run.model_digest:
+        raise BackendError("the run produced no model to register", hint="check the train stage")
+    mv = _create(
+        p,
+        model.name,
+        run.model_uri,
+        run.model_digest,
+        dict(run.metrics),
+        {"mlstack.run": run.run_id},
+    )
+    ctx.emit(Event("model.registered", f"{mv.name}:{mv.version}", mv.digest))
+    return mv
+
+
+def import_version(p: Platform, source: ModelVersion, ctx: Context) -> ModelVersion:
+    """Promotion: the same artifact (URI and digest) registered in this workspace."""
+    mv = _create(
+        p,
+        source.name,
+        source.uri,
+        source.digest,
+        dict(source.metrics),
+        {
+            "mlstack.run": str(source.lineage.get("mlstack.run", "")),
+            "mlstack.promoted_from": source.version,
+        },
+    )
+    if mv.digest != source.digest:
+        raise BackendError(f"promoted {source.name}:{source.version} changed digest")
+    ctx.emit(Event("model.imported", f"{mv.name}:{mv.version}", mv.digest))
+    return mv
+
+
+def set_alias(p: Platform, model: str, alias: str, version: str, ctx: Context) -> None:
+    from azure.core.exceptions import HttpResponseError
+
+    key = f"{ALIAS}{alias}"
+    try:
+        for m in p.client.models.list(name=model):
+            tags = dict(m.tags or {})
+            holds = key in tags
+            if holds == (str(m.version) == version):
+                continue
+            if holds:
+                tags.pop(key)
+            else:
+                tags[key] = "true"
+            m.tags = tags
+            p.client.models.create_or_update(m)
+    except HttpResponseError as e:
+        raise arm_error(e, f"moving alias {alias} of {model} to version {version}") from None
+    ctx.emit(Event("model.alias", f"{model}:{version}", alias))
