@@ -42,7 +42,7 @@ def _get(p: Platform, url: str, params: dict[str, str]) -> Any:
             BearerTokenCredentialPolicy(credential(), "https://management.azure.com/.default"),
         ],
     )
-    response = client.send_request(HttpRequest("GET", url, params=params))
+    response = client.send_request(HttpRequest("GET", _arm_base(p) + url, params=params))
     try:
         response.raise_for_status()
     except HttpResponseError as e:
@@ -66,7 +66,9 @@ def metrics(p: Platform, endpoint: str, since: float) -> dict[str, VersionMetric
         f"/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}/providers/"
         f"Microsoft.MachineLearningServices/workspaces/{c.workspace}/onlineEndpoints/{name}"
     )
-    start = datetime.datetime.fromtimestamp(since, datetime.timezone.utc)
+    # whole seconds, rounded down so nothing since ``since`` is left out; "Z" (a "+00:00" would
+    # reach the service as a space, which it rejects)
+    start = datetime.datetime.fromtimestamp(int(since), datetime.timezone.utc)
     end = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=1)
     body = _get(
         p,
@@ -74,7 +76,7 @@ def metrics(p: Platform, endpoint: str, since: float) -> dict[str, VersionMetric
         {
             "api-version": METRICS_API,
             "metricnames": ",".join(["RequestsPerMinute", *LATENCIES]),
-            "timespan": f"{start.isoformat()}/{end.isoformat()}",
+            "timespan": f"{start:%Y-%m-%dT%H:%M:%SZ}/{end:%Y-%m-%dT%H:%M:%SZ}",
             "interval": "PT1M",
             "aggregation": "Total,Average",
             "$filter": "deployment eq '*' and statusCodeClass eq '*'",

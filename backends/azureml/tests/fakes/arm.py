@@ -23,7 +23,6 @@ Scoring runs the test's ``scorer(deployment, body)`` (what the deployment's cont
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import ssl
@@ -92,7 +91,8 @@ class FakeArm:
         self.scorer = scorer
         self.lock = threading.RLock()
         self.base = ""
-        self._rr = itertools.count()
+        self._acc: dict[str, dict[str, int]] = {}
+        self._mirror_acc: dict[str, dict[str, int]] = {}
 
     # -- plumbing -------------------------------------------------------------------------
     def _operation(self, on_done: Callable[[], None], error: dict[str, str] | None = None) -> str:
@@ -529,15 +529,17 @@ class FakeArm:
             weights = [(d, w) for d, w in sorted(props.get("traffic", {}).items()) if w > 0]
             if not weights:
                 return 424, {}, {"message": "No deployment has traffic; set the endpoint's traffic"}
-            tick = next(self._rr) % 100
+            # smooth weighted round robin: exact shares over every 100 requests, deterministic
+            acc = self._acc.setdefault(endpoint, {})
             for d, w in weights:
-                if tick < w:
-                    chosen = d
-                    break
-                tick -= w
-            chosen = chosen or weights[-1][0]
+                acc[d] = acc.get(d, 0) + w
+            chosen = max(weights, key=lambda dw: acc[dw[0]])[0]
+            acc[chosen] -= 100
         for d, w in props.get("mirrorTraffic", {}).items():
-            if w and next(self._rr) % 100 < w and d in deps:
+            macc = self._mirror_acc.setdefault(endpoint, {})
+            macc[d] = macc.get(d, 0) + w
+            if w and macc[d] >= 100 and d in deps:
+                macc[d] -= 100
                 self.state.mirrored[(endpoint, d)] = self.state.mirrored.get((endpoint, d), 0) + 1
                 self._run(endpoint, deps[d], body)
         status, answer = self._run(endpoint, deps[chosen], body)
