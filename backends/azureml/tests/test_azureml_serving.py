@@ -95,9 +95,9 @@ def test_predict_and_gate_metrics_per_version(
 
 def test_compiled_pipeline_job_is_a_valid_azure_ml_job(tmp_path: Path) -> None:
     from azure.ai.ml._restclient.arm_ml_service import models
+    from mlstack_azureml import pipeline_job
 
     from mlstack.manifest.load import load, resolve
-    from mlstack_azureml import pipeline_job
 
     text = (
         (QUICKSTART / "mlstack.yaml")
