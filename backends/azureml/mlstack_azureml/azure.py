@@ -91,9 +91,17 @@ def ml_client(config: AzureMLConfig, workspace: str | None = None) -> MLClient:
 
 def arm_error(e: Exception, doing: str) -> BackendError:
     """An SDK/ARM failure as a message a person can act on (code and message, no traceback)."""
+    from azure.core.exceptions import ClientAuthenticationError
+
     message = getattr(e, "message", None) or str(e)
     code = getattr(getattr(e, "error", None), "code", None)
     first = str(message).strip().splitlines()[0] if str(message).strip() else type(e).__name__
+    if isinstance(e, ClientAuthenticationError) or "failed to retrieve a token" in first:
+        return BackendError(
+            f"no Azure credential for {doing}: {first}",
+            hint=f"sign in with `az login` (or set AZURE_CLIENT_ID/AZURE_TENANT_ID/"
+            f"AZURE_CLIENT_SECRET), or export {TOKEN_ENV}",
+        )
     return BackendError(
         f"Azure ML refused {doing}: {code + ': ' if code else ''}{first}",
         hint="check the workspace in the Azure ML studio, fix what it says, and apply again",

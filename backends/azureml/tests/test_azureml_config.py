@@ -190,3 +190,43 @@ def test_help_and_validate_import_no_azure_sdk(tmp_path: Path) -> None:
         )
         assert "HEAVY [] " in r.stderr, r.stdout + r.stderr
         assert r.stderr.strip().endswith(("None", "0")), r.stderr
+
+
+def test_quickstart_on_azureml_plans_without_credentials_or_sdk(tmp_path: Path) -> None:
+    import json
+
+    quickstart(tmp_path)
+    r = cli(["plan", "-e", "dev", "--json", "--no-refresh"], tmp_path)
+    assert r.returncode in (0, 2), r.stdout + r.stderr
+    plan = json.loads(r.stdout)
+    changes = {
+        c["address"]: {d["path"]: d["after"] for d in c["diff"]} for c in plan["resource_changes"]
+    }
+    assert plan["backend"] == "azureml"
+    assert changes["infra.dev"]["provider"] == "environment"
+    assert changes["infra.dev"]["workspace"] == "shop-dev"
+    assert changes["infra.dev"]["endpoint"] == "cancer-dev"
+    assert changes["pipeline.quickstart"]["format"] == "azureml-pipeline-job"
+    assert {"run.quickstart", "model.cancer-classifier", "endpoint.cancer"} <= set(changes)
+    human = cli(["plan", "-e", "dev", "--no-refresh"], tmp_path)
+    assert "(azureml: the new deployment takes 100% of `traffic`)" in human.stdout, human.stdout
+    # plan imported no Azure SDK: run it in-process and look at sys.modules
+    probe = (
+        "import sys, runpy\nsys.argv = ['mlstack', 'plan', '-e', 'dev', '--no-refresh']\n"
+        "try:\n    runpy.run_module('mlstack.cli.main', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] == 'azure'), "
+        "file=sys.stderr)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+    assert "HEAVY []" in r.stderr, r.stderr
+
+
+def test_workspace_create_plans_the_azure_stack(tmp_path: Path) -> None:
+    import json
+
+    quickstart(tmp_path, AZURE_SETTINGS.replace("workspace: shop-dev", "workspace: create"))
+    r = cli(["plan", "-e", "dev", "--json", "--no-refresh"], tmp_path)
+    assert r.returncode in (0, 2), r.stdout + r.stderr
+    infra = next(c for c in json.loads(r.stdout)["resource_changes"] if c["address"] == "infra.dev")
+    assert {d["path"]: d["after"] for d in infra["diff"]}["provider"] == "pulumi"
