@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 from pulumi_azure_native import (
@@ -97,16 +97,17 @@ class AzureMLStack(pulumi.ComponentResource):
             delete_retention_policy={"enabled": True, "days": 7},
             opts=child,
         )
+        vault_properties: Any = {
+            "tenant_id": client.tenant_id,
+            "sku": {"family": "A", "name": "standard"},
+            "enable_rbac_authorization": True,
+            "enable_soft_delete": True,
+            "enable_purge_protection": True,
+        }
         vault = keyvault.Vault(
             f"{name}-kv",
             vault_name=compact(f"{name}kv", 24),
-            properties={
-                "tenant_id": client.tenant_id,
-                "sku": {"family": "A", "name": "standard"},
-                "enable_rbac_authorization": True,
-                "enable_soft_delete": True,
-                "enable_purge_protection": True,
-            },
+            properties=vault_properties,
             **common,
             opts=child,
         )
@@ -134,17 +135,18 @@ class AzureMLStack(pulumi.ComponentResource):
             **common,
             opts=child,
         )
-        user_identity = identity.id.apply(lambda i: {i: {}})
+        user_identity: Any = identity.id.apply(lambda i: {i: {}})
+        uses_identity: Any = {"type": "UserAssigned", "user_assigned_identities": user_identity}
         workspace = machinelearningservices.Workspace(
             f"{name}-ws",
             workspace_name=args.workspace,
-            identity={"type": "UserAssigned", "user_assigned_identities": user_identity},
+            identity=uses_identity,
             primary_user_assigned_identity=identity.id,
             storage_account=account.id,
             key_vault=vault.id,
             application_insights=insights.id,
             container_registry=registry.id,
-            sku={"name": "Basic", "tier": "Basic"},
+            sku=cast(Any, {"name": "Basic", "tier": "Basic"}),
             **common,
             opts=child,
         )
@@ -173,19 +175,22 @@ class AzureMLStack(pulumi.ComponentResource):
             f"{name}-cluster",
             compute_name=args.compute,
             workspace_name=workspace.name,
-            identity={"type": "UserAssigned", "user_assigned_identities": user_identity},
-            properties={
-                "compute_type": "AmlCompute",
-                "properties": {
-                    "vm_size": args.compute_sku,
-                    "scale_settings": {
-                        "max_node_count": args.max_nodes,
-                        "min_node_count": 0,
-                        "node_idle_time_before_scale_down": "PT120S",
+            identity=uses_identity,
+            properties=cast(
+                Any,
+                {
+                    "compute_type": "AmlCompute",
+                    "properties": {
+                        "vm_size": args.compute_sku,
+                        "scale_settings": {
+                            "max_node_count": args.max_nodes,
+                            "min_node_count": 0,
+                            "node_idle_time_before_scale_down": "PT120S",
+                        },
+                        "remote_login_port_public_access": "Disabled",
                     },
-                    "remote_login_port_public_access": "Disabled",
                 },
-            },
+            ),
             **common,
             opts=child,
         )

@@ -14,11 +14,7 @@ from typing import Any
 from mlstack.engine.backend import Context, EndpointState, EndpointView, Event, VersionServing
 from mlstack.errors import BackendError
 from mlstack_azureml.azure import arm_error
-from mlstack_azureml.platform import Platform
-
-VERSION_TAG = "mlstack-version"
-DIGEST_TAG = "mlstack-digest"
-MODEL_TAG = "mlstack-model"
+from mlstack_azureml.platform import DIGEST_TAG, MODEL_TAG, VERSION_TAG, Platform
 
 
 def whole_percents(weights: dict[str, float]) -> dict[str, int]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from mlstack.engine.backend import VersionMetrics
 from mlstack_azureml.azure import arm_error, credential
-from mlstack_azureml.platform import Platform
+from mlstack_azureml.platform import VERSION_TAG, Platform
 
 METRICS_API = "2023-10-01"
 LATENCIES = {
@@ -58,8 +58,6 @@ def _dims(series: Mapping[str, Any]) -> dict[str, str]:
 
 def metrics(p: Platform, endpoint: str, since: float) -> dict[str, VersionMetrics]:
     """Per model version (from the deployments' tags) requests, errors and latency since ``since``."""
-    from mlstack_azureml.endpoints import VERSION_TAG
-
     name = p.endpoint_name(endpoint)
     c = p.config
     rid = (

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
     from mlstack.manifest.models import ResolvedProject
 
+# tags on deployments and endpoints: which model version a deployment serves, its digest
+VERSION_TAG = "mlstack-version"
+DIGEST_TAG = "mlstack-digest"
+MODEL_TAG = "mlstack-model"
+
 
 def azure_name(*parts: str, limit: int = 32) -> str:
     """A name online endpoints and deployments accept (3-32 letters, digits, hyphens, starting
