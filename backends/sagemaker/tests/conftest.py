@@ -13,6 +13,10 @@
 3. ``ShadowProductionVariants`` on ``CreateEndpointConfig`` (moto drops them): stored and
    returned by ``DescribeEndpointConfig``/``DescribeEndpoint``.
 
+Every test here runs under ``strict_aws`` (see ``strict_aws.py``): each call any boto3 or
+SageMaker SDK client makes is checked against botocore's service model, including the lengths,
+patterns, enums and ranges that moto does not enforce, and a violation fails the test.
+
 moto records a pipeline execution but runs no job. Tests that drive the backend from another
 process (the CLI) register a callable in ``EXECUTION_HOOKS``; ``StartPipelineExecution`` calls it
 with the execution's pipeline name and parameters and an ``S3Writer``, before answering, so the
@@ -21,11 +25,26 @@ jobs' outputs exist by the time the execution reports ``Succeeded``.
 
 from __future__ import annotations
 
+import importlib.util
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+
+def _load_sibling(name: str) -> Any:
+    """A module beside this conftest (tests run with --import-mode=importlib, no sys.path)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, f"{__file__.rsplit('/', 1)[0]}/{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+strict = _load_sibling("strict_aws")
 _PATCHED = False
 EXECUTION_HOOKS: list[Callable[[str, dict[str, str], S3Writer], None]] = []
 
@@ -193,6 +212,20 @@ import pytest  # noqa: E402
 def moto_url() -> Iterator[str]:
     with moto_server() as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def strict_aws() -> Iterator[Any]:
+    """Every AWS call the test makes, checked against botocore's service model (strict_aws.py)."""
+    checker = strict.StrictAws()
+    with checker.installed():
+        yield checker
+    if checker.found:
+        pytest.fail(
+            "AWS would reject these requests (botocore service model):\n  "
+            + "\n  ".join(checker.found),
+            pytrace=False,
+        )
 
 
 @pytest.fixture

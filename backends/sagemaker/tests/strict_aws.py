@@ -1,0 +1,164 @@
+"""Checks AWS requests against AWS's own API model as strictly as the service does.
+
+botocore validates a request on the client only for types, required members and minimum
+lengths; the service also enforces maximum lengths, patterns, enums and numeric ranges, and moto
+enforces almost none of them. This module checks all of them, from the constraints recorded in
+botocore's service models (``botocore/data/<service>/<api-version>/service-2.json``, generated
+from AWS's own API definitions): ``required``, ``min``/``max`` (length of a string, blob, list or
+map; range of a number), ``pattern`` and ``enum``, as the Smithy specification's constraint
+traits (``length``, ``range``, ``pattern``, ``enum``, ``required``) define them.
+
+Patterns in the models are Java regular expressions (``\\p{L}``, ``\\z``, UTF-16 surrogate
+ranges); they are translated to the ``regex`` package's dialect and matched against the whole
+value, as AWS does.
+
+``StrictAws`` hooks botocore's event system (``before-parameter-build``, which runs before
+botocore's own validation) on every client any botocore session creates while it is installed,
+so calls made by boto3 and by the SageMaker Python SDK are both checked. A violating call is
+rejected with a ``ValidationException`` as AWS would, and recorded so the test fails even when
+the code under test swallows the error.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import regex
+
+_JAVA_TO_REGEX = (
+    # A Java (UTF-16) range over surrogate pairs means the supplementary planes.
+    (r"\uD800\uDC00-\uDBFF\uDFFF", r"\U00010000-\U0010FFFF"),
+    (r"\z", r"\Z"),
+)
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_pattern(pattern: str) -> Any:
+    """The model's Java pattern as a compiled ``regex`` pattern."""
+    for java, python in _JAVA_TO_REGEX:
+        pattern = pattern.replace(java, python)
+    return regex.compile(pattern)
+
+
+def violations(shape: Any, value: Any, where: str) -> list[str]:
+    """Every constraint of ``shape`` (a botocore Shape) that ``value`` breaks, as messages."""
+    meta = shape.metadata
+    out: list[str] = []
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, Mapping):
+            return [f"{where}: expected a structure, got {type(value).__name__}"]
+        members = shape.members
+        for name in meta.get("required", []):
+            if name not in value:
+                out.append(f"{where}.{name}: required member missing")
+        for name, member_value in value.items():
+            if name not in members:
+                out.append(f"{where}.{name}: not a member of {shape.name}")
+                continue
+            out.extend(violations(members[name], member_value, f"{where}.{name}"))
+        return out
+    if kind == "list":
+        if not isinstance(value, (list, tuple)):
+            return [f"{where}: expected a list, got {type(value).__name__}"]
+        out.extend(_length(meta, len(value), where, "items"))
+        for i, item in enumerate(value):
+            out.extend(violations(shape.member, item, f"{where}[{i}]"))
+        return out
+    if kind == "map":
+        if not isinstance(value, Mapping):
+            return [f"{where}: expected a map, got {type(value).__name__}"]
+        out.extend(_length(meta, len(value), where, "entries"))
+        for k, v in value.items():
+            out.extend(violations(shape.key, k, f"{where} key {k!r}"))
+            out.extend(violations(shape.value, v, f"{where}[{k!r}]"))
+        return out
+    if kind == "string":
+        if not isinstance(value, str):
+            return [f"{where}: expected a string, got {type(value).__name__}"]
+        out.extend(_length(meta, len(value), where, "characters"))
+        enum = meta.get("enum")
+        if enum and value not in enum:
+            out.append(f"{where}: {value!r} is not one of {', '.join(enum)}")
+        pattern = meta.get("pattern")
+        if pattern and compiled_pattern(pattern).fullmatch(value) is None:
+            out.append(f"{where}: {_short(value)} does not match the pattern {pattern}")
+        return out
+    if kind == "blob":
+        if isinstance(value, (bytes, bytearray, str)):
+            out.extend(_length(meta, len(value), where, "bytes"))
+        return out
+    if kind in ("integer", "long", "float", "double"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return [f"{where}: expected a number, got {type(value).__name__}"]
+        if "min" in meta and value < meta["min"]:
+            out.append(f"{where}: {value} is below the minimum {meta['min']}")
+        if "max" in meta and value > meta["max"]:
+            out.append(f"{where}: {value} is above the maximum {meta['max']}")
+        return out
+    if kind == "boolean" and not isinstance(value, bool):
+        return [f"{where}: expected a boolean, got {type(value).__name__}"]
+    return out
+
+
+def _length(meta: Mapping[str, Any], n: int, where: str, unit: str) -> list[str]:
+    if "min" in meta and n < meta["min"]:
+        return [f"{where}: {n} {unit}, at least {meta['min']} allowed"]
+    if "max" in meta and n > meta["max"]:
+        return [f"{where}: {n} {unit}, at most {meta['max']} allowed"]
+    return []
+
+
+def _short(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
+def check_request(operation: Any, params: Mapping[str, Any]) -> list[str]:
+    """The violations of a request's parameters against a botocore OperationModel's input."""
+    shape = operation.input_shape
+    if shape is None:
+        return [f"{operation.name}: takes no parameters"] if params else []
+    return violations(shape, params, operation.name)
+
+
+@dataclass
+class StrictAws:
+    """Checks every call of every botocore client created while installed (see module doc)."""
+
+    calls: list[str] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)
+
+    def _on_call(self, params: Mapping[str, Any], model: Any, **_: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        service = model.service_model.service_name
+        self.calls.append(f"{service}:{model.name}")
+        problems = check_request(model, params)
+        if problems:
+            self.found.extend(f"{service} {p}" for p in problems)
+            raise ClientError(
+                {"Error": {"Code": "ValidationException", "Message": "; ".join(problems)}},
+                model.name,
+            )
+
+    @contextmanager
+    def installed(self) -> Iterator[StrictAws]:
+        import botocore.session
+
+        original = botocore.session.Session.create_client
+        hook = self._on_call
+
+        def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
+            client = original(session, *args, **kwargs)
+            client.meta.events.register("before-parameter-build", hook)
+            return client
+
+        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            botocore.session.Session.create_client = original  # type: ignore[method-assign]
