@@ -36,7 +36,9 @@ from typing import Any
 def _load_sibling(name: str) -> Any:
     """A module beside this conftest (tests run with --import-mode=importlib, no sys.path)."""
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, f"{__file__.rsplit('/', 1)[0]}/{name}.py")
+        spec = importlib.util.spec_from_file_location(
+            name, f"{__file__.rsplit('/', 1)[0]}/{name}.py"
+        )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module

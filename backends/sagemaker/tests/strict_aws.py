@@ -36,7 +36,7 @@ _JAVA_TO_REGEX = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled_pattern(pattern: str) -> Any:
     """The model's Java pattern as a compiled ``regex`` pattern."""
     for java, python in _JAVA_TO_REGEX:

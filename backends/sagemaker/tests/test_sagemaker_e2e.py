@@ -190,7 +190,9 @@ def _weights(sm: Any) -> dict[str, float]:
     return {v["VariantName"]: v["CurrentWeight"] for v in d["ProductionVariants"]}
 
 
-def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) -> None:
+def test_apply_promote_rollout_rollback_destroy(
+    aws_env: str, tmp_path: Path, strict_aws: Any
+) -> None:
     import boto3
     from mlstack_sagemaker.pipelines import artifact_digest
 
@@ -479,6 +481,16 @@ def test_apply_promote_rollout_rollback_destroy(aws_env: str, tmp_path: Path) ->
         if g["ModelPackageGroupName"].startswith("shop-model-")
     ] == []
     assert cw.describe_alarms(AlarmNamePrefix="shop-dev-")["MetricAlarms"] == []
+    # The backend's own calls went through the strict check (conftest's autouse strict_aws).
+    assert {
+        "sagemaker:CreatePipeline",
+        "sagemaker:StartPipelineExecution",
+        "sagemaker:CreateModel",
+        "sagemaker:CreateEndpointConfig",
+        "sagemaker:CreateEndpoint",
+        "sagemaker:UpdateEndpoint",
+        "sagemaker:DeleteEndpoint",
+    } <= set(strict_aws.calls)
 
 
 def test_predict_is_a_signed_invoke_endpoint(aws_env: str, tmp_path: Path) -> None:
