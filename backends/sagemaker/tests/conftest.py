@@ -216,10 +216,19 @@ def moto_url() -> Iterator[str]:
         yield url
 
 
+# The stage settings travel in Environment["MLSTACK_SPEC"] (783-980 characters; AWS allows 256
+# for processing, 512 for training) until the shared runtime ships them as a file (branch
+# `runtime`, distribution `mlstack_runtime`). Tolerated only while that is not installed; once it
+# is, any such violation fails the test. test_strict_aws.py asserts the violation is there today.
+_KNOWN_VIOLATIONS: tuple[str, ...] = (
+    ("Environment['MLSTACK_SPEC']",) if importlib.util.find_spec("mlstack_runtime") is None else ()
+)
+
+
 @pytest.fixture(autouse=True)
 def strict_aws() -> Iterator[Any]:
     """Every AWS call the test makes, checked against botocore's service model (strict_aws.py)."""
-    checker = strict.StrictAws()
+    checker = strict.StrictAws(tolerated=_KNOWN_VIOLATIONS)
     with checker.installed():
         yield checker
     if checker.found:

@@ -14,7 +14,8 @@ value, as AWS does.
 
 ``StrictAws`` hooks botocore's event system (``before-parameter-build``, which runs before
 botocore's own validation) on every client any botocore session creates while it is installed,
-so calls made by boto3 and by the SageMaker Python SDK are both checked. A violating call is
+so calls made by boto3 and by the SageMaker Python SDK are both checked; a ``CreatePipeline`` or
+``UpdatePipeline`` also has its definition's step arguments checked (``check_pipeline_definition``). A violating call is
 rejected with a ``ValidationException`` as AWS would, and recorded so the test fails even when
 the code under test swallows the error.
 """
@@ -22,6 +23,7 @@ the code under test swallows the error.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,6 +51,8 @@ def violations(shape: Any, value: Any, where: str) -> list[str]:
     meta = shape.metadata
     out: list[str] = []
     kind = shape.type_name
+    if is_pipeline_expression(value) and kind not in ("structure", "list", "map"):
+        return []  # resolved at execution time: stands for a value of the right type
     if kind == "structure":
         if not isinstance(value, Mapping):
             return [f"{where}: expected a structure, got {type(value).__name__}"]
@@ -105,6 +109,14 @@ def violations(shape: Any, value: Any, where: str) -> list[str]:
     return out
 
 
+def is_pipeline_expression(value: Any) -> bool:
+    """``{"Get": ...}``, ``{"Std:Join": ...}``, ``{"Std:JsonGet": ...}`` of a pipeline definition."""
+    return isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in _EXPRESSIONS
+
+
+_EXPRESSIONS = ("Get", "Std:Join", "Std:JsonGet")
+
+
 def _length(meta: Mapping[str, Any], n: int, where: str, unit: str) -> list[str]:
     if "min" in meta and n < meta["min"]:
         return [f"{where}: {n} {unit}, at least {meta['min']} allowed"]
@@ -131,6 +143,9 @@ class StrictAws:
 
     calls: list[str] = field(default_factory=list)
     found: list[str] = field(default_factory=list)
+    # Substrings of known violations owned by another change; recorded apart, not raised.
+    tolerated: tuple[str, ...] = ()
+    tolerated_found: list[str] = field(default_factory=list)
 
     def _on_call(self, params: Mapping[str, Any], model: Any, **_: Any) -> None:
         from botocore.exceptions import ClientError
@@ -138,6 +153,11 @@ class StrictAws:
         service = model.service_model.service_name
         self.calls.append(f"{service}:{model.name}")
         problems = check_request(model, params)
+        if model.name in ("CreatePipeline", "UpdatePipeline") and "PipelineDefinition" in params:
+            problems += check_pipeline_definition(json.loads(params["PipelineDefinition"]))
+        known = [p for p in problems if any(t in p for t in self.tolerated)]
+        self.tolerated_found.extend(known)
+        problems = [p for p in problems if p not in known]
         if problems:
             self.found.extend(f"{service} {p}" for p in problems)
             raise ClientError(
@@ -162,3 +182,42 @@ class StrictAws:
             yield self
         finally:
             botocore.session.Session.create_client = original  # type: ignore[method-assign]
+
+
+# Step type -> (the API operation the step starts, the name member the pipeline fills in), per
+# "Pipeline Steps" / "Pipeline definition JSON schema" in the SageMaker Developer Guide.
+PIPELINE_STEP_OPERATIONS = {
+    "Processing": ("CreateProcessingJob", "ProcessingJobName"),
+    "Training": ("CreateTrainingJob", "TrainingJobName"),
+    "Tuning": ("CreateHyperParameterTuningJob", "HyperParameterTuningJobName"),
+    "Transform": ("CreateTransformJob", "TransformJobName"),
+    "Model": ("CreateModel", "ModelName"),
+    "RegisterModel": ("CreateModelPackage", None),
+}
+
+
+def check_pipeline_definition(definition: Mapping[str, Any]) -> list[str]:
+    """The violations of each step's ``Arguments`` against the request of the job it starts.
+
+    Pipeline expressions stand for a value of the type their position asks for (they are
+    resolved at execution time); the job name SageMaker generates is filled in with a valid one.
+    Steps nested in a condition's ``IfSteps``/``ElseSteps`` are checked too.
+    """
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    found: list[str] = []
+    pending = list(definition.get("Steps", []))
+    while pending:
+        step = pending.pop(0)
+        arguments = step.get("Arguments", {})
+        pending.extend(arguments.get("IfSteps", []) + arguments.get("ElseSteps", []))
+        if step.get("Type") not in PIPELINE_STEP_OPERATIONS:
+            continue
+        operation, name_member = PIPELINE_STEP_OPERATIONS[step["Type"]]
+        request = dict(arguments)
+        if name_member:
+            request.setdefault(name_member, "pipelines-step-job")
+        for problem in check_request(model.operation_model(operation), request):
+            found.append(f"step {step['Name']!r} ({operation}): {problem}")
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import botocore.session
@@ -115,3 +116,103 @@ def test_boto3_clients_are_checked_too(aws_env: str, strict_aws: Any) -> None:
         s3.put_object(Bucket="b", Key="", Body=b"x")  # Key has a minimum length of 1
     assert strict_aws.found and "PutObject.Key" in strict_aws.found[0]
     strict_aws.found.clear()
+
+
+def _definition(*steps: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2020-12-01", "Steps": list(steps)}
+
+
+def test_pipeline_steps_are_checked_as_the_jobs_they_start() -> None:
+    bucket = {"Get": "Parameters.ArtifactBucket"}
+    processing = {
+        "Name": "prep",
+        "Type": "Processing",
+        "Arguments": {
+            **{k: v for k, v in _processing_job().items() if k != "ProcessingJobName"},
+            "RoleArn": {"Get": "Parameters.Role"},  # an expression stands for a valid value
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "out",
+                        "S3Output": {
+                            "S3Uri": {"Std:Join": {"On": "/", "Values": ["s3:/", bucket]}},
+                            "LocalPath": "/opt/ml/processing/output",
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                ]
+            },
+        },
+    }
+    assert strict.check_pipeline_definition(_definition(processing)) == []
+    register = {
+        "Name": "register",
+        "Type": "RegisterModel",
+        "Arguments": {"ModelPackageGroupName": "bad group", "ModelApprovalStatus": "Maybe"},
+    }
+    condition = {
+        "Name": "gates",
+        "Type": "Condition",
+        "Arguments": {"Conditions": [], "IfSteps": [register], "ElseSteps": []},
+    }
+    processing["Arguments"]["Environment"] = {"MLSTACK_SPEC": "x" * 300}
+    found = strict.check_pipeline_definition(_definition(processing, condition))
+    assert found[0] == (
+        "step 'prep' (CreateProcessingJob): CreateProcessingJob.Environment['MLSTACK_SPEC']: "
+        "300 characters, at most 256 allowed"
+    )
+    nested = "\n".join(found[1:])
+    assert "step 'register' (CreateModelPackage)" in nested
+    assert "ModelPackageGroupName: 'bad group' does not match" in nested
+    assert "ModelApprovalStatus: 'Maybe' is not one of" in nested
+
+
+SAGEMAKER_SPEC = """\
+project: shop
+environments:
+  dev:
+    backend: sagemaker
+    region: eu-west-1
+    role: arn:aws:iam::123456789012:role/mlstack-sm
+    bucket: shop-artifacts
+data:
+  source: data/rows.csv
+  target: label
+pipeline:
+  stages:
+    - {name: ingest, uses: builtin/ingest}
+    - {name: split, uses: builtin/split, needs: [ingest]}
+    - name: train
+      uses: builtin/train
+      needs: [split]
+      with: {estimator: sklearn.linear_model.LogisticRegression}
+    - {name: evaluate, uses: builtin/evaluate, needs: [train]}
+model:
+  name: shop-model
+"""
+
+
+def test_the_compiled_definition_passes_the_strict_check_except_the_known_environment_defect(
+    tmp_path: Path,
+) -> None:
+    """AWS caps an Environment value at 256 (processing) / 512 (training) characters; the stage
+    settings in MLSTACK_SPEC exceed it. The fix is the shared runtime's settings file (branch
+    `runtime`); once it is installed this test demands no violation at all."""
+    import importlib.util
+
+    from mlstack_sagemaker import pipeline_definition as pdef
+    from mlstack_sagemaker.platform import SageMakerConfig
+
+    from mlstack.manifest.load import load, resolve
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "rows.csv").write_text("x,label\n1,0\n2,1\n")
+    (tmp_path / "mlstack.yaml").write_text(SAGEMAKER_SPEC)
+    project = resolve(load(str(tmp_path / "mlstack.yaml")), "dev")
+    found = strict.check_pipeline_definition(
+        pdef.build(project, SageMakerConfig.model_validate(project.settings))
+    )
+    if importlib.util.find_spec("mlstack_runtime") is not None:
+        assert found == []
+    else:
+        assert found and all("Environment['MLSTACK_SPEC']" in p for p in found), found
