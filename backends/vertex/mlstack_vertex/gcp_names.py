@@ -127,7 +127,9 @@ def machine_problem(value: str) -> str | None:
     if series not in MACHINE_SERIES:
         from mlstack.manifest.suggest import did_you_mean
 
-        return f"unknown machine series {series!r} in {value!r}{did_you_mean(series, MACHINE_SERIES)}"
+        return (
+            f"unknown machine series {series!r} in {value!r}{did_you_mean(series, MACHINE_SERIES)}"
+        )
     if kind not in MACHINE_SERIES[series]:
         kinds = ", ".join(MACHINE_SERIES[series])
         return f"{series} has no {kind!r} machines (it has {kinds}) in {value!r}"

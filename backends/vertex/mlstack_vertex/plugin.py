@@ -166,12 +166,10 @@ plugin = BackendPlugin(
             "functions of your project; write the stage as `run: python -m your.module`",
             "mirroring": "a Vertex endpoint splits traffic between deployed models by "
             "traffic_split; it has no request mirroring",
-            "hint:mirroring": "use canary with a small first step, e.g. "
-            "canary: {steps: [5, 100]}",
+            "hint:mirroring": "use canary with a small first step, e.g. canary: {steps: [5, 100]}",
             "sticky_sessions": "a Vertex endpoint picks a deployed model per request by "
             "traffic_split; there is no assignment by a request key",
-            "hint:sticky_sessions": "set ab.sticky_key: null to split by weight only (not "
-            "sticky)",
+            "hint:sticky_sessions": "set ab.sticky_key: null to split by weight only (not sticky)",
             "gates": "mlstack judges Vertex rollouts on Cloud Monitoring's prediction metrics "
             "per deployed model (prediction_count, error_count, prediction_latencies); a "
             "custom metric has none",

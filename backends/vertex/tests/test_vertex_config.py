@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from vertex_cli import SA, cli, quickstart
 from mlstack_vertex.plugin import VertexConfig, plugin
 from pydantic import ValidationError
+from vertex_cli import SA, cli, quickstart
 
 GOOD = {
     "project": "shop-ml-dev",
@@ -95,7 +95,9 @@ def test_capabilities_weighted_traffic_only() -> None:
     assert "no request mirroring" in shadow[0].message
     sticky = caps.explain_rollout(Deployment(endpoint="e", strategy="ab"))
     assert [r.path for r in sticky] == [("strategy",)] and "sticky_key: null" in sticky[0].hint
-    assert caps.explain_rollout(Deployment(endpoint="e", strategy="ab", ab={"sticky_key": None})) == []
+    assert (
+        caps.explain_rollout(Deployment(endpoint="e", strategy="ab", ab={"sticky_key": None})) == []
+    )
     custom = caps.explain_rollout(
         Deployment(endpoint="e", strategy="canary", gates={"agreement": ">= 0.9"})
     )
