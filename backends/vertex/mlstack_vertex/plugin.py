@@ -50,6 +50,12 @@ class VertexConfig(BaseModel):
     serving_machine_type: str = Field(
         default="n1-standard-2", description="machine type of deployed models"
     )
+    serving_image: str | None = Field(
+        default=None,
+        description="the mlstack serving image (a Custom Prediction Routine over the shared "
+        "runtime's serving hooks) in Artifact Registry; default "
+        "REGION-docker.pkg.dev/PROJECT/mlstack/mlstack-serving:latest",
+    )
     network: str | None = Field(
         default=None,
         description="VPC peered with Vertex: projects/PROJECT_NUMBER/global/networks/NAME",
