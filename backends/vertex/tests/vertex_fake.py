@@ -23,7 +23,8 @@ Documents followed (facts, not code):
   version cannot be deleted; the ``default`` alias cannot be removed and its version cannot be
   deleted; a version alias is unique within a model and matches ``[a-z][a-zA-Z0-9-]{0,126}
   [a-z0-9]``; resource names ``projects/{project}/locations/{location}/...`` with the server's
-  one project and location; pipeline job IDs ``[a-z][-a-z0-9]{0,127}``; a pipeline spec that
+  one project and location; model and endpoint IDs as their proto comments say; a model upload
+  carries a ``containerSpec`` (only AutoML models go without); pipeline job IDs ``[a-z][-a-z0-9]{0,127}``; a pipeline spec that
   KFP's ``PipelineSpec`` proto parses; ``runtimeConfig.gcsOutputDirectory`` a ``gs://`` URI.
 - Cloud Monitoring API v3 ``projects.timeSeries.list`` (request parsed into
   ``google.cloud.monitoring_v3.ListTimeSeriesRequest``) and the Vertex AI metrics list
@@ -48,7 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from google.cloud import aiplatform_v1 as aip
 from google.cloud import monitoring_v3
@@ -58,6 +59,9 @@ from google.protobuf.message import Message
 
 ALIAS_RE = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]$")
 JOB_ID_RE = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
+# UploadModelRequest.model_id / CreateEndpointRequest.endpoint_id (their proto comments)
+MODEL_ID_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
+ENDPOINT_ID_RE = re.compile(r"^(?:[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?|[1-9][0-9]{0,8})$")
 _CODES = {
     "INVALID_ARGUMENT": 400,
     "FAILED_PRECONDITION": 400,
@@ -173,16 +177,25 @@ def _required(cls: Any) -> list[str]:
 
 
 def check_required(cls: Any, msg: Message, where: str = "") -> None:
-    """Every "Required." field of ``msg`` (a protobuf of proto-plus ``cls``) is set, recursively."""
+    """Every "Required." field of ``msg`` (a protobuf of proto-plus ``cls``) is set, recursively.
+
+    An update (a request with ``update_mask``) needs the resource's required fields only where
+    the mask names them (AIP-134: the mask says which fields the request carries)."""
     fields = cls.meta.fields
+    if "update_mask" in fields and msg.HasField("update_mask"):
+        resource = next(n for n in fields if n not in ("update_mask",))
+        sub = fields[resource].message
+        masked = set(msg.update_mask.paths)
+        for name in _required(sub):
+            if (
+                name in masked
+                and getattr(msg, resource).ByteSize()
+                and not _present(getattr(msg, resource), name)
+            ):
+                raise ApiError("INVALID_ARGUMENT", f"{_camel(resource)}.{_camel(name)} is required")
+        return
     for name in _required(cls):
-        f = msg.DESCRIPTOR.fields_by_name[name]
-        is_list = f.label == f.LABEL_REPEATED
-        if is_list or f.message_type is None:
-            present = bool(getattr(msg, name)) if is_list else getattr(msg, name) != f.default_value
-        else:
-            present = msg.HasField(name)
-        if not present:
+        if not _present(msg, name):
             raise ApiError("INVALID_ARGUMENT", f"{where}{_camel(name)} is required")
     for name, pf in fields.items():
         sub = getattr(pf, "message", None)
@@ -208,6 +221,18 @@ def _now() -> Any:
     import datetime
 
     return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _present(msg: Message, name: str) -> bool:
+    f = msg.DESCRIPTOR.fields_by_name[name]
+    if f.label == f.LABEL_REPEATED:
+        return bool(getattr(msg, name))
+    if f.enum_type is not None:  # a zero that means something (FULL) is a value; UNSPECIFIED not
+        zero = f.enum_type.values_by_number.get(0)
+        return getattr(msg, name) != 0 or not (zero and zero.name.endswith("UNSPECIFIED"))
+    if f.message_type is None:
+        return bool(getattr(msg, name) != f.default_value)
+    return msg.HasField(name)
 
 
 def _camel(name: str) -> str:
@@ -330,6 +355,10 @@ class FakeVertex:
     def UploadModel(self, req: aip.UploadModelRequest) -> Message:
         self._check_parent(req.parent)
         model = _copy(req.model)
+        if "container_spec" not in model:  # "Not required for AutoML Models" (never uploaded)
+            raise ApiError("INVALID_ARGUMENT", "model.containerSpec is required for upload")
+        if req.model_id and not MODEL_ID_RE.match(req.model_id):
+            raise ApiError("INVALID_ARGUMENT", f"modelId {req.model_id!r} is invalid")
         for alias in model.version_aliases:
             if not ALIAS_RE.match(alias):
                 raise ApiError("INVALID_ARGUMENT", f"invalid version alias {alias!r}")
@@ -445,6 +474,8 @@ class FakeVertex:
     def CreateEndpoint(self, req: aip.CreateEndpointRequest) -> Message:
         self._check_parent(req.parent)
         ep_id = req.endpoint_id or self._id()
+        if req.endpoint_id and not ENDPOINT_ID_RE.match(req.endpoint_id):
+            raise ApiError("INVALID_ARGUMENT", f"endpointId {req.endpoint_id!r} is invalid")
         if ep_id in self.endpoints:
             raise ApiError("ALREADY_EXISTS", f"Endpoint {ep_id} already exists")
         ep = _copy(req.endpoint)
@@ -811,7 +842,7 @@ class _Handler(BaseHTTPRequestHandler):
         for r in self.routes:
             m = r.pattern.match(path)
             if m and r.method == method:
-                return r, {k.replace("__", "."): v for k, v in m.groupdict().items()}
+                return r, {k.replace("__", "."): unquote(v) for k, v in m.groupdict().items()}
         raise ApiError("NOT_FOUND", f"no Vertex AI method answers {method} {path}")
 
     def _parse(self, route: Route, params: dict[str, str], query: str, raw: bytes) -> Any:
