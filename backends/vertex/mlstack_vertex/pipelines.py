@@ -197,7 +197,7 @@ def run_pipeline(
     order: list[str] = list(d["order"])
     keys = {s: request.cache_keys.get(s, "none").removeprefix("sha256:")[:32] for s in order}
     params = {f"key_{s}": keys[s] for s in order}
-    params[pipeline_spec.DATA_PARAM] = pipeline_spec.gcs_mount(data_uri)
+    params[pipeline_spec.DATA_PARAM] = data_uri  # the runtime reads gs:// through the mount
     spec = struct_pb2.Struct()
     json_format.ParseDict(d["pipeline_spec"], spec)
     job = aip.PipelineJob(

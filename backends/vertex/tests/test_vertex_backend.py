@@ -371,13 +371,12 @@ def test_run_pipeline_events_result_and_failure(
     order = list(compiled.steps)
     keys = {s: "sha256:" + hashlib.sha256(s.encode()).hexdigest() for s in order}
 
-    def executor(job: Any) -> dict[str, tuple[str, str]]:
+    def executor(job: Any, report: Any) -> None:
         """Vertex running the tasks: outputs where the spec says (the tasks' work is the test's)."""
         assert job.service_account.endswith("iam.gserviceaccount.com")
         assert job.runtime_config.gcs_output_directory.endswith("/pipeline_root")
         params = dict(job.runtime_config.parameter_values)
         layout = f"gs://{BUCKET}/mlstack/quickstart/dev/outputs"
-        out = {}
         for s in order:
             files = {"done": b"1"}
             if s == "train":
@@ -385,8 +384,8 @@ def test_run_pipeline_events_result_and_failure(
             if s == "evaluate":
                 files = {"metrics.json": json.dumps({"roc_auc": 0.97}).encode()}
             artifacts.write_tree(b.platform, f"{layout}/{s}/{params[f'key_{s}']}", files)
-            out[s] = ("SKIPPED" if s == "ingest" else "SUCCEEDED", "")
-        return out
+            report(s, "RUNNING")
+            report(s, "SKIPPED" if s == "ingest" else "SUCCEEDED")
 
     f.executor = executor
     request = RunRequest(tuple(order), {s: "new" for s in order}, keys, "sha256:" + "d" * 64)
@@ -399,8 +398,12 @@ def test_run_pipeline_events_result_and_failure(
     assert result.model_digest == artifacts.digest_of(b.platform, result.model_uri)
     kinds = [(e.kind, e.subject) for e in events]
     assert ("stage.cached", "ingest") in kinds and ("stage.done", "register") in kinds
+    assert kinds.index(("stage.done", "train")) < kinds.index(("stage.done", "evaluate"))
     # a failing task: the run says which, and where to look
-    f.executor = lambda job: {"ingest": ("SUCCEEDED", ""), "validate": ("FAILED", "bad rows")}
+    f.executor = lambda job, report: (
+        report("ingest", "SUCCEEDED"),
+        report("validate", "FAILED", "bad rows"),
+    )
     failed = b.run_pipeline(compiled, request, ctx)
     assert failed.status == "failed"
     assert "validate: bad rows" in failed.detail and "Cloud Logging" in failed.detail

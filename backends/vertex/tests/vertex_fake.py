@@ -296,8 +296,8 @@ class FakeVertex:
     error_rates: dict[str, float] = field(default_factory=dict)
     # (endpoint resource, deployed model, instances) -> predictions; set by tests
     predictor: Callable[[aip.Endpoint, aip.DeployedModel, list[Any]], list[Any]] | None = None
-    # runs a submitted pipeline job: (job) -> {task name: (state, error message)}
-    executor: Callable[[aip.PipelineJob], dict[str, tuple[str, str]]] | None = None
+    # runs a submitted pipeline job's tasks: (job, report(task, state, error)); set by tests
+    executor: Callable[[aip.PipelineJob, Callable[..., None]], None] | None = None
     models: dict[str, list[aip.Model]] = field(default_factory=dict)  # model id -> versions
     endpoints: dict[str, aip.Endpoint] = field(default_factory=dict)
     jobs: dict[str, aip.PipelineJob] = field(default_factory=dict)
@@ -674,24 +674,39 @@ class FakeVertex:
         if job.state == s.PIPELINE_STATE_PENDING:
             job.state = s.PIPELINE_STATE_RUNNING
             job.start_time = _now()
-        elif job.state == s.PIPELINE_STATE_RUNNING:
-            tasks = self.executor(job) if self.executor else {}
-            failed = False
-            for name, (state, error) in tasks.items():
-                detail = aip.PipelineTaskDetail(
-                    task_name=name, state=getattr(aip.PipelineTaskDetail.State, state)
-                )
+            threading.Thread(target=self._execute, args=(job,), daemon=True).start()
+        elif job.state == s.PIPELINE_STATE_CANCELLING:
+            job.state = s.PIPELINE_STATE_CANCELLED
+        return aip.PipelineJob.pb(job)
+
+    def _execute(self, job: aip.PipelineJob) -> None:
+        """The job's tasks, run by the test's executor; their states land in job_detail as they
+        change, as Vertex reports them."""
+
+        def report(task: str, state: str, error: str = "") -> None:
+            with self.lock:
+                detail = next((t for t in job.job_detail.task_details if t.task_name == task), None)
+                if detail is None:
+                    job.job_detail.task_details.append(aip.PipelineTaskDetail(task_name=task))
+                    detail = job.job_detail.task_details[-1]
+                detail.state = getattr(aip.PipelineTaskDetail.State, state)
                 if error:
                     detail.error = {"code": 13, "message": error}  # type: ignore[assignment]
-                    failed = True
-                job.job_detail.task_details.append(detail)
+
+        try:
+            if self.executor is not None:
+                self.executor(job, report)
+        except Exception as e:  # the executor broke: the job fails, loudly
+            report("executor", "FAILED", repr(e))
+        with self.lock:
+            s = aip.PipelineState
+            if job.state != s.PIPELINE_STATE_RUNNING:
+                return
+            failed = any(t.error.message for t in job.job_detail.task_details)
             job.state = s.PIPELINE_STATE_FAILED if failed else s.PIPELINE_STATE_SUCCEEDED
             if failed:
                 job.error = {"code": 9, "message": "The DAG failed because some tasks failed."}  # type: ignore[assignment]
             job.end_time = _now()
-        elif job.state == s.PIPELINE_STATE_CANCELLING:
-            job.state = s.PIPELINE_STATE_CANCELLED
-        return aip.PipelineJob.pb(job)
 
     def CancelPipelineJob(self, req: aip.CancelPipelineJobRequest) -> Message:
         job = self._job(req.name)
