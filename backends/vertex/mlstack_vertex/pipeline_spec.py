@@ -41,6 +41,22 @@ def kind_of(stage: Stage) -> str:
     return "command" if stage.run else "function"
 
 
+def ancestors(project: ResolvedProject, name: str) -> list[str]:
+    """Every stage ``name`` depends on, nearest first (the runtime looks through all of them
+    for the files it needs: split reads ingest's table through validate)."""
+    needs = {s.name: list(s.needs) for s in project.pipeline.stages}
+    out: list[str] = []
+    frontier = list(needs[name])
+    while frontier:
+        nxt: list[str] = []
+        for n in frontier:
+            if n not in out:
+                out.append(n)
+                nxt.extend(needs[n])
+        frontier = nxt
+    return out
+
+
 def stage_settings(project: ResolvedProject) -> dict[str, dict[str, Any]]:
     """stage -> the settings file the runtime reads (``--spec``), in the runtime's format."""
     pipeline = project.pipeline.model_dump(mode="json", by_alias=True)
@@ -53,7 +69,7 @@ def stage_settings(project: ResolvedProject) -> dict[str, dict[str, Any]]:
             "data": data,
             "pipeline": pipeline,
             "model": model,
-            "inputs": list(s.needs),
+            "inputs": ancestors(project, s.name),
         }
         for s in project.pipeline.stages
     }
@@ -117,7 +133,7 @@ def build(project: ResolvedProject, config: VertexConfig, runtime_digest: str) -
     pythonpath = gcs_mount(layout.runtime_dir(runtime_digest))
 
     def component(stage: Stage) -> Any:
-        ups = list(stage.needs)
+        ups = ancestors(project, stage.name)
         params = ["cache_key", *[f"key_{u}" for u in ups]]
         if not ups:
             params.append(DATA_PARAM)
@@ -154,7 +170,7 @@ def build(project: ResolvedProject, config: VertexConfig, runtime_digest: str) -
         for name in order:
             stage = stages[name]
             args = {"cache_key": kw[f"key_{name}"]}
-            args.update({f"key_{u}": kw[f"key_{u}"] for u in stage.needs})
+            args.update({f"key_{u}": kw[f"key_{u}"] for u in ancestors(project, name)})
             if not stage.needs:
                 args[DATA_PARAM] = kw[DATA_PARAM]
             task = comps[name](**args)

@@ -320,7 +320,9 @@ def _follow(
                 "SKIPPED": "stage.cached",
                 "FAILED": "stage.failed",
             }.get(state, "log")
-            msg = t.error.message if state == "FAILED" else request.reasons.get(t.task_name, "")
+            msg = {"FAILED": t.error.message, "RUNNING": request.reasons.get(t.task_name, "")}.get(
+                state, ""
+            )
             ctx.emit(Event(kind, t.task_name, msg))
         if job.state in done_states:
             return job

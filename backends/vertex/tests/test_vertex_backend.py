@@ -269,7 +269,7 @@ def test_deploy_canary_split_metrics_and_destroy(
             backings=tuple(Backing(v.version, v.uri, v.digest, w) for v, w in weights),
         )
 
-    f.predictor = lambda ep, dm, rows: [dm.model.rsplit("@", 1)[1] for _ in rows]
+    f.predictor = lambda dm, model, rows: [model.version_id for _ in rows]
     view = b.deploy(state((v1, 100.0)), ctx)
     assert view.weights() == {"1": 100.0}
     assert b.deploy(state((v1, 100.0)), ctx).weights() == {"1": 100.0}  # idempotent
@@ -344,7 +344,12 @@ def test_compiled_spec_loads_with_kfp_and_runs_the_shared_runtime(
         assert "sklearn-cpu" in c["image"]
         assert {"name": "PYTHONPATH", "value": c["env"][0]["value"]} in c["env"]
     settings = compiled.definition["settings"]["train"]
-    assert settings["format"] == "mlstack-stage/1" and settings["inputs"] == ["features"]
+    assert settings["format"] == "mlstack-stage/1" and settings["inputs"] == [
+        "features",
+        "split",
+        "validate",
+        "ingest",
+    ]
     # cached: the second compile is read back, equal, and KFP's compiler is not called
     again = b.compile()
     assert again.digest == compiled.digest

@@ -294,8 +294,8 @@ class FakeVertex:
     location: str
     # deployed model id -> share of its requests answered with a 500, set by tests
     error_rates: dict[str, float] = field(default_factory=dict)
-    # (endpoint resource, deployed model, instances) -> predictions; set by tests
-    predictor: Callable[[aip.Endpoint, aip.DeployedModel, list[Any]], list[Any]] | None = None
+    # (deployed model, its model version, instances) -> predictions: the serving container
+    predictor: Callable[[aip.DeployedModel, aip.Model, list[Any]], list[Any]] | None = None
     # runs a submitted pipeline job's tasks: (job, report(task, state, error)); set by tests
     executor: Callable[[aip.PipelineJob, Callable[..., None]], None] | None = None
     models: dict[str, list[aip.Model]] = field(default_factory=dict)  # model id -> versions
@@ -604,7 +604,7 @@ class FakeVertex:
                 raise ApiError("INTERNAL", "the model server answered 500 (injected by the test)")
             if self.predictor is None:
                 raise ApiError("UNIMPLEMENTED", "no predictor configured in this fake")
-            predictions = self.predictor(ep, dm, instances)
+            predictions = self.predictor(dm, self._model(dm.model)[2], instances)
         except ApiError:
             self._record(ep, dm_id, True, start)
             raise
