@@ -62,12 +62,14 @@ def stage_settings(project: ResolvedProject) -> dict[str, dict[str, Any]]:
     pipeline = project.pipeline.model_dump(mode="json", by_alias=True)
     data = project.data.model_dump(mode="json", by_alias=True) if project.data else None
     model = project.model.model_dump(mode="json", by_alias=True) if project.model else None
+    # only a tune stage reads the whole pipeline (to find the train stage it feeds): the others'
+    # settings, and so their Vertex cache keys, do not change when another stage does
     return {
         s.name: {
             "format": SETTINGS_FORMAT,
             "stage": s.model_dump(mode="json", by_alias=True),
             "data": data,
-            "pipeline": pipeline,
+            "pipeline": pipeline if kind_of(s) == "tune" else {"stages": []},
             "model": model,
             "inputs": ancestors(project, s.name),
         }
@@ -91,8 +93,8 @@ class Layout:
     def pipeline_root(self) -> str:
         return f"{self.root}/pipeline_root"
 
-    def settings_dir(self, digest: str) -> str:
-        return f"{self.root}/settings/{digest}"
+    def settings_file(self, stage: str, digest: str) -> str:
+        return f"{self.root}/settings/{stage}/{digest}.json"
 
     def runtime_dir(self, runtime_digest: str) -> str:
         return f"gs://{self.bucket}/mlstack/runtime/{runtime_digest}"
@@ -127,7 +129,6 @@ def build(project: ResolvedProject, config: VertexConfig, runtime_digest: str) -
 
     layout = Layout(project, config)
     settings = stage_settings(project)
-    sdigest = settings_digest(settings)
     stages = {s.name: s for s in project.pipeline.stages}
     order = toposort({s.name: s.needs for s in project.pipeline.stages})
     pythonpath = gcs_mount(layout.runtime_dir(runtime_digest))
@@ -143,7 +144,7 @@ def build(project: ResolvedProject, config: VertexConfig, runtime_digest: str) -
             args: list[Any] = [
                 stage.name,
                 "--spec",
-                f"{layout.settings_dir(sdigest)}/{stage.name}.json",
+                layout.settings_file(stage.name, settings_digest(settings[stage.name])),
                 "--outputs",
                 dsl.ConcatPlaceholder([layout.outputs(stage.name), "/", kw["cache_key"]]),
             ]
@@ -203,7 +204,6 @@ def build(project: ResolvedProject, config: VertexConfig, runtime_digest: str) -
     return {
         "pipeline_spec": spec,
         "settings": settings,
-        "settings_digest": sdigest,
         "runtime_digest": runtime_digest,
         "order": order,
     }

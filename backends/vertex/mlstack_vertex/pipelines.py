@@ -147,11 +147,12 @@ def upsert_pipeline(platform: Platform, compiled: CompiledPipeline, ctx: Context
             hint="pip install mlstack-runtime into the environment that runs mlstack",
         )
     artifacts.write_tree(platform, layout.runtime_dir(d["runtime_digest"]), runtime)
-    artifacts.write_tree(
-        platform,
-        layout.settings_dir(d["settings_digest"]),
-        {f"{s}.json": json.dumps(v, sort_keys=True).encode() for s, v in d["settings"].items()},
-    )
+    for stage, settings in d["settings"].items():
+        uri = layout.settings_file(stage, pipeline_spec.settings_digest(settings))
+        folder, _, file = uri.rpartition("/")
+        artifacts.write_tree(
+            platform, folder, {file: json.dumps(settings, sort_keys=True).encode()}
+        )
     artifacts.write_tree(
         platform,
         spec_uri.rsplit("/", 1)[0],

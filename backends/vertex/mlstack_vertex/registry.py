@@ -175,10 +175,24 @@ def versions(platform: Platform) -> list[ModelVersion]:
 
 
 def delete_all(platform: Platform) -> None:
-    """The parent model and every version (Vertex refuses while one is deployed)."""
-    gcp = platform.gcp
+    """The parent model and every version. Vertex refuses while a version is deployed: a
+    destroy removes the endpoint beside the model, so wait (up to ``timeout``) for its
+    undeploys before giving up with what still holds the model."""
+    import time
+
+    gcp, cfg = platform.gcp, platform.config
     name = platform.model_name()
-    if gcp.exists("get model", gcp.models.get_model, name=name) is None:
+    deadline = time.monotonic() + cfg.timeout
+    while True:
+        if gcp.exists("get model", gcp.models.get_model, name=name) is None:
+            return
+        try:
+            op = gcp.exists("delete model", gcp.models.delete_model, name=name)
+        except BackendError as e:
+            if "deployed" not in e.render() or time.monotonic() > deadline:
+                raise
+            time.sleep(cfg.poll_interval)
+            continue
+        if op is not None:
+            gcp.wait("delete model", op)
         return
-    op = gcp.call("delete model", gcp.models.delete_model, name=name)
-    gcp.wait("delete model", op)

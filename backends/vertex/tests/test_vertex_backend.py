@@ -320,6 +320,7 @@ def test_compiled_spec_loads_with_kfp_and_runs_the_shared_runtime(
     tmp_path: Path, fake: tuple[FakeVertex, str], gcs: str
 ) -> None:
     from kfp import components
+    from mlstack_vertex.pipeline_spec import settings_digest
 
     f, url = fake
     b = _backend(tmp_path, url, gcs)
@@ -338,8 +339,8 @@ def test_compiled_spec_loads_with_kfp_and_runs_the_shared_runtime(
         stage = c["args"][0]
         assert c["args"][1:3] == [
             "--spec",
-            f"gs://{BUCKET}/mlstack/quickstart/dev/settings/"
-            f"{compiled.definition['settings_digest']}/{stage}.json",
+            f"gs://{BUCKET}/mlstack/quickstart/dev/settings/{stage}/"
+            f"{settings_digest(compiled.definition['settings'][stage])}.json",
         ]
         assert "sklearn-cpu" in c["image"]
         assert {"name": "PYTHONPATH", "value": c["env"][0]["value"]} in c["env"]

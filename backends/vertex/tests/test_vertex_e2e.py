@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,8 @@ def _write_spec(project: Path, urls: dict[str, str], gcs: str) -> None:
     )
     text = text.replace(
         "    deployment: {strategy: canary}",
-        "    deployment:\n      strategy: canary\n      canary: {steps: [20, 100], interval: 1s}\n"
-        "      min_requests: 10",
+        "    deployment:\n      strategy: canary\n      canary: {steps: [30, 100], interval: 4s}\n"
+        "      min_requests: 5",
     )
     (project / "mlstack.yaml").write_text(text)
     data = QUICKSTART / "data" / "cancer.csv"
@@ -130,6 +131,9 @@ def _write_spec(project: Path, urls: dict[str, str], gcs: str) -> None:
 
 
 def _cli(world: dict[str, Any], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    import time
+
+    start = time.monotonic()
     r = subprocess.run(
         [*MLSTACK, *args],
         cwd=world["dir"],
@@ -139,8 +143,11 @@ def _cli(world: dict[str, Any], *args: str, ok: bool = True) -> subprocess.Compl
         timeout=600,
     )
     out = r.stdout + r.stderr
+    world.setdefault("timings", []).append((" ".join(args[:2]), round(time.monotonic() - start, 1)))
     if ok:
-        assert r.returncode == 0, f"mlstack {' '.join(args)} -> {r.returncode}\n{out}"
+        assert r.returncode == 0, (
+            f"mlstack {' '.join(args)} -> {r.returncode}\n{out}\ntimings: {world['timings']}"
+        )
     assert "Traceback" not in out, out
     return r
 
@@ -173,11 +180,71 @@ def test_quickstart_on_vertex_end_to_end(world: dict[str, Any]) -> None:
     live = json.loads(status.stdout)
     assert "1" in json.dumps(live)
     sample = (world["dir"] / "sample.json").read_text()
-    pred = _cli(world, "predict", "-e", "dev", "--data", sample)
+    pred = _cli(world, "predict", "-e", "dev", "--data", sample, "--timeout", "120")
     assert "predictions" in pred.stdout
     # an unchanged second apply changes nothing and runs no task
     again = _cli(world, "apply", "-e", "dev", "--auto-approve")
     assert world["runners"]["dev"].ran.count("train") == 1, again.stdout
 
-    _cli(world, "destroy", "-e", "dev", "--auto-approve")
-    assert not dev.endpoints and not dev.models
+    # promote v1 to staging (its first version: deployed at once), then a v2 with a canary
+    stg = world["fakes"]["staging"]
+    _cli(world, "promote", "dev", "staging")
+    (sep,) = stg.endpoints.values()
+    assert [d.model.rpartition("@")[2] for d in sep.deployed_models] == ["1"]
+    assert (
+        json.loads(next(iter(stg.models.values()))[0].version_description)["digest"]
+        == (json.loads(versions[0].version_description)["digest"])
+    )
+    spec = world["dir"] / "mlstack.yaml"
+    spec.write_text(spec.read_text().replace("n_estimators: 100", "n_estimators: 60"))
+    _cli(world, "apply", "-e", "dev", "--auto-approve")
+    assert [v.version_id for v in next(iter(dev.models.values()))] == ["1", "2"]
+    stg.error_rates["2"] = 0.9  # the new version fails most requests once it takes traffic
+    stop = threading.Event()
+    traffic = threading.Thread(target=_callers, args=(stg, sep.name, stop), daemon=True)
+    traffic.start()
+    try:
+        canary = _cli(world, "promote", "dev", "staging", ok=False)
+    finally:
+        stop.set()
+        traffic.join(timeout=30)
+    out = canary.stdout + canary.stderr
+    assert canary.returncode == 1, out
+    assert "error_rate" in out and "roll" in out.lower(), out
+    (sep,) = stg.endpoints.values()
+    assert [d.model.rpartition("@")[2] for d in sep.deployed_models] == ["1"]
+    assert list(sep.traffic_split.values()) == [100]
+    shares = [c for c in stg.calls if c[0] == "UpdateEndpoint"]
+    assert len(shares) >= 2  # the canary step, then the way back
+    _cli(world, "status", "-e", "staging")
+
+    for env in ("staging", "dev"):
+        _cli(world, "destroy", "-e", env, "--auto-approve")
+    assert not dev.endpoints and not dev.models and not stg.endpoints and not stg.models
+    print("timings", world["timings"])
+
+
+def _callers(fake: FakeVertex, endpoint: str, stop: threading.Event) -> None:
+    """Clients of the staging endpoint, sending a request every few milliseconds."""
+    import urllib.error
+    import urllib.request
+
+    url = f"{_url_of(fake)}/v1/{endpoint}:predict"
+    row = json.loads((QUICKSTART / "sample.json").read_text())
+    body = row if "instances" in row else {"instances": [row]}
+    while not stop.is_set():
+        req = urllib.request.Request(
+            url,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            urllib.request.urlopen(req, timeout=10).read()
+        except urllib.error.HTTPError:
+            pass
+        stop.wait(0.01)
+
+
+def _url_of(fake: FakeVertex) -> str:
+    return str(fake.url)

@@ -292,7 +292,7 @@ class Served:
 class FakeVertex:
     project: str
     location: str
-    # deployed model id -> share of its requests answered with a 500, set by tests
+    # deployed model id, or model version id, -> share of its requests answered with a 500
     error_rates: dict[str, float] = field(default_factory=dict)
     # (deployed model, its model version, instances) -> predictions: the serving container
     predictor: Callable[[aip.DeployedModel, aip.Model, list[Any]], list[Any]] | None = None
@@ -304,6 +304,7 @@ class FakeVertex:
     operations: dict[str, Operation] = field(default_factory=dict)
     served: list[Served] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (rpc, resource name)
+    url: str = ""  # where ``serve`` answers
     lock: threading.RLock = field(default_factory=threading.RLock)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
     _rng: random.Random = field(default_factory=lambda: random.Random(7))
@@ -595,8 +596,9 @@ class FakeVertex:
             raise ApiError("INVALID_ARGUMENT", "instances must not be empty")
         with self.lock:
             dm_id = self._rng.choices(list(split), weights=list(split.values()))[0]
-            failing = self._rng.random() < self.error_rates.get(dm_id, 0.0)
-        dm = next(d for d in ep.deployed_models if d.id == dm_id)
+            dm = next(d for d in ep.deployed_models if d.id == dm_id)
+            rate = self.error_rates.get(dm_id, self.error_rates.get(dm.model.rpartition("@")[2], 0))
+            failing = self._rng.random() < rate
         start = time.perf_counter()
         instances = [json_format.MessageToDict(v) for v in aip.PredictRequest.pb(req).instances]
         try:
@@ -904,8 +906,9 @@ def serve(fake: FakeVertex) -> Iterator[str]:
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="fake-vertex", daemon=True)
     thread.start()
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield fake.url
     finally:
         server.shutdown()
         server.server_close()

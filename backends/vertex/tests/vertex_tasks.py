@@ -120,6 +120,7 @@ class TaskRunner:
 def predictor(storage: Any) -> Callable[[Any, Any, list[Any]], list[Any]]:
     """The serving container's answer: the model version's artifact through the shared
     runtime's serving hooks (what the Custom Prediction Routine image runs)."""
+    import sklearn.ensemble  # noqa: F401 - loaded now, not inside the first request
     from mlstack_runtime import serving
 
     loaded: dict[str, Any] = {}
