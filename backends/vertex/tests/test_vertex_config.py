@@ -178,3 +178,22 @@ def test_quickstart_on_vertex_plans_without_credentials(tmp_path: Path) -> None:
     assert changes["pipeline.quickstart"]["digest"].startswith("sha256:")
     assert changes["infra.dev"]["bucket"] == "shop-ml-dev-artifacts"
     assert {"run.quickstart", "model.cancer-classifier", "endpoint.cancer"} <= set(changes)
+
+
+def test_an_unchanged_plan_is_answered_from_the_compile_cache(tmp_path: Path) -> None:
+    """The second plan of an unchanged spec imports neither KFP nor any Google SDK."""
+    quickstart(tmp_path)
+    first = cli(["plan", "-e", "dev", "--no-refresh", "--json"], tmp_path)
+    assert first.returncode in (0, 2), first.stdout + first.stderr
+    probe = (
+        "import sys; from mlstack.cli.main import main\n"
+        "try:\n    main(['plan', '-e', 'dev', '--no-refresh', '--json'])\n"
+        "except SystemExit as e:\n    assert e.code in (0, 2, None), e.code\n"
+        f"print('LOADED', [m for m in sys.modules if m.startswith({GOOGLE_SDKS!r})], "
+        "file=sys.stderr)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert "LOADED []" in r.stderr, r.stderr
+    assert json.loads(r.stdout)["resource_changes"] == json.loads(first.stdout)["resource_changes"]
