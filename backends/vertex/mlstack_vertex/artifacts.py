@@ -24,11 +24,10 @@ def split_uri(uri: str) -> tuple[str, str]:
 def _blobs(platform: Platform, uri: str) -> list[Any]:
     bucket, key = split_uri(uri)
     gcp = platform.gcp
-    return [
-        b
-        for b in gcp.call("list objects", list, gcp.storage.list_blobs(bucket, prefix=key + "/"))
-        if not b.name.endswith("/")
-    ]
+    found: list[Any] = gcp.call(
+        "list objects", list, gcp.storage.list_blobs(bucket, prefix=key + "/")
+    )
+    return [b for b in found if not b.name.endswith("/")]
 
 
 def tree_digest(files: dict[str, bytes]) -> str:

@@ -35,7 +35,7 @@ from mlstack_vertex.platform import Platform
 from mlstack_vertex.plugin import VertexConfig
 
 
-class VertexBackend(Backend):
+class VertexBackend(Backend):  # type: ignore[misc]
     config: VertexConfig
 
     def __init__(self, **kwargs: Any) -> None:

@@ -34,7 +34,7 @@ class Gcp:
         if self.local:
             from google.auth.credentials import AnonymousCredentials
 
-            return AnonymousCredentials()
+            return AnonymousCredentials()  # type: ignore[no-untyped-call]
         import google.auth
         from google.auth.exceptions import DefaultCredentialsError
 
@@ -78,7 +78,7 @@ class Gcp:
 
     @cached_property
     def storage(self) -> Any:
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]
 
         options = (
             {"api_endpoint": self.config.storage_endpoint} if self.config.storage_endpoint else None
@@ -93,7 +93,7 @@ class Gcp:
         ships gRPC transports only; its message types parse the answers)."""
         from google.auth.transport.requests import AuthorizedSession
 
-        return AuthorizedSession(self.credentials)
+        return AuthorizedSession(self.credentials)  # type: ignore[no-untyped-call]
 
     @property
     def monitoring_url(self) -> str:

@@ -69,7 +69,7 @@ def _percentile(dist: Any, q: float) -> float | None:
         if c and seen + c >= rank:
             lo = bounds[i - 1] if i > 0 else 0.0
             hi = bounds[i] if i < len(bounds) else (bounds[-1] if bounds else lo)
-            return (lo + (hi - lo) * (rank - seen) / c) / 1000.0  # ms -> s
+            return float(lo + (hi - lo) * (rank - seen) / c) / 1000.0  # ms -> s
         seen += c
     return (bounds[-1] if bounds else 0.0) / 1000.0
 

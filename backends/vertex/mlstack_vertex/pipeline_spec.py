@@ -37,7 +37,7 @@ DATA_PARAM = "data_uri"
 
 def kind_of(stage: Stage) -> str:
     if stage.uses:
-        return stage.uses.split("/", 1)[-1]
+        return str(stage.uses).split("/", 1)[-1]
     return "command" if stage.run else "function"
 
 

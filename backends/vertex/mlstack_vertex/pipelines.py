@@ -167,7 +167,7 @@ def _upload_data(platform: Platform, request: RunRequest) -> str:
     if data is None:
         raise BackendError("the pipeline needs a data: section to run on Vertex")
     if data.source.startswith("gs://"):
-        return data.source.rsplit("/", 1)[0]
+        return str(data.source).rsplit("/", 1)[0]
     path = Path(platform.project.root) / data.source
     if not path.is_file():
         raise BackendError(

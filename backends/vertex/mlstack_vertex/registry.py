@@ -170,7 +170,8 @@ def versions(platform: Platform) -> list[ModelVersion]:
     if gcp.exists("get model", gcp.models.get_model, name=name) is None:
         return []
     pager = gcp.call("list model versions", gcp.models.list_model_versions, name=name)
-    out = [_to_version(m) for m in gcp.call("list model versions", list, pager)]
+    found: list[Any] = gcp.call("list model versions", list, pager)
+    out = [_to_version(m) for m in found]
     return sorted(out, key=lambda v: int(v.version) if v.version.isdigit() else 0, reverse=True)
 
 

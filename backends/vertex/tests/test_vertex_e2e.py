@@ -22,7 +22,7 @@ import pytest
 from vertex_cli import MLSTACK, QUICKSTART
 from vertex_fake import FakeVertex, serve
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 REPO = Path(__file__).resolve().parents[3]
 REGION = "europe-west4"
 

@@ -9,8 +9,11 @@ a folder mirrored from fake-gcs-server, named by ``MLSTACK_GCS_MOUNT``), a task 
 and inputs equal an earlier successful execution's is not run again (state ``SKIPPED``, "step
 caching"), a failing task fails the job and its downstream tasks do not start.
 
-The image is not pulled: the command runs under this Python, which has the runtime's
-dependencies; the runtime itself is the source ``upsert_pipeline`` published to the bucket.
+The image is not pulled: the command ``python -m mlstack_runtime ARGS`` is run as
+``mlstack_runtime.__main__.main(ARGS)`` inside this process (what ``-m`` calls; pandas and
+scikit-learn load once instead of once per task), after checking that the command is exactly
+that and that the ``PYTHONPATH`` the task is given holds the runtime ``upsert_pipeline``
+published to the bucket.
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,31 @@ def _resolve(arg: str, values: dict[str, str]) -> str:
     if arg.startswith('{"Concat"'):
         return "".join(_resolve(part, values) for part in json.loads(arg)["Concat"])
     return _PARAM.sub(lambda m: values[m.group(1)], arg)
+
+
+_ENTRY = threading.Lock()
+
+
+def _run_entry_point(args: list[str], mount: Path) -> tuple[int, str]:
+    """``python -m mlstack_runtime ARGS`` in this process, with the FUSE mount at ``mount``."""
+    import contextlib
+    import io
+
+    from mlstack_runtime.__main__ import main
+
+    err = io.StringIO()
+    with _ENTRY:
+        old = os.environ.get("MLSTACK_GCS_MOUNT")
+        os.environ["MLSTACK_GCS_MOUNT"] = str(mount)
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                code = main(args)
+        finally:
+            if old is None:
+                os.environ.pop("MLSTACK_GCS_MOUNT", None)
+            else:
+                os.environ["MLSTACK_GCS_MOUNT"] = old
+    return code, err.getvalue()
 
 
 def _order(tasks: dict[str, Any]) -> list[str]:
@@ -91,24 +118,13 @@ class TaskRunner:
                     report(shown, "SKIPPED")
                     continue
                 report(shown, "RUNNING")
-                env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-                for e in container.get("env", []):
-                    value = e["value"]
-                    if value.startswith("/gcs/"):
-                        value = str(mount / value.removeprefix("/gcs/"))
-                    env[e["name"]] = value
-                env["MLSTACK_GCS_MOUNT"] = str(mount)
-                command = [sys.executable if c == "python" else c for c in container["command"]]
-                r = subprocess.run(
-                    [*command, *args],
-                    env=env,
-                    cwd=tmp,
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                )
-                if r.returncode != 0:
-                    report(shown, "FAILED", (r.stderr or r.stdout).strip()[-800:])
+                assert container["command"] == ["python", "-m", "mlstack_runtime"], container
+                env = {e["name"]: e["value"] for e in container.get("env", [])}
+                published = mount / env["PYTHONPATH"].removeprefix("/gcs/")
+                assert (published / "mlstack_runtime" / "__main__.py").is_file(), published
+                code, log = _run_entry_point(args, mount)
+                if code != 0:
+                    report(shown, "FAILED", log.strip()[-800:])
                     return
                 out = args[args.index("--outputs") + 1]
                 self._push(mount, out)
