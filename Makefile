@@ -16,10 +16,10 @@ $(VENV)/.local-installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[local]'
 	touch $@
 
-# everything the test suite needs: local, the SageMaker and Azure ML backends, the AWS and Azure
-# stacks, test tools
-$(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt backends/sagemaker/pyproject.toml backends/azureml/pyproject.toml stacks/pyproject.toml
-	$(PIP) install -q -c constraints.txt -e '.[local,test]' -e 'backends/sagemaker[test]' -e 'backends/azureml[test]' -e 'stacks[aws,azure]'
+# everything the test suite needs: local, the SageMaker, Azure ML and Vertex backends, the AWS,
+# Azure and GCP stacks, test tools
+$(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt backends/sagemaker/pyproject.toml backends/azureml/pyproject.toml backends/vertex/pyproject.toml stacks/pyproject.toml
+	$(PIP) install -q -c constraints.txt -e '.[local,test]' -e 'backends/sagemaker[test]' -e 'backends/azureml[test]' -e 'backends/vertex[test]' -e 'stacks[aws,azure,gcp]'
 	touch $@
 
 install: $(VENV)/.local-installed
