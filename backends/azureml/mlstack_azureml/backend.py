@@ -88,7 +88,9 @@ class AzureMLBackend(Backend):
         )
 
     def upsert_pipeline(self, compiled: CompiledPipeline, ctx: Context) -> PipelineRef:
-        return pipeline_run.register_components(self.platform, compiled, ctx)
+        # Azure ML has no stored pipeline definition to update: the job carries the graph, and
+        # its components are registered at run time under the stages' cache keys
+        return pipeline_run.pipeline_ref(self.platform, compiled)
 
     def run_pipeline(
         self, compiled: CompiledPipeline, request: RunRequest, ctx: Context

@@ -18,7 +18,6 @@ from typing import Any
 from mlstack.engine.backend import CompiledPipeline, Context, Event, PipelineRef, RunRequest
 from mlstack.engine.seam import RunResult
 from mlstack.errors import BackendError
-from mlstack_azureml import pipeline_job as pjob
 from mlstack_azureml.azure import arm_request
 from mlstack_azureml.platform import Platform
 
@@ -40,13 +39,18 @@ def _version(compiled: CompiledPipeline, cache_keys: dict[str, str], stage: str)
     return key.split(":", 1)[-1][:16]
 
 
-def _keys(compiled: CompiledPipeline, request: RunRequest | None) -> dict[str, str]:
-    keys = dict(request.cache_keys) if request else {}
+def _keys(compiled: CompiledPipeline, request: RunRequest) -> dict[str, str]:
+    keys = dict(request.cache_keys)
     return {s: _version(compiled, keys, s) for s in compiled.steps}
 
 
+def pipeline_ref(p: Platform, compiled: CompiledPipeline) -> PipelineRef:
+    name = f"{p.project.project}-{p.project.environment}"
+    return PipelineRef(name=name, location=f"{_ws(p)}/components", steps=compiled.steps)
+
+
 def register_components(
-    p: Platform, compiled: CompiledPipeline, ctx: Context, request: RunRequest | None = None
+    p: Platform, compiled: CompiledPipeline, ctx: Context, request: RunRequest
 ) -> PipelineRef:
     """Register each stage's component version (an unchanged one is left as it is)."""
     versions = _keys(compiled, request)
@@ -68,16 +72,18 @@ def register_components(
             params={"api-version": API},
             body=body,
         )
-    name = f"{p.project.project}-{p.project.environment}"
-    ctx.emit(Event("pipeline.updated", name, f"{len(components)} Azure ML components registered"))
-    return PipelineRef(name=name, location=f"{_ws(p)}/components", steps=compiled.steps)
+    ref = pipeline_ref(p, compiled)
+    ctx.emit(
+        Event("pipeline.updated", ref.name, f"{len(components)} Azure ML components registered")
+    )
+    return ref
 
 
 def job_body(p: Platform, compiled: CompiledPipeline, request: RunRequest) -> dict[str, Any]:
     """The pipeline job's REST body with each step pointing at its component version and its
     output folder named by the stage's cache key."""
     versions = _keys(compiled, request)
-    body = copy.deepcopy(compiled.definition["job"])
+    body: dict[str, Any] = copy.deepcopy(compiled.definition["job"])
     components = compiled.definition["components"]
     for stage, step in body["properties"]["jobs"].items():
         name = components[stage]["name"]
@@ -96,6 +102,23 @@ def job_name(p: Platform, compiled: CompiledPipeline, request: RunRequest) -> st
 
 
 def run(p: Platform, compiled: CompiledPipeline, request: RunRequest, ctx: Context) -> RunResult:
+    """Submit and follow the run; a completed run stops clearly where mlstack's path ends."""
+    result = execute(p, compiled, request, ctx)
+    if result.status == "succeeded" and result.model_uri is None:
+        # the model and metrics are step outputs on the workspace's blob datastore
+        raise BackendError(
+            f"pipeline job {result.run_id} completed, but mlstack cannot read its model and "
+            "metrics from the workspace's datastore yet (blob storage is not wired)",
+            hint="register the model from the job's `register` step output yourself, or train "
+            "with `backend: local` and promote the version",
+        )
+    return result
+
+
+def execute(
+    p: Platform, compiled: CompiledPipeline, request: RunRequest, ctx: Context
+) -> RunResult:
+    """Register the components, submit the pipeline job and follow it to its end."""
     register_components(p, compiled, ctx, request)
     name = job_name(p, compiled, request)
     url = f"{_ws(p)}/jobs/{name}"

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fakes.arm import FakeArm
+from mlstack_azureml import pipeline_run
 from mlstack_azureml.backend import AzureMLBackend
 from mlstack_azureml.plugin import plugin
 from test_azureml_config import QUICKSTART
@@ -43,7 +44,7 @@ def test_pipeline_job_runs_to_completed_over_several_polls(
     ctx = Context(workdir=tmp_path, environment="dev", emit=events.append)
     compiled = b.compile()
     keys = {s: f"sha256:{i:02d}" + "ab" * 31 for i, s in enumerate(STAGES)}
-    result = b.run_pipeline(compiled, _request(keys), ctx)
+    result = pipeline_run.execute(b.platform, compiled, _request(keys), ctx)
     assert result.status == "succeeded", result.detail
     assert set(result.stages) == set(STAGES)
     statuses = [e.message for e in events if e.kind == "run.status"]
@@ -59,8 +60,11 @@ def test_pipeline_job_runs_to_completed_over_several_polls(
     )
     assert f"/stages/train/04{'ab' * 7}/" in step["outputs"]["out"]["uri"]
     # a second run with the same keys reuses the component versions (no conflict) ...
-    assert b.run_pipeline(compiled, _request(keys), ctx).status == "succeeded"
+    assert pipeline_run.execute(b.platform, compiled, _request(keys), ctx).status == "succeeded"
     assert len(fake.jobs.jobs) == 2 and len(fake.jobs.components) == len(STAGES)
+    # ... and through the backend, a completed run stops clearly: its model is on blob storage
+    with pytest.raises(BackendError, match="blob storage is not wired"):
+        b.run_pipeline(compiled, _request(keys), ctx)
 
 
 def test_failing_step_fails_the_run_with_where_to_look(
