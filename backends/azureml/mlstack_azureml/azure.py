@@ -89,6 +89,42 @@ def ml_client(config: AzureMLConfig, workspace: str | None = None) -> MLClient:
     )
 
 
+def arm_base(config: AzureMLConfig) -> str:
+    return (config.base_url or "https://management.azure.com").rstrip("/")
+
+
+def arm_request(
+    config: AzureMLConfig,
+    method: str,
+    url: str,
+    doing: str,
+    params: dict[str, str] | None = None,
+    body: Any = None,
+) -> Any:
+    """One ARM REST call (``url`` below the ARM base) through azure-core with the environment's
+    credential; the JSON answer, or a ``BackendError`` saying what was being done."""
+    from azure.core import PipelineClient
+    from azure.core.exceptions import HttpResponseError
+    from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
+    from azure.core.rest import HttpRequest
+
+    base = arm_base(config)
+    client: PipelineClient[Any, Any] = PipelineClient(
+        base_url=base,
+        policies=[
+            RetryPolicy(retry_total=3),
+            BearerTokenCredentialPolicy(credential(), "https://management.azure.com/.default"),
+        ],
+    )
+    request = HttpRequest(method, base + url, params=params, json=body)
+    response = client.send_request(request)
+    try:
+        response.raise_for_status()
+    except HttpResponseError as e:
+        raise arm_error(e, doing) from None
+    return response.json() if response.content else None
+
+
 def arm_error(e: Exception, doing: str) -> BackendError:
     """An SDK/ARM failure as a message a person can act on (code and message, no traceback)."""
     from azure.core.exceptions import ClientAuthenticationError

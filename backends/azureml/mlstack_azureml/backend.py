@@ -29,7 +29,7 @@ from mlstack.engine.backend import (
     VersionMetrics,
 )
 from mlstack.errors import BackendError
-from mlstack_azureml import endpoints, invoke, monitor, registry
+from mlstack_azureml import endpoints, invoke, monitor, pipeline_run, registry
 from mlstack_azureml import pipeline_job as pjob
 from mlstack_azureml.platform import Platform
 from mlstack_azureml.plugin import AzureMLConfig
@@ -88,16 +88,14 @@ class AzureMLBackend(Backend):
         )
 
     def upsert_pipeline(self, compiled: CompiledPipeline, ctx: Context) -> PipelineRef:
-        raise BackendError(
-            "running pipelines on Azure ML is not wired yet (components and pipeline job "
-            "submission wait for the shared stage runtime)",
-            hint="train with another backend and promote the model, or use `backend: local`",
-        )
+        # Azure ML has no stored pipeline definition to update: the job carries the graph, and
+        # its components are registered at run time under the stages' cache keys
+        return pipeline_run.pipeline_ref(self.platform, compiled)
 
     def run_pipeline(
         self, compiled: CompiledPipeline, request: RunRequest, ctx: Context
     ) -> RunResult:
-        return self.upsert_pipeline(compiled, ctx)  # type: ignore[return-value]
+        return pipeline_run.run(self.platform, compiled, request, ctx)
 
     # --- registry ---------------------------------------------------------------------------
     def register(self, run: RunResult, ctx: Context) -> ModelVersion:

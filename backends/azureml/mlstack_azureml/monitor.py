@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlstack.engine.backend import VersionMetrics
-from mlstack_azureml.azure import arm_error, credential
+from mlstack_azureml.azure import arm_request
 from mlstack_azureml.platform import VERSION_TAG, Platform
 
 METRICS_API = "2023-10-01"
@@ -25,29 +25,8 @@ LATENCIES = {
 }
 
 
-def _arm_base(p: Platform) -> str:
-    return (p.config.base_url or "https://management.azure.com").rstrip("/")
-
-
 def _get(p: Platform, url: str, params: dict[str, str]) -> Any:
-    from azure.core import PipelineClient
-    from azure.core.exceptions import HttpResponseError
-    from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
-    from azure.core.rest import HttpRequest
-
-    client: PipelineClient[Any, Any] = PipelineClient(
-        base_url=_arm_base(p),
-        policies=[
-            RetryPolicy(retry_total=3),
-            BearerTokenCredentialPolicy(credential(), "https://management.azure.com/.default"),
-        ],
-    )
-    response = client.send_request(HttpRequest("GET", _arm_base(p) + url, params=params))
-    try:
-        response.raise_for_status()
-    except HttpResponseError as e:
-        raise arm_error(e, "reading Azure Monitor metrics") from None
-    return response.json()
+    return arm_request(p.config, "GET", url, "reading Azure Monitor metrics", params=params)
 
 
 def _dims(series: Mapping[str, Any]) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""The CLI against the fake: what works end to end today and the clear stop where it ends."""
+"""The CLI against the fake: what works end to end today (workspace, pipeline job submitted and
+followed) and the clear stop where it ends (reading the model from blob storage)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fakes.arm import FakeArm
 from test_azureml_config import AZURE_SETTINGS, cli, quickstart
 
 
-def test_apply_reads_the_workspace_then_stops_clearly_at_the_pipeline(
+def test_apply_runs_the_pipeline_job_then_stops_clearly_at_its_model(
     fake: FakeArm, settings: dict[str, Any], tmp_path: Path
 ) -> None:
     quickstart(tmp_path, AZURE_SETTINGS + f"    base_url: {fake.base}\n    poll_interval: 0.05\n")
@@ -22,7 +23,8 @@ def test_apply_reads_the_workspace_then_stops_clearly_at_the_pipeline(
     out = r.stdout + r.stderr
     assert r.returncode == 1, out
     assert "infra.dev: create complete" in out, out
-    assert "running pipelines on Azure ML is not wired yet" in out and "Traceback" not in out
+    assert "blob storage is not wired" in out and "Traceback" not in out, out
+    assert len(fake.jobs.jobs) == 1 and len(fake.jobs.components) == 7
     assert (
         "GET",
         "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/ml-rg/"

@@ -13,6 +13,7 @@ driven against. It follows these Microsoft documents (facts, not text):
   ``traffic`` names existing deployments and sums to 100 (or 0: no traffic); ``mirrorTraffic``
   sums to at most 50 and only to a deployment with no live traffic; a deployment that takes
   live or mirrored traffic cannot be deleted; one operation at a time on an endpoint (409).
+- Components and pipeline jobs: see ``jobs.py``.
 - "Managed online endpoints SKU list": the instance types a managed deployment may use.
 - "Invoke an online endpoint" / "Online endpoint keys": the scoring URI takes
   ``Authorization: Bearer <key>`` and ``azureml-model-deployment`` to pick a deployment.
@@ -36,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import jobs as fake_jobs
 from .rest_shape import ShapeError, check
 
 API_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
@@ -88,6 +90,7 @@ class FakeArm:
 
     def __init__(self, scorer: Scorer, polls: int = 2) -> None:
         self.state = State(polls=polls)
+        self.jobs = fake_jobs.JobState()
         self.scorer = scorer
         self.lock = threading.RLock()
         self.base = ""
@@ -146,6 +149,10 @@ class FakeArm:
                 return self._endpoints(method, prefix, parts[1:], body)
             if parts[0] == "models":
                 return self._models(method, prefix, parts[1:], body)
+            if parts[0] == "components":
+                return fake_jobs.components(self, method, prefix, parts[1:], body)
+            if parts[0] == "jobs":
+                return fake_jobs.jobs(self, method, prefix, parts[1:], body)
             raise ArmError(404, "NotFound", f"no route for {method} {path}")
 
     def _poll(self, op_id: str) -> tuple[int, dict[str, str], Any]:
