@@ -296,6 +296,8 @@ class Runner:
         mods: list[str] = [
             "mlstack.local.stage_exec",
             "mlstack.local.stages.context",
+            "mlstack.local.stages.adapter",
+            "mlstack_runtime.job",
             "mlstack.local.store",
             "mlstack.errors",
         ]
@@ -303,7 +305,7 @@ class Runner:
             s = self.specs[n]
             kind = s["kind"]
             if kind in PRELOAD:
-                mods += [*PRELOAD[kind], f"mlstack.local.stages.{kind}"]
+                mods += [*PRELOAD[kind], f"mlstack_runtime.stages.{kind}"]
             if kind == "train" and isinstance((s.get("with") or {}).get("estimator"), str):
                 mods.append(s["with"]["estimator"].rpartition(".")[0])
             if s.get("function"):

@@ -43,13 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-METRICS_FILE = "metrics.json"
-RETURN_FILE = "return.json"
-MODEL_META = "mlstack-model.json"
-
-
-def _env_name(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name).upper()
+from mlstack_runtime.artifacts import METRICS_FILE, MODEL_META, RETURN_FILE
 
 
 class StageContext:
@@ -99,35 +93,23 @@ class StageContext:
         return p
 
     def environment(self) -> dict[str, str]:
-        env = {
-            "MLSTACK_STAGE": self.name,
-            "MLSTACK_RUN_ID": self.run_id,
-            "MLSTACK_ENV": self.env,
-            "MLSTACK_PROJECT_ROOT": str(self.project_root),
-            "MLSTACK_OUTPUT": str(self.output),
-            "MLSTACK_INPUTS": json.dumps({k: str(v) for k, v in self.inputs.items()}),
-            "MLSTACK_PARAMS": json.dumps(self.params, default=str),
-            "MLSTACK_METRICS_FILE": str(self.output / METRICS_FILE),
-        }
-        for k, v in self.inputs.items():
-            env[f"MLSTACK_INPUT_{_env_name(k)}"] = str(v)
-        for k, v in self.params.items():
-            if isinstance(v, (str, int, float, bool)):
-                env[f"MLSTACK_PARAM_{_env_name(k)}"] = str(v)
-        env.update({str(k): str(v) for k, v in (self.stage.get("env") or {}).items()})
-        return env
+        from mlstack_runtime.command import environment
+
+        return environment(
+            self.stage, self.output, self.inputs, self.project_root, self.run_id, self.env
+        )
 
     def finish(self, value: Any) -> None:
         """Store the output directory by content and record the cache entry (in that order)."""
+        from mlstack_runtime.artifacts import finish
+
         from mlstack.local.store import ArtifactStore
 
         mfile = self.output / METRICS_FILE
         if mfile.exists():  # a command stage reports metrics through the file
             self.metrics = {**json.loads(mfile.read_text()), **self.metrics}
-        elif self.metrics:
-            mfile.write_text(json.dumps(self.metrics, sort_keys=True))
-        if value is not None:
-            (self.output / RETURN_FILE).write_text(json.dumps(value))
+        # the same files, written the same way, as a stage run by ``python -m mlstack_runtime``
+        finish(self.output, value, {} if mfile.exists() else self.metrics)
         store = ArtifactStore(self.job["workdir"])
         digest, _ = store.commit_dir(self.output)
         store.record(
