@@ -99,6 +99,15 @@ class Job:
                     return d / filename
         return None
 
+    def find_all(self, filename: str) -> list[Path]:
+        """``filename`` in every upstream output that has it, nearest first."""
+        return [
+            d / filename
+            for name, path in self.inputs
+            for d in self._dirs(name, path)
+            if (d / filename).is_file()
+        ]
+
     def require(self, filename: str, produced_by: str) -> Path:
         found = self.find(filename)
         if found is None:

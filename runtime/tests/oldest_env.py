@@ -28,6 +28,7 @@ PINS = (
     "scikit-learn==1.2.1",
     "pyarrow==14.0.1",
     "joblib==1.2.0",
+    "pytest==7.4.4",  # to run the runtime's own tests there (not in the image)
 )
 MARKER = VENV / ".mlstack-oldest"
 

@@ -15,22 +15,11 @@ arguments its signature names (or all of them if it takes ``**kwargs``):
 A JSON-serialisable return value is stored as ``return.json`` in the output and handed to the
 next stages as ``upstream[name]``.
 
-``run: <shell command>`` runs with ``/bin/sh -c`` in the project directory with these
-environment variables:
-
-- ``MLSTACK_STAGE``            this stage's name
-- ``MLSTACK_RUN_ID``           the pipeline run's id
-- ``MLSTACK_ENV``              the environment (dev, staging, ...)
-- ``MLSTACK_PROJECT_ROOT``     the directory holding mlstack.yaml
-- ``MLSTACK_OUTPUT``           directory to write this stage's outputs into
-- ``MLSTACK_INPUTS``           JSON object: upstream stage name -> its output directory
-- ``MLSTACK_INPUT_<NAME>``     one upstream output directory (name upper-cased, ``-`` -> ``_``)
-- ``MLSTACK_PARAMS``           JSON object: the stage's ``with:`` mapping
-- ``MLSTACK_PARAM_<KEY>``      each scalar parameter as a string
-- ``MLSTACK_METRICS_FILE``     write ``{"metric": number, ...}`` here to report metrics
-
-plus the stage's own ``env:`` mapping. A command that exits non-zero fails the stage (and is
-retried when ``retries:`` allows).
+``run: <shell command>`` runs with ``/bin/sh -c`` in the project directory with the environment
+variables ``mlstack_runtime.command`` lists (the same on every platform: ``MLSTACK_OUTPUT``,
+``MLSTACK_INPUT_<NAME>``, ``MLSTACK_PARAMS``, ``MLSTACK_METRICS_FILE``, ...) plus the stage's own
+``env:`` mapping. A command that exits non-zero fails the stage (and is retried when
+``retries:`` allows).
 
 Outputs are immutable once the stage finishes: they are hashed and stored by content, and a
 later stage with the same cache key reuses them without running.
@@ -76,21 +65,23 @@ class StageContext:
 
     def find(self, filename: str) -> Path | None:
         """``filename`` in the nearest earlier stage's output that has it (e.g. train.parquet)."""
-        for _name, path in reversed(self.ancestors):
-            if (path / filename).exists():
-                return path / filename
-        return None
+        from mlstack.local.stages.adapter import job_for
+
+        found: Path | None = job_for(self).find(filename)
+        return found
 
     def require(self, filename: str, produced_by: str) -> Path:
-        from mlstack.errors import BackendError
+        """Like ``find``, but a missing file is an error naming the stage to add."""
+        from mlstack_runtime.errors import StageError
 
-        p = self.find(filename)
-        if p is None:
-            raise BackendError(
-                f"stage {self.name!r} needs {filename}, which no earlier stage produced",
-                hint=f"add a {produced_by} stage before it and list it under `needs:`",
-            )
-        return p
+        from mlstack.errors import BackendError
+        from mlstack.local.stages.adapter import job_for
+
+        try:
+            path: Path = job_for(self).require(filename, produced_by)
+        except StageError as e:
+            raise BackendError(e.message, hint=e.hint) from None
+        return path
 
     def environment(self) -> dict[str, str]:
         from mlstack_runtime.command import environment

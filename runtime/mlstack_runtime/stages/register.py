@@ -16,10 +16,8 @@ from mlstack_runtime.artifacts import METRICS_FILE, MODEL_META
 def run(job: Any) -> dict[str, Any]:
     job.require(MODEL_META, "builtin/train")
     metrics: dict[str, float] = {}
-    for _name, path in reversed(job.inputs):  # nearest last: later stages' metrics win
-        m = path / METRICS_FILE
-        if m.is_file():
-            metrics.update(json.loads(m.read_text()))
+    for m in reversed(job.find_all(METRICS_FILE)):  # nearest last: later stages' metrics win
+        metrics.update(json.loads(m.read_text()))
     info = {
         "model": job.model_spec.get("name"),
         "model_stage": job.input_dir(MODEL_META),
