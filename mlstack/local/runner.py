@@ -298,6 +298,8 @@ class Runner:
             "mlstack.local.stages.context",
             "mlstack.local.stages.adapter",
             "mlstack_runtime.job",
+            "mlstack_runtime.artifacts",
+            "mlstack_runtime.stages",
             "mlstack.local.store",
             "mlstack.errors",
         ]
