@@ -73,18 +73,19 @@ def resolve_inputs(
     settings: dict[str, Any], inputs_dir: Optional[Path], named: list[str]
 ) -> list[tuple[str, Path]]:
     """Upstream outputs, nearest first: the settings' order, then any other mounted folder."""
+    listed = [str(n) for n in settings.get("inputs") or []]
     found: dict[str, Path] = {}
     if inputs_dir is not None and inputs_dir.is_dir():
         for p in sorted(inputs_dir.iterdir()):
-            if p.is_dir() and p.name not in ("data", "code", "source", "runtime"):
+            # the platform's own mounts (data, code, the bundle) unless a stage has that name
+            if p.is_dir() and (p.name in listed or p.name not in ("data", "code", "runtime")):
                 found[p.name] = p
     for item in named:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise StageError(f"--input {item!r}: write it as NAME=DIR")
         found[name] = local_path(value)
-    order = [str(n) for n in settings.get("inputs") or []]
-    order += [n for n in found if n not in order]
+    order = listed + [n for n in found if n not in listed]
     return [(n, found[n]) for n in order if n in found]
 
 
@@ -93,7 +94,10 @@ def run_stage(job: Job) -> Any:
         from mlstack_runtime.command import environment, run_command
 
         root = job.project_root or Path.cwd()
-        variables = environment(job.stage, job.output, dict(job.inputs), root)
+        inputs = dict(job.inputs)
+        if job.data_dir is not None:  # the mounted data, as MLSTACK_INPUT_DATA
+            inputs.setdefault("data", job.data_dir)
+        variables = environment(job.stage, job.output, inputs, root)
         run_command(str(job.stage["run"]), variables, root)
         return None
     if job.kind == "function":

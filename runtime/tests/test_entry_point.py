@@ -61,16 +61,19 @@ def test_bad_input_is_a_clear_error(
 
 
 def test_a_command_stage_gets_its_world_in_the_environment(tmp_path: Path) -> None:
-    up = tmp_path / "inputs" / "prep"
-    up.mkdir(parents=True)
+    inputs = tmp_path / "inputs"
+    for folder in ("prep", "code", "data", "runtime"):  # a stage may be called "code"
+        (inputs / folder).mkdir(parents=True)
     stage = {
         "name": "report",
-        "run": 'echo "$MLSTACK_PARAM_DEPTH $(basename $MLSTACK_INPUT_PREP)" > "$MLSTACK_OUTPUT/out.txt"'
+        "run": 'echo "$MLSTACK_PARAM_DEPTH $(basename $MLSTACK_INPUT_PREP)'
+        " $(basename $MLSTACK_INPUT_CODE) $(basename $MLSTACK_INPUT_DATA)"
+        ' ${MLSTACK_INPUT_RUNTIME:-none}" > "$MLSTACK_OUTPUT/out.txt"'
         ' && echo \'{"score": 0.5}\' > "$MLSTACK_METRICS_FILE"',
         "with": {"depth": 3},
     }
-    (tmp_path / "s.json").write_text(json.dumps({"stage": stage, "inputs": ["prep"]}))
+    (tmp_path / "s.json").write_text(json.dumps({"stage": stage, "inputs": ["prep", "code"]}))
     r = _run(tmp_path, "report", "--spec", "s.json", "--inputs", "inputs", "--outputs", "out")
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "out" / "out.txt").read_text() == "3 prep\n"
+    assert (tmp_path / "out" / "out.txt").read_text() == "3 prep code data none\n"
     assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == {"score": 0.5}
