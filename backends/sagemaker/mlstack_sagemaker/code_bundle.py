@@ -104,3 +104,16 @@ def tarball(project: ResolvedProject) -> bytes:
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def upload(aws: Any, bucket: str, key: str, project: ResolvedProject) -> None:
+    """Put the bundle at ``key`` and, beside it, the job wrapper a processing job starts
+    (``aws`` is the backend's client wrapper: ``call(service, operation, **params)``)."""
+    aws.call("s3", "put_object", Bucket=bucket, Key=key, Body=tarball(project))
+    aws.call(
+        "s3",
+        "put_object",
+        Bucket=bucket,
+        Key=key.replace("sourcedir.tar.gz", JOB_SCRIPT),
+        Body=job_script().read_bytes(),
+    )

@@ -92,20 +92,10 @@ def upsert_pipeline(platform: Platform, compiled: CompiledPipeline, ctx: Context
 
 
 def _upload_code(platform: Platform, bucket: str, code_digest: str) -> None:
-    """The code bundle (training jobs, endpoints and processing jobs' ``runtime`` input) and,
-    beside it, the job wrapper a processing job starts."""
     from mlstack_sagemaker import code_bundle
 
     key = platform.layout.code_key(code_digest)
-    body = code_bundle.tarball(platform.project)
-    platform.aws.call("s3", "put_object", Bucket=bucket, Key=key, Body=body)
-    platform.aws.call(
-        "s3",
-        "put_object",
-        Bucket=bucket,
-        Key=key.replace("sourcedir.tar.gz", code_bundle.JOB_SCRIPT),
-        Body=code_bundle.job_script().read_bytes(),
-    )
+    code_bundle.upload(platform.aws, bucket, key, platform.project)
 
 
 def delete_pipeline(platform: Platform, name: str) -> None:

@@ -98,11 +98,11 @@ def register(platform: Platform, run: RunResult, ctx: Context) -> ModelVersion:
 def _serving_code(platform: Platform, bucket: str) -> str:
     """The code bundle an endpoint serves with, uploaded here too: a promoted environment may
     never have run a pipeline that would have uploaded it."""
-    from mlstack_sagemaker.pipelines import _upload_code
+    from mlstack_sagemaker import code_bundle
 
-    digest = pdef.code_digest(platform.project)
-    _upload_code(platform, bucket, digest)
-    return f"s3://{bucket}/{platform.layout.code_key(digest)}"
+    key = platform.layout.code_key(pdef.code_digest(platform.project))
+    code_bundle.upload(platform.aws, bucket, key, platform.project)
+    return f"s3://{bucket}/{key}"
 
 
 def import_version(platform: Platform, source: ModelVersion, ctx: Context) -> ModelVersion:
