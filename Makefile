@@ -5,25 +5,30 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint bench install install-dev clean
+.PHONY: demo test lint bench install install-dev oldest-env clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
 # core + the embedded local backend
-$(VENV)/.local-installed: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) install -q -c constraints.txt -e '.[local]'
+$(VENV)/.local-installed: $(BIN)/python pyproject.toml constraints.txt runtime/pyproject.toml
+	$(PIP) install -q -c constraints.txt -e 'runtime[validate,tune,remote]' -e '.[local]'
 	touch $@
 
-# everything the test suite needs: local, the SageMaker, Azure ML and Vertex backends, the AWS,
-# Azure and GCP stacks, test tools
-$(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt backends/sagemaker/pyproject.toml backends/azureml/pyproject.toml backends/vertex/pyproject.toml stacks/pyproject.toml
-	$(PIP) install -q -c constraints.txt -e '.[local,test]' -e 'backends/sagemaker[test]' -e 'backends/azureml[test]' -e 'backends/vertex[test]' -e 'stacks[aws,azure,gcp]'
+# everything the test suite needs: the runtime, local, the SageMaker, Azure ML and Vertex backends,
+# the AWS, Azure and GCP stacks, test tools
+$(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt runtime/pyproject.toml backends/sagemaker/pyproject.toml backends/azureml/pyproject.toml backends/vertex/pyproject.toml stacks/pyproject.toml
+	$(PIP) install -q -c constraints.txt -e 'runtime[validate,tune,remote]' -e '.[local,test]' -e 'backends/sagemaker[test]' -e 'backends/azureml[test]' -e 'backends/vertex[test]' -e 'stacks[aws,azure,gcp]'
 	touch $@
 
 install: $(VENV)/.local-installed
 install-dev: $(VENV)/.dev-installed
+
+# mlstack_runtime's oldest supported versions (SageMaker's scikit-learn 1.2-1 image) in
+# .venv-py39; the runtime's tests build it on first use too, and skip where Python 3.9 is absent.
+oldest-env: $(BIN)/python
+	$(BIN)/python runtime/tests/oldest_env.py
 
 # The quickstart end to end on the local backend: data, plan, apply, a prediction.
 demo: install
@@ -35,8 +40,8 @@ demo: install
 	cd examples/quickstart && ../../$(BIN)/mlstack predict -e dev --data "$$(cat sample.json)"
 
 lint: install-dev
-	$(BIN)/ruff check mlstack backends stacks tests
-	$(BIN)/ruff format --check mlstack tests backends stacks
+	$(BIN)/ruff check mlstack runtime backends stacks tests
+	$(BIN)/ruff format --check mlstack runtime tests backends stacks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

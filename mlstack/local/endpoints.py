@@ -57,9 +57,10 @@ def predict(env: LocalEnv, endpoint: str, body: Mapping[str, Any], timeout: floa
 def drift_samples(
     env: LocalEnv, model: str, version: str, endpoint: str, since: float, limit: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    from mlstack.local.serving.artifact import ModelMeta, model_dir_from_uri
+    from mlstack_runtime.artifacts import TRAIN
+    from mlstack_runtime.serving import ModelMeta, model_dir_from_uri
+
     from mlstack.local.serving.runtime import serving_dir
-    from mlstack.local.stages.common import TRAIN
 
     entry = env.registry.find(model, version=version)
     if entry is None:

@@ -296,6 +296,10 @@ class Runner:
         mods: list[str] = [
             "mlstack.local.stage_exec",
             "mlstack.local.stages.context",
+            "mlstack.local.stages.adapter",
+            "mlstack_runtime.job",
+            "mlstack_runtime.artifacts",
+            "mlstack_runtime.stages",
             "mlstack.local.store",
             "mlstack.errors",
         ]
@@ -303,7 +307,7 @@ class Runner:
             s = self.specs[n]
             kind = s["kind"]
             if kind in PRELOAD:
-                mods += [*PRELOAD[kind], f"mlstack.local.stages.{kind}"]
+                mods += [*PRELOAD[kind], f"mlstack_runtime.stages.{kind}"]
             if kind == "train" and isinstance((s.get("with") or {}).get("estimator"), str):
                 mods.append(s["with"]["estimator"].rpartition(".")[0])
             if s.get("function"):

@@ -42,7 +42,7 @@ def execute(job: dict[str, Any]) -> int:
         ctx.finish(value)
     except BaseException as e:  # noqa: BLE001 - everything is reported, nothing escapes the fork
         from mlstack.errors import GateFailed, MlstackError
-        from mlstack.local.stages.common import StageConfigError
+        from mlstack.local.stages.adapter import StageConfigError
 
         stopped = isinstance(e, GateFailed)
         config = isinstance(e, StageConfigError)
@@ -102,12 +102,13 @@ def _call_function(ctx: Any, ref: str) -> Any:
 
 
 def _run_command(ctx: Any, command: str) -> Any:
-    import subprocess
+    from mlstack_runtime.command import run_command
+    from mlstack_runtime.errors import StageError
 
-    env = {**os.environ, **ctx.environment()}
-    proc = subprocess.run(["/bin/sh", "-c", command], env=env, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise RuntimeError(f"command exited with status {proc.returncode}: {command}")
+    try:
+        run_command(command, ctx.environment(), Path.cwd())
+    except StageError as e:
+        raise RuntimeError(e.message) from None
     return None
 
 

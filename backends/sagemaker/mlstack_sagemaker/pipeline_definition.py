@@ -31,6 +31,7 @@ from mlstack.manifest.dag import toposort
 from mlstack.manifest.gates import Gate
 from mlstack.manifest.models import ResolvedProject, Stage
 from mlstack_sagemaker.aws_names import sagemaker_name
+from mlstack_sagemaker.code_bundle import JOB_SCRIPT, ancestors
 from mlstack_sagemaker.plugin import SageMakerConfig
 
 SENTINEL_BUCKET = "mlstack-sentinel-artifact-bucket"
@@ -38,7 +39,6 @@ SENTINEL_ROLE = "arn:aws:iam::000000000000:role/mlstack-sentinel-execution-role"
 SENTINEL_RUN_KEY = "mlstack-sentinel-run-key"
 DATA_STAGES = ("ingest", "validate", "split", "features")
 TRAIN_STAGES = ("train", "tune")
-RUNTIME_SCRIPT = "mlstack_stage.py"
 PROCESSING_ROOT = "/opt/ml/processing"
 _ENV_LOCK = threading.Lock()
 
@@ -91,20 +91,10 @@ def champion_gates(project: ResolvedProject) -> dict[str, tuple[Gate, float]]:
 
 
 def code_digest(project: ResolvedProject) -> str:
-    """sha256 over the runtime entry point and every file the stages name in ``code:``."""
-    from pathlib import Path
+    """sha256 over the code bundle every job runs (see ``code_bundle``)."""
+    from mlstack_sagemaker import code_bundle
 
-    h = hashlib.sha256()
-    runtime = Path(__file__).with_name("runtime") / RUNTIME_SCRIPT
-    h.update(runtime.read_bytes())
-    for stage in project.pipeline.stages:
-        for rel in sorted(stage.code):
-            path = Path(project.root) / rel
-            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-            for f in files:
-                h.update(str(f.relative_to(project.root)).encode())
-                h.update(f.read_bytes() if f.exists() else b"<missing>")
-    return "sha256:" + h.hexdigest()
+    return code_bundle.digest(project)
 
 
 def build(project: ResolvedProject, config: SageMakerConfig) -> dict[str, Any]:
@@ -193,47 +183,6 @@ def _build_with_sdk(project: ResolvedProject, config: SageMakerConfig) -> str:
     return str(pipeline.definition())
 
 
-def ancestors(project: ResolvedProject, stage: Stage) -> list[str]:
-    """Upstream stages, nearest first."""
-    by_name = {s.name: s for s in project.pipeline.stages}
-    seen: list[str] = []
-    frontier = list(stage.needs)
-    while frontier:
-        n = frontier.pop(0)
-        if n not in seen:
-            seen.append(n)
-            frontier.extend(by_name[n].needs)
-    return seen
-
-
-def stage_environment(project: ResolvedProject, stage: Stage) -> dict[str, str]:
-    """What the runtime script in the container reads: the stage, its inputs, ``data:``."""
-    kinds = {s.name: s.kind for s in project.pipeline.stages}
-    upstream = [n for n in ancestors(project, stage) if kinds[n] != "register"]
-    spec: dict[str, Any] = {
-        "stage": stage.model_dump(mode="json", by_alias=True),
-        "inputs": upstream,
-        "data": project.data.model_dump(mode="json", by_alias=True) if project.data else None,
-    }
-    if stage.kind == "tune":
-        # tune searches around the estimator and params of the train stage it feeds
-        train = next(
-            (
-                s
-                for s in project.pipeline.stages
-                if s.kind == "train" and stage.name in ancestors(project, s)
-            ),
-            None,
-        )
-        spec["train_with"] = dict(train.with_) if train else {}
-    return {
-        "MLSTACK_STAGE": stage.name,
-        "MLSTACK_STAGE_KIND": stage.kind,
-        "MLSTACK_SPEC": json.dumps(spec, sort_keys=True, separators=(",", ":")),
-        **stage.env,
-    }
-
-
 def _default_data(project: ResolvedProject) -> str:
     source = project.data.source if project.data else ""
     return source if source.startswith("s3://") else ""
@@ -316,8 +265,8 @@ class _StepBuilder:
         ]
         if not stage.needs and stage.kind in ("ingest", "command", "function"):
             sources.append(("data", self.params["InputData"]))
-        if stage.kind in ("command", "function"):
-            sources.append(("source", self.code_uri))
+        # mlstack_runtime, the job wrapper's settings and the project's `code:` files
+        sources.append(("runtime", self.code_uri))
         for name, uri in sources:
             out.append(
                 ProcessingInput(
@@ -340,8 +289,9 @@ class _StepBuilder:
             return step.properties.ModelPackageArn
         return step.properties.ProcessingOutputConfig.Outputs["output"].S3Output.S3Uri
 
-    def _env(self, stage: Stage) -> dict[str, str]:
-        return stage_environment(self.project, stage)
+    def _env(self, stage: Stage) -> dict[str, str] | None:
+        # the stage's own env: mapping; its settings travel in the code bundle, not here
+        return dict(stage.env) or None
 
     def _processing(self, stage: Stage, evaluate: bool) -> Any:
         from sagemaker.core.processing import ScriptProcessor
@@ -372,10 +322,10 @@ class _StepBuilder:
             )
         ]
         args = processor.run(
-            code=self.code_uri.replace("sourcedir.tar.gz", RUNTIME_SCRIPT),
+            code=self.code_uri.replace("sourcedir.tar.gz", JOB_SCRIPT),
             inputs=self._inputs(stage),
             outputs=outputs,
-            arguments=["--stage", stage.name],
+            arguments=[stage.name],
         )
         property_files = []
         if evaluate:
@@ -403,14 +353,11 @@ class _StepBuilder:
         )
         from sagemaker.train.model_trainer import ModelTrainer
 
-        with_ = dict(stage.with_)
         hyper = {
             # Script mode of the scikit-learn container (sagemaker-training-toolkit).
-            "sagemaker_program": RUNTIME_SCRIPT,
+            "sagemaker_program": JOB_SCRIPT,
             "sagemaker_submit_directory": self.code_uri,
             "mlstack_stage": stage.name,
-            "estimator": str(with_.get("estimator", "sklearn.linear_model.LogisticRegression")),
-            "params": json.dumps(with_.get("params", {}), sort_keys=True),
         }
         networking = (
             Networking(subnets=self.config.subnets, security_group_ids=self.config.security_groups)
@@ -509,9 +456,8 @@ class _StepBuilder:
             role_arn=SENTINEL_ROLE,
             sagemaker_session=self.session,
             env_vars={
-                "SAGEMAKER_PROGRAM": RUNTIME_SCRIPT,
+                "SAGEMAKER_PROGRAM": JOB_SCRIPT,
                 "SAGEMAKER_SUBMIT_DIRECTORY": self.code_uri,
-                "MLSTACK_STAGE_KIND": "serve",
             },
         )
         metrics = None

@@ -92,24 +92,10 @@ def upsert_pipeline(platform: Platform, compiled: CompiledPipeline, ctx: Context
 
 
 def _upload_code(platform: Platform, bucket: str, code_digest: str) -> None:
-    runtime = Path(pdef.__file__).with_name("runtime") / pdef.RUNTIME_SCRIPT
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        tar.add(runtime, arcname=pdef.RUNTIME_SCRIPT)
-        for stage in platform.project.pipeline.stages:
-            for rel in stage.code:
-                path = Path(platform.project.root) / rel
-                if path.exists():
-                    tar.add(path, arcname=rel)
+    from mlstack_sagemaker import code_bundle
+
     key = platform.layout.code_key(code_digest)
-    platform.aws.call("s3", "put_object", Bucket=bucket, Key=key, Body=buf.getvalue())
-    platform.aws.call(
-        "s3",
-        "put_object",
-        Bucket=bucket,
-        Key=key.replace("sourcedir.tar.gz", pdef.RUNTIME_SCRIPT),
-        Body=runtime.read_bytes(),
-    )
+    code_bundle.upload(platform.aws, bucket, key, platform.project)
 
 
 def delete_pipeline(platform: Platform, name: str) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from mlstack.engine.backend import Context, Event, ModelVersion, RunResult
 from mlstack.errors import BackendError
 from mlstack_sagemaker import pipeline_definition as pdef
+from mlstack_sagemaker.code_bundle import JOB_SCRIPT
 
 if TYPE_CHECKING:
     from mlstack_sagemaker.platform import Platform
@@ -57,6 +58,7 @@ def register(platform: Platform, run: RunResult, ctx: Context) -> ModelVersion:
         # The pipeline's RegisterModel step made it; add what mlstack tracks.
         update_package(platform, existing.uri, meta)
         return version(platform, existing.uri)
+    code_uri = _serving_code(platform, infra["bucket"])
     arn = platform.aws.call(
         "sagemaker",
         "create_model_package",
@@ -68,10 +70,9 @@ def register(platform: Platform, run: RunResult, ctx: Context) -> ModelVersion:
                     "Image": image(platform),
                     "ModelDataUrl": run.model_uri,
                     "Environment": {
-                        "SAGEMAKER_PROGRAM": pdef.RUNTIME_SCRIPT,
-                        # the train stage puts the inference script inside model.tar.gz
-                        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-                        "MLSTACK_STAGE_KIND": "serve",
+                        # the inference hooks: mlstack_runtime.inference, from the code bundle
+                        "SAGEMAKER_PROGRAM": JOB_SCRIPT,
+                        "SAGEMAKER_SUBMIT_DIRECTORY": code_uri,
                     },
                 }
             ],
@@ -92,6 +93,16 @@ def register(platform: Platform, run: RunResult, ctx: Context) -> ModelVersion:
         )
     )
     return made
+
+
+def _serving_code(platform: Platform, bucket: str) -> str:
+    """The code bundle an endpoint serves with, uploaded here too: a promoted environment may
+    never have run a pipeline that would have uploaded it."""
+    from mlstack_sagemaker import code_bundle
+
+    key = platform.layout.code_key(pdef.code_digest(platform.project))
+    code_bundle.upload(platform.aws, bucket, key, platform.project)
+    return f"s3://{bucket}/{key}"
 
 
 def import_version(platform: Platform, source: ModelVersion, ctx: Context) -> ModelVersion:

@@ -1,10 +1,14 @@
-"""The container entry script run as SageMaker runs it: a subprocess per job, /opt/ml laid out in a
-temp dir (``MLSTACK_OPT_ML``), real pandas and scikit-learn on a small CSV.
+"""The job wrapper and the shipped runtime run as SageMaker runs them: a subprocess per job,
+/opt/ml laid out in a temp dir (``MLSTACK_OPT_ML``), real pandas and scikit-learn on a small CSV,
+under this Python and under the oldest the runtime supports (SageMaker's scikit-learn 1.2-1
+image: Python 3.9, pandas 1.1.3, scikit-learn 1.2.1; skipped where no Python 3.9 is installed).
 
-Between jobs the test does what SageMaker does with S3: a processing job's ``output`` directory
-becomes the stage's prefix, which later jobs get mounted under ``input/<stage>``; a training job's
-model directory is uploaded as ``model.tar.gz``. The environment each job gets is the one the
-compiler puts in the pipeline definition (``stage_environment``), so the two cannot drift apart.
+Between jobs the test does what SageMaker does with S3: the code bundle ``upsert`` uploads is
+mounted as a processing job's ``runtime`` input or unpacked into a training job's
+``/opt/ml/code``; a processing job's ``output`` directory becomes the stage's prefix, which later
+jobs get mounted under ``input/<stage>``; a training job's model directory is uploaded as
+``model.tar.gz``. The bundle is the one the backend uploads (``code_bundle.tarball``), so the
+settings a job reads are the compiler's.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlstack_sagemaker import pipeline_definition as pdef
+from mlstack_sagemaker import code_bundle
 
-SCRIPT = Path(pdef.__file__).with_name("runtime") / pdef.RUNTIME_SCRIPT
+SCRIPT = code_bundle.job_script()
 
 SPEC = """\
 project: shop
@@ -84,36 +88,46 @@ def _rows(n: int = 80, bad: bool = False) -> str:
 class FakeSageMaker:
     """Runs jobs of one pipeline execution; ``s3`` maps a stage to its uploaded output."""
 
-    def __init__(self, tmp: Path, csv: str) -> None:
+    def __init__(self, tmp: Path, csv: str, python: str = sys.executable) -> None:
         from mlstack.manifest.load import load, resolve
 
         self.tmp = tmp
+        self.python = python
         (tmp / "mlstack.yaml").write_text(SPEC)
         self.project = resolve(load(str(tmp / "mlstack.yaml")), "dev")
         self.csv = csv
         self.s3: dict[str, Path] = {}
+        self.bundle = tmp / "s3" / "code" / "sourcedir.tar.gz"
+        self.bundle.parent.mkdir(parents=True, exist_ok=True)
+        self.bundle.write_bytes(code_bundle.tarball(self.project))
 
     def stage(self, name: str) -> Any:
         return next(s for s in self.project.pipeline.stages if s.name == name)
 
     def _env(self, name: str, root: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSTACK_", "SM_"))}
-        env.update(pdef.stage_environment(self.project, self.stage(name)))
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("MLSTACK_", "SM_", "PYTHON", "VIRTUAL_ENV"))
+        }
+        env.update(self.stage(name).env)
         env["MLSTACK_OPT_ML"] = str(root)
         return env
 
     def processing(self, name: str) -> subprocess.CompletedProcess[str]:
         root = self.tmp / f"job-{name}" / "opt" / "ml"
         inputs = root / "processing" / "input"
-        for upstream in pdef.ancestors(self.project, self.stage(name)):
+        for upstream in code_bundle.ancestors(self.project, self.stage(name)):
             shutil.copytree(self.s3[upstream], inputs / upstream)
         if not self.stage(name).needs:
             (inputs / "data").mkdir(parents=True)
             (inputs / "data" / "rows.csv").write_text(self.csv)
         (inputs / "code").mkdir(parents=True, exist_ok=True)
         shutil.copy(SCRIPT, inputs / "code" / SCRIPT.name)
+        (inputs / "runtime").mkdir(parents=True, exist_ok=True)
+        shutil.copy(self.bundle, inputs / "runtime" / self.bundle.name)
         r = subprocess.run(
-            [sys.executable, str(inputs / "code" / SCRIPT.name), "--stage", name],
+            [self.python, str(inputs / "code" / SCRIPT.name), name],
             env=self._env(name, root),
             capture_output=True,
             text=True,
@@ -124,17 +138,18 @@ class FakeSageMaker:
 
     def training(self, name: str) -> subprocess.CompletedProcess[str]:
         root = self.tmp / f"job-{name}" / "opt" / "ml"
-        for upstream in pdef.ancestors(self.project, self.stage(name)):
+        for upstream in code_bundle.ancestors(self.project, self.stage(name)):
             shutil.copytree(self.s3[upstream], root / "input" / "data" / upstream)
         code = root / "code"
         code.mkdir(parents=True)
-        shutil.copy(SCRIPT, code / SCRIPT.name)
+        with tarfile.open(self.bundle) as tar:  # the training toolkit unpacks the bundle here
+            tar.extractall(code, filter="data")
         env = self._env(name, root)
         env["SM_MODEL_DIR"] = str(root / "model")
         # Script mode: hyperparameters arrive as command-line arguments.
-        args = ["--estimator", "ignored.Estimator", "--mlstack_stage", name, "--params", "{}"]
+        args = ["--mlstack_stage", name]
         r = subprocess.run(
-            [sys.executable, SCRIPT.name, *args],
+            [self.python, SCRIPT.name, *args],
             cwd=code,
             env=env,
             capture_output=True,
@@ -155,10 +170,27 @@ def _ok(r: subprocess.CompletedProcess[str]) -> str:
     return r.stdout
 
 
-@pytest.fixture(scope="module")
-def executed(tmp_path_factory: pytest.TempPathFactory) -> tuple[FakeSageMaker, dict[str, str]]:
+def _oldest_python() -> str:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[3] / "runtime" / "tests" / "oldest_env.py"
+    spec = importlib.util.spec_from_file_location("mlstack_oldest_env", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    python = module.interpreter()
+    if python is None:
+        pytest.skip("no Python 3.9 on this machine for the oldest supported image")
+    return str(python)
+
+
+@pytest.fixture(scope="module", params=["current", "oldest"])
+def executed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[FakeSageMaker, dict[str, str]]:
     """One execution of the whole pipeline: the jobs' stdout by stage."""
-    sm = FakeSageMaker(tmp_path_factory.mktemp("execution"), _rows())
+    python = sys.executable if request.param == "current" else _oldest_python()
+    sm = FakeSageMaker(tmp_path_factory.mktemp("execution"), _rows(), python)
     logs = {}
     for stage in ("ingest", "validate", "split", "features"):
         logs[stage] = _ok(sm.processing(stage))
@@ -196,7 +228,7 @@ def test_builtin_stages_run_as_sagemaker_jobs(
         member = tar.extractfile("mlstack-model.json")
         assert member is not None
         model_meta = json.loads(member.read())
-    assert {"model.joblib", "mlstack-model.json", "code/mlstack_stage.py"} <= names
+    assert names == {"model.joblib", "mlstack-model.json"}  # the model, nothing else
     assert model_meta["params"] == best["params"] and model_meta["task"] == "classification"
 
     report = json.loads((sm.s3["evaluate"] / "evaluation.json").read_text())
@@ -205,22 +237,34 @@ def test_builtin_stages_run_as_sagemaker_jobs(
     assert report["metrics"]["accuracy"] >= 0.8 and report["rows"] == 20
     assert f"accuracy = {report['metrics']['accuracy']:.4f}" in logs["evaluate"]
 
-    # the endpoint: the inference toolkit's hooks, from the script shipped inside the model
-    model_dir = tmp_path / "endpoint-model"
+    # the endpoint: the inference toolkit imports SAGEMAKER_PROGRAM from the unpacked
+    # SAGEMAKER_SUBMIT_DIRECTORY (the code bundle) and calls its hooks on /opt/ml/model
+    model_dir, code = tmp_path / "endpoint" / "model", tmp_path / "endpoint" / "code"
     with tarfile.open(sm.s3["train"] / "model.tar.gz") as tar:
         tar.extractall(model_dir, filter="data")
+    with tarfile.open(sm.bundle) as tar:
+        tar.extractall(code, filter="data")
     serve = (
-        "import json, sys; sys.path.insert(0, 'code'); import mlstack_stage as m\n"
-        "model = m.model_fn('.')\n"
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import mlstack_job as m\n"
+        "model = m.model_fn(sys.argv[2])\n"
         "body = json.dumps({'instances': [{'x': 9.0, 'y': 1.0, 'size': 'm'}, [0.5, 3.0, 'xl']]})\n"
         "print(m.output_fn(m.predict_fn(m.input_fn(body, 'application/json'), model)))\n"
+        "print(m.output_fn(m.predict_fn(m.input_fn('9.0,1.0,m\\n', 'text/csv'), model)))\n"
+        "try:\n"
+        "    m.predict_fn(m.input_fn('{\"instances\": [[1.0]]}', 'application/json'), model)\n"
+        "except ValueError as e:\n"
+        "    print(json.dumps({'error': str(e)}))\n"
     )
     r = subprocess.run(
-        [sys.executable, "-c", serve], cwd=model_dir, capture_output=True, text=True, timeout=60
+        [sm.python, "-c", serve, str(code), str(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    answer = json.loads(_ok(r))
-    assert answer["predictions"] == [1, 0]  # unknown category 'xl' is ignored, not an error
-    assert len(answer["probabilities"]) == 2
+    v1, csv, bad = (json.loads(line) for line in _ok(r).splitlines())
+    assert v1["predictions"] == [1, 0]  # unknown category 'xl' is ignored, not an error
+    assert csv["predictions"] == [1]
+    assert "row 0: 1 values, expected 3 in this order: ['x', 'y', 'size']" in bad["error"]
 
 
 def test_a_failing_stage_says_why_and_exits_1(tmp_path: Path) -> None:
@@ -229,12 +273,13 @@ def test_a_failing_stage_says_why_and_exits_1(tmp_path: Path) -> None:
     r = sm.processing("validate")
     assert r.returncode == 1
     failure = (tmp_path / "job-validate" / "opt" / "ml" / "output" / "failure").read_text()
-    assert failure.startswith("mlstack stage 'validate' failed: data validation failed: 2 problems")
+    assert failure.startswith(
+        "mlstack stage 'validate' failed: data validation failed: 2 problems in data/rows.csv"
+    )
     assert "column 'x': values must be >= 0; 1 row fails, e.g. row 2: -1.0" in failure
     assert "column 'size': values must be one of ['s', 'm', 'l']" in failure
     assert "Traceback" not in r.stderr
-    summary = json.loads((sm.s3["validate"] / "validation.json").read_text())
-    assert summary["passed"] is False
+    assert not (sm.s3["validate"] / "validation.json").exists()  # nothing to upload
 
 
 def test_evaluate_without_a_trained_model_names_the_missing_stage(
@@ -250,27 +295,51 @@ def test_evaluate_without_a_trained_model_names_the_missing_stage(
     assert "add a builtin/train stage" in r.stderr
 
 
-@pytest.mark.parametrize("kind", ["register"])
-def test_stage_kinds_without_a_container_implementation_fail_clearly(
-    tmp_path: Path, kind: str
-) -> None:
-    root = tmp_path / "opt" / "ml"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSTACK_")}
-    env.update(
-        MLSTACK_OPT_ML=str(root),
-        MLSTACK_STAGE_KIND=kind,
-        MLSTACK_SPEC=json.dumps({"stage": {"name": "t", "uses": f"builtin/{kind}"}}),
-    )
+def test_a_function_stage_says_it_runs_only_locally(tmp_path: Path) -> None:
+    settings = tmp_path / "t.json"
+    settings.write_text(json.dumps({"stage": {"name": "t", "function": "m:f"}}))
     r = subprocess.run(
-        [sys.executable, str(SCRIPT), "--stage", "t"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "mlstack_runtime", "t", "--spec", str(settings)]
+        + ["--outputs", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    assert r.returncode == 1
-    assert f"kind '{kind}' does not run in this container" in r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "`function:` stages run only on the local backend so far" in r.stderr
 
 
-def test_script_parses_as_the_containers_older_python() -> None:
+def test_job_settings_travel_in_the_bundle_not_in_the_environment(tmp_path: Path) -> None:
+    sm = FakeSageMaker(tmp_path, _rows())
+    with tarfile.open(sm.bundle) as tar:
+        names = set(tar.getnames())
+        settings = json.loads(tar.extractfile("mlstack_settings/tune.json").read())  # type: ignore[union-attr]
+    assert {"mlstack_job.py", "mlstack_runtime/__main__.py"} <= names
+    assert {f"mlstack_settings/{s.name}.json" for s in sm.project.pipeline.stages} <= names
+    assert settings["inputs"] == ["features", "split", "validate", "ingest"]
+    assert settings["stage"]["with"]["space"] == {"C": [0.5, 50.0]}
+    # the compiled definition gives jobs no mlstack settings in their environment at all
+    from mlstack_sagemaker import pipeline_definition as pdef
+    from mlstack_sagemaker.plugin import SageMakerConfig
+
+    config = SageMakerConfig.model_validate(
+        {
+            "region": "eu-west-1",
+            "role": "arn:aws:iam::123456789012:role/r",
+            "bucket": "shop-artifacts",
+        }
+    )
+    text = json.dumps(pdef.build(sm.project, config))
+    assert "MLSTACK_SPEC" not in text and "MLSTACK_STAGE" not in text
+    assert '"mlstack_stage": "tune"' in text and code_bundle.JOB_SCRIPT in text
+
+
+def test_wrapper_parses_as_the_containers_python() -> None:
     import ast
 
-    # The scikit-learn 1.2-1 container runs Python 3.9 (older images 3.8): no newer grammar.
-    ast.parse(SCRIPT.read_text(), feature_version=(3, 8))
-    assert "removeprefix" not in SCRIPT.read_text()  # str methods new in 3.9
+    # The scikit-learn 1.2-1 container runs Python 3.9: no newer grammar in what it runs.
+    ast.parse(SCRIPT.read_text(), feature_version=(3, 9))
+    import mlstack_runtime
+
+    for f in Path(mlstack_runtime.__file__).parent.rglob("*.py"):
+        ast.parse(f.read_text(), filename=str(f), feature_version=(3, 9))

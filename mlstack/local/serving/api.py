@@ -13,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from mlstack_runtime.serving import META_FILE, MODEL_FILE, model_dir_from_uri
+
 from mlstack.engine.backend import Backing, Context, EndpointState, Event, VersionMetrics
 from mlstack.errors import BackendError
 from mlstack.local.serving import runtime as rt
-from mlstack.local.serving.artifact import META_FILE, MODEL_FILE, model_dir_from_uri
 
 SERVER_MARK = "mlstack.local.serving.model_server"
 ROUTER_MARK = "mlstack.local.serving.router"

@@ -16,50 +16,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlstack.local.serving.artifact import (
-    MODEL_FILE,
-    BadInput,
-    ModelMeta,
-    rows_from_instances,
-    rows_from_tensors,
-    v2_datatype,
-)
+from mlstack_runtime import serving
+from mlstack_runtime.serving import BadInput, ModelMeta, v2_datatype
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 
 
-def _flatten(data: Any) -> list[Any]:
-    if isinstance(data, list) and data and isinstance(data[0], list):
-        out: list[Any] = []
-        for d in data:
-            out.extend(_flatten(d))
-        return out
-    return list(data) if isinstance(data, (list, tuple)) else [data]
-
-
-def _check_tensor_type(name: str, datatype: str, values: list[Any], meta: ModelMeta) -> None:
-    """A tensor's declared datatype must fit its values and, per column, the column's type."""
-    dt = (datatype or "").upper()
-    if dt != "BYTES" and any(isinstance(v, (str, bytes)) for v in values):
-        raise BadInput(f"input {name!r}: datatype {dt} but the data holds strings")
-    col = meta.dtypes.get(name)
-    if col == "str" and dt != "BYTES":
-        raise BadInput(f"input {name!r}: column is a string, send datatype BYTES (got {dt})")
-    if col in ("int", "float", "bool") and dt == "BYTES":
-        raise BadInput(f"input {name!r}: column is {col}, got datatype BYTES")
-
-
 def build_model(name: str, model_dir: Path, version: str) -> Any:
-    """A ``kserve.Model`` serving the artifact in ``model_dir`` (imports kserve, sklearn late)."""
-    import joblib
+    """A ``kserve.Model`` serving the artifact in ``model_dir`` (imports kserve, sklearn late).
+
+    Decoding, prediction and encoding are ``mlstack_runtime.serving``'s, as on every platform;
+    this class only adapts them to kserve's request and response types.
+    """
     import kserve
-    import numpy as np
-    import pandas as pd
     from kserve.errors import InferenceError, InvalidInput
     from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-    meta = ModelMeta.read(model_dir)
-    pipeline = joblib.load(model_dir / MODEL_FILE)
+    loaded = serving.load(model_dir)
+    meta: ModelMeta = loaded.meta
 
     class TabularModel(kserve.Model):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -89,34 +63,11 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
                 }
             ]
 
-        def _frame(self, rows: list[list[Any]]) -> Any:
-            # values are already checked and coerced; build typed columns in one go
-            data = {}
-            for j, c in enumerate(meta.columns):
-                values = [r[j] for r in rows]
-                t = meta.dtypes[c]
-                if t == "float" or (t == "int" and any(v != v for v in values)):
-                    data[c] = np.asarray(values, dtype="float64")
-                elif t == "int":
-                    data[c] = np.asarray(values, dtype="int64")
-                elif t == "bool" and not any(v != v for v in values):
-                    data[c] = np.asarray(values, dtype=bool)
-                else:
-                    data[c] = np.asarray(values, dtype=object)
-            return pd.DataFrame(data, copy=False)
-
         def _run(self, rows: list[list[Any]]) -> list[Any]:
-            frame = self._frame(rows)
             try:
-                out = pipeline.predict(frame)
-            except ValueError as e:  # sklearn's word for "this value cannot be handled"
-                raise BadInput(f"the model rejected the input: {e}") from None
-            except Exception as e:  # the model itself failed: a server error, not the client's
-                raise InferenceError(
-                    f"model {name} version {version} failed: {type(e).__name__}: {e}"
-                ) from None
-            preds: list[Any] = np.asarray(out).tolist()
-            return preds
+                return serving.predict(loaded, rows)
+            except serving.ModelError as e:
+                raise InferenceError(f"model {name} version {version} failed: {e}") from None
 
         async def predict(
             self,
@@ -131,37 +82,20 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
                         if inp._raw_data is not None:
                             values = inp.as_numpy().ravel().tolist()
                         else:
-                            values = _flatten(inp.data)
-                        _check_tensor_type(inp.name, inp.datatype, values, meta)
+                            values = serving.flatten(inp.data)
+                        serving.check_tensor_type(inp.name, inp.datatype, values, meta)
                         tensors.append((inp.name, list(inp.shape), values))
-                    preds = self._run(rows_from_tensors(tensors, meta))
-                    arr = np.asarray(preds)
-                    if arr.dtype.kind in "OUS":
-                        out = InferOutput("predict", [len(preds)], "BYTES", [str(p) for p in preds])
-                    elif arr.dtype.kind == "b":
-                        out = InferOutput("predict", [len(preds)], "BOOL", preds)
-                    elif arr.dtype.kind in "iu":
-                        out = InferOutput("predict", [len(preds)], "INT64", preds)
-                    else:
-                        out = InferOutput("predict", [len(preds)], "FP64", preds)
+                    preds = self._run(serving.rows_from_tensors(tensors, meta))
+                    t = serving.v2_output(preds)
+                    out = InferOutput(t["name"], t["shape"], t["datatype"], t["data"])
                     return InferResponse(
                         response_id=payload.id or "",
                         model_name=name,
                         model_version=version,
                         infer_outputs=[out],
                     )
-                if not isinstance(payload, dict):
-                    raise BadInput('expected a JSON object with "instances"')
-                instances = payload.get("instances", payload.get("inputs"))
-                if instances is None:
-                    raise BadInput(
-                        'expected {"instances": [...]}: rows as objects keyed by '
-                        f"column or lists in column order {list(meta.columns)}"
-                    )
-                return {
-                    "predictions": self._run(rows_from_instances(instances, meta)),
-                    "model_version": version,
-                }
+                rows = serving.decode_payload(payload, meta)
+                return serving.encode(self._run(rows), "v1", version)
             except BadInput as e:
                 raise InvalidInput(str(e)) from None
             except InvalidInput:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlstack.local.serving.artifact import META_FILE, MODEL_FILE
+from mlstack_runtime.serving import META_FILE, MODEL_FILE
 
 COLUMNS = ["tenure", "monthly_charges", "contract"]
 DTYPES = {"tenure": "int", "monthly_charges": "float", "contract": "str"}

@@ -1,37 +1,23 @@
-"""Built-in stages. Each is ``run(ctx: StageContext) -> value`` in a module named after it.
+"""Built-in stages on the local backend: ``mlstack_runtime``'s stages, run in the zygote's fork.
 
-``PRELOAD`` lists what each kind imports, so the zygote imports it once for the whole run
-instead of once per stage.
+What a stage computes is ``mlstack_runtime``'s (the same code every cloud job runs); this package
+only adapts it to the runner: a ``StageContext`` becomes a runtime ``Job``, the runtime's errors
+become mlstack's, and an evaluate stage's gates are checked against the local registry's champion.
+
+``PRELOAD`` lists what each kind imports, so the zygote imports it once for the whole run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import import_module
 from typing import Any
 
-_BASE = ("numpy", "pandas", "pyarrow.parquet", "joblib")
-_SK = (
-    *_BASE,
-    "sklearn.base",
-    "sklearn.pipeline",
-    "sklearn.compose",
-    "sklearn.preprocessing",
-    "sklearn.impute",
-)
-PRELOAD: dict[str, tuple[str, ...]] = {
-    "ingest": _BASE,
-    "validate": (*_BASE, "pandera.pandas"),
-    "split": (*_BASE, "sklearn.model_selection"),
-    "features": _SK,
-    "train": _SK,
-    "tune": (*_SK, "optuna", "sklearn.model_selection", "sklearn.metrics"),
-    "evaluate": (*_SK, "sklearn.metrics"),
-    "register": (),
-}
+from mlstack_runtime.stages import PRELOAD
+
+__all__ = ["PRELOAD", "builtin"]
 
 
 def builtin(kind: str) -> Callable[[Any], Any]:
-    module = import_module(f"mlstack.local.stages.{kind}")
-    fn: Callable[[Any], Any] = module.run
-    return fn
+    from mlstack.local.stages.adapter import runner_for
+
+    return runner_for(kind)

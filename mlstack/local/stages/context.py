@@ -15,22 +15,11 @@ arguments its signature names (or all of them if it takes ``**kwargs``):
 A JSON-serialisable return value is stored as ``return.json`` in the output and handed to the
 next stages as ``upstream[name]``.
 
-``run: <shell command>`` runs with ``/bin/sh -c`` in the project directory with these
-environment variables:
-
-- ``MLSTACK_STAGE``            this stage's name
-- ``MLSTACK_RUN_ID``           the pipeline run's id
-- ``MLSTACK_ENV``              the environment (dev, staging, ...)
-- ``MLSTACK_PROJECT_ROOT``     the directory holding mlstack.yaml
-- ``MLSTACK_OUTPUT``           directory to write this stage's outputs into
-- ``MLSTACK_INPUTS``           JSON object: upstream stage name -> its output directory
-- ``MLSTACK_INPUT_<NAME>``     one upstream output directory (name upper-cased, ``-`` -> ``_``)
-- ``MLSTACK_PARAMS``           JSON object: the stage's ``with:`` mapping
-- ``MLSTACK_PARAM_<KEY>``      each scalar parameter as a string
-- ``MLSTACK_METRICS_FILE``     write ``{"metric": number, ...}`` here to report metrics
-
-plus the stage's own ``env:`` mapping. A command that exits non-zero fails the stage (and is
-retried when ``retries:`` allows).
+``run: <shell command>`` runs with ``/bin/sh -c`` in the project directory with the environment
+variables ``mlstack_runtime.command`` lists (the same on every platform: ``MLSTACK_OUTPUT``,
+``MLSTACK_INPUT_<NAME>``, ``MLSTACK_PARAMS``, ``MLSTACK_METRICS_FILE``, ...) plus the stage's own
+``env:`` mapping. A command that exits non-zero fails the stage (and is retried when
+``retries:`` allows).
 
 Outputs are immutable once the stage finishes: they are hashed and stored by content, and a
 later stage with the same cache key reuses them without running.
@@ -43,13 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-METRICS_FILE = "metrics.json"
-RETURN_FILE = "return.json"
-MODEL_META = "mlstack-model.json"
-
-
-def _env_name(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name).upper()
+from mlstack_runtime.artifacts import METRICS_FILE, MODEL_META, RETURN_FILE
 
 
 class StageContext:
@@ -82,52 +65,42 @@ class StageContext:
 
     def find(self, filename: str) -> Path | None:
         """``filename`` in the nearest earlier stage's output that has it (e.g. train.parquet)."""
-        for _name, path in reversed(self.ancestors):
-            if (path / filename).exists():
-                return path / filename
-        return None
+        from mlstack.local.stages.adapter import job_for
+
+        found: Path | None = job_for(self).find(filename)
+        return found
 
     def require(self, filename: str, produced_by: str) -> Path:
-        from mlstack.errors import BackendError
+        """Like ``find``, but a missing file is an error naming the stage to add."""
+        from mlstack_runtime.errors import StageError
 
-        p = self.find(filename)
-        if p is None:
-            raise BackendError(
-                f"stage {self.name!r} needs {filename}, which no earlier stage produced",
-                hint=f"add a {produced_by} stage before it and list it under `needs:`",
-            )
-        return p
+        from mlstack.errors import BackendError
+        from mlstack.local.stages.adapter import job_for
+
+        try:
+            path: Path = job_for(self).require(filename, produced_by)
+        except StageError as e:
+            raise BackendError(e.message, hint=e.hint) from None
+        return path
 
     def environment(self) -> dict[str, str]:
-        env = {
-            "MLSTACK_STAGE": self.name,
-            "MLSTACK_RUN_ID": self.run_id,
-            "MLSTACK_ENV": self.env,
-            "MLSTACK_PROJECT_ROOT": str(self.project_root),
-            "MLSTACK_OUTPUT": str(self.output),
-            "MLSTACK_INPUTS": json.dumps({k: str(v) for k, v in self.inputs.items()}),
-            "MLSTACK_PARAMS": json.dumps(self.params, default=str),
-            "MLSTACK_METRICS_FILE": str(self.output / METRICS_FILE),
-        }
-        for k, v in self.inputs.items():
-            env[f"MLSTACK_INPUT_{_env_name(k)}"] = str(v)
-        for k, v in self.params.items():
-            if isinstance(v, (str, int, float, bool)):
-                env[f"MLSTACK_PARAM_{_env_name(k)}"] = str(v)
-        env.update({str(k): str(v) for k, v in (self.stage.get("env") or {}).items()})
-        return env
+        from mlstack_runtime.command import environment
+
+        return environment(
+            self.stage, self.output, self.inputs, self.project_root, self.run_id, self.env
+        )
 
     def finish(self, value: Any) -> None:
         """Store the output directory by content and record the cache entry (in that order)."""
+        from mlstack_runtime.artifacts import finish
+
         from mlstack.local.store import ArtifactStore
 
         mfile = self.output / METRICS_FILE
         if mfile.exists():  # a command stage reports metrics through the file
             self.metrics = {**json.loads(mfile.read_text()), **self.metrics}
-        elif self.metrics:
-            mfile.write_text(json.dumps(self.metrics, sort_keys=True))
-        if value is not None:
-            (self.output / RETURN_FILE).write_text(json.dumps(value))
+        # the same files, written the same way, as a stage run by ``python -m mlstack_runtime``
+        finish(self.output, value, {} if mfile.exists() else self.metrics)
         store = ArtifactStore(self.job["workdir"])
         digest, _ = store.commit_dir(self.output)
         store.record(

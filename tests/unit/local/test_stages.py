@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import pytest
@@ -59,7 +58,7 @@ def test_ingest_of_a_missing_file_says_where_it_looked(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("strategy", ["random", "stratified", "time"])
 def test_split_strategies_are_seeded_and_disjoint(strategy: str) -> None:
-    from mlstack.local.stages.split import split_frame
+    from mlstack_runtime.stages.split import split_frame
 
     df = cancer_frame(rows=200).reset_index(drop=True)
     df["t"] = range(200)
@@ -78,31 +77,26 @@ def test_split_strategies_are_seeded_and_disjoint(strategy: str) -> None:
 
 def test_validation_rules_regex_unique_rows_and_missing_column() -> None:
     import pandas as pd
-    import pandera.pandas as pa
-
-    from mlstack.local.stages.validate import build_schema, report
+    from mlstack_runtime.expectations import check
 
     df = pd.DataFrame({"id": [1, 2, 2], "code": ["AB1", "xx", "CD3"], "n": [1.5, 2.0, 3.0]})
-    schema = build_schema(
-        {
-            "id": {"unique": True},
-            "code": {"regex": "[A-Z]{2}[0-9]"},
-            "n": {"type": "int"},
-            "gone": {},
-        },
-        {"min_rows": 5},
-    )
-    with pytest.raises(pa.errors.SchemaErrors) as e, warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        schema.validate(df, lazy=True)
-    text = "\n".join(p.message for p in report(e.value.failure_cases, len(df)))
+    rules = {
+        "id": {"unique": True},
+        "code": {"regex": "[A-Z]{2}[0-9]"},
+        "n": {"type": "int"},
+        "gone": {},
+    }
+    problems = check(df, rules, {"min_rows": 5}, use="pandera")
+    assert problems == check(df, rules, {"min_rows": 5}, use="pandas")
+    text = "\n".join(problems)
     assert "column 'gone': missing from the data" in text
     assert "table: at least 5 rows are required (it has 3)" in text
     assert "column 'id': values must be unique" in text
     assert "column 'code': values must match [A-Z]{2}[0-9]; 1 row fails, e.g. row 1: 'xx'" in text
     assert "column 'n': values must be of type int; 1 row fails, e.g. row 0: 1.5" in text
-    good = build_schema({"id": {"type": "int", "min": 0}, "code": {"type": "str"}}, {})
-    good.validate(df.drop_duplicates("id"), lazy=True)
+    good = {"id": {"type": "int", "min": 0}, "code": {"type": "str"}}
+    assert check(df.drop_duplicates("id"), good, {}, use="pandera") == []
+    assert check(df.drop_duplicates("id"), good, {}, use="pandas") == []
 
 
 def test_tune_feeds_best_params_to_train_and_evaluate_measures_regression(tmp_path: Path) -> None:
@@ -189,8 +183,8 @@ def test_unknown_estimator_says_what_to_install(tmp_path: Path) -> None:
 
 
 def test_estimator_params_are_checked_before_training() -> None:
-    from mlstack.local.stages.common import StageConfigError
-    from mlstack.local.stages.train import make_estimator
+    from mlstack_runtime.errors import StageConfigError
+    from mlstack_runtime.estimators import make_estimator
 
     lr = "sklearn.linear_model.LogisticRegression"
     assert make_estimator(lr, {"max_iter": 50}).max_iter == 50
@@ -209,7 +203,7 @@ def test_estimator_params_are_checked_before_training() -> None:
 
 def test_champion_gates_compare_with_the_registry_champion() -> None:
     from mlstack.errors import GateFailed
-    from mlstack.local.stages.evaluate import check_gates
+    from mlstack.local.stages.gates import check_gates
 
     gates = ["roc_auc >= 0.9", "roc_auc >= champion.roc_auc - 0.02"]
     details = check_gates(gates, {"roc_auc": 0.95}, None, "evaluate")

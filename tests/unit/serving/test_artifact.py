@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from mlstack.local.serving.artifact import (
+from mlstack_runtime.serving import (
     BadInput,
     ModelMeta,
     model_dir_from_uri,

@@ -9,36 +9,26 @@ other than the target are used.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from mlstack.local.stages.common import (
-    FEATURES_FITTED,
-    FEATURES_META,
-    TRAIN,
-    StageConfigError,
-    build_preprocessor,
-    read_table,
-    target_of,
-)
+from mlstack_runtime.artifacts import FEATURES_FITTED, FEATURES_META, TRAIN, read_table, write_json
+from mlstack_runtime.errors import StageConfigError
+from mlstack_runtime.estimators import build_preprocessor, close_match
 
 
-def run(ctx: Any) -> dict[str, Any]:
+def run(job: Any) -> dict[str, Any]:
     import joblib
     import pandas as pd
 
-    train = read_table(ctx.require(TRAIN, "builtin/split"))
-    target = target_of(ctx)
-    numeric = list(ctx.params.get("numeric") or [])
-    categorical = list(ctx.params.get("categorical") or [])
+    train = read_table(job.require(TRAIN, "builtin/split"))
+    target = job.target()
+    numeric = list(job.params.get("numeric") or [])
+    categorical = list(job.params.get("categorical") or [])
     if not numeric and not categorical:
         for c in train.columns:
-            if c == target:
-                continue
-            is_num = pd.api.types.is_numeric_dtype(train[c])
-            (numeric if is_num else categorical).append(str(c))
-    from mlstack.manifest.suggest import did_you_mean
-
+            if c != target:
+                is_num = pd.api.types.is_numeric_dtype(train[c])
+                (numeric if is_num else categorical).append(str(c))
     columns = [str(c) for c in train.columns]
     for setting, listed in (("with.numeric", numeric), ("with.categorical", categorical)):
         missing = [c for c in listed if c not in columns]
@@ -46,21 +36,21 @@ def run(ctx: Any) -> dict[str, Any]:
             raise StageConfigError(
                 setting,
                 f"column(s) {', '.join(map(repr, missing))} not in the data"
-                f"{did_you_mean(str(missing[0]), columns)}",
+                f"{close_match(str(missing[0]), columns)}",
                 hint=f"columns: {', '.join(columns)}",
             )
         if target in listed:
             raise StageConfigError(setting, f"the target {target!r} cannot also be a feature")
     pre = build_preprocessor(numeric, categorical)
     pre.fit(train[numeric + categorical])
-    joblib.dump(pre, ctx.output / FEATURES_FITTED)
+    joblib.dump(pre, job.output / FEATURES_FITTED)
     meta = {
         "numeric": numeric,
         "categorical": categorical,
         "columns": numeric + categorical,
         "outputs": int(len(pre.get_feature_names_out())),
     }
-    (ctx.output / FEATURES_META).write_text(json.dumps(meta, indent=1))
+    write_json(job.output / FEATURES_META, meta)
     print(
         f"features: {len(numeric)} numeric, {len(categorical)} categorical "
         f"-> {meta['outputs']} model inputs (fitted on {len(train)} training rows)"

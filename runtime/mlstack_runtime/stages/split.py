@@ -1,29 +1,38 @@
 """builtin/split: train / validation / test, random, stratified or time-based, seeded.
 
 Settings come from ``data.split`` (``with:`` may override them): strategy, by, test, validation,
-seed. Writes ``train.parquet``, ``validation.parquet`` (possibly empty) and ``test.parquet``.
+seed. Writes ``train.parquet``, ``validation.parquet`` (possibly empty), ``test.parquet`` and
+``split.json``.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Optional
 
-from mlstack.errors import BackendError
-from mlstack.local.stages.common import TABLE, TEST, TRAIN, VALIDATION, read_table, write_table
+from mlstack_runtime.artifacts import (
+    SPLIT_INFO,
+    TABLE,
+    TEST,
+    TRAIN,
+    VALIDATION,
+    read_table,
+    write_table,
+)
+from mlstack_runtime.errors import StageError
 
 
 def split_frame(
-    df: Any, strategy: str, test: float, validation: float, seed: int, by: str | None
+    df: Any, strategy: str, test: float, validation: float, seed: int, by: Optional[str]
 ) -> tuple[Any, Any, Any]:
     from sklearn.model_selection import train_test_split
 
     if by is not None and by not in df.columns:
-        raise BackendError(
+        raise StageError(
             f"split by {by!r}: no such column", hint=f"columns: {', '.join(map(str, df.columns))}"
         )
     if strategy == "time":
-        ordered = df.sort_values(by, kind="stable")
+        ordered = df.sort_values(by, kind="mergesort")  # stable
         n = len(ordered)
         n_test = max(1, round(n * test))
         n_val = round(n * validation)
@@ -40,28 +49,28 @@ def split_frame(
         else:
             train, val = rest, rest.iloc[0:0]
     except ValueError as e:
-        raise BackendError(
+        raise StageError(
             f"cannot split the data ({strategy}): {e}",
             hint="use a random split, or more rows per class",
         ) from None
     return train, val, test_df
 
 
-def run(ctx: Any) -> dict[str, Any]:
-    df = read_table(ctx.require(TABLE, "builtin/ingest"))
-    cfg = {**(ctx.data.get("split") or {}), **ctx.params}
-    strategy = cfg.get("strategy", "random")
+def run(job: Any) -> dict[str, Any]:
+    df = read_table(job.require(TABLE, "builtin/ingest"))
+    cfg = {**(job.data.get("split") or {}), **job.params}
+    strategy = str(cfg.get("strategy") or "random")
     train, val, test = split_frame(
         df,
         strategy,
         float(cfg.get("test", 0.2)),
-        float(cfg.get("validation", 0.0)),
-        int(cfg.get("seed", 0)),
+        float(cfg.get("validation") or 0.0),
+        int(cfg.get("seed") or 0),
         cfg.get("by"),
     )
     for frame, name in ((train, TRAIN), (val, VALIDATION), (test, TEST)):
-        write_table(frame, ctx.output / name)
+        write_table(frame, job.output / name)
     sizes = {"train": int(len(train)), "validation": int(len(val)), "test": int(len(test))}
-    (ctx.output / "split.json").write_text(json.dumps({"strategy": strategy, **sizes}))
+    (job.output / SPLIT_INFO).write_text(json.dumps({"strategy": strategy, **sizes}))
     print(f"split ({strategy}): {sizes}")
     return sizes
