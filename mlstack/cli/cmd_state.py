@@ -135,8 +135,6 @@ def force_unlock(
     file: str | None, variables: tuple[str, ...], env: str | None, lock_id: str
 ) -> None:
     """Remove the state lock LOCK_ID (only when you know its holder is gone)."""
-    from mlstack.engine.lock import force_unlock as unlock
-
     ws = workspace(file, env, variables)
-    info = unlock(ws.lock_path, lock_id)
+    info = ws.state_backend.force_unlock(lock_id)
     render.out(f"Lock {info.id} removed ({info.describe()}).")

@@ -31,6 +31,7 @@ class LockInfo:
     host: str
     operation: str
     created: float
+    heartbeat: float = 0.0  # remote locks: when the holder last said it is alive
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.created))
@@ -90,7 +91,7 @@ class StateLock:
             self.stale = previous
         self.info = LockInfo(
             id=uuid.uuid4().hex[:12],
-            owner=_user(),
+            owner=user_name(),
             pid=os.getpid(),
             host=socket.gethostname(),
             operation=self.operation,
@@ -161,7 +162,7 @@ def force_unlock(path: Path, lock_id: str) -> LockInfo:
     return info
 
 
-def _user() -> str:
+def user_name() -> str:
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
