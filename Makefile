@@ -5,25 +5,41 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint bench install install-dev clean
+.PHONY: demo test lint bench install install-dev wheels clean
+# Azurite, Microsoft's Azure Storage emulator, for the remote-state tests (npm, pinned)
+AZURITE := azurite@3.37.0
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
 # core + the embedded local backend
+# (`mlstack` was this distribution's old name; on the package index it is someone else's)
 $(VENV)/.local-installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) uninstall -y -q mlstack 2>/dev/null || true
 	$(PIP) install -q -c constraints.txt -e '.[local]'
 	touch $@
 
 # everything the test suite needs: local, the SageMaker and Azure ML backends, the AWS and Azure
 # stacks, test tools
 $(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt backends/sagemaker/pyproject.toml backends/azureml/pyproject.toml stacks/pyproject.toml
+	$(PIP) uninstall -y -q mlstack 2>/dev/null || true
 	$(PIP) install -q -c constraints.txt -e '.[local,test]' -e 'backends/sagemaker[test]' -e 'backends/azureml[test]' -e 'stacks[aws,azure]'
 	touch $@
 
+$(VENV)/node/.installed: Makefile
+	npm install --prefix $(VENV)/node --no-audit --no-fund --loglevel=error $(AZURITE)
+	touch $@
+
 install: $(VENV)/.local-installed
-install-dev: $(VENV)/.dev-installed
+install-dev: $(VENV)/.dev-installed $(VENV)/node/.installed
+
+# Wheels and sdists of every distribution into dist/ (what examples/ci installs until a release
+# is published). The test suite builds them again in a temporary folder for its fresh-venv run.
+DISTS := . backends/sagemaker backends/azureml stacks $(wildcard runtime)
+wheels: install-dev
+	rm -rf dist
+	for d in $(DISTS); do $(BIN)/python -m build --no-isolation --sdist --wheel --outdir dist $$d || exit 1; done
 
 # The quickstart end to end on the local backend: data, plan, apply, a prediction.
 demo: install
