@@ -19,6 +19,7 @@ from mlstack.engine.backend import Backend, BackendPlugin, Context, Event, get_p
 from mlstack.engine.desired import DesiredGraph, DigestCache, build
 from mlstack.engine.digest import digest
 from mlstack.engine.plan import Plan, diff, drift
+from mlstack.engine.policies import check_policies
 from mlstack.engine.project import (
     STATE_DIR,
     Project,
@@ -73,6 +74,7 @@ class Workspace:
         check_stages(
             self.plugin, self.env, self.resolved, self.project_file.loaded.source, problems
         )
+        check_policies(self.resolved, self.project_file.loaded.source, problems)
         problems.raise_if_any(SpecError)
 
     @cached_property
