@@ -114,3 +114,37 @@ def test_s3_state_is_written_with_server_side_encryption(remote) -> None:
     RemoteStateStore(store_for(block), key).put("model.m", "model", {}, {}, [])
     head = boto3.client("s3").head_object(Bucket=block["bucket"], Key=key)
     assert head["ServerSideEncryption"] == "AES256"
+
+
+def test_a_live_holder_beats_and_a_silent_one_from_another_host_is_stale(remote) -> None:
+    import json
+    import time
+    from dataclasses import asdict, replace
+
+    from mlstack.engine.lock_remote import parse, stale_reason
+
+    _, block = remote
+    st = store_for(block)
+    key = f"{block['prefix']}/dev/lock.json"
+    lock = RemoteLock(st, key, "apply", stale_after=2.0).acquire()
+    try:
+        first = parse(st.lock_read(key))
+        deadline = time.monotonic() + 30
+        while (now := parse(st.lock_read(key))).heartbeat == first.heartbeat:
+            assert time.monotonic() < deadline, "the holder never refreshed its heartbeat"
+            time.sleep(0.05)
+        assert now.id == first.id and stale_reason(now, 2.0) is None
+    finally:
+        lock.release()
+    # a runner on another machine that stopped beating long ago (its pid means nothing here)
+    gone = replace(
+        first, id="abcdef012345", host="runner-elsewhere", pid=1, heartbeat=time.time() - 600
+    )
+    st.lock_acquire(key, json.dumps(asdict(gone)).encode())
+    with pytest.raises(LockError) as e:
+        RemoteLock(store_for(block), key, "apply", stale_after=120.0).acquire(timeout=0)
+    msg = e.value.render()
+    assert "state is locked by a stale lock" in msg and "no heartbeat for 60" in msg
+    assert "mlstack force-unlock abcdef012345" in msg
+    force_unlock(st, key, "abcdef012345")
+    RemoteLock(st, key, "apply").acquire().release()
