@@ -150,7 +150,13 @@ def is_held(path: Path) -> bool:
 
 
 def force_unlock(path: Path, lock_id: str) -> LockInfo:
-    info = read_info(path)
+    info = check_unlock(read_info(path), lock_id)
+    path.unlink()  # a live holder keeps its flock on the old inode; new writers use a new file
+    return info
+
+
+def check_unlock(info: LockInfo | None, lock_id: str) -> LockInfo:
+    """The lock ``force-unlock ID`` may remove: there is one, and ID is its id."""
     if info is None:
         raise LockError("the state is not locked", hint="nothing to do")
     if info.id != lock_id:
@@ -158,7 +164,6 @@ def force_unlock(path: Path, lock_id: str) -> LockInfo:
             f"lock id {lock_id!r} does not match the current lock ({info.describe()})",
             hint=f"mlstack force-unlock {info.id}",
         )
-    path.unlink()  # a live holder keeps its flock on the old inode; new writers use a new file
     return info
 
 

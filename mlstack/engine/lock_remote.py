@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, replace
 
-from mlstack.engine.lock import LockInfo, user_name
+from mlstack.engine.lock import LockInfo, check_unlock, user_name
 from mlstack.engine.objectstore import Conflict, ObjectStore
 from mlstack.errors import LockError
 
@@ -147,14 +147,7 @@ class RemoteLock:
 
 
 def force_unlock(store: ObjectStore, key: str, lock_id: str) -> LockInfo:
-    info = parse(store.lock_read(key))
-    if info is None:
-        raise LockError("the state is not locked", hint="nothing to do")
-    if info.id != lock_id:
-        raise LockError(
-            f"lock id {lock_id!r} does not match the current lock ({info.describe()})",
-            hint=f"mlstack force-unlock {info.id}",
-        )
+    info = check_unlock(parse(store.lock_read(key)), lock_id)
     store.lock_break(key)
     return info
 

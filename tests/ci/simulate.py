@@ -56,6 +56,12 @@ class Runner:
         self.artifacts: dict[str, Path] = {}
         self._n = 0
 
+    def fake(self, command: str, script: str) -> None:
+        """Put ``command`` on the steps' PATH, answered by the stand-in ``script``."""
+        exe = self.bin / command
+        exe.write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / script} "$@"\n')
+        exe.chmod(0o755)
+
     def checkout(self, job: str) -> Path:
         self._n += 1
         dst = self.tmp / f"job{self._n}-{job}"
@@ -89,9 +95,7 @@ class GitHub(Runner):
     def __init__(self, workflow: Path, project: Path, tmp: Path, base_env: dict[str, str]):
         super().__init__(project, tmp, base_env)
         self.wf = yaml.safe_load(workflow.read_text())
-        gh = self.bin / "gh"
-        gh.write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "fake_gh.py"} "$@"\n')
-        gh.chmod(0o755)
+        self.fake("gh", "fake_gh.py")
         self.vars = {
             "MLSTACK_REPOSITORY": "example/mlstack",
             "MLSTACK_REF": "main",
@@ -208,9 +212,7 @@ class GitLab(Runner):
     def __init__(self, pipeline: Path, project: Path, tmp: Path, base_env: dict[str, str]):
         super().__init__(project, tmp, base_env)
         self.ci = yaml.safe_load(pipeline.read_text())
-        curl = self.bin / "curl"
-        curl.write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "fake_gitlab_api.py"} "$@"\n')
-        curl.chmod(0o755)
+        self.fake("curl", "fake_gitlab_api.py")
 
     def jobs(self) -> list[str]:
         order = {s: i for i, s in enumerate(self.ci["stages"])}
@@ -285,6 +287,14 @@ class GitLab(Runner):
                         z.write(f, f.relative_to(keep))
             (self.state / f"artifacts-{name}.zip").write_bytes(zbuf.getvalue())
         return res
+
+
+def check_schema(builtin: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """check-jsonschema with one of the schemas it bundles (no network)."""
+    exe = Path(sys.executable).parent / "check-jsonschema"
+    return subprocess.run(
+        [str(exe), "--builtin-schema", builtin, str(path)], capture_output=True, text=True
+    )
 
 
 def mr_record(state: Path, iid: int, sha: str) -> None:

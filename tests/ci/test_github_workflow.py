@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.ci.simulate import REPO, GitHub
+from tests.ci.simulate import REPO, GitHub, check_schema
 from tests.conftest import TOY_SPEC, make_env, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -25,16 +25,7 @@ BIN = Path(sys.executable).parent
 
 
 def test_workflow_passes_the_published_schema_and_actionlint() -> None:
-    schema = subprocess.run(
-        [
-            str(BIN / "check-jsonschema"),
-            "--builtin-schema",
-            "vendor.github-workflows",
-            str(WORKFLOW),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    schema = check_schema("vendor.github-workflows", WORKFLOW)
     assert schema.returncode == 0, schema.stdout + schema.stderr
     lint = subprocess.run([str(BIN / "actionlint"), str(WORKFLOW)], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr

@@ -4,14 +4,12 @@ applies that plan → manual promotions record who ran them → scheduled monito
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.ci.simulate import REPO, GitLab, mr_record
+from tests.ci.simulate import REPO, GitLab, check_schema, mr_record
 from tests.ci.test_github_workflow import history, project
 from tests.conftest import make_env
 
@@ -20,16 +18,7 @@ PIPELINE = REPO / "examples" / "ci" / "gitlab-ci.yml"
 
 
 def test_pipeline_passes_the_published_schema() -> None:
-    r = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "check-jsonschema"),
-            "--builtin-schema",
-            "vendor.gitlab-ci",
-            str(PIPELINE),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    r = check_schema("vendor.gitlab-ci", PIPELINE)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
