@@ -47,7 +47,8 @@ def test_two_runners_share_remote_state_and_its_lock(remote, tmp_path: Path) -> 
     srv, block = remote
     a, b = checkout(tmp_path / "a", block), checkout(tmp_path / "b", block)
     env = make_env(**srv.env, TOY_HOME=str(tmp_path / "platform"))
-    slow = {**env, "TOY_SLEEP": "3"}
+    go = tmp_path / "go"  # the first runner's apply finishes only once this file exists
+    slow = {**env, "TOY_WAIT_FILE": str(go)}
 
     first = subprocess.Popen(
         [*MLSTACK, "apply", "--auto-approve"],
@@ -62,6 +63,7 @@ def test_two_runners_share_remote_state_and_its_lock(remote, tmp_path: Path) -> 
         wait_for_holder(block, first)
         second = run_cli("apply", "--auto-approve", "--lock-timeout", "1s", cwd=b, env=env)
         assert first.poll() is None, "the first runner should still hold the lock"
+        go.touch()
         out, err = first.communicate(timeout=120)
     finally:
         if first.poll() is None:
@@ -83,7 +85,7 @@ def test_two_runners_share_remote_state_and_its_lock(remote, tmp_path: Path) -> 
     victim = subprocess.Popen(
         [*MLSTACK, "apply", "--auto-approve"],
         cwd=a,
-        env={**env, "TOY_SLEEP": "60"},
+        env={**env, "TOY_WAIT_FILE": str(tmp_path / "never")},
         text=True,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
