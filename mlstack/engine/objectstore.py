@@ -92,5 +92,40 @@ def open_store(kind: str, settings: dict[str, Any]) -> ObjectStore:
             f"state backend {kind!r} needs a package that is not installed: {e.name or e}",
             hint=f"pip install 'mlstack-core[{EXTRAS[kind]}]'",
         ) from None
-    store: ObjectStore = module.open_store(settings)
-    return store
+    try:
+        store = module.open_store(settings)
+    except StateError:
+        raise
+    except Exception as e:  # noqa: BLE001 - an SDK's own error: said plainly, no traceback
+        raise _plain(e, f"{kind} state store", "open") from None
+    return Guarded(store)
+
+
+class Guarded:
+    """A store whose SDK errors (no credentials, endpoint unreachable, ...) become StateError."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.url: str = store.url
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._store, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except (Conflict, StateError):
+                raise
+            except Exception as e:  # noqa: BLE001 - see the class docstring
+                raise _plain(e, self.url, name.replace("_", " ")) from None
+
+        return call
+
+
+def _plain(e: Exception, where: str, what: str) -> StateError:
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    return StateError(
+        f"{where}: {what} failed: {type(e).__name__}: {first}",
+        hint="check the state store's endpoint, network and credentials (state: in the spec, "
+        "and the cloud SDK's usual environment variables)",
+    )

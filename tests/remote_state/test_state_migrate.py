@@ -75,3 +75,21 @@ def test_a_bad_location_is_a_clear_error(tmp_path: Path) -> None:
     r = run_cli("state", "migrate", "--from", "ftp://x/y", cwd=tmp_path)
     assert r.returncode == 1
     assert "'ftp://x/y' is not a state location" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
+    from tests.remote_state.servers import free_port
+
+    spec = yaml.safe_load(TOY_SPEC)
+    spec["state"] = {
+        "backend": "s3",
+        "bucket": "nowhere",
+        "prefix": "p",
+        "endpoint_url": f"http://127.0.0.1:{free_port()}",
+    }
+    (tmp_path / "mlstack.yaml").write_text(yaml.safe_dump(spec))
+    env = make_env(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1")
+    r = run_cli("plan", cwd=tmp_path, env=env, timeout=120)
+    assert r.returncode == 1
+    assert "s3://nowhere: read failed: EndpointConnectionError" in r.stderr
+    assert "Traceback" not in r.stderr
