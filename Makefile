@@ -39,7 +39,8 @@ install-dev: $(VENV)/.dev-installed $(VENV)/node/.installed
 DISTS := . backends/sagemaker backends/azureml stacks $(wildcard runtime)
 wheels: install-dev
 	rm -rf dist
-	for d in $(DISTS); do $(BIN)/python -m build --no-isolation --sdist --wheel --outdir dist $$d || exit 1; done
+	# build/ is removed first: setuptools would package stale files left in it
+	for d in $(DISTS); do rm -rf $$d/build && $(BIN)/python -m build --no-isolation --sdist --wheel --outdir dist $$d || exit 1; done
 
 # The quickstart end to end on the local backend: data, plan, apply, a prediction.
 demo: install

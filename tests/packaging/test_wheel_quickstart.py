@@ -50,6 +50,7 @@ def test_quickstart_runs_from_the_built_wheel_in_a_fresh_venv(tmp_path: Path) ->
     started = time.monotonic()
     dist = tmp_path / "dist"
     for src in DISTS.values():
+        shutil.rmtree(src / "build", ignore_errors=True)  # stale files there would be packaged
         run(
             [
                 sys.executable,
