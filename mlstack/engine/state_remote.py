@@ -112,7 +112,8 @@ class RemoteStateStore:
         doc = self._load()
         if doc is None:
             return []
-        return [HistoryEntry(**h) for h in reversed(doc["history"][-limit:])]
+        entries = doc["history"] if limit < 0 else doc["history"][-limit:] if limit else []
+        return [HistoryEntry(**h) for h in reversed(entries)]
 
     # --- writing: one conditional write each ---------------------------------------------------
     def _write(self, change: Callable[[dict[str, Any]], int]) -> int:
