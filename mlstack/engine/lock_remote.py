@@ -83,8 +83,15 @@ class RemoteLock:
                 break
             except Conflict:
                 holder = self.holder()
+                if holder is None and time.monotonic() < deadline + 5:
+                    time.sleep(0.05)  # released between our attempt and the read: try again
+                    continue
                 if holder is None:
-                    continue  # released between our attempt and the read: try again
+                    raise LockError(
+                        f"state is locked, but the lock record {self.store.url}/{self.key} "
+                        "cannot be read",
+                        hint="if no run is active, delete that object with the store's tools",
+                    ) from None
                 if time.monotonic() >= deadline:
                     raise self._held_error(holder) from None
                 if on_wait and not told:

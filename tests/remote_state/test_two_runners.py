@@ -96,7 +96,7 @@ def test_two_runners_share_remote_state_and_its_lock(remote, tmp_path: Path) -> 
     finally:
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait()
-    blocked = run_cli("apply", "--auto-approve", cwd=b, env=env)
+    blocked = run_cli("apply", "--auto-approve", cwd=b, env=env, timeout=180)
     assert blocked.returncode == 1
     assert "state is locked by a stale lock" in blocked.stderr
     assert f"its process {victim.pid} on " in blocked.stderr and "is gone" in blocked.stderr
