@@ -436,7 +436,11 @@ def get_plugin(name: str) -> BackendPlugin:
 KNOWN_BACKENDS = ("local", "sagemaker", "vertex", "azureml", "kserve")
 # The distribution that provides each backend (names checked free on the package index; the
 # bare name "mlstack" there is an unrelated project).
-DISTRIBUTIONS = {"local": "mlstack-core[local]", "sagemaker": "mlstack-sagemaker"}
+DISTRIBUTIONS = {
+    "local": "mlstack-core[local]",
+    "sagemaker": "mlstack-sagemaker",
+    "azureml": "mlstack-azureml",
+}
 
 
 def install_hint(name: str) -> str:

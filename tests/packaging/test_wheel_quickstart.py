@@ -21,6 +21,7 @@ DISTS = {
     "mlstack-core": REPO,
     "mlstack-sagemaker": REPO / "backends" / "sagemaker",
     "mlstack-stacks": REPO / "stacks",
+    "mlstack-azureml": REPO / "backends" / "azureml",
 }
 if (REPO / "runtime" / "pyproject.toml").exists():
     DISTS["mlstack-runtime"] = REPO / "runtime"
