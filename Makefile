@@ -5,25 +5,42 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint bench install install-dev oldest-env clean
+.PHONY: demo test lint bench install install-dev oldest-env wheels clean
+# Azurite, Microsoft's Azure Storage emulator, for the remote-state tests (npm, pinned)
+AZURITE := azurite@3.37.0
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
 # core + the embedded local backend
+# (`mlstack` was this distribution's old name; on the package index it is someone else's)
 $(VENV)/.local-installed: $(BIN)/python pyproject.toml constraints.txt runtime/pyproject.toml
+	$(PIP) uninstall -y -q mlstack 2>/dev/null || true
 	$(PIP) install -q -c constraints.txt -e 'runtime[validate,tune,remote]' -e '.[local]'
 	touch $@
 
 # everything the test suite needs: the runtime, local, the SageMaker, Azure ML and Vertex backends,
 # the AWS, Azure and GCP stacks, test tools
 $(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt runtime/pyproject.toml backends/sagemaker/pyproject.toml backends/azureml/pyproject.toml backends/vertex/pyproject.toml stacks/pyproject.toml
+	$(PIP) uninstall -y -q mlstack 2>/dev/null || true
 	$(PIP) install -q -c constraints.txt -e 'runtime[validate,tune,remote]' -e '.[local,test]' -e 'backends/sagemaker[test]' -e 'backends/azureml[test]' -e 'backends/vertex[test]' -e 'stacks[aws,azure,gcp]'
 	touch $@
 
+$(VENV)/node/.installed: Makefile
+	npm install --prefix $(VENV)/node --no-audit --no-fund --loglevel=error $(AZURITE)
+	touch $@
+
 install: $(VENV)/.local-installed
-install-dev: $(VENV)/.dev-installed
+install-dev: $(VENV)/.dev-installed $(VENV)/node/.installed
+
+# Wheels and sdists of every distribution into dist/ (what examples/ci installs until a release
+# is published). The test suite builds them again in a temporary folder for its fresh-venv run.
+DISTS := . runtime backends/sagemaker backends/azureml backends/vertex stacks
+wheels: install-dev
+	rm -rf dist
+	# build/ is removed first: setuptools would package stale files left in it
+	for d in $(DISTS); do rm -rf $$d/build && $(BIN)/python -m build --no-isolation --sdist --wheel --outdir dist $$d || exit 1; done
 
 # mlstack_runtime's oldest supported versions (SageMaker's scikit-learn 1.2-1 image) in
 # .venv-py39; the runtime's tests build it on first use too, and skip where Python 3.9 is absent.

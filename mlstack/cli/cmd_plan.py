@@ -29,6 +29,14 @@ if TYPE_CHECKING:
 @click.option("-out", "--out", "out_file", default=None, help="Save the plan to FILE for apply.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="markdown: a table and diffs for a pull-request comment.",
+)
+@click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 1 on error, 2 with changes."
 )
 @click.option("--target", "targets", multiple=True, help="Plan only this address (repeatable).")
@@ -46,6 +54,7 @@ def plan(
     env: str | None,
     out_file: str | None,
     as_json: bool,
+    fmt: str,
     detailed_exitcode: bool,
     targets: tuple[str, ...],
     refresh: bool,
@@ -53,6 +62,7 @@ def plan(
     destroy_: bool,
 ) -> int:
     """Show what apply would change, attribute by attribute."""
+    as_json = as_json or fmt == "json"
     ws = workspace(file, env, variables)
     p, _ = ws.plan(
         targets=list(targets) or None, destroy=destroy_, refresh=refresh, refresh_only=refresh_only
@@ -74,6 +84,10 @@ def plan(
         )
     if as_json:
         render.emit_json(p.to_json())
+    elif fmt == "markdown":
+        from mlstack.cli.render_markdown import plan_markdown
+
+        render.out(plan_markdown(p, saved_as=out_file).rstrip("\n"))
     else:
         render.plan(p)
         if out_file:
@@ -164,7 +178,10 @@ def _run(
     saved = None
     if plan_file:
         saved = planfile.load(Path(plan_file))
-        file = saved["project_file"]
+        # CI applies in another checkout than the one that planned: -f, else the saved path if
+        # it exists here, else ./mlstack.yaml; the plan's graph digest proves it is the same spec
+        if file is None and Path(saved["project_file"]).exists():
+            file = saved["project_file"]
         env = saved["plan"]["environment"]
         variables = tuple(f"{k}={v}" for k, v in saved["variables"].items())
         # replay the saved plan's options: the same targets, destroy and refresh

@@ -7,7 +7,7 @@ import time
 import click
 
 from mlstack.cli import render
-from mlstack.cli.options import env_option, project_options, workspace
+from mlstack.cli.options import env_option, lock_option, project_options, seconds, workspace
 from mlstack.errors import StateError
 
 
@@ -127,6 +127,49 @@ def state_history(
         render.out(f"#{e.id} {when} serial {e.serial} {e.operation} {e.status} {extra}")
 
 
+@state.command("migrate")
+@project_options
+@env_option
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    help="Where state is now: local, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, az://CONTAINER/PREFIX.",
+)
+@click.option("--to", "target", default=None, help="Where to put it (default: the spec's state:).")
+@click.option("--all-envs", is_flag=True, help="Every environment of the project.")
+@click.option("--force", is_flag=True, help="Overwrite state already at the target.")
+@lock_option
+def state_migrate(
+    file: str | None,
+    variables: tuple[str, ...],
+    env: str | None,
+    source: str,
+    target: str | None,
+    all_envs: bool,
+    force: bool,
+    lock_timeout: str,
+) -> None:
+    """Copy state, history and serial from one store to another, holding both locks.
+
+    Typical use: add a `state:` block to the spec, then `mlstack state migrate --from local`.
+    """
+    from mlstack.engine.state_backend import StateBackend, config_from_url, migrate
+
+    ws = workspace(file, env, variables)
+    project = ws.project_file
+    envs = project.environments if all_envs else [ws.env]
+    for name in envs:
+        spec = ws.resolved.state if name == ws.env else project.workspace(name).resolved.state
+        src_cfg = config_from_url(source, spec)
+        dst_cfg = config_from_url(target, spec) if target else spec
+        src = StateBackend(src_cfg, ws.resolved.project, name, ws.workdir)
+        dst = StateBackend(dst_cfg, ws.resolved.project, name, ws.workdir)
+        serial = migrate(src, dst, lock_timeout=seconds(lock_timeout), force=force)
+        render.out(f"{name}: state (serial {serial}) copied from {src.where} to {dst.where}.")
+    render.out("The old copy is left in place; remove it once you have checked the new one.")
+
+
 @click.command("force-unlock")
 @project_options
 @env_option
@@ -135,8 +178,6 @@ def force_unlock(
     file: str | None, variables: tuple[str, ...], env: str | None, lock_id: str
 ) -> None:
     """Remove the state lock LOCK_ID (only when you know its holder is gone)."""
-    from mlstack.engine.lock import force_unlock as unlock
-
     ws = workspace(file, env, variables)
-    info = unlock(ws.lock_path, lock_id)
+    info = ws.state_backend.force_unlock(lock_id)
     render.out(f"Lock {info.id} removed ({info.describe()}).")

@@ -72,7 +72,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="mlstack", message="mlstack %(version)s")
+@click.version_option(package_name="mlstack-core", message="mlstack %(version)s")
 @click.option("--debug", is_flag=True, envvar="MLSTACK_DEBUG", help="Show tracebacks.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from mlstack.engine.backend import Context, Event
 from mlstack.engine.resources import Action, Change
-from mlstack.engine.state import StateStore
+from mlstack.engine.state_backend import State
 from mlstack.errors import MlstackError
 
 Handler = Callable[[Change, Context], Mapping[str, Any] | None]
@@ -54,7 +54,7 @@ class ApplyResult:
 
 
 def execute(
-    changes: list[Change], state: StateStore, handler: Handler, ctx: Context, parallelism: int = 4
+    changes: list[Change], state: State, handler: Handler, ctx: Context, parallelism: int = 4
 ) -> ApplyResult:
     todo = {c.address: c for c in changes if c.action is not Action.NOOP}
     # a change waits for the changes it depends on; destroys wait for their dependents' destroys

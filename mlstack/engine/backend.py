@@ -148,7 +148,7 @@ class BackendPlugin:
         except ImportError as e:
             raise BackendError(
                 f"backend {self.name!r} cannot start: {e}",
-                hint=f"install its extra dependencies, e.g. pip install 'mlstack-{self.name}'",
+                hint=f"install its dependencies: {install_hint(self.name)}",
             ) from None
         config = self.config_model.model_validate(project.settings)
         backend: Backend = cls(project=project, config=config, workdir=workdir, plugin=self)
@@ -418,18 +418,14 @@ def get_plugin(name: str) -> BackendPlugin:
 
         known = sorted(eps) + [k for k in KNOWN_BACKENDS if k not in eps]
         installed = ", ".join(sorted(eps)) or "none"
-        hint = (
-            f"pip install mlstack-{name}"
-            if name in KNOWN_BACKENDS
-            else f"installed backends: {installed}"
-        )
+        hint = install_hint(name) if name in KNOWN_BACKENDS else f"installed backends: {installed}"
         raise BackendError(f"unknown backend {name!r}{did_you_mean(name, known)}", hint=hint)
     try:
         plugin = eps[name].load()
     except ImportError as e:
         raise BackendError(
             f"backend {name!r} is registered but cannot be imported: {e}",
-            hint=f"reinstall it: pip install --force-reinstall mlstack-{name}",
+            hint=f"reinstall it: {install_hint(name).replace('install', 'install --force-reinstall', 1)}",
         ) from None
     if not isinstance(plugin, BackendPlugin):
         raise BackendError(f"entry point {name!r} in {ENTRY_POINT_GROUP} is not a BackendPlugin")
@@ -438,3 +434,17 @@ def get_plugin(name: str) -> BackendPlugin:
 
 
 KNOWN_BACKENDS = ("local", "sagemaker", "vertex", "azureml", "kserve")
+# The distribution that provides each backend (names checked free on the package index; the
+# bare name "mlstack" there is an unrelated project).
+DISTRIBUTIONS = {
+    "local": "mlstack-core[local]",
+    "sagemaker": "mlstack-sagemaker",
+    "azureml": "mlstack-azureml",
+}
+
+
+def install_hint(name: str) -> str:
+    dist = DISTRIBUTIONS.get(name)
+    if dist is None:
+        return f"backend {name!r} is planned but not released yet"
+    return f"pip install '{dist}'"

@@ -31,6 +31,7 @@ class LockInfo:
     host: str
     operation: str
     created: float
+    heartbeat: float = 0.0  # remote locks: when the holder last said it is alive
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.created))
@@ -90,7 +91,7 @@ class StateLock:
             self.stale = previous
         self.info = LockInfo(
             id=uuid.uuid4().hex[:12],
-            owner=_user(),
+            owner=user_name(),
             pid=os.getpid(),
             host=socket.gethostname(),
             operation=self.operation,
@@ -149,7 +150,13 @@ def is_held(path: Path) -> bool:
 
 
 def force_unlock(path: Path, lock_id: str) -> LockInfo:
-    info = read_info(path)
+    info = check_unlock(read_info(path), lock_id)
+    path.unlink()  # a live holder keeps its flock on the old inode; new writers use a new file
+    return info
+
+
+def check_unlock(info: LockInfo | None, lock_id: str) -> LockInfo:
+    """The lock ``force-unlock ID`` may remove: there is one, and ID is its id."""
     if info is None:
         raise LockError("the state is not locked", hint="nothing to do")
     if info.id != lock_id:
@@ -157,11 +164,10 @@ def force_unlock(path: Path, lock_id: str) -> LockInfo:
             f"lock id {lock_id!r} does not match the current lock ({info.describe()})",
             hint=f"mlstack force-unlock {info.id}",
         )
-    path.unlink()  # a live holder keeps its flock on the old inode; new writers use a new file
     return info
 
 
-def _user() -> str:
+def user_name() -> str:
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry in some containers

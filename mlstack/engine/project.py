@@ -60,6 +60,9 @@ class Project:
             plugin, env, resolved.settings, resolved.deployment, self.loaded.source, problems
         )
         check_stages(plugin, env, resolved, self.loaded.source, problems)
+        from mlstack.engine.policies import check_policies
+
+        check_policies(resolved, self.loaded.source, problems)
         problems.raise_if_any(SpecError)
 
     def default_env(self) -> str:

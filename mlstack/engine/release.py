@@ -121,6 +121,7 @@ def promote(
                 "from": src_env,
                 "source_version": source.version,
                 "checks": checks,
+                "approved_by": sorted(set(approved_by)),
             },
         )
         return {

@@ -235,6 +235,78 @@ class StateStore:
                 (serial, time.time(), operation, status, _dump(summary), _dump(snapshot)),
             )
 
+    # --- whole-state copy (state migrate) -----------------------------------------------------
+    def export(self) -> dict[str, Any] | None:
+        """Everything this state holds, in the shape ``RemoteStateStore`` stores."""
+        if not self.exists:
+            return None
+        resources = {
+            a: {
+                "kind": r.kind,
+                "inputs": r.inputs,
+                "outputs": r.outputs,
+                "depends_on": list(r.depends_on),
+                "serial": r.serial,
+                "updated": r.updated,
+            }
+            for a, r in self.records().items()
+        }
+        history = [e.__dict__ for e in reversed(self.history(limit=-1))]
+        events = [
+            {"time": t, "address": a, "action": ac, "status": st, "detail": d}
+            for t, a, ac, st, d in self._read(
+                "SELECT time, address, action, status, detail FROM events ORDER BY id"
+            )
+        ]
+        return {
+            "version": SCHEMA_VERSION,
+            "lineage": self.lineage,
+            "serial": self.serial,
+            "resources": resources,
+            "history": history,
+            "events": events,
+        }
+
+    def import_(self, doc: Mapping[str, Any]) -> None:
+        """Replace this state with ``doc`` in one transaction."""
+        with self._tx() as c:
+            for table in ("resources", "history", "events"):
+                c.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+            c.execute("UPDATE meta SET value=? WHERE key='lineage'", (str(doc["lineage"]),))
+            c.execute("UPDATE meta SET value=? WHERE key='serial'", (str(int(doc["serial"])),))
+            for a, r in doc["resources"].items():
+                c.execute(
+                    "INSERT INTO resources VALUES (?,?,?,?,?,?,?)",
+                    (
+                        a,
+                        r["kind"],
+                        _dump(r["inputs"]),
+                        _dump(r["outputs"]),
+                        json.dumps(list(r["depends_on"])),
+                        int(r["serial"]),
+                        float(r["updated"]),
+                    ),
+                )
+            for h in doc["history"]:
+                c.execute(
+                    "INSERT INTO history (id, serial, time, operation, status, summary, snapshot)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (
+                        h["id"],
+                        h["serial"],
+                        h["time"],
+                        h["operation"],
+                        h["status"],
+                        _dump(h["summary"]),
+                        _dump(h["snapshot"]),
+                    ),
+                )
+            for e in doc["events"]:
+                c.execute(
+                    "INSERT INTO events (time, address, action, status, detail) VALUES (?,?,?,?,?)",
+                    (e["time"], e["address"], e["action"], e["status"], e["detail"]),
+                )
+
 
 def _dump(v: Any) -> str:
     return json.dumps(v, sort_keys=True, default=str)

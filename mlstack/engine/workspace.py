@@ -18,8 +18,8 @@ from mlstack.engine.apply import ApplyResult, execute, first_error
 from mlstack.engine.backend import Backend, BackendPlugin, Context, Event, get_plugin
 from mlstack.engine.desired import DesiredGraph, DigestCache, build
 from mlstack.engine.digest import digest
-from mlstack.engine.lock import StateLock
 from mlstack.engine.plan import Plan, diff, drift
+from mlstack.engine.policies import check_policies
 from mlstack.engine.project import (
     STATE_DIR,
     Project,
@@ -28,7 +28,7 @@ from mlstack.engine.project import (
     check_stages,
 )
 from mlstack.engine.resources import Action, Change
-from mlstack.engine.state import StateStore
+from mlstack.engine.state_backend import Lock, State, StateBackend
 from mlstack.errors import Location, ProblemList, SpecError, StateError
 from mlstack.manifest.load import resolve
 from mlstack.manifest.models import ResolvedProject
@@ -40,8 +40,10 @@ class Workspace:
         self.env = env
         self.resolved: ResolvedProject = resolve(project.loaded, env)
         self.workdir = project.workdir
-        self.state = StateStore(self.workdir / "state" / f"{env}.db")
-        self.lock_path = self.workdir / "state" / f"{env}.lock"
+        self.state_backend = StateBackend(
+            self.resolved.state, self.resolved.project, env, self.workdir
+        )
+        self.state: State = self.state_backend.state
 
     # --- backend ------------------------------------------------------------------------------
     @cached_property
@@ -72,6 +74,7 @@ class Workspace:
         check_stages(
             self.plugin, self.env, self.resolved, self.project_file.loaded.source, problems
         )
+        check_policies(self.resolved, self.project_file.loaded.source, problems)
         problems.raise_if_any(SpecError)
 
     @cached_property
@@ -189,8 +192,8 @@ class Workspace:
     # --- apply --------------------------------------------------------------------------------
     def lock(
         self, operation: str, timeout: float, on_wait: Callable[[Any], None] | None = None
-    ) -> StateLock:
-        return StateLock(self.lock_path, operation).acquire(timeout, on_wait)
+    ) -> Lock:
+        return self.state_backend.lock(operation, timeout, on_wait)
 
     def apply(
         self,

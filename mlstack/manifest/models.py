@@ -262,7 +262,54 @@ class Monitoring(Strict):
         return v
 
 
-SECTIONS = ("data", "pipeline", "model", "deployment", "monitoring")
+STATE_BACKENDS = ("local", "s3", "gcs", "azblob")
+
+
+class StateConfig(Strict):
+    """Where state, its history and its lock live (Terraform's `backend` block).
+
+    Credentials are never written here: each store reads its SDK's usual environment
+    (AWS_*, GOOGLE_APPLICATION_CREDENTIALS / STORAGE_EMULATOR_HOST, AZURE_STORAGE_*).
+    """
+
+    backend: Literal["local", "s3", "gcs", "azblob"] = "local"
+    bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+    container: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+    account_url: str | None = Field(default=None, pattern=r"^https?://")
+    prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-/]{1,200}$")
+    region: str | None = None
+    endpoint_url: str | None = Field(default=None, pattern=r"^https?://")
+    kms_key: str | None = None
+    stale_after: Duration = Field(default=120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _needs(self) -> StateConfig:
+        need = {"s3": "bucket", "gcs": "bucket", "azblob": "container"}.get(self.backend)
+        if need and getattr(self, need) is None:
+            raise ValueError(f"state backend {self.backend!r} needs `{need}:`")
+        if self.backend != "azblob" and (self.container or self.account_url):
+            raise ValueError("`container` and `account_url` are for state backend azblob")
+        if self.backend == "azblob" and self.bucket:
+            raise ValueError("state backend azblob takes `container:`, not `bucket:`")
+        if self.backend == "local" and any(
+            (self.bucket, self.region, self.endpoint_url, self.kms_key)
+        ):
+            raise ValueError("state backend local takes no bucket, region, endpoint or key")
+        return self
+
+
+class Policies(Strict):
+    """Rules `validate` and `plan` enforce for an environment; a violation names the rule."""
+
+    min_approvals: int = Field(default=0, ge=0)
+    forbid_strategies: list[
+        Literal["all_at_once", "blue_green", "canary", "linear", "shadow", "ab"]
+    ] = Field(default_factory=list)
+    require_gates: list[str] = Field(default_factory=list)
+    promote_from: str | None = None
+
+
+SECTIONS = ("data", "pipeline", "model", "deployment", "monitoring", "state", "policies")
 ENV_KEYS = ("backend", "promote_from", "approvals", "bake_time", "gates", *SECTIONS)
 
 
@@ -281,6 +328,8 @@ class Environment(Strict):
     model: dict[str, Any] | None = None
     deployment: dict[str, Any] | None = None
     monitoring: dict[str, Any] | None = None
+    state: dict[str, Any] | None = None
+    policies: dict[str, Any] | None = None
 
     @field_validator("gates")
     @classmethod
@@ -306,6 +355,8 @@ class Project(Strict):
     model: Model | None = None
     deployment: Deployment | None = None
     monitoring: Monitoring | None = None
+    state: StateConfig = Field(default_factory=StateConfig)
+    policies: Policies = Field(default_factory=Policies)
 
     @field_validator("environments")
     @classmethod
@@ -336,5 +387,7 @@ class ResolvedProject(Strict):
     model: Model | None = None
     deployment: Deployment | None = None
     monitoring: Monitoring | None = None
+    state: StateConfig = Field(default_factory=StateConfig)
+    policies: Policies = Field(default_factory=Policies)
     root: str = "."
     file: str = "mlstack.yaml"

@@ -8,6 +8,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,7 +52,9 @@ def read_until(proc: subprocess.Popen[str], marker: str) -> list[str]:
 def test_second_apply_waits_then_fails_naming_the_holder(
     toy_project: Path, cli, toy_env, mlstack_cmd
 ) -> None:
-    slow = toy_env(TOY_SLEEP="3")
+    # the first apply's run finishes only when the test creates this file (not after a sleep)
+    go = Path(tempfile.mkdtemp()) / "go"
+    slow = toy_env(TOY_WAIT_FILE=str(go))
     first = subprocess.Popen(
         [*mlstack_cmd, "apply", "--auto-approve"],
         cwd=toy_project,
@@ -81,6 +84,7 @@ def test_second_apply_waits_then_fails_naming_the_holder(
         assert f"(pid {first.pid} on {socket.gethostname()}" in second.stderr
         assert "mlstack force-unlock " in second.stderr
         assert "Traceback" not in second.stderr
+        go.touch()
         out1, err1 = first.communicate(timeout=60)
         out3, err3 = patient.communicate(timeout=60)
     finally:
