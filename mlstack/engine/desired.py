@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlstack.engine import address
 from mlstack.engine.backend import Backend, CompiledPipeline
 from mlstack.engine.digest import digest, file_digest
 from mlstack.engine.resources import Resource
@@ -82,7 +83,7 @@ def build(
 ) -> DesiredGraph:
     be = backend.name
     resources: dict[str, Resource] = {}
-    infra_addr = f"infra.{project.environment}"
+    infra_addr = address.infra(project.environment)
     resources[infra_addr] = Resource(
         infra_addr,
         "infra",
@@ -98,14 +99,14 @@ def build(
         data_addr = None
         data_digest = None
         if project.data is not None:
-            data_addr = f"dataset.{project.project}"
+            data_addr = address.dataset(project.project)
             data_inputs = dataset_inputs(project, cache)
             data_digest = data_inputs["digest"]
             resources[data_addr] = Resource(
                 data_addr, "dataset", {"backend": be, **data_inputs}, replace_on=("backend",)
             )
         compiled = backend.compile()
-        pipe_addr = f"pipeline.{project.project}"
+        pipe_addr = address.pipeline(project.project)
         resources[pipe_addr] = Resource(
             pipe_addr,
             "pipeline",
@@ -120,7 +121,7 @@ def build(
         )
         stages, needs = stage_keys(project, cache, data_digest)
         run_inputs = {"backend": be, "data_digest": data_digest, "stages": stages}
-        run_addr = f"run.{project.project}"
+        run_addr = address.run(project.project)
         resources[run_addr] = Resource(
             run_addr,
             "run",
@@ -130,7 +131,7 @@ def build(
         )
         model_source = digest({k: v["key"] for k, v in stages.items()})
         if project.model is not None:
-            addr = f"model.{project.model.name}"
+            addr = address.model(project.model.name)
             resources[addr] = Resource(
                 addr,
                 "model",
@@ -164,8 +165,8 @@ def build(
             ep_inputs["sample_rate"] = project.monitoring.sample_rate  # the router's request log
         if model_source is not None:
             ep_inputs["source"] = model_source
-        addr = f"endpoint.{d.endpoint}"
-        deps = (infra_addr, f"model.{project.model.name}") if trains_here else (infra_addr,)
+        addr = address.endpoint(d.endpoint)
+        deps = (infra_addr, address.model(project.model.name)) if trains_here else (infra_addr,)
         resources[addr] = Resource(
             addr, "endpoint", ep_inputs, depends_on=deps, replace_on=("backend", "endpoint")
         )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
+from mlstack.engine import address
 from mlstack.engine.backend import (
     Backing,
     Context,
@@ -119,7 +120,7 @@ class Handlers:
 
     def _model(self, change: Change, ctx: Context) -> Mapping[str, Any]:
         assert change.after is not None
-        run_out = ctx.outputs.get(f"run.{self.ws.resolved.project}")
+        run_out = ctx.outputs.get(address.run(self.ws.resolved.project))
         if not run_out:
             raise BackendError(
                 "no pipeline run to register a model from",
@@ -140,7 +141,7 @@ class Handlers:
         assert change.after is not None
         ws = self.ws
         model_name = str(change.after["model"])
-        mv_out = ctx.outputs.get(f"model.{model_name}")
+        mv_out = ctx.outputs.get(address.model(model_name))
         if not mv_out:
             raise BackendError(
                 f"no registered version of {model_name!r} to deploy",
@@ -212,7 +213,7 @@ def deploy_version(
     if not result.promoted:
         # The endpoint serves `previous` again: keep its recorded inputs (so the next plan
         # offers this rollout again) but record why it was rolled back, for `status`.
-        addr = f"endpoint.{d.endpoint}"
+        addr = address.endpoint(d.endpoint)
         rec = ws.state.get(addr)
         if rec is not None:
             ws.state.update_outputs(addr, {**rec.outputs, "last_rollout": result.to_dict()})

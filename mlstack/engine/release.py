@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
+from mlstack.engine import address
 from mlstack.engine.backend import Backing, EndpointState, Event, ModelVersion
 from mlstack.engine.handlers import deploy_version, endpoint_state, model_version
 from mlstack.engine.workspace import Project, Workspace
@@ -71,7 +72,7 @@ def promote(
             **dict(source.lineage),
         }
         imported = replace(imported, lineage=lineage)
-        model_addr = f"model.{name}"
+        model_addr = address.model(name)
         dst.state.put(
             model_addr,
             "model",
@@ -85,7 +86,7 @@ def promote(
             (),
         )
         d = dst.resolved.deployment
-        ep_addr = f"endpoint.{d.endpoint}"
+        ep_addr = address.endpoint(d.endpoint)
         prev = dst.state.get(ep_addr)
         previous = endpoint_state(prev.outputs) if prev and prev.outputs else None
         try:
@@ -110,7 +111,7 @@ def promote(
                 "instance_type": d.resources.instance_type,
             },
             out,
-            (f"infra.{dst_env}",),
+            (address.infra(dst_env),),
         )
         dst.state.record_history(
             "promote",
@@ -137,7 +138,7 @@ def promote(
 
 def _source_version(src: Workspace, name: str) -> ModelVersion:
     """What passed in the source: its serving champion if it serves, else its latest model."""
-    model_rec = src.state.get(f"model.{name}")
+    model_rec = src.state.get(address.model(name))
     if model_rec is None:
         raise StateError(
             f"environment {src.env!r} has no registered {name!r}",
@@ -210,7 +211,7 @@ def rollback(
     d = ws.resolved.deployment
     if d is None:
         raise MlstackError(f"environment {ws.env!r} has no deployment to roll back")
-    addr = f"endpoint.{d.endpoint}"
+    addr = address.endpoint(d.endpoint)
     lock = ws.lock("rollback", lock_timeout)
     try:
         rec = ws.state.get(addr)

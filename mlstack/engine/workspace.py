@@ -13,7 +13,7 @@ from dataclasses import asdict
 from functools import cached_property
 from typing import Any
 
-from mlstack.engine import handlers
+from mlstack.engine import address, handlers
 from mlstack.engine.apply import ApplyResult, execute, first_error
 from mlstack.engine.backend import Backend, BackendPlugin, Context, Event, get_plugin
 from mlstack.engine.desired import DesiredGraph, DigestCache, build
@@ -83,7 +83,7 @@ class Workspace:
     def desired(self) -> DesiredGraph:
         cache = DigestCache(self.workdir / "cache" / "digests.json")
         promoted = (
-            self.state.get(f"model.{self.resolved.model.name}") is not None
+            self.state.get(address.model(self.resolved.model.name)) is not None
             if self.resolved.model
             else False
         )
@@ -159,7 +159,7 @@ class Workspace:
 
         d = self.resolved.deployment
         if d is None or not any(
-            c.address == f"endpoint.{d.endpoint}" and c.action is not Action.DESTROY
+            c.address == address.endpoint(d.endpoint) and c.action is not Action.DESTROY
             for c in plan.changes
         ):
             return []
