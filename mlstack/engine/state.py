@@ -148,6 +148,13 @@ class StateStore:
     def get(self, address: str) -> Record | None:
         return self.records().get(address) if self.exists else None
 
+    def desired_release(self) -> dict[str, Any] | None:
+        """The release this environment was last asked to serve (``promote``/``rollback``)."""
+        if not self.exists:
+            return None
+        rows = self._read("SELECT value FROM meta WHERE key='release'")
+        return dict(json.loads(rows[0][0])) if rows else None
+
     def history(self, limit: int = 100) -> list[HistoryEntry]:
         if not self.exists:
             return []
@@ -193,6 +200,13 @@ class StateStore:
                 "INSERT INTO events (time, address, action, status, detail) VALUES (?,?,?,?,?)",
                 (time.time(), address, "write", "ok", ""),
             )
+        return serial
+
+    def set_desired_release(self, release: Mapping[str, Any]) -> int:
+        """Record what the environment must serve; plan reads it as desired state."""
+        with self._tx() as c:
+            serial = self._bump(c)
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('release', ?)", (_dump(release),))
         return serial
 
     def update_outputs(self, address: str, outputs: Mapping[str, Any]) -> int:
