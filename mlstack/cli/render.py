@@ -86,6 +86,8 @@ def plan(p: Plan, *, max_attrs: int = 40) -> None:
         out(p.summary(), style="bold")
         return
     acts = p.actionable
+    if p.release is not None:
+        release(p.release)
     if acts:
         out(f"mlstack will perform the following actions in {p.environment} (backend {p.backend}):")
         out("")
@@ -96,6 +98,55 @@ def plan(p: Plan, *, max_attrs: int = 40) -> None:
     if p.drift:
         _drift(p)
     out(p.summary(), style="bold")
+
+
+def release(view: Mapping[str, Any]) -> None:
+    """What a promote or rollback releases: version, digest, strategy, steps, gates, approvals."""
+    op = "Promotion" if view.get("operation") == "promote" else "Rollback"
+    source = (
+        f"v{view['source_version']}"
+        if view.get("source_env") == view.get("environment")
+        else f"v{view['source_version']} of {view['source_env']}"
+    )
+    out(f"{op} of {view['model']} to {view['environment']}:", style="bold")
+    out(f"  version:  {source}")
+    out(f"  digest:   {view['digest']}")
+    out(f"  endpoint: {view['endpoint']}, strategy {view['strategy']}")
+    for i, step in enumerate(view.get("steps") or [], 1):
+        out(f"    step {i}: {step}")
+    if view.get("steps_note"):
+        out(f"    ({view['steps_note']})")
+    gates = view.get("gates") or {}
+    if gates:
+        rules = ", ".join(f"{k} {v}" for k, v in gates.items())
+        out(
+            f"  gates:    {rules} (judged after {view.get('min_requests')} requests; "
+            f"when too few arrive: {view.get('on_inconclusive')})"
+        )
+    for c in view.get("checks") or []:
+        out(f"  check:    {c['gate']}: {'pass' if c['passed'] else 'FAIL'} ({c['detail']})")
+    if view.get("operation") == "promote" and not view.get("approvals"):
+        out("  approvals: none required")
+    if view.get("note"):
+        out(f"  Note: {view['note']}")
+    out("")
+
+
+def release_done(result: Mapping[str, Any]) -> None:
+    if result["operation"] == "promote":
+        out(
+            f"Promoted {result['model']} v{result['source_version']} ({result['source_env']}) → "
+            f"v{result['version']} ({result['environment']}), digest {result['digest'][:19]}.",
+            style="bold green",
+        )
+    else:
+        out(
+            f"Rolled back {result['endpoint']} in {result['environment']}: "
+            f"v{result['from']} → v{result['to']}.",
+            style="bold green",
+        )
+    if result.get("url"):
+        out(f"endpoint: {result['url']}")
 
 
 def _change(c: Change, max_attrs: int) -> None:

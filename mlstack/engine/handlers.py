@@ -120,6 +120,8 @@ class Handlers:
 
     def _model(self, change: Change, ctx: Context) -> Mapping[str, Any]:
         assert change.after is not None
+        if change.after.get("promoted_from"):
+            return self._import(ctx)
         run_out = ctx.outputs.get(address.run(self.ws.resolved.project))
         if not run_out:
             raise BackendError(
@@ -137,17 +139,50 @@ class Handlers:
             self.ws.backend.set_alias(mv.name, alias, mv.version, ctx)
         return asdict(mv) | {"aliases": list(change.after.get("aliases", []))}
 
+    def _import(self, ctx: Context) -> Mapping[str, Any]:
+        """A promoted environment's model: the release's artifact in this registry, by digest
+        (a backend reuses a version it already holds with that digest)."""
+        release = self.graph.release
+        assert release is not None
+        source = release.source()
+        ctx.emit(
+            Event(
+                "model.imported",
+                address.model(release.model),
+                f"{release.model} v{release.source_version} ({release.digest[:19]}) "
+                f"from {release.source_env}",
+            )
+        )
+        imported = self.ws.backend.import_version(source, ctx)
+        if imported.digest != release.digest:
+            raise BackendError(
+                f"{self.ws.env}'s registry changed the artifact's digest "
+                f"({release.digest} → {imported.digest}); refusing to deploy it"
+            )
+        lineage = {
+            "source_env": release.source_env,
+            "source_version": release.source_version,
+            "source_digest": release.digest,
+            **dict(release.lineage),
+        }
+        imported = replace(imported, lineage=lineage)
+        return asdict(imported) | {"aliases": list(imported.aliases)}
+
     def _endpoint(self, change: Change, ctx: Context) -> Mapping[str, Any]:
         assert change.after is not None
         ws = self.ws
         model_name = str(change.after["model"])
-        mv_out = ctx.outputs.get(address.model(model_name))
-        if not mv_out:
-            raise BackendError(
-                f"no registered version of {model_name!r} to deploy",
-                hint="apply the pipeline first, or promote a model here",
-            )
-        mv = model_version(mv_out)
+        release = self.graph.release
+        if release is not None and release.pinned_source is not None:
+            mv = release.source()  # a pin: a version this environment registered itself
+        else:
+            mv_out = ctx.outputs.get(address.model(model_name))
+            if not mv_out:
+                raise BackendError(
+                    f"no registered version of {model_name!r} to deploy",
+                    hint="apply the pipeline first, or promote a model here",
+                )
+            mv = model_version(mv_out)
         prev_rec = ws.state.get(change.address)
         previous = endpoint_state(prev_rec.outputs) if prev_rec and prev_rec.outputs else None
         if prev_rec is not None and previous is not None and _serves_only(previous, mv):
@@ -166,7 +201,44 @@ class Handlers:
                 "state": asdict(desired),
                 "url": view.url or prev_rec.outputs.get("url"),
             }
+        if change.details.get("rollout") == AT_ONCE:
+            return deploy_at_once(ws, mv, prev_rec.outputs if prev_rec else {}, ctx)
         return deploy_version(ws, mv, previous, ctx, operation="apply")
+
+
+AT_ONCE = "at once (rollback)"
+
+
+def deploy_at_once(
+    ws: Workspace, mv: ModelVersion, recorded: Mapping[str, Any], ctx: Context
+) -> dict[str, Any]:
+    """A rollback: all traffic to ``mv`` in one step, no gates (it served before)."""
+    d = ws.resolved.deployment
+    assert d is not None
+    ctx.emit(
+        Event("rollout.rollback", address.endpoint(d.endpoint), f"restoring v{mv.version} at once")
+    )
+    desired = EndpointState(
+        name=d.endpoint,
+        model=mv.name,
+        backings=(Backing(mv.version, mv.uri, mv.digest, 100.0),),
+        replicas=d.resources.replicas,
+        instance_type=d.resources.instance_type,
+    )
+    view = ws.backend.deploy(desired, ctx)
+    ws.backend.set_alias(mv.name, "champion", mv.version, ctx)
+    status = ws.backend.endpoint_status(d.endpoint)
+    return {
+        **recorded,
+        "state": asdict(desired),
+        "url": (status.url if status else None) or view.url or recorded.get("url"),
+        "champion": mv.version,
+        "last_rollout": {
+            "outcome": "rolled_back_manually",
+            "version": mv.version,
+            "from_version": recorded.get("champion"),
+        },
+    }
 
 
 def _serves_only(state: EndpointState, mv: ModelVersion) -> bool:
@@ -210,6 +282,31 @@ def deploy_version(
     assert d is not None
     new = Backing(version=mv.version, uri=mv.uri, digest=mv.digest, weight=100.0)
     result = run_rollout(ws.backend, d, mv.name, new, previous, ctx)
+    if result.outcome == "held":
+        # The endpoint serves the split it holds: record that (status, and the next rollout
+        # resumes from it) but keep the recorded inputs, so the next plan offers the rest.
+        addr = address.endpoint(d.endpoint)
+        rec = ws.state.get(addr)
+        if rec is not None:
+            ws.state.update_outputs(
+                addr,
+                {
+                    **rec.outputs,
+                    "state": asdict(result.state),
+                    "last_rollout": result.to_dict(),
+                },
+            )
+        ws.state.record_history(
+            f"{operation}:held",
+            "held",
+            {
+                "endpoint": d.endpoint,
+                "version": mv.version,
+                "reason": result.reason,
+                "rollout": result.to_dict(),
+            },
+        )
+        result.raise_for_outcome()
     if not result.promoted:
         # The endpoint serves `previous` again: keep its recorded inputs (so the next plan
         # offers this rollout again) but record why it was rolled back, for `status`.

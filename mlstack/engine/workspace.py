@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import cached_property
 from typing import Any
 
@@ -27,6 +27,7 @@ from mlstack.engine.project import (
     check_environments,
     check_stages,
 )
+from mlstack.engine.release_state import Release
 from mlstack.engine.resources import Action, Change
 from mlstack.engine.state import StateStore
 from mlstack.errors import Location, ProblemList, SpecError, StateError
@@ -35,13 +36,18 @@ from mlstack.manifest.models import ResolvedProject
 
 
 class Workspace:
-    def __init__(self, project: Project, env: str) -> None:
+    def __init__(self, project: Project, env: str, backend: Backend | None = None) -> None:
+        """``backend``: use this backend instead of the one the spec names (tests inject one;
+        nothing is looked up in the installed distributions then)."""
         self.project_file = project
         self.env = env
         self.resolved: ResolvedProject = resolve(project.loaded, env)
         self.workdir = project.workdir
         self.state = StateStore(self.workdir / "state" / f"{env}.db")
         self.lock_path = self.workdir / "state" / f"{env}.lock"
+        if backend is not None:  # fills the cached properties below
+            self.__dict__["backend"] = backend
+            self.__dict__["plugin"] = backend.plugin
 
     # --- backend ------------------------------------------------------------------------------
     @cached_property
@@ -80,14 +86,23 @@ class Workspace:
         return self.plugin.load(self.resolved, self.workdir)
 
     # --- plan ---------------------------------------------------------------------------------
-    def desired(self) -> DesiredGraph:
+    def release(self) -> Release | None:
+        """The release this environment was last asked to serve (promote/rollback), if any."""
+        recorded = self.state.desired_release()
+        if recorded is not None:
+            return Release.from_dict(recorded)
+        if self.resolved.model is None:
+            return None
+        # state written before releases were desired state: the promoted model record says it
+        rec = self.state.get(address.model(self.resolved.model.name))
+        if rec is not None and rec.inputs.get("promoted_from"):
+            return Release.from_model_outputs(rec.outputs)
+        return None
+
+    def desired(self, release: Release | None = None) -> DesiredGraph:
+        """The desired graph; ``release`` proposes a release instead of the recorded one."""
         cache = DigestCache(self.workdir / "cache" / "digests.json")
-        promoted = (
-            self.state.get(address.model(self.resolved.model.name)) is not None
-            if self.resolved.model
-            else False
-        )
-        graph = build(self.resolved, self.backend, cache, has_promoted_model=promoted)
+        graph = build(self.resolved, self.backend, cache, release or self.release())
         try:
             cache.save()
         except OSError:
@@ -101,9 +116,13 @@ class Workspace:
         destroy: bool = False,
         refresh: bool = False,
         refresh_only: bool = False,
+        release: Release | None = None,
+        at_once: bool = False,
     ) -> tuple[Plan, DesiredGraph]:
+        """``release``: plan this release (promote/rollback) instead of the recorded one;
+        ``at_once``: its endpoint change switches all traffic in one step (rollback)."""
         self.check_settings()
-        graph = self.desired()
+        graph = self.desired(release)
         records = self.state.records()
         serial = self.state.serial
         lineage = self.state.lineage if self.state.exists else None
@@ -150,6 +169,13 @@ class Workspace:
         plan.refresh_only = refresh_only
         if refresh_only:
             plan.changes = []
+        if at_once:
+            plan.changes = [
+                replace(c, details={**c.details, "rollout": handlers.AT_ONCE})
+                if c.kind == "endpoint" and c.action in (Action.UPDATE, Action.CREATE)
+                else c
+                for c in plan.changes
+            ]
         return plan, graph
 
     def _rollout_notes(self, plan: Plan) -> list[str]:
@@ -199,14 +225,20 @@ class Workspace:
         *,
         emit: Callable[[Event], None],
         operation: str = "apply",
+        summary: Mapping[str, Any] | None = None,
     ) -> ApplyResult:
-        """Execute a plan. The caller holds the lock and has checked the serial."""
+        """Execute a plan. The caller holds the lock and has checked the serial.
+
+        A plan made for a release (promote/rollback) records the release as the environment's
+        desired state first: if the apply stops half-way, the next plan offers the rest."""
         if self.state.serial != plan.serial:
             raise StateError(
                 f"state changed since the plan was made (serial {plan.serial} → "
                 f"{self.state.serial})",
                 hint="run plan again",
             )
+        if graph.release is not None and graph.release.to_dict() != self.state.desired_release():
+            self.state.set_desired_release(graph.release.to_dict())
         ctx = Context(
             self.workdir,
             self.env,
@@ -227,6 +259,8 @@ class Workspace:
             operation,
             status,
             {
+                **dict(summary or {}),
+                "release": graph.release.to_dict() if graph.release else None,
                 "started": started,
                 "seconds": round(time.time() - started, 3),
                 "counts": result.counts(),
@@ -255,6 +289,11 @@ class Workspace:
         saved: Mapping[str, Any] | None = None,
         on_wait: Callable[[Any], None] | None = None,
         on_stale: Callable[[Any], None] | None = None,
+        release: Release | None = None,
+        at_once: bool = False,
+        operation: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+        view: Mapping[str, Any] | None = None,
     ) -> tuple[Plan, ApplyResult | None]:
         """Lock, plan, let the caller review (show, confirm or cancel by raising), apply.
 
@@ -263,18 +302,21 @@ class Workspace:
         """
         from mlstack.engine import planfile
 
-        operation = "destroy" if destroy else "apply"
+        operation = operation or ("destroy" if destroy else "apply")
         lock = self.lock(operation, lock_timeout, on_wait)
         try:
             if lock.stale is not None and on_stale is not None:
                 on_stale(lock.stale)
-            plan, graph = self.plan(targets=targets, destroy=destroy, refresh=refresh)
+            plan, graph = self.plan(
+                targets=targets, destroy=destroy, refresh=refresh, release=release, at_once=at_once
+            )
+            plan.release = dict(view) if view is not None else None
             if saved is not None:
                 planfile.check_still_valid(dict(saved), plan)
             if not plan.actionable:
                 return plan, None
             review(plan)
-            return plan, self.apply(plan, graph, emit=emit, operation=operation)
+            return plan, self.apply(plan, graph, emit=emit, operation=operation, summary=summary)
         finally:
             lock.release()
 
