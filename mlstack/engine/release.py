@@ -296,7 +296,9 @@ def propose_rollback(ws: Workspace, *, to_version: str | None) -> Proposal:
             continue
         release = _release_of(ws, h.summary, h.snapshot, outs, champ)
         if release is not None:
-            return Proposal(ws, "rollback", release, at_once=True, from_version=current)
+            # aborting a held rollout rolls back from the version it was rolling out
+            came_from = str(last.get("version")) if held else current
+            return Proposal(ws, "rollback", release, at_once=True, from_version=came_from)
     raise StateError(
         f"no earlier known-good deployment of {ep} in {ws.env}'s history"
         + (f" with version {to_version}" if to_version else ""),
