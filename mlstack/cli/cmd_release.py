@@ -68,7 +68,9 @@ def promote(
     from mlstack.engine.workspace import Project
 
     project = Project(file, parse_vars(variables))
-    proposal = propose_promotion(project, source, target, approved_by=list(approved_by))
+    proposal = propose_promotion(
+        project.workspace(source), project.workspace(target), approved_by=list(approved_by)
+    )
     return _release(
         proposal, variables, lock_timeout, auto_approve, out_file, as_json, detailed_exitcode
     )

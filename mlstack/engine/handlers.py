@@ -284,17 +284,21 @@ def deploy_version(
     result = run_rollout(ws.backend, d, mv.name, new, previous, ctx)
     if result.outcome == "held":
         # The endpoint serves the split it holds: record that (status, and the next rollout
-        # resumes from it) but keep the recorded inputs, so the next plan offers the rest.
+        # resumes from it), and mark its inputs as held, so that the next plan offers the rest
+        # (apply/promote resume it) or the way back (rollback aborts it).
         addr = address.endpoint(d.endpoint)
         rec = ws.state.get(addr)
         if rec is not None:
-            ws.state.update_outputs(
+            ws.state.put(
                 addr,
+                rec.kind,
+                {**rec.inputs, "held": {"version": mv.version, "reason": result.reason}},
                 {
                     **rec.outputs,
                     "state": asdict(result.state),
                     "last_rollout": result.to_dict(),
                 },
+                rec.depends_on,
             )
         ws.state.record_history(
             f"{operation}:held",

@@ -26,7 +26,7 @@ from mlstack.engine.handlers import endpoint_state, model_version
 from mlstack.engine.release_state import Release
 from mlstack.engine.rollout import plan_phases
 from mlstack.engine.seam import Backing, ModelVersion
-from mlstack.engine.workspace import Project, Workspace
+from mlstack.engine.workspace import Workspace
 from mlstack.errors import GateFailed, MlstackError, StateError
 from mlstack.manifest.gates import parse_gate
 
@@ -129,12 +129,9 @@ class Proposal:
 # --- promote -----------------------------------------------------------------------------------
 
 
-def propose_promotion(
-    project: Project, src_env: str, dst_env: str, *, approved_by: list[str]
-) -> Proposal:
+def propose_promotion(src: Workspace, dst: Workspace, *, approved_by: list[str]) -> Proposal:
     """Check DST's promotion gates against what passed in SRC and propose it as DST's release."""
-    src = project.workspace(src_env)
-    dst = project.workspace(dst_env)
+    src_env, dst_env = src.env, dst.env
     if dst.resolved.promote_from not in (None, src_env):
         raise MlstackError(
             f"environment {dst_env!r} promotes from {dst.resolved.promote_from!r}, not {src_env!r}",
