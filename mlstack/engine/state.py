@@ -209,6 +209,12 @@ class StateStore:
             c.execute("INSERT OR REPLACE INTO meta VALUES ('release', ?)", (_dump(release),))
         return serial
 
+    def clear_desired_release(self) -> None:
+        """After a destroy: the environment serves nothing until the next promote."""
+        with self._tx() as c:
+            if c.execute("DELETE FROM meta WHERE key='release'").rowcount:
+                self._bump(c)
+
     def update_outputs(self, address: str, outputs: Mapping[str, Any]) -> int:
         with self._tx() as c:
             serial = self._bump(c)

@@ -255,6 +255,8 @@ class Workspace:
             parallelism=max(2, self.resolved.pipeline.parallelism),
         )
         status = "interrupted" if result.interrupted else ("failed" if result.failed else "ok")
+        if operation == "destroy" and status == "ok" and not self.state.records():
+            self.state.clear_desired_release()
         self.state.record_history(
             operation,
             status,

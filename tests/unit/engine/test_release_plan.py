@@ -231,3 +231,20 @@ def test_a_rollout_without_traffic_is_held_then_resumed_or_aborted(s: Setup) -> 
     assert result is not None and not result.failed
     assert [d.weights() for d in staging.deployed[-2:]] == [{"1": 80.0, "2": 20.0}, {"2": 100.0}]
     assert s.champion() == "2" and s.staging_plan_is_empty()
+
+
+def test_destroy_ends_the_release_so_nothing_is_planned_until_the_next_promote(s: Setup) -> None:
+    s.train_in_dev()
+    s.promote()
+    _, result = s.staging.converge(
+        targets=None,
+        destroy=True,
+        refresh=False,
+        lock_timeout=0,
+        emit=lambda e: None,
+        review=lambda p: None,
+    )
+    assert result is not None and not result.failed
+    assert s.staging.state.records() == {} and s.staging.state.desired_release() is None
+    plan, _ = s.staging.plan()
+    assert [c.address for c in plan.actionable] == ["infra.staging"]
