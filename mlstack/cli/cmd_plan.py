@@ -291,7 +291,9 @@ def _run(
         if proposal is not None:
             render.release_done(proposal.result())
         else:
+            from mlstack.engine.address import Address
+
             for a, o in ws.outputs().items():
-                if a.startswith("endpoint.") and o.get("url"):
+                if Address.parse(a).kind == "endpoint" and o.get("url"):
                     render.out(f"endpoint: {o['url']}")
     return 2 if detailed_exitcode else 0
