@@ -250,7 +250,8 @@ def _run(
     if result is None:
         if as_json:
             render.emit_json(
-                {"summary": p.summary(), "changes": 0, "release": p.release}
+                {"summary": p.summary(), "changes": 0}
+                | ({"release": p.release} if p.release is not None else {})
                 | (proposal.result() if proposal is not None else {})
             )
         else:
