@@ -185,6 +185,12 @@ class Handlers:
             mv = model_version(mv_out)
         prev_rec = ws.state.get(change.address)
         previous = endpoint_state(prev_rec.outputs) if prev_rec and prev_rec.outputs else None
+        held = str((prev_rec.inputs.get("held") or {}).get("version", "")) if prev_rec else ""
+        if held and held != mv.version:
+            from mlstack.engine.rollout import baseline
+
+            # a newer version replaces a held one: its rollout starts from what served before
+            previous = baseline(previous, held)
         if prev_rec is not None and previous is not None and _serves_only(previous, mv):
             # Same version, other settings (gates, strategy, sampling) or processes to bring
             # back: make the endpoint hold what it holds, with no rollout to run.

@@ -248,3 +248,19 @@ def test_destroy_ends_the_release_so_nothing_is_planned_until_the_next_promote(s
     assert s.staging.state.records() == {} and s.staging.state.desired_release() is None
     plan, _ = s.staging.plan()
     assert [c.address for c in plan.actionable] == ["infra.staging"]
+
+
+def test_a_newer_version_replaces_a_held_one_from_what_served_before(s: Setup) -> None:
+    s.train_in_dev()
+    s.promote()
+    s.train_in_dev()
+    staging = s.backends["staging"]
+    staging.requests = 2
+    with pytest.raises(RolloutHeld):
+        s.promote()
+    assert staging.weights() == {"1": 80.0, "2": 20.0}
+    staging.requests = 100
+    s.train_in_dev()
+    s.promote()
+    assert [d.weights() for d in staging.deployed[-2:]] == [{"1": 80.0, "3": 20.0}, {"3": 100.0}]
+    assert s.champion() == "3" and s.staging_plan_is_empty()
