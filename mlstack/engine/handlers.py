@@ -18,7 +18,7 @@ from mlstack.engine.backend import (
 )
 from mlstack.engine.desired import DesiredGraph
 from mlstack.engine.resources import Action, Change
-from mlstack.errors import BackendError
+from mlstack.errors import BackendError, MlstackError
 
 if TYPE_CHECKING:
     from mlstack.engine.workspace import Workspace
@@ -335,6 +335,8 @@ def deploy_version(
             },
         )
         result.raise_for_outcome()
+    if not result.steps and previous is not None and previous.backings:
+        _warn_if_judged_blind(ws, mv, result.started, ctx)
     status = ws.backend.endpoint_status(d.endpoint)
     if result.champion is not None:
         ws.backend.set_alias(mv.name, "champion", result.champion, ctx)
@@ -345,6 +347,32 @@ def deploy_version(
         "champion": result.champion,
         "last_rollout": result.to_dict(),
     }
+
+
+def _warn_if_judged_blind(ws: Workspace, mv: ModelVersion, since: float, ctx: Context) -> None:
+    """A rollout the platform ran by itself (no steps of ours) is judged by the platform's
+    alarms; when too few requests reached the new version for them to judge it, say so."""
+    d = ws.resolved.deployment
+    assert d is not None
+    if d.strategy == "all_at_once" or not d.gates:
+        return
+    try:
+        seen = ws.backend.metrics(d.endpoint, since)
+    except MlstackError:
+        seen = {}
+    got = seen[mv.version].requests if mv.version in seen else 0
+    if got >= d.min_requests:
+        return
+    ctx.emit(
+        Event(
+            "rollout.warning",
+            address.endpoint(d.endpoint),
+            f"{ws.backend.name} rolled version {mv.version} out by itself while {got} of the "
+            f"{d.min_requests} requests needed reached it: its gates could not be judged "
+            f"(a platform-run rollout cannot hold at a step; deployment.on_inconclusive: "
+            f"{d.on_inconclusive} is not applied)",
+        )
+    )
 
 
 def previous_champion(previous: EndpointState | None) -> str | None:

@@ -232,6 +232,10 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     assert len(jobs.executions) == 2 and _serving(sm, "cancer-dev") == {"2": 1.0}
     out = _cli(tmp_path, "promote", "dev", "staging", "--auto-approve")
     assert "Promoted cancer-classifier v2 (dev) → v2 (staging)" in out
+    # no request reached it (moto has no datapoints): SageMaker's alarms could not judge the
+    # canary, and the user is told so instead of nothing
+    assert "sagemaker rolled version 2 out by itself while 0 of the 20 requests" in out
+    assert "could not be judged" in out
     assert _serving(sm, "cancer-staging") == {"2": 1.0}
     cw = boto3.client("cloudwatch", endpoint_url=aws_env, region_name="eu-west-1")
     watched = {
