@@ -291,6 +291,12 @@ def _run(
         )
         if proposal is not None:
             render.release_done(proposal.result())
+        elif view is not None:  # a saved promote/rollback
+            render.out(
+                f"Released {view['model']} v{view['source_version']} of {view['source_env']} "
+                f"to {view['environment']} ({view['operation']}), digest {view['digest'][:19]}.",
+                style="bold green",
+            )
         else:
             from mlstack.engine.address import Address
 

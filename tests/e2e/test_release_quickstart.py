@@ -119,7 +119,7 @@ def test_quickstart_promote_plan_rollback_promote_with_a_saved_plan(quickstart: 
     assert "Promotion of cancer-classifier to prod" in p.stdout and saved.exists()
     assert _cli(root, "state", "list", "-e", "prod").stdout.split() == []  # nothing applied yet
     p = _cli(root, "apply", str(saved))
-    assert "Apply complete!" in p.stdout
+    assert "Apply complete!" in p.stdout and "Released cancer-classifier v1 of staging" in p.stdout
     prod = _recorded(root, "prod")
     assert [b["digest"] for b in prod["state"]["backings"]] == [dev_digest]
     _cli(root, "plan", "-e", "prod", "--detailed-exitcode")
