@@ -27,9 +27,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 QUICKSTART = REPO / "examples" / "quickstart"
 
 
-def _cli(root: Path, *args: str, status: int = 0) -> subprocess.CompletedProcess[str]:
+def _cli(root: Path, *args: str, status: int | None = 0) -> subprocess.CompletedProcess[str]:
+    """``status``: the exit code it must have (None: the caller looks at it)."""
     p = run_cli(*args, cwd=root, timeout=400)
-    assert p.returncode == status, (
+    assert status is None or p.returncode == status, (
         f"mlstack {' '.join(args)} -> {p.returncode}:\n{p.stdout}\n{p.stderr}"
     )
     assert "Traceback" not in p.stderr
@@ -79,19 +80,29 @@ def test_quickstart_promote_plan_rollback_promote_with_a_saved_plan(quickstart: 
     _cli(root, "apply", "-e", "dev", "--auto-approve")
     body = json.dumps({"instances": [json.loads((root / "sample.json").read_text())]}).encode()
     load = Load(
-        first["url"], "/v1/models/cancer-classifier:predict", body, concurrency=2, duration=600
+        first["url"], "/v1/models/cancer-classifier:predict", body, concurrency=6, duration=600
     ).start()
     try:
-        p = _cli(root, "promote", "dev", "staging", "--auto-approve")
+        p = _cli(root, "promote", "dev", "staging", "--auto-approve", status=None)
+        shown = p.stdout
+        # On a loaded machine a 10 s step may see fewer than min_requests: the rollout holds
+        # there (it never promotes blind) and `apply` resumes it at that step, as documented.
+        for _ in range(3):
+            if p.returncode == 0:
+                break
+            assert "is held" in p.stderr and "could not be judged" in p.stderr, p.stderr
+            p = _cli(root, "apply", "-e", "staging", "--auto-approve", status=None)
+        assert p.returncode == 0, p.stdout + p.stderr
     finally:
         load.stop()
     traffic = load.join(60)
-    assert "strategy canary" in p.stdout and "step 1: canary 10%" in p.stdout
+    assert "strategy canary" in shown and "step 1: canary 10%" in shown
     second = _recorded(root, "staging")
     assert second["champion"] != first["champion"]
     rollout = second["last_rollout"]
     assert rollout["outcome"] == "promoted", rollout
-    assert [s["verdict"] for s in rollout["steps"]] == ["passed", "passed", "unchecked"]
+    verdicts = [s["verdict"] for s in rollout["steps"]]  # from the step it resumed at, if held
+    assert verdicts[-1] == "unchecked" and set(verdicts[:-1]) == {"passed"}, verdicts
     assert traffic.failed == 0, traffic.failures[:5]
     assert traffic.versions[first["champion"]] > 0 and traffic.versions[second["champion"]] > 0
     _cli(root, "plan", "-e", "staging", "--detailed-exitcode")
