@@ -98,9 +98,9 @@ def project(tmp_path: Path):
 
 
 def _under_load(url: str, root: Path, *args: str, check: bool = True) -> tuple[Any, Any]:
-    """Run `mlstack ARGS` while 2 clients send requests to ``url`` the whole time."""
+    """Run `mlstack ARGS` while 4 clients send requests to ``url`` the whole time."""
     body = json.dumps({"instances": [{"x1": 0.3, "x2": -0.1}]}).encode()
-    load = Load(url, "/v1/models/rel-model:predict", body, concurrency=2, duration=600).start()
+    load = Load(url, "/v1/models/rel-model:predict", body, concurrency=4, duration=600).start()
     try:
         p = _cli(root, *args, check=check)
     finally:
