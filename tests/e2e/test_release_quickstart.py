@@ -74,13 +74,24 @@ def test_quickstart_promote_plan_rollback_promote_with_a_saved_plan(quickstart: 
     assert "No changes." in _cli(root, "apply", "-e", "staging", "--auto-approve").stdout
     assert _recorded(root, "staging")["champion"] == first["champion"]
 
-    # retrain in dev (a train parameter changed) and promote as staging's canary under load
+    # retrain in dev (a train parameter changed) and promote as staging's canary under load.
+    # This test measures the release path, not the machine: on 2 cores running ~12 processes
+    # the endpoint answers ~20 requests/s with a p99 near 800 ms, so the canary holds each step
+    # 30 s (a 10 % step then sees the 20 requests its gates are judged on) and the latency gate
+    # is 5 s (the quickstart's 500 ms is breached by the machine alone).
     spec = (root / "mlstack.yaml").read_text()
-    (root / "mlstack.yaml").write_text(spec.replace("n_estimators: 100,", "n_estimators: 120,"))
+    for old, new in (
+        ("n_estimators: 100,", "n_estimators: 120,"),
+        ("interval: 10s}", "interval: 30s}"),
+        ('latency_p99: "< 500ms"', 'latency_p99: "< 5s"'),
+    ):
+        assert old in spec
+        spec = spec.replace(old, new)
+    (root / "mlstack.yaml").write_text(spec)
     _cli(root, "apply", "-e", "dev", "--auto-approve")
     body = json.dumps({"instances": [json.loads((root / "sample.json").read_text())]}).encode()
     load = Load(
-        first["url"], "/v1/models/cancer-classifier:predict", body, concurrency=6, duration=600
+        first["url"], "/v1/models/cancer-classifier:predict", body, concurrency=2, duration=600
     ).start()
     try:
         p = _cli(root, "promote", "dev", "staging", "--auto-approve", status=None)
