@@ -192,8 +192,8 @@ class Workspace:
         how = self.plugin.capabilities.notes.get(d.strategy)
         gates = ", ".join(f"{k} {v}" for k, v in d.gates.items()) or "none"
         return [
-            f"endpoint.{d.endpoint} rolls out a new version by {describe(d)}; gates: {gates}"
-            + (f" ({self.plugin.name}: {how})" if how else "")
+            f"{address.endpoint(d.endpoint)} rolls out a new version by {describe(d)}; "
+            f"gates: {gates}" + (f" ({self.plugin.name}: {how})" if how else "")
         ]
 
     def _check_targets(

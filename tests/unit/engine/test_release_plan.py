@@ -19,6 +19,7 @@ from mlstack.engine import address
 from mlstack.engine.backend import Context, EndpointState, ModelVersion, VersionMetrics
 from mlstack.engine.release import Proposal, propose_promotion, propose_rollback
 from mlstack.engine.rollout import RolloutHeld
+from mlstack.engine.seam import EndpointView, VersionServing
 from mlstack.engine.workspace import Project, Workspace, raise_for
 from mlstack.errors import GateFailed, StateError
 from mlstack.local.plugin import plugin as local_plugin
@@ -70,16 +71,25 @@ class MemoryBackend(ServingOnlyBackend):
     def set_alias(self, model: str, alias: str, version: str, ctx: Context) -> None:
         self.champion = version
 
-    def deploy(self, desired: EndpointState, ctx: Context) -> Mapping[str, Any]:
+    def _view(self) -> EndpointView:
+        live = self.deployed[-1]
+        return EndpointView(
+            name=live.name,
+            url=f"http://127.0.0.1:1/{self.env}",
+            status="healthy",
+            versions=tuple(VersionServing(b.version, b.weight) for b in live.backings),
+        )
+
+    def deploy(self, desired: EndpointState, ctx: Context) -> EndpointView:
         self.deployed.append(desired)
-        return {"url": f"http://127.0.0.1:1/{self.env}"}
+        return self._view()
 
     def metrics(self, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:
         live = self.deployed[-1]
         return {b.version: VersionMetrics(self.requests, 0) for b in live.backings if b.weight}
 
-    def endpoint_status(self, endpoint: str) -> Mapping[str, Any]:
-        return {"url": f"http://127.0.0.1:1/{self.env}", "weights": self.deployed[-1].weights()}
+    def endpoint_status(self, endpoint: str) -> EndpointView | None:
+        return self._view() if self.deployed else None
 
     def weights(self) -> dict[str, float]:
         return self.deployed[-1].weights()
