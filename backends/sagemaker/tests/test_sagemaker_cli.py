@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 ROLE = "arn:aws:iam::123456789012:role/mlstack-sm"
 BUCKET = "quickstart-artifacts"
