@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -34,13 +37,70 @@ model:
 """
 
 
+# Every process the suite starts (CLI runs, and the model servers and routers they start, which
+# inherit their environment) carries this marker; at the end the suite fails if one survives.
+SESSION_MARKER = "MLSTACK_TEST_SESSION"
+SESSION_ID = os.environ.setdefault(SESSION_MARKER, uuid.uuid4().hex)
+
+
 def make_env(**extra: str) -> dict[str, str]:
     """The environment of a CLI process that sees the toy backend (and no TOY_* knobs)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOY_", "MLSTACK_", "PYTEST_"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TOY), env.get("PYTHONPATH")]))
     env["NO_COLOR"] = "1"
+    env[SESSION_MARKER] = SESSION_ID
     env.update(extra)
     return env
+
+
+def marked_processes(session_id: str = SESSION_ID) -> dict[int, str]:
+    """pid -> command line of every live process (but this one) started by this test session."""
+    needle = f"{SESSION_MARKER}={session_id}".encode()
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue  # exited, not yet reaped by its parent
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                found[int(entry)] = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a process the suite started outlives it (then stop it)."""
+    if not os.path.isdir("/proc"):
+        return
+    # processes told to stop may still be exiting: give them a grace period
+    deadline = time.monotonic() + float(os.environ.get("MLSTACK_TEST_LEAK_GRACE", "15"))
+    survivors = marked_processes()
+    while survivors and time.monotonic() < deadline:
+        time.sleep(0.2)
+        survivors = marked_processes()
+    if not survivors:
+        return
+    for pid in survivors:
+        try:
+            group = os.getpgid(pid)
+            if group != os.getpgrp():  # a server's own session: take its children with it
+                os.killpg(group, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    lines = "\n".join(f"  pid {pid}: {cmd[:200]}" for pid, cmd in sorted(survivors.items()))
+    sys.stderr.write(
+        f"\nERROR: {len(survivors)} process(es) started by the test suite were still running "
+        f"at its end (now killed):\n{lines}\n"
+    )
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def run_cli(

@@ -9,6 +9,7 @@ import click
 
 from mlstack.cli import render
 from mlstack.cli.options import env_option, project_options, workspace
+from mlstack.engine import address
 from mlstack.errors import MlstackError, SpecError
 
 DRIFT_EXIT = 2  # as plan --detailed-exitcode: 0 nothing to act on, 1 error, 2 act on it
@@ -74,7 +75,7 @@ def drift(
             f"environment {ws.env!r} has no deployment to monitor",
             hint="add `model:` and `deployment:` to mlstack.yaml",
         )
-    rec = ws.state.get(f"endpoint.{d.endpoint}")
+    rec = ws.state.get(address.endpoint(d.endpoint))
     version = _served_version(dict(rec.outputs)) if rec else None
     if version is None:
         raise MlstackError(

@@ -21,6 +21,7 @@ from mlstack.errors import SpecError
 
 if TYPE_CHECKING:
     from mlstack.engine.plan import Plan
+    from mlstack.engine.release import Proposal
 
 
 @click.command()
@@ -171,11 +172,22 @@ def _run(
     as_json: bool,
     destroy: bool,
     refresh: bool = False,
+    *,
+    proposal: Proposal | None = None,
+    detailed_exitcode: bool = False,
 ) -> int:
+    """plan → review (show, confirm) → apply under the lock: for apply, destroy, a saved plan,
+    and the releases promote and rollback propose (``proposal``)."""
     from mlstack.engine import planfile
+    from mlstack.engine.release_state import Release
     from mlstack.engine.workspace import raise_for
 
     saved = None
+    release: Release | None = None
+    at_once = False
+    operation: str | None = None
+    summary: dict[str, Any] | None = None
+    view: dict[str, Any] | None = None
     if plan_file:
         saved = planfile.load(Path(plan_file))
         # CI applies in another checkout than the one that planned: -f, else the saved path if
@@ -189,7 +201,20 @@ def _run(
         targets = tuple(options.get("targets", ()))
         destroy = bool(options.get("destroy", False))
         refresh = bool(options.get("refresh", False))
-    ws = workspace(file, env, variables)
+        # and, for a saved promote/rollback, exactly the release it proposed
+        if options.get("release"):
+            release = Release.from_dict(options["release"])
+            at_once = bool(options.get("at_once", False))
+            operation = options.get("operation")
+            summary = options.get("summary")
+            view = saved["plan"].get("release")
+    if proposal is not None:
+        ws = proposal.ws
+        release = None if proposal.noop else proposal.release
+        at_once, operation = proposal.at_once, proposal.operation
+        summary, view = proposal.summary(), proposal.view()
+    else:
+        ws = workspace(file, env, variables)
     timeout = seconds(lock_timeout)
 
     def waiting(holder: Any) -> None:
@@ -203,9 +228,12 @@ def _run(
         if not as_json:
             render.plan(p)
         if saved is None:
-            confirm_or_refuse(
-                auto_approve, "destroy these resources" if destroy else "perform these actions"
-            )
+            what = {
+                "promote": "promote this release",
+                "rollback": "roll back to this release",
+                "destroy": "destroy these resources",
+            }.get(operation or ("destroy" if destroy else ""), "perform these actions")
+            confirm_or_refuse(auto_approve, what)
 
     shown: list[render.Progress] = []  # started by the first event: after the review prompt
 
@@ -227,14 +255,25 @@ def _run(
             saved=saved,
             on_wait=waiting,
             on_stale=stale,
+            release=release,
+            at_once=at_once,
+            operation=operation,
+            summary=summary,
+            view=view,
         )
     finally:
         for bar in shown:
             bar.stop()
     if result is None:
         if as_json:
-            render.emit_json({"summary": p.summary(), "changes": 0})
+            render.emit_json(
+                {"summary": p.summary(), "changes": 0}
+                | ({"release": p.release} if p.release is not None else {})
+                | (proposal.result() if proposal is not None else {})
+            )
         else:
+            if p.release is not None:
+                render.release(p.release)
             render.out(p.summary())
         return 0
     n = result.counts()
@@ -253,6 +292,8 @@ def _run(
                     for o in result.outcomes
                 ],
             }
+            | ({"release": p.release} if p.release is not None else {})
+            | (proposal.result() if proposal is not None and not result.failed else {})
         )
     if result.interrupted:
         render.info("Interrupted: finished resources are recorded; run apply again to resume.")
@@ -265,7 +306,18 @@ def _run(
             f"{n['destroyed']} destroyed.",
             style="bold green",
         )
-        for a, o in ws.outputs().items():
-            if a.startswith("endpoint.") and o.get("url"):
-                render.out(f"endpoint: {o['url']}")
-    return 0
+        if proposal is not None:
+            render.release_done(proposal.result())
+        elif view is not None:  # a saved promote/rollback
+            render.out(
+                f"Released {view['model']} v{view['source_version']} of {view['source_env']} "
+                f"to {view['environment']} ({view['operation']}), digest {view['digest'][:19]}.",
+                style="bold green",
+            )
+        else:
+            from mlstack.engine.address import Address
+
+            for a, o in ws.outputs().items():
+                if Address.parse(a).kind == "endpoint" and o.get("url"):
+                    render.out(f"endpoint: {o['url']}")
+    return 2 if detailed_exitcode else 0

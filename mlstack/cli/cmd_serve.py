@@ -10,6 +10,7 @@ import click
 
 from mlstack.cli import render
 from mlstack.cli.options import env_option, project_options, workspace
+from mlstack.engine import address
 from mlstack.errors import MlstackError
 
 
@@ -23,7 +24,7 @@ def status(file: str | None, variables: tuple[str, ...], env: str | None, as_jso
     d = ws.resolved.deployment
     if d is None:
         raise MlstackError(f"environment {ws.env!r} has no deployment")
-    rec = ws.state.get(f"endpoint.{d.endpoint}")
+    rec = ws.state.get(address.endpoint(d.endpoint))
     live = ws.backend.endpoint_status(d.endpoint) if rec else None
     recorded = dict(rec.outputs) if rec else {}
     if as_json:
@@ -89,7 +90,7 @@ def predict(
     d = ws.resolved.deployment
     if d is None or ws.resolved.model is None:
         raise MlstackError(f"environment {ws.env!r} has no deployment")
-    if ws.state.get(f"endpoint.{d.endpoint}") is None:
+    if ws.state.get(address.endpoint(d.endpoint)) is None:
         raise MlstackError(
             f"endpoint {d.endpoint} is not deployed in {ws.env}", hint=f"mlstack apply -e {ws.env}"
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlstack.engine.resources import Action, Change, is_missing
@@ -13,6 +13,7 @@ from mlstack.errors import MlstackError
 
 if TYPE_CHECKING:
     from mlstack.engine.plan import Plan
+    from mlstack.engine.seam import Event
 
 _console: Any = None
 _err_console: Any = None
@@ -85,6 +86,8 @@ def plan(p: Plan, *, max_attrs: int = 40) -> None:
         out(p.summary(), style="bold")
         return
     acts = p.actionable
+    if p.release is not None:
+        release(p.release)
     if acts:
         out(f"mlstack will perform the following actions in {p.environment} (backend {p.backend}):")
         out("")
@@ -95,6 +98,55 @@ def plan(p: Plan, *, max_attrs: int = 40) -> None:
     if p.drift:
         _drift(p)
     out(p.summary(), style="bold")
+
+
+def release(view: Mapping[str, Any]) -> None:
+    """What a promote or rollback releases: version, digest, strategy, steps, gates, approvals."""
+    op = "Promotion" if view.get("operation") == "promote" else "Rollback"
+    source = (
+        f"v{view['source_version']}"
+        if view.get("source_env") == view.get("environment")
+        else f"v{view['source_version']} of {view['source_env']}"
+    )
+    out(f"{op} of {view['model']} to {view['environment']}:", style="bold")
+    out(f"  version:  {source}")
+    out(f"  digest:   {view['digest']}")
+    out(f"  endpoint: {view['endpoint']}, strategy {view['strategy']}")
+    for i, step in enumerate(view.get("steps") or [], 1):
+        out(f"    step {i}: {step}")
+    if view.get("steps_note"):
+        out(f"    ({view['steps_note']})")
+    gates = view.get("gates") or {}
+    if gates:
+        rules = ", ".join(f"{k} {v}" for k, v in gates.items())
+        out(
+            f"  gates:    {rules} (judged after {view.get('min_requests')} requests; "
+            f"when too few arrive: {view.get('on_inconclusive')})"
+        )
+    for c in view.get("checks") or []:
+        out(f"  check:    {c['gate']}: {'pass' if c['passed'] else 'FAIL'} ({c['detail']})")
+    if view.get("operation") == "promote" and not view.get("approvals"):
+        out("  approvals: none required")
+    if view.get("note"):
+        out(f"  Note: {view['note']}")
+    out("")
+
+
+def release_done(result: Mapping[str, Any]) -> None:
+    if result["operation"] == "promote":
+        out(
+            f"Promoted {result['model']} v{result['source_version']} ({result['source_env']}) → "
+            f"v{result['version']} ({result['environment']}), digest {result['digest'][:19]}.",
+            style="bold green",
+        )
+    else:
+        out(
+            f"Rolled back {result['endpoint']} in {result['environment']}: "
+            f"v{result['from']} → v{result['to']}.",
+            style="bold green",
+        )
+    if result.get("url"):
+        out(f"endpoint: {result['url']}")
 
 
 def _change(c: Change, max_attrs: int) -> None:
@@ -160,28 +212,7 @@ class Progress:
             self.status.start()
 
     def __call__(self, event: Any) -> None:
-        kind, subject, msg = event.kind, event.subject, event.message
-        line = None
-        if kind == "resource.start":
-            line = f"{subject}: {_ING.get(msg, msg)}..."
-        elif kind == "resource.done":
-            secs = event.data.get("seconds", 0.0)
-            line = f"{subject}: {msg} complete after {secs:.1f}s"
-        elif kind == "resource.failed":
-            line = f"{subject}: failed"
-        elif kind in (
-            "stage.start",
-            "stage.done",
-            "stage.cached",
-            "stage.failed",
-            "stage.retry",
-            "rollout.step",
-            "rollout.rollback",
-            "rollout.done",
-            "log",
-            "interrupt",
-        ):
-            line = f"  {subject}: {msg}" if msg else f"  {subject}: {kind.split('.')[-1]}"
+        line = event_line(event)
         if line is None:
             return
         if self.status is not None:
@@ -195,6 +226,77 @@ class Progress:
         if self.status is not None:
             self.status.stop()
             self.status = None
+
+
+def _plain(e: Event) -> str:
+    return f"  {e.subject}: {e.message}" if e.message else f"  {e.subject}: {e.kind.split('.')[-1]}"
+
+
+def _warning(e: Event) -> str:
+    return f"  {e.subject}: warning: {e.message}"
+
+
+def _held(e: Event) -> str:
+    return f"  {e.subject}: HELD: {e.message}"
+
+
+def _start(e: Event) -> str:
+    return f"{e.subject}: {_ING.get(e.message, e.message)}..."
+
+
+def _done(e: Event) -> str:
+    return f"{e.subject}: {e.message} complete after {e.data.get('seconds', 0.0):.1f}s"
+
+
+def _failed(e: Event) -> str:
+    return f"{e.subject}: failed"
+
+
+def _quiet(e: Event) -> None:
+    return None  # shown elsewhere (status polling: the next event says where it ended)
+
+
+# One renderer per event kind the engine and backends emit (mlstack.engine.seam.EventKind);
+# tests/unit/cli/test_event_rendering.py fails when a kind is missing here.
+EVENT_LINES: dict[str, Callable[[Event], str | None]] = {
+    "resource.start": _start,
+    "resource.done": _done,
+    "resource.failed": _failed,
+    "stage.start": _plain,
+    "stage.done": _plain,
+    "stage.cached": _plain,
+    "stage.failed": _plain,
+    "stage.cancelled": _plain,
+    "stage.retry": _plain,
+    "run.started": _plain,
+    "run.done": _plain,
+    "pipeline.created": _plain,
+    "pipeline.updated": _plain,
+    "model.registered": _plain,
+    "model.imported": _plain,
+    "model.alias": _plain,
+    "endpoint.created": _plain,
+    "endpoint.updated": _plain,
+    "endpoint.weights": _plain,
+    "endpoint.unchanged": _plain,
+    "endpoint.status": _quiet,
+    "rollout.step": _plain,
+    "rollout.warning": _warning,
+    "rollout.held": _held,
+    "rollout.rollback": _plain,
+    "rollout.done": _plain,
+    "destroyed": _plain,
+    "log": _plain,
+    "interrupt": _plain,
+}
+
+
+def event_line(event: Event) -> str | None:
+    """The line a person sees for an event (None: deliberately not shown)."""
+    render = EVENT_LINES.get(event.kind)
+    if render is None:  # a kind added to the engine without a renderer: still say it
+        return f"  {event.subject}: {event.kind}: {event.message}"
+    return render(event)
 
 
 _ING = {

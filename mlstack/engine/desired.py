@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlstack.engine import address
 from mlstack.engine.backend import Backend, CompiledPipeline
 from mlstack.engine.digest import digest, file_digest
+from mlstack.engine.release_state import Release
 from mlstack.engine.resources import Resource
 from mlstack.errors import SpecError
 from mlstack.manifest.dag import toposort
@@ -41,6 +43,7 @@ class DesiredGraph:
     resources: dict[str, Resource]
     compiled: CompiledPipeline | None
     stage_needs: dict[str, list[str]] = field(default_factory=dict)
+    release: Release | None = None  # what the environment serves, when it was promoted/pinned
 
     def order(self) -> list[str]:
         return toposort(
@@ -78,11 +81,16 @@ class DigestCache:
 
 
 def build(
-    project: ResolvedProject, backend: Backend, cache: DigestCache, has_promoted_model: bool = False
+    project: ResolvedProject,
+    backend: Backend,
+    cache: DigestCache,
+    release: Release | None = None,
 ) -> DesiredGraph:
+    """The environment's resources. ``release`` is its recorded (or proposed) release: what a
+    promoted environment serves, or a rollback's pin in an environment that trains."""
     be = backend.name
     resources: dict[str, Resource] = {}
-    infra_addr = f"infra.{project.environment}"
+    infra_addr = address.infra(project.environment)
     resources[infra_addr] = Resource(
         infra_addr,
         "infra",
@@ -98,14 +106,14 @@ def build(
         data_addr = None
         data_digest = None
         if project.data is not None:
-            data_addr = f"dataset.{project.project}"
+            data_addr = address.dataset(project.project)
             data_inputs = dataset_inputs(project, cache)
             data_digest = data_inputs["digest"]
             resources[data_addr] = Resource(
                 data_addr, "dataset", {"backend": be, **data_inputs}, replace_on=("backend",)
             )
         compiled = backend.compile()
-        pipe_addr = f"pipeline.{project.project}"
+        pipe_addr = address.pipeline(project.project)
         resources[pipe_addr] = Resource(
             pipe_addr,
             "pipeline",
@@ -120,7 +128,7 @@ def build(
         )
         stages, needs = stage_keys(project, cache, data_digest)
         run_inputs = {"backend": be, "data_digest": data_digest, "stages": stages}
-        run_addr = f"run.{project.project}"
+        run_addr = address.run(project.project)
         resources[run_addr] = Resource(
             run_addr,
             "run",
@@ -130,7 +138,7 @@ def build(
         )
         model_source = digest({k: v["key"] for k, v in stages.items()})
         if project.model is not None:
-            addr = f"model.{project.model.name}"
+            addr = address.model(project.model.name)
             resources[addr] = Resource(
                 addr,
                 "model",
@@ -143,11 +151,33 @@ def build(
                 depends_on=(run_addr,),
                 replace_on=("backend", "name"),
             )
-    if (
-        project.deployment is not None
-        and project.model is not None
-        and (trains_here or has_promoted_model)
-    ):
+    if release is not None and (project.model is None or release.model != project.model.name):
+        release = None  # the spec no longer names that model: nothing of it is wanted
+    if release is not None and not trains_here:
+        assert project.model is not None
+        addr = address.model(project.model.name)
+        resources[addr] = Resource(
+            addr,
+            "model",
+            {
+                "backend": be,
+                "name": project.model.name,
+                "promoted_from": release.source_env,
+                "source_version": release.source_version,
+                "digest": release.digest,
+            },
+            depends_on=(infra_addr,),
+            replace_on=("backend", "name"),
+        )
+    pinned = (
+        release is not None
+        and trains_here
+        and release.source_env == project.environment
+        and release.pinned_source == model_source
+    )
+    if trains_here and not pinned:
+        release = None  # the pin ended: the pipeline trains a new model now
+    if project.deployment is not None and project.model is not None and (trains_here or release):
         d = project.deployment
         strategy_params = params_of(d)
         ep_inputs: dict[str, Any] = {
@@ -157,6 +187,7 @@ def build(
             "strategy": d.strategy,
             "strategy_params": strategy_params.model_dump() if strategy_params is not None else {},
             "gates": dict(d.gates),
+            "on_inconclusive": d.on_inconclusive,
             "replicas": d.resources.replicas,
             "instance_type": d.resources.instance_type,
         }
@@ -164,12 +195,14 @@ def build(
             ep_inputs["sample_rate"] = project.monitoring.sample_rate  # the router's request log
         if model_source is not None:
             ep_inputs["source"] = model_source
-        addr = f"endpoint.{d.endpoint}"
-        deps = (infra_addr, f"model.{project.model.name}") if trains_here else (infra_addr,)
+        if release is not None:
+            ep_inputs["release"] = release.inputs()
+        addr = address.endpoint(d.endpoint)
+        deps = (infra_addr, address.model(project.model.name))
         resources[addr] = Resource(
             addr, "endpoint", ep_inputs, depends_on=deps, replace_on=("backend", "endpoint")
         )
-    return DesiredGraph(resources, compiled, needs)
+    return DesiredGraph(resources, compiled, needs, release)
 
 
 def dataset_inputs(project: ResolvedProject, cache: DigestCache) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
+from mlstack.engine import address
 from mlstack.engine.backend import (
     Backing,
     Context,
@@ -17,7 +18,7 @@ from mlstack.engine.backend import (
 )
 from mlstack.engine.desired import DesiredGraph
 from mlstack.engine.resources import Action, Change
-from mlstack.errors import BackendError
+from mlstack.errors import BackendError, MlstackError
 
 if TYPE_CHECKING:
     from mlstack.engine.workspace import Workspace
@@ -119,7 +120,9 @@ class Handlers:
 
     def _model(self, change: Change, ctx: Context) -> Mapping[str, Any]:
         assert change.after is not None
-        run_out = ctx.outputs.get(f"run.{self.ws.resolved.project}")
+        if change.after.get("promoted_from"):
+            return self._import(ctx)
+        run_out = ctx.outputs.get(address.run(self.ws.resolved.project))
         if not run_out:
             raise BackendError(
                 "no pipeline run to register a model from",
@@ -136,19 +139,58 @@ class Handlers:
             self.ws.backend.set_alias(mv.name, alias, mv.version, ctx)
         return asdict(mv) | {"aliases": list(change.after.get("aliases", []))}
 
+    def _import(self, ctx: Context) -> Mapping[str, Any]:
+        """A promoted environment's model: the release's artifact in this registry, by digest
+        (a backend reuses a version it already holds with that digest)."""
+        release = self.graph.release
+        assert release is not None
+        source = release.source()
+        ctx.emit(
+            Event(
+                "model.imported",
+                address.model(release.model),
+                f"{release.model} v{release.source_version} ({release.digest[:19]}) "
+                f"from {release.source_env}",
+            )
+        )
+        imported = self.ws.backend.import_version(source, ctx)
+        if imported.digest != release.digest:
+            raise BackendError(
+                f"{self.ws.env}'s registry changed the artifact's digest "
+                f"({release.digest} → {imported.digest}); refusing to deploy it"
+            )
+        lineage = {
+            "source_env": release.source_env,
+            "source_version": release.source_version,
+            "source_digest": release.digest,
+            **dict(release.lineage),
+        }
+        imported = replace(imported, lineage=lineage)
+        return asdict(imported) | {"aliases": list(imported.aliases)}
+
     def _endpoint(self, change: Change, ctx: Context) -> Mapping[str, Any]:
         assert change.after is not None
         ws = self.ws
         model_name = str(change.after["model"])
-        mv_out = ctx.outputs.get(f"model.{model_name}")
-        if not mv_out:
-            raise BackendError(
-                f"no registered version of {model_name!r} to deploy",
-                hint="apply the pipeline first, or promote a model here",
-            )
-        mv = model_version(mv_out)
+        release = self.graph.release
+        if release is not None and release.pinned_source is not None:
+            mv = release.source()  # a pin: a version this environment registered itself
+        else:
+            mv_out = ctx.outputs.get(address.model(model_name))
+            if not mv_out:
+                raise BackendError(
+                    f"no registered version of {model_name!r} to deploy",
+                    hint="apply the pipeline first, or promote a model here",
+                )
+            mv = model_version(mv_out)
         prev_rec = ws.state.get(change.address)
         previous = endpoint_state(prev_rec.outputs) if prev_rec and prev_rec.outputs else None
+        held = str((prev_rec.inputs.get("held") or {}).get("version", "")) if prev_rec else ""
+        if held and held != mv.version:
+            from mlstack.engine.rollout import baseline
+
+            # a newer version replaces a held one: its rollout starts from what served before
+            previous = baseline(previous, held)
         if prev_rec is not None and previous is not None and _serves_only(previous, mv):
             # Same version, other settings (gates, strategy, sampling) or processes to bring
             # back: make the endpoint hold what it holds, with no rollout to run.
@@ -165,7 +207,44 @@ class Handlers:
                 "state": asdict(desired),
                 "url": view.url or prev_rec.outputs.get("url"),
             }
+        if change.details.get("rollout") == AT_ONCE:
+            return deploy_at_once(ws, mv, prev_rec.outputs if prev_rec else {}, ctx)
         return deploy_version(ws, mv, previous, ctx, operation="apply")
+
+
+AT_ONCE = "at once (rollback)"
+
+
+def deploy_at_once(
+    ws: Workspace, mv: ModelVersion, recorded: Mapping[str, Any], ctx: Context
+) -> dict[str, Any]:
+    """A rollback: all traffic to ``mv`` in one step, no gates (it served before)."""
+    d = ws.resolved.deployment
+    assert d is not None
+    ctx.emit(
+        Event("rollout.rollback", address.endpoint(d.endpoint), f"restoring v{mv.version} at once")
+    )
+    desired = EndpointState(
+        name=d.endpoint,
+        model=mv.name,
+        backings=(Backing(mv.version, mv.uri, mv.digest, 100.0),),
+        replicas=d.resources.replicas,
+        instance_type=d.resources.instance_type,
+    )
+    view = ws.backend.deploy(desired, ctx)
+    ws.backend.set_alias(mv.name, "champion", mv.version, ctx)
+    status = ws.backend.endpoint_status(d.endpoint)
+    return {
+        **recorded,
+        "state": asdict(desired),
+        "url": (status.url if status else None) or view.url or recorded.get("url"),
+        "champion": mv.version,
+        "last_rollout": {
+            "outcome": "rolled_back_manually",
+            "version": mv.version,
+            "from_version": recorded.get("champion"),
+        },
+    }
 
 
 def _serves_only(state: EndpointState, mv: ModelVersion) -> bool:
@@ -209,10 +288,39 @@ def deploy_version(
     assert d is not None
     new = Backing(version=mv.version, uri=mv.uri, digest=mv.digest, weight=100.0)
     result = run_rollout(ws.backend, d, mv.name, new, previous, ctx)
+    if result.outcome == "held":
+        # The endpoint serves the split it holds: record that (status, and the next rollout
+        # resumes from it), and mark its inputs as held, so that the next plan offers the rest
+        # (apply/promote resume it) or the way back (rollback aborts it).
+        addr = address.endpoint(d.endpoint)
+        rec = ws.state.get(addr)
+        if rec is not None:
+            ws.state.put(
+                addr,
+                rec.kind,
+                {**rec.inputs, "held": {"version": mv.version, "reason": result.reason}},
+                {
+                    **rec.outputs,
+                    "state": asdict(result.state),
+                    "last_rollout": result.to_dict(),
+                },
+                rec.depends_on,
+            )
+        ws.state.record_history(
+            f"{operation}:held",
+            "held",
+            {
+                "endpoint": d.endpoint,
+                "version": mv.version,
+                "reason": result.reason,
+                "rollout": result.to_dict(),
+            },
+        )
+        result.raise_for_outcome()
     if not result.promoted:
         # The endpoint serves `previous` again: keep its recorded inputs (so the next plan
         # offers this rollout again) but record why it was rolled back, for `status`.
-        addr = f"endpoint.{d.endpoint}"
+        addr = address.endpoint(d.endpoint)
         rec = ws.state.get(addr)
         if rec is not None:
             ws.state.update_outputs(addr, {**rec.outputs, "last_rollout": result.to_dict()})
@@ -227,6 +335,8 @@ def deploy_version(
             },
         )
         result.raise_for_outcome()
+    if not result.steps and previous is not None and previous.backings:
+        _warn_if_judged_blind(ws, mv, result.started, ctx)
     status = ws.backend.endpoint_status(d.endpoint)
     if result.champion is not None:
         ws.backend.set_alias(mv.name, "champion", result.champion, ctx)
@@ -237,6 +347,32 @@ def deploy_version(
         "champion": result.champion,
         "last_rollout": result.to_dict(),
     }
+
+
+def _warn_if_judged_blind(ws: Workspace, mv: ModelVersion, since: float, ctx: Context) -> None:
+    """A rollout the platform ran by itself (no steps of ours) is judged by the platform's
+    alarms; when too few requests reached the new version for them to judge it, say so."""
+    d = ws.resolved.deployment
+    assert d is not None
+    if d.strategy == "all_at_once" or not d.gates:
+        return
+    try:
+        seen = ws.backend.metrics(d.endpoint, since)
+    except MlstackError:
+        seen = {}
+    got = seen[mv.version].requests if mv.version in seen else 0
+    if got >= d.min_requests:
+        return
+    ctx.emit(
+        Event(
+            "rollout.warning",
+            address.endpoint(d.endpoint),
+            f"{ws.backend.name} rolled version {mv.version} out by itself while {got} of the "
+            f"{d.min_requests} requests needed reached it: its gates could not be judged "
+            f"(a platform-run rollout cannot hold at a step; deployment.on_inconclusive: "
+            f"{d.on_inconclusive} is not applied)",
+        )
+    )
 
 
 def previous_champion(previous: EndpointState | None) -> str | None:

@@ -23,6 +23,8 @@ class Plan:
     refresh_only: bool = False
     notes: list[str] = field(default_factory=list)
     graph_digest: str = ""
+    # promote/rollback: what is released (version, digest, strategy, steps, gates, approvals)
+    release: dict[str, Any] | None = None
 
     @property
     def actionable(self) -> list[Change]:
@@ -73,6 +75,7 @@ class Plan:
             ],
             "drift": [_change_json(c) for c in self.drift],
             "notes": self.notes,
+            "release": self.release,
         }
 
 

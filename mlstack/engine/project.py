@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlstack.engine.backend import BackendPlugin, get_plugin
+from mlstack.engine.backend import Backend, BackendPlugin, get_plugin
 from mlstack.errors import MlstackError, ProblemList, SpecError
 from mlstack.manifest.load import Loaded, load, resolve
 from mlstack.manifest.source import Source, find_project_file
@@ -42,10 +42,11 @@ class Project:
     def environments(self) -> list[str]:
         return list(self.loaded.project.environments)
 
-    def workspace(self, env: str | None) -> Workspace:
+    def workspace(self, env: str | None, backend: Backend | None = None) -> Workspace:
+        """One environment; ``backend`` replaces the one its spec names (tests inject one)."""
         from mlstack.engine.workspace import Workspace
 
-        return Workspace(self, env or self.default_env())
+        return Workspace(self, env or self.default_env(), backend)
 
     def check_env(self, env: str) -> None:
         """One environment's overrides and backend settings, without opening its state."""

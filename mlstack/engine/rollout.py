@@ -39,7 +39,7 @@ from mlstack.manifest.units import parse_threshold
 if TYPE_CHECKING:
     from mlstack.manifest.models import Deployment
 
-Outcome = Literal["promoted", "rolled_back"]
+Outcome = Literal["promoted", "rolled_back", "held"]
 Verdict = Literal["passed", "failed", "insufficient", "unchecked"]
 Sleep = Callable[[float, Context], bool]  # returns True when cancelled
 
@@ -129,6 +129,14 @@ class RolloutResult:
         return self.outcome == "promoted"
 
     def raise_for_outcome(self) -> None:
+        if self.outcome == "held":
+            raise RolloutHeld(
+                f"rollout of version {self.version} to endpoint {self.state.name} is held: "
+                f"{self.reason}",
+                hint="the endpoint keeps serving this split; send traffic and run `mlstack "
+                "apply` (or promote again) to resume, `mlstack rollback` to abort, or set "
+                "deployment.on_inconclusive: promote for this environment",
+            )
         if self.outcome == "rolled_back":
             raise GateFailed(
                 f"rollout of version {self.version} to endpoint {self.state.name} was rolled "
@@ -149,6 +157,10 @@ class RolloutResult:
             "finished": self.finished,
             "steps": [s.to_dict() for s in self.steps],
         }
+
+
+class RolloutHeld(GateFailed):
+    """A step's gates could not be judged and the environment holds on inconclusive gates."""
 
 
 # --- planning (pure) ---------------------------------------------------------------------------
@@ -184,6 +196,19 @@ def _realise(spec: PhaseSpec, base: tuple[Backing, ...], new: Backing) -> tuple[
     return _mix(base, new, spec.new_share)
 
 
+def baseline(previous: EndpointState | None, version: str) -> EndpointState | None:
+    """What served before ``version`` was rolled out: ``previous`` without it (a held rollout
+    leaves the new version in the endpoint; aborting it returns its share to the others)."""
+    if previous is None or not any(b.version == version for b in previous.backings):
+        return previous
+    rest = tuple(b for b in previous.backings if b.version != version)
+    total = sum(b.weight for b in rest)
+    if not rest or total <= 0:
+        return None
+    scaled = tuple(replace(b, weight=round(100.0 * b.weight / total, 4)) for b in rest)
+    return replace(previous, backings=scaled)
+
+
 def plan_phases(
     deployment: Deployment, model: str, new: Backing, previous: EndpointState | None
 ) -> tuple[list[Phase], str]:
@@ -213,7 +238,7 @@ def plan_phases(
         )
         only_new = state(_mix((), new, 100.0))
         return [Phase(strategies.ALL_TRAFFIC.label, only_new, 0.0, False, 100.0)], note
-    return [
+    phases = [
         Phase(
             spec.label,
             state(_realise(spec, base, new), spec.sticky_key),
@@ -222,7 +247,14 @@ def plan_phases(
             spec.traffic,
         )
         for spec in strategies.phases_of(deployment)
-    ], ""
+    ]
+    # a held canary/linear rollout resumes at the step it holds (the new version's share now)
+    reached = sum(
+        b.weight for b in (previous.backings if previous else ()) if b.version == new.version
+    )
+    if reached > 0 and deployment.strategy in ("canary", "linear"):
+        phases = [p for p in phases if p.traffic >= reached] or phases[-1:]
+    return phases, ""
 
 
 # --- gates -------------------------------------------------------------------------------------
@@ -293,8 +325,10 @@ class RolloutController:
         steps: list[RolloutStep] = []
         view: EndpointView | None = None
 
+        known_good = baseline(previous, new.version)
+
         def abort(reason: str) -> RolloutResult:
-            return self._rollback(deployment, new, previous, ctx, steps, started, reason, view)
+            return self._rollback(deployment, new, known_good, ctx, steps, started, reason, view)
 
         for i, phase in enumerate(phases, 1):
             self._emit(
@@ -321,14 +355,33 @@ class RolloutController:
                 failed = "; ".join(c.describe() for c in checks if c.passed is False)
                 return abort(f"{phase.label}: gate failed: {failed}")
             if verdict == "insufficient":
-                ctx.emit(
-                    Event(
-                        "rollout.warning",
-                        endpoint,
-                        f"{phase.label}: fewer than {deployment.min_requests} requests "
-                        f"reached version {new.version}; gates could not be judged",
-                        {"step": i},
+                got = seen[new.version].requests if new.version in seen else 0
+                why = (
+                    f"{phase.label}: {got} of the {deployment.min_requests} requests needed "
+                    f"reached version {new.version}; its gates could not be judged"
+                )
+                if deployment.on_inconclusive == "promote":
+                    ctx.emit(
+                        Event(
+                            "rollout.warning",
+                            endpoint,
+                            f"{why}; going on (deployment.on_inconclusive: promote)",
+                            {"step": i},
+                        )
                     )
+                    continue
+                ctx.emit(Event("rollout.held", endpoint, why, {"step": i}))
+                return RolloutResult(
+                    "held",
+                    phase.state,
+                    why,
+                    strategy,
+                    new.version,
+                    tuple(steps),
+                    None,
+                    view,
+                    started,
+                    self.clock(),
                 )
         final = phases[-1].state
         champion = next((b.version for b in final.backings if b.weight >= 100.0), None)

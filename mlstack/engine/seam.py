@@ -232,11 +232,47 @@ class Lineage:
     details: Mapping[str, str] = field(default_factory=dict)  # aliases, source, metrics, ...
 
 
+# Every kind of event the engine and the backends emit. The CLI has one renderer per kind
+# (``mlstack.cli.render.EVENT_LINES``); a test fails when a kind has none, and mypy refuses an
+# event whose kind is not listed here.
+EventKind = Literal[
+    "resource.start",
+    "resource.done",
+    "resource.failed",
+    "stage.start",
+    "stage.done",
+    "stage.cached",
+    "stage.failed",
+    "stage.cancelled",
+    "stage.retry",
+    "run.started",
+    "run.done",
+    "pipeline.created",
+    "pipeline.updated",
+    "model.registered",
+    "model.imported",
+    "model.alias",
+    "endpoint.created",
+    "endpoint.updated",
+    "endpoint.weights",
+    "endpoint.unchanged",
+    "endpoint.status",
+    "rollout.step",
+    "rollout.warning",
+    "rollout.held",
+    "rollout.rollback",
+    "rollout.done",
+    "destroyed",
+    "log",
+    "interrupt",
+]
+
+
 @dataclass(frozen=True)
 class Event:
     """Progress from long work; the CLI renders it, library code never prints."""
 
-    kind: str  # "stage.start", "stage.done", "stage.cached", "rollout.step", "log", ...
+    kind: EventKind
     subject: str
     message: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)

@@ -148,6 +148,13 @@ class StateStore:
     def get(self, address: str) -> Record | None:
         return self.records().get(address) if self.exists else None
 
+    def desired_release(self) -> dict[str, Any] | None:
+        """The release this environment was last asked to serve (``promote``/``rollback``)."""
+        if not self.exists:
+            return None
+        rows = self._read("SELECT value FROM meta WHERE key='release'")
+        return dict(json.loads(rows[0][0])) if rows else None
+
     def history(self, limit: int = 100) -> list[HistoryEntry]:
         if not self.exists:
             return []
@@ -194,6 +201,19 @@ class StateStore:
                 (time.time(), address, "write", "ok", ""),
             )
         return serial
+
+    def set_desired_release(self, release: Mapping[str, Any]) -> int:
+        """Record what the environment must serve; plan reads it as desired state."""
+        with self._tx() as c:
+            serial = self._bump(c)
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('release', ?)", (_dump(release),))
+        return serial
+
+    def clear_desired_release(self) -> None:
+        """After a destroy: the environment serves nothing until the next promote."""
+        with self._tx() as c:
+            if c.execute("DELETE FROM meta WHERE key='release'").rowcount:
+                self._bump(c)
 
     def update_outputs(self, address: str, outputs: Mapping[str, Any]) -> int:
         with self._tx() as c:
@@ -265,6 +285,7 @@ class StateStore:
             "resources": resources,
             "history": history,
             "events": events,
+            **({"release": release} if (release := self.desired_release()) else {}),
         }
 
     def import_(self, doc: Mapping[str, Any]) -> None:
@@ -306,6 +327,9 @@ class StateStore:
                     "INSERT INTO events (time, address, action, status, detail) VALUES (?,?,?,?,?)",
                     (e["time"], e["address"], e["action"], e["status"], e["detail"]),
                 )
+            c.execute("DELETE FROM meta WHERE key='release'")
+            if doc.get("release"):
+                c.execute("INSERT INTO meta VALUES ('release', ?)", (_dump(doc["release"]),))
 
 
 def _dump(v: Any) -> str:

@@ -115,6 +115,12 @@ class RemoteStateStore:
         entries = doc["history"] if limit < 0 else doc["history"][-limit:] if limit else []
         return [HistoryEntry(**h) for h in reversed(entries)]
 
+    def desired_release(self) -> dict[str, Any] | None:
+        """The release this environment was last asked to serve (``promote``/``rollback``)."""
+        doc = self._load()
+        release = doc.get("release") if doc else None
+        return dict(release) if release else None
+
     # --- writing: one conditional write each ---------------------------------------------------
     def _write(self, change: Callable[[dict[str, Any]], int]) -> int:
         with self._lock:
@@ -217,6 +223,29 @@ class RemoteStateStore:
                     "snapshot": snapshot,
                 }
             )
+            return int(doc["serial"])
+
+        self._write(change)
+
+    def set_desired_release(self, release: Mapping[str, Any]) -> int:
+        """Record what the environment must serve; plan reads it as desired state."""
+
+        def change(doc: dict[str, Any]) -> int:
+            serial = _bump(doc)
+            doc["release"] = _plain(release)
+            return serial
+
+        return self._write(change)
+
+    def clear_desired_release(self) -> None:
+        """After a destroy: the environment serves nothing until the next promote."""
+        doc = self._load()
+        if not doc or not doc.get("release"):
+            return
+
+        def change(doc: dict[str, Any]) -> int:
+            if doc.pop("release", None) is not None:
+                return _bump(doc)
             return int(doc["serial"])
 
         self._write(change)

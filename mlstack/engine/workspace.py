@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import cached_property
 from typing import Any
 
-from mlstack.engine import handlers
+from mlstack.engine import address, handlers
 from mlstack.engine.apply import ApplyResult, execute, first_error
 from mlstack.engine.backend import Backend, BackendPlugin, Context, Event, get_plugin
 from mlstack.engine.desired import DesiredGraph, DigestCache, build
@@ -27,6 +27,7 @@ from mlstack.engine.project import (
     check_environments,
     check_stages,
 )
+from mlstack.engine.release_state import Release
 from mlstack.engine.resources import Action, Change
 from mlstack.engine.state_backend import Lock, State, StateBackend
 from mlstack.errors import Location, ProblemList, SpecError, StateError
@@ -35,7 +36,9 @@ from mlstack.manifest.models import ResolvedProject
 
 
 class Workspace:
-    def __init__(self, project: Project, env: str) -> None:
+    def __init__(self, project: Project, env: str, backend: Backend | None = None) -> None:
+        """``backend``: use this backend instead of the one the spec names (tests inject one;
+        nothing is looked up in the installed distributions then)."""
         self.project_file = project
         self.env = env
         self.resolved: ResolvedProject = resolve(project.loaded, env)
@@ -44,6 +47,9 @@ class Workspace:
             self.resolved.state, self.resolved.project, env, self.workdir
         )
         self.state: State = self.state_backend.state
+        if backend is not None:  # fills the cached properties below
+            self.__dict__["backend"] = backend
+            self.__dict__["plugin"] = backend.plugin
 
     # --- backend ------------------------------------------------------------------------------
     @cached_property
@@ -83,14 +89,23 @@ class Workspace:
         return self.plugin.load(self.resolved, self.workdir)
 
     # --- plan ---------------------------------------------------------------------------------
-    def desired(self) -> DesiredGraph:
+    def release(self) -> Release | None:
+        """The release this environment was last asked to serve (promote/rollback), if any."""
+        recorded = self.state.desired_release()
+        if recorded is not None:
+            return Release.from_dict(recorded)
+        if self.resolved.model is None:
+            return None
+        # state written before releases were desired state: the promoted model record says it
+        rec = self.state.get(address.model(self.resolved.model.name))
+        if rec is not None and rec.inputs.get("promoted_from"):
+            return Release.from_model_outputs(rec.outputs)
+        return None
+
+    def desired(self, release: Release | None = None) -> DesiredGraph:
+        """The desired graph; ``release`` proposes a release instead of the recorded one."""
         cache = DigestCache(self.workdir / "cache" / "digests.json")
-        promoted = (
-            self.state.get(f"model.{self.resolved.model.name}") is not None
-            if self.resolved.model
-            else False
-        )
-        graph = build(self.resolved, self.backend, cache, has_promoted_model=promoted)
+        graph = build(self.resolved, self.backend, cache, release or self.release())
         try:
             cache.save()
         except OSError:
@@ -104,9 +119,13 @@ class Workspace:
         destroy: bool = False,
         refresh: bool = False,
         refresh_only: bool = False,
+        release: Release | None = None,
+        at_once: bool = False,
     ) -> tuple[Plan, DesiredGraph]:
+        """``release``: plan this release (promote/rollback) instead of the recorded one;
+        ``at_once``: its endpoint change switches all traffic in one step (rollback)."""
         self.check_settings()
-        graph = self.desired()
+        graph = self.desired(release)
         records = self.state.records()
         serial = self.state.serial
         lineage = self.state.lineage if self.state.exists else None
@@ -153,6 +172,13 @@ class Workspace:
         plan.refresh_only = refresh_only
         if refresh_only:
             plan.changes = []
+        if at_once:
+            plan.changes = [
+                replace(c, details={**c.details, "rollout": handlers.AT_ONCE})
+                if c.kind == "endpoint" and c.action in (Action.UPDATE, Action.CREATE)
+                else c
+                for c in plan.changes
+            ]
         return plan, graph
 
     def _rollout_notes(self, plan: Plan) -> list[str]:
@@ -162,15 +188,15 @@ class Workspace:
 
         d = self.resolved.deployment
         if d is None or not any(
-            c.address == f"endpoint.{d.endpoint}" and c.action is not Action.DESTROY
+            c.address == address.endpoint(d.endpoint) and c.action is not Action.DESTROY
             for c in plan.changes
         ):
             return []
         how = self.plugin.capabilities.notes.get(d.strategy)
         gates = ", ".join(f"{k} {v}" for k, v in d.gates.items()) or "none"
         return [
-            f"endpoint.{d.endpoint} rolls out a new version by {describe(d)}; gates: {gates}"
-            + (f" ({self.plugin.name}: {how})" if how else "")
+            f"{address.endpoint(d.endpoint)} rolls out a new version by {describe(d)}; "
+            f"gates: {gates}" + (f" ({self.plugin.name}: {how})" if how else "")
         ]
 
     def _check_targets(
@@ -202,14 +228,20 @@ class Workspace:
         *,
         emit: Callable[[Event], None],
         operation: str = "apply",
+        summary: Mapping[str, Any] | None = None,
     ) -> ApplyResult:
-        """Execute a plan. The caller holds the lock and has checked the serial."""
+        """Execute a plan. The caller holds the lock and has checked the serial.
+
+        A plan made for a release (promote/rollback) records the release as the environment's
+        desired state first: if the apply stops half-way, the next plan offers the rest."""
         if self.state.serial != plan.serial:
             raise StateError(
                 f"state changed since the plan was made (serial {plan.serial} → "
                 f"{self.state.serial})",
                 hint="run plan again",
             )
+        if graph.release is not None and graph.release.to_dict() != self.state.desired_release():
+            self.state.set_desired_release(graph.release.to_dict())
         ctx = Context(
             self.workdir,
             self.env,
@@ -226,10 +258,14 @@ class Workspace:
             parallelism=max(2, self.resolved.pipeline.parallelism),
         )
         status = "interrupted" if result.interrupted else ("failed" if result.failed else "ok")
+        if operation == "destroy" and status == "ok" and not self.state.records():
+            self.state.clear_desired_release()
         self.state.record_history(
             operation,
             status,
             {
+                **dict(summary or {}),
+                "release": graph.release.to_dict() if graph.release else None,
                 "started": started,
                 "seconds": round(time.time() - started, 3),
                 "counts": result.counts(),
@@ -258,6 +294,11 @@ class Workspace:
         saved: Mapping[str, Any] | None = None,
         on_wait: Callable[[Any], None] | None = None,
         on_stale: Callable[[Any], None] | None = None,
+        release: Release | None = None,
+        at_once: bool = False,
+        operation: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+        view: Mapping[str, Any] | None = None,
     ) -> tuple[Plan, ApplyResult | None]:
         """Lock, plan, let the caller review (show, confirm or cancel by raising), apply.
 
@@ -266,18 +307,21 @@ class Workspace:
         """
         from mlstack.engine import planfile
 
-        operation = "destroy" if destroy else "apply"
+        operation = operation or ("destroy" if destroy else "apply")
         lock = self.lock(operation, lock_timeout, on_wait)
         try:
             if lock.stale is not None and on_stale is not None:
                 on_stale(lock.stale)
-            plan, graph = self.plan(targets=targets, destroy=destroy, refresh=refresh)
+            plan, graph = self.plan(
+                targets=targets, destroy=destroy, refresh=refresh, release=release, at_once=at_once
+            )
+            plan.release = dict(view) if view is not None else None
             if saved is not None:
                 planfile.check_still_valid(dict(saved), plan)
             if not plan.actionable:
                 return plan, None
             review(plan)
-            return plan, self.apply(plan, graph, emit=emit, operation=operation)
+            return plan, self.apply(plan, graph, emit=emit, operation=operation, summary=summary)
         finally:
             lock.release()
 

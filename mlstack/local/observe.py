@@ -9,6 +9,8 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
+from mlstack.engine import address
+from mlstack.engine.address import Address
 from mlstack.engine.backend import (
     Context,
     Observed,
@@ -47,11 +49,11 @@ def observe(env: LocalEnv) -> Observed:
     resources: dict[str, dict[str, Any]] = {}
     absent: dict[str, str] = {}
     if env.env_dir.is_dir():
-        resources[f"infra.{env.env}"] = {"path": str(env.env_dir)}
+        resources[address.infra(env.env)] = {"path": str(env.env_dir)}
     pipe = env.env_dir / "pipeline.json"
     if pipe.exists():
         try:
-            resources[f"pipeline.{env.project.project}"] = {
+            resources[address.pipeline(env.project.project)] = {
                 "digest": json.loads(pipe.read_text())["digest"]
             }
         except (OSError, ValueError, KeyError):
@@ -59,7 +61,7 @@ def observe(env: LocalEnv) -> Observed:
     for name in env.registry.load()["models"]:
         vs = env.registry.versions(name)
         if vs:  # the newest version is the one the last apply registered
-            resources[f"model.{name}"] = {
+            resources[address.model(name)] = {
                 "version": str(vs[0]["version"]),
                 "digest": vs[0]["digest"],
             }
@@ -68,7 +70,7 @@ def observe(env: LocalEnv) -> Observed:
         from mlstack.local.serving import api
 
         for d in sorted(p for p in serving.iterdir() if (p / "runtime.json").exists()):
-            addr = f"endpoint.{d.name}"
+            addr = address.endpoint(d.name)
             st = api.status(env.workdir, env.env, d.name)
             down = [
                 f"model server of version {v} (pid {i.get('pid')})"
@@ -93,8 +95,9 @@ def observe(env: LocalEnv) -> Observed:
 def destroy(
     env: LocalEnv, address: str, kind: str, outputs: Mapping[str, Any], ctx: Context
 ) -> None:
-    kind = kind or address.split(".", 1)[0]
-    name = address.split(".", 1)[1] if "." in address else address
+    parsed = Address.parse(address)
+    kind = kind or parsed.kind
+    name = parsed.name
     if kind == "endpoint":
         from mlstack.local.serving import api
 

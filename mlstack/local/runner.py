@@ -422,7 +422,9 @@ class Runner:
                             )
                             self.emit(
                                 Event(
-                                    f"stage.{out[name].status}",
+                                    "stage.cancelled"
+                                    if out[name].status == "cancelled"
+                                    else "stage.failed",
                                     name,
                                     "cancelled"
                                     if out[name].status == "cancelled"

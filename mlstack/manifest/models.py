@@ -222,6 +222,9 @@ class Deployment(Strict):
     ab: AB = Field(default_factory=AB)
     gates: dict[str, str] = Field(default_factory=dict)
     min_requests: int = Field(default=20, ge=0)
+    # what a rollout does when a step's gates cannot be judged (fewer than min_requests reached
+    # the new version): hold at that step and fail the command, or promote anyway
+    on_inconclusive: Literal["hold", "promote"] = "hold"
     resources: DeployResources = Field(default_factory=DeployResources)
     port: int | None = Field(default=None, ge=1, le=65535)
     host: str = "127.0.0.1"

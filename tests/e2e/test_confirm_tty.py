@@ -83,3 +83,37 @@ def test_apply_asks_and_only_yes_goes_ahead(tmp_path: Path) -> None:
     code, screen = _on_terminal(tmp_path, "yes", "destroy")
     assert code == 0 and "Destroy complete!" in screen, screen
     assert _recorded(tmp_path) == []
+
+
+RELEASE_SPEC = """\
+project: tty
+environments:
+  dev: {backend: toy}
+  staging: {backend: toy, promote_from: dev}
+pipeline:
+  stages:
+    - {name: a, run: "echo a"}
+model: {name: m}
+deployment: {endpoint: web, strategy: all_at_once}
+"""
+
+
+def test_promote_shows_its_plan_and_asks_like_apply(tmp_path: Path) -> None:
+    (tmp_path / "mlstack.yaml").write_text(RELEASE_SPEC)
+    code, screen = _on_terminal(tmp_path, "yes", "apply", "-e", "dev")
+    assert code == 0, screen
+    code, screen = _on_terminal(tmp_path, "no", "promote", "dev", "staging")
+    assert code == 1 and "cancelled: nothing was changed" in screen, screen
+    assert "Promotion of m to staging" in screen and "+ endpoint.web" in screen
+    env = dict(os.environ, PYTHONPATH=str(TOY))
+    listed = subprocess.run(
+        [sys.executable, "-m", "mlstack.cli.main", "state", "list", "-e", "staging"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.stdout.split() == []
+    code, screen = _on_terminal(tmp_path, "yes", "promote", "dev", "staging")
+    assert code == 0 and "Promoted m v1 (dev)" in screen, screen

@@ -64,8 +64,10 @@ def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def project(tmp_path: Path):
     (tmp_path / "mlstack.yaml").write_text(SPEC)
     write_xy_csv(tmp_path, 400)
-    yield tmp_path
-    _cli(tmp_path, "destroy", "-e", "dev", "--auto-approve")
+    try:
+        yield tmp_path
+    finally:  # whatever the outcome: no model server or router outlives the test
+        _cli(tmp_path, "destroy", "-e", "dev", "--auto-approve")
 
 
 def _send(url: str, n: int, shift: float, seed: int) -> None:

@@ -49,7 +49,9 @@ def test_promotion_refused_for_each_gate_then_allowed(tmp_path: Path) -> None:
     assert still.returncode == 1 and "0 of 1 approvals" in still.stderr
     assert "accuracy" not in still.stderr  # only the unmet gate is named
 
-    done = run_cli("promote", "dev", "prod", "--approved-by", "alice", "--json", cwd=tmp_path)
+    done = run_cli(
+        "promote", "dev", "prod", "--approved-by", "alice", "--json", "--auto-approve", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     dev = json.loads(run_cli("output", "model.m", "--json", "-e", "dev", cwd=tmp_path).stdout)

@@ -61,9 +61,11 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Any:
         Backing("1", str(root / "models" / "1"), d1, 100.0),
         Backing("2", str(root / "models" / "2"), d2, 0.0),
     )
-    ep.deploy(weighted(ep.v1, 100), weighted(ep.v2, 0))
-    yield ep
-    api.stop(ep.workdir, "dev", ENDPOINT)
+    try:  # a deploy that fails half-way has started processes too: stop them all the same
+        ep.deploy(weighted(ep.v1, 100), weighted(ep.v2, 0))
+        yield ep
+    finally:
+        api.stop(ep.workdir, "dev", ENDPOINT)
 
 
 def predict_body(rows: list[dict[str, Any]] = ROWS) -> bytes:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +95,21 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Any:
 GATES = {"error_rate": "< 1%", "latency_p99": "< 2s"}
 
 
+@contextmanager
+def under_load(url: str) -> Iterator[loadgen.Load]:
+    """8 clients for as long as the block runs (not a fixed time: on a loaded machine starting
+    the new version's model server can take longer than any fixed duration), then stopped."""
+    load = loadgen.Load(url, PREDICT, BODY, concurrency=8, duration=loadgen.MAX_DURATION).start()
+    try:
+        yield load
+    finally:
+        load.stop()
+        load.join(60)
+
+
 def test_canary_10_50_100_under_8_clients_for_20s_drops_nothing(setup: Setup) -> None:
     previous = setup.baseline()
-    with loadgen.Load(setup.url, PREDICT, BODY, concurrency=8, duration=20) as load:
+    with under_load(setup.url) as load:
         time.sleep(1.0)
         result = setup.rollout(
             "2",
@@ -123,7 +136,7 @@ def test_canary_10_50_100_under_8_clients_for_20s_drops_nothing(setup: Setup) ->
 
 def test_blue_green_switch_under_load_drops_nothing(setup: Setup) -> None:
     previous = setup.baseline()
-    with loadgen.Load(setup.url, PREDICT, BODY, concurrency=8, duration=10) as load:
+    with under_load(setup.url) as load:
         time.sleep(0.5)
         result = setup.rollout(
             "2",
@@ -145,7 +158,7 @@ def test_blue_green_switch_under_load_drops_nothing(setup: Setup) -> None:
 def test_broken_canary_is_rolled_back_within_one_interval(setup: Setup) -> None:
     previous = setup.baseline()
     interval = 3.0
-    with loadgen.Load(setup.url, PREDICT, BODY, concurrency=8, duration=10) as load:
+    with under_load(setup.url) as load:
         time.sleep(0.5)
         result = setup.rollout(
             "3-broken",

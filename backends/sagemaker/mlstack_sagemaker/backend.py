@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mlstack.engine.address import Address
 from mlstack.engine.backend import (
     Backend,
     CompiledPipeline,
@@ -115,7 +116,7 @@ class SageMakerBackend(Backend):
     def destroy(self, address: str, kind: str, outputs: Mapping[str, Any], ctx: Context) -> None:
         p = self.platform
         if kind == "endpoint":
-            name = outputs.get("endpoint_name") or p.endpoint_name(address.split(".", 1)[-1])
+            name = outputs.get("endpoint_name") or p.endpoint_name(Address.parse(address).name)
             endpoints.destroy_endpoint(p, str(name))
         elif kind == "pipeline":
             name = outputs.get("pipeline_name") or pdef.pipeline_name(self.project)

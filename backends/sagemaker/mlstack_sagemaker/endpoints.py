@@ -25,7 +25,16 @@ from mlstack_sagemaker import alarms
 from mlstack_sagemaker.alarms import PRIMARY_VARIANT
 from mlstack_sagemaker.aws_names import sagemaker_name
 
+# what deploy did to the endpoint -> the event that says so
+_ENDPOINT_EVENTS: dict[str, EventKind] = {
+    "created": "endpoint.created",
+    "updated": "endpoint.updated",
+    "weights": "endpoint.weights",
+    "unchanged": "endpoint.unchanged",
+}
+
 if TYPE_CHECKING:
+    from mlstack.engine.seam import EventKind
     from mlstack_sagemaker.platform import Platform
 
 
@@ -87,7 +96,8 @@ def deploy(
     state = wait_endpoint(platform, name, ctx)
     view = _view(platform, name, state)
     weights = view.weights()
-    ctx.emit(Event("endpoint." + action, name, _describe_weights(weights), {"weights": weights}))
+    kind: EventKind = _ENDPOINT_EVENTS[action]
+    ctx.emit(Event(kind, name, _describe_weights(weights), {"weights": weights}))
     return view
 
 

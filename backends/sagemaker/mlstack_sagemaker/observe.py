@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from mlstack.engine import address
 from mlstack.engine.backend import Observed
 from mlstack.errors import BackendError
 from mlstack_sagemaker import endpoints, registry
@@ -31,14 +32,14 @@ def observe(platform: Platform) -> Observed:
             is not None
         )
         if bucket_ok and group_ok:
-            resources[f"infra.{project.environment}"] = {
+            resources[address.infra(project.environment)] = {
                 "bucket": infra["bucket"],
                 "model_package_group": group,
             }
     pipe = aws.exists("sagemaker", "describe_pipeline", PipelineName=pdef.pipeline_name(project))
     if pipe is not None:
         definition = json.loads(pipe["PipelineDefinition"])
-        resources[f"pipeline.{project.project}"] = {
+        resources[address.pipeline(project.project)] = {
             "location": pipe["PipelineArn"],
             "digest": pdef.digest(definition),
         }
@@ -46,7 +47,7 @@ def observe(platform: Platform) -> Observed:
         latest = registry.latest_version(platform, group)
         if latest is not None:
             # the record is the version the last apply/promote registered: the newest one
-            resources[f"model.{project.model.name}"] = {
+            resources[address.model(project.model.name)] = {
                 "version": latest.version,
                 "uri": latest.uri,
                 "digest": latest.digest,
@@ -58,5 +59,5 @@ def observe(platform: Platform) -> Observed:
             serving = [v for v, w in status.weights().items() if w >= 100.0]
             if serving:  # a split (ab) has no single champion to compare
                 seen["champion"] = serving[0]
-            resources[f"endpoint.{project.deployment.endpoint}"] = seen
+            resources[address.endpoint(project.deployment.endpoint)] = seen
     return Observed(resources=resources, complete=group is not None)

@@ -27,6 +27,7 @@ from mlstack_sagemaker import registry
 from mlstack_sagemaker.aws_names import sagemaker_name
 
 if TYPE_CHECKING:
+    from mlstack.engine.seam import EventKind
     from mlstack_sagemaker.platform import Platform
 
 TERMINAL_RUN = {"Succeeded", "Failed", "Stopped"}
@@ -82,7 +83,8 @@ def upsert_pipeline(platform: Platform, compiled: CompiledPipeline, ctx: Context
     else:
         arn = aws.call("sagemaker", "update_pipeline", **common)["PipelineArn"]
         action = "updated"
-    ctx.emit(Event("pipeline." + action, name, f"SageMaker pipeline {name} {action}"))
+    kind: EventKind = "pipeline.created" if action == "created" else "pipeline.updated"
+    ctx.emit(Event(kind, name, f"SageMaker pipeline {name} {action}"))
     return PipelineRef(
         name=name,
         location=arn,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlstack.engine import address
 from mlstack.engine.backend import Context
 from mlstack.errors import BackendError
 from mlstack_sagemaker import pipeline_definition as pdef
@@ -56,7 +57,7 @@ class Platform:
     def infra_outputs(self, ctx: Context | None = None) -> dict[str, Any]:
         """The infrastructure's outputs: from the environment block, the apply, or state."""
         if ctx is not None:
-            recorded = ctx.outputs.get(f"infra.{self.project.environment}")
+            recorded = ctx.outputs.get(address.infra(self.project.environment))
             if recorded:
                 self._outputs = dict(recorded)
         if self._outputs:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 ROLE = "arn:aws:iam::123456789012:role/mlstack-sm"
 BUCKET = "quickstart-artifacts"
@@ -37,9 +37,9 @@ def _settings(url: str) -> str:
 
 
 def _write_project(root: Path, url: str, n_estimators: int = 100) -> None:
-    """The quickstart, with `backend: sagemaker` (+ settings) in dev and staging; nothing else."""
+    """The quickstart, with `backend: sagemaker` (+ settings) in every environment."""
     text = (QUICKSTART / "mlstack.yaml").read_text()
-    for env in ("dev", "staging"):
+    for env in ("dev", "staging", "prod"):
         local = f"  {env}:\n    backend: local\n"
         assert local in text
         text = text.replace(local, f"  {env}:\n    backend: sagemaker\n" + _settings(url), 1)
@@ -198,7 +198,7 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     assert _serving(sm, "cancer-dev") == {"1": 1.0} and len(jobs.executions) == 1
 
     # promote dev -> staging: the same artifact registered in staging's group, deployed there
-    out = _cli(tmp_path, "promote", "dev", "staging")
+    out = _cli(tmp_path, "promote", "dev", "staging", "--auto-approve")
     assert "Promoted cancer-classifier v1 (dev)" in out
     (stg_v1,) = _packages(sm, "cancer-classifier-staging")
     assert stg_v1["ModelApprovalStatus"] == "Approved"
@@ -206,6 +206,11 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
         stg_v1["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
         == dev_v1["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     )
+    assert _serving(sm, "cancer-staging") == {"1": 1.0}
+    # the promotion is staging's desired state: no changes to plan or apply (AWS unchanged)
+    _cli(tmp_path, "plan", "-e", "staging", "--detailed-exitcode")
+    assert "No changes." in _cli(tmp_path, "apply", "-e", "staging", "--auto-approve")
+    assert len(_packages(sm, "cancer-classifier-staging")) == 1
     assert _serving(sm, "cancer-staging") == {"1": 1.0}
 
     # predict and status on staging go through the backend: a signed InvokeEndpoint (moto
@@ -225,8 +230,12 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     _write_project(tmp_path, aws_env, n_estimators=120)
     _cli(tmp_path, "apply", "-e", "dev", "--auto-approve")
     assert len(jobs.executions) == 2 and _serving(sm, "cancer-dev") == {"2": 1.0}
-    out = _cli(tmp_path, "promote", "dev", "staging")
+    out = _cli(tmp_path, "promote", "dev", "staging", "--auto-approve")
     assert "Promoted cancer-classifier v2 (dev) → v2 (staging)" in out
+    # no request reached it (moto has no datapoints): SageMaker's alarms could not judge the
+    # canary, and the user is told so instead of nothing
+    assert "sagemaker rolled version 2 out by itself while 0 of the 20 requests" in out
+    assert "could not be judged" in out
     assert _serving(sm, "cancer-staging") == {"2": 1.0}
     cw = boto3.client("cloudwatch", endpoint_url=aws_env, region_name="eu-west-1")
     watched = {
@@ -237,13 +246,32 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     stg = {p["ModelPackageVersion"]: p for p in _packages(sm, "cancer-classifier-staging")}
     assert "mlstack:alias:champion" in stg[2]["CustomerMetadataProperties"]
     assert "mlstack:alias:champion" not in stg[1]["CustomerMetadataProperties"]
+    _cli(tmp_path, "plan", "-e", "staging", "--detailed-exitcode")
 
-    # rollback staging: v1 serves again at once and is the champion again
-    out = _cli(tmp_path, "rollback", "-e", "staging")
+    # rollback staging: v1 serves again at once and is the champion again (its package is
+    # reused, not registered a third time)
+    out = _cli(tmp_path, "rollback", "-e", "staging", "--auto-approve")
     assert "v2 → v1" in out
     assert _serving(sm, "cancer-staging") == {"1": 1.0}
     stg = {p["ModelPackageVersion"]: p for p in _packages(sm, "cancer-classifier-staging")}
+    assert sorted(stg) == [1, 2]
     assert "mlstack:alias:champion" in stg[1]["CustomerMetadataProperties"]
+    _cli(tmp_path, "plan", "-e", "staging", "--detailed-exitcode")
+
+    # promote staging -> prod as a saved plan, then apply exactly that file
+    saved = tmp_path / "prod.plan"
+    out = _cli(tmp_path, "promote", "staging", "prod", "-out", str(saved))
+    assert "Promotion of cancer-classifier to prod" in out and "version:  v1 of staging" in out
+    assert sm.list_endpoints(NameContains="cancer-prod")["Endpoints"] == []  # only planned
+    out = _cli(tmp_path, "apply", str(saved))
+    assert "Apply complete!" in out
+    assert _serving(sm, "cancer-prod") == {"1": 1.0}
+    (prod_v1,) = _packages(sm, "cancer-classifier-prod")
+    assert (
+        prod_v1["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        == dev_v1["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    )
+    _cli(tmp_path, "plan", "-e", "prod", "--detailed-exitcode")
 
     # a gate alarm fires during the next promotion: the rollout stops at its first step, the
     # CLI says so and fails, and staging still serves v1 with v1 as champion
@@ -252,7 +280,7 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     )
     _write_project(tmp_path, aws_env, n_estimators=140)
     _cli(tmp_path, "apply", "-e", "dev", "--auto-approve")
-    out = _cli(tmp_path, "promote", "dev", "staging", status=1)
+    out = _cli(tmp_path, "promote", "dev", "staging", "--auto-approve", status=1)
     assert "rollout of version 3 to endpoint cancer was rolled back" in out, out
     assert "stopped at canary 10%: alarm cancer-staging-error-rate fired" in out
     assert _serving(sm, "cancer-staging") == {"1": 1.0}
@@ -260,7 +288,8 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     assert "mlstack:alias:champion" in stg[1]["CustomerMetadataProperties"]
     assert "mlstack:alias:champion" not in stg[3]["CustomerMetadataProperties"]
 
-    # destroy staging, then dev: nothing of either is left on the AWS side
+    # destroy prod, staging, then dev: nothing of any is left on the AWS side
+    _cli(tmp_path, "destroy", "-e", "prod", "--auto-approve")
     _cli(tmp_path, "destroy", "-e", "staging", "--auto-approve")
     endpoints = [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]
     assert [e for e in endpoints if e.startswith("cancer-")] == ["cancer-dev"]

@@ -4,6 +4,7 @@ rollback on a breach, cancellation, deploy failures, and hand-off to native roll
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -204,22 +205,83 @@ def test_latency_gate_breach() -> None:
     assert "latency_p99 = 350.0ms (needs < 200ms)" in result.reason
 
 
-def test_too_few_requests_is_not_a_verdict() -> None:
+def _quiet(state: EndpointState, since: float, now: float) -> Mapping[str, VersionMetrics]:
+    return {"2": VersionMetrics(requests=3, errors=0, latency_p99=0.01)}
+
+
+def test_too_few_requests_holds_the_rollout_at_its_step_and_says_why() -> None:
     clock = FakeClock()
-
-    def quiet(state: EndpointState, since: float, now: float) -> Mapping[str, VersionMetrics]:
-        return {"2": VersionMetrics(requests=3, errors=3)}
-
+    backend = FakeBackend(clock, _quiet)
     events: list[Event] = []
     result = run(
-        FakeBackend(clock, quiet),
+        backend,
         clock,
-        deployment(strategy="canary", canary={"steps": [50, 100], "interval": 10}),
+        deployment(strategy="canary", canary={"steps": [10, 50, 100], "interval": 10}),
+        events=events,
+    )
+    assert result.outcome == "held"
+    assert [s.verdict for s in result.steps] == ["insufficient"]
+    # still serving the split it holds: no later step, no rollback
+    assert [s.weights() for s in backend.deployed] == [{"1": 90.0, "2": 10.0}]
+    assert result.state.weights() == {"1": 90.0, "2": 10.0} and result.champion is None
+    assert "3 of the 20 requests needed reached version 2" in result.reason
+    held = [e for e in events if e.kind == "rollout.held"]
+    assert len(held) == 1 and "could not be judged" in held[0].message
+    with pytest.raises(GateFailed) as e:
+        result.raise_for_outcome()
+    assert "is held" in str(e.value) and "rollback" in str(e.value.problems[0].hint)
+
+
+def test_an_environment_that_opts_in_promotes_on_inconclusive_gates_with_a_warning() -> None:
+    clock = FakeClock()
+    events: list[Event] = []
+    result = run(
+        FakeBackend(clock, _quiet),
+        clock,
+        deployment(
+            strategy="canary",
+            canary={"steps": [50, 100], "interval": 10},
+            on_inconclusive="promote",
+        ),
         events=events,
     )
     assert result.outcome == "promoted"
     assert result.steps[0].verdict == "insufficient"
-    assert any(e.kind == "rollout.warning" for e in events)
+    warnings = [e.message for e in events if e.kind == "rollout.warning"]
+    assert len(warnings) == 1 and "on_inconclusive: promote" in warnings[0]
+
+
+def test_a_held_rollout_resumes_at_its_step() -> None:
+    clock = FakeClock()
+    backend = FakeBackend(clock, healthy)
+    held = EndpointState(
+        "churn", "churn-model", (replace(OLD, weight=50.0), replace(NEW, weight=50.0))
+    )
+    result = run(
+        backend,
+        clock,
+        deployment(strategy="canary", canary={"steps": [10, 50, 100], "interval": 10}),
+        previous=held,
+    )
+    assert result.outcome == "promoted"
+    assert [s.weights() for s in backend.deployed] == [{"1": 50.0, "2": 50.0}, {"2": 100.0}]
+
+
+def test_a_breach_after_resuming_restores_the_version_that_served_before() -> None:
+    clock = FakeClock()
+    backend = FakeBackend(clock, failing_new)
+    held = EndpointState(
+        "churn", "churn-model", (replace(OLD, weight=90.0), replace(NEW, weight=10.0))
+    )
+    result = run(
+        backend,
+        clock,
+        deployment(strategy="canary", canary={"steps": [10, 50, 100], "interval": 10}),
+        previous=held,
+    )
+    assert result.outcome == "rolled_back"
+    assert backend.deployed[-1].weights() == {"1": 100.0}
+    assert result.champion == "1"
 
 
 def test_linear_steps() -> None:

@@ -100,15 +100,17 @@ def router(tmp_path: Path) -> Iterator[tuple[Path, int, StubBackend, StubBackend
     pid = runtime.spawn(
         ["-m", "mlstack.local.serving.router", "--config", str(config)], tmp_path / "router.log"
     )
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        if runtime.http_json(port, "GET", "/_mlstack/state", timeout=0.3):
-            break
-        time.sleep(0.05)
-    yield config, port, a, b
-    runtime.terminate(pid, "mlstack.local.serving.router")
-    a.close()
-    b.close()
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if runtime.http_json(port, "GET", "/_mlstack/state", timeout=0.3):
+                break
+            time.sleep(0.05)
+        yield config, port, a, b
+    finally:  # whatever the outcome: the router does not outlive the test
+        runtime.terminate(pid, "mlstack.local.serving.router")
+        a.close()
+        b.close()
 
 
 def test_reload_waits_for_in_flight_requests_of_retired_versions(router: tuple) -> None:
