@@ -74,7 +74,7 @@ class AzureMLBackend(Backend):
             from mlstack_azureml.azure import arm_error
 
             raise arm_error(e, f"reading workspace {self.config.workspace}") from None
-        ctx.emit(Event("infra.ready", f"infra.{self.project.environment}", str(ws.name)))
+        ctx.emit(Event("log", f"infra.{self.project.environment}", str(ws.name)))
         return Provisioned({k: v for k, v in inputs.items() if k != "gates"}, "environment")
 
     # --- pipeline ---------------------------------------------------------------------------

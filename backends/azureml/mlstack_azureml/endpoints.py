@@ -57,7 +57,7 @@ def deploy(p: Platform, desired: EndpointState, ctx: Context) -> EndpointView:
     except HttpResponseError as e:
         if not _not_found(e):
             raise arm_error(e, f"reading endpoint {name}") from None
-        ctx.emit(Event("endpoint.create", name, "creating the managed online endpoint"))
+        ctx.emit(Event("endpoint.created", name, "creating the managed online endpoint"))
         endpoint = _wait(
             ops.begin_create_or_update(
                 ManagedOnlineEndpoint(name=name, auth_mode="key", tags={MODEL_TAG: desired.model})
@@ -71,7 +71,7 @@ def deploy(p: Platform, desired: EndpointState, ctx: Context) -> EndpointView:
             current = existing[dep_name]
             if current.instance_count == desired.replicas:
                 continue
-        ctx.emit(Event("deployment.create", f"{name}/{dep_name}", f"version {backing.version}"))
+        ctx.emit(Event("endpoint.updated", f"{name}/{dep_name}", f"version {backing.version}"))
         deployment = ManagedOnlineDeployment(
             name=dep_name,
             endpoint_name=name,
@@ -91,10 +91,10 @@ def deploy(p: Platform, desired: EndpointState, ctx: Context) -> EndpointView:
     if live != dict(endpoint.traffic or {}) or mirror != dict(endpoint.mirror_traffic or {}):
         endpoint.traffic = live
         endpoint.mirror_traffic = mirror
-        ctx.emit(Event("endpoint.traffic", name, _describe(live, mirror)))
+        ctx.emit(Event("endpoint.weights", name, _describe(live, mirror)))
         _wait(ops.begin_create_or_update(endpoint), f"setting traffic on {name}")
     for dep_name in sorted(set(existing) - set(wanted)):
-        ctx.emit(Event("deployment.delete", f"{name}/{dep_name}", "retired"))
+        ctx.emit(Event("endpoint.updated", f"{name}/{dep_name}", "retired"))
         _wait(
             p.client.online_deployments.begin_delete(name=dep_name, endpoint_name=name),
             f"deleting retired deployment {dep_name}",

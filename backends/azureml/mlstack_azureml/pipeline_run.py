@@ -163,7 +163,7 @@ def _follow(p: Platform, url: str, name: str, ctx: Context) -> dict[str, Any]:
         )
         status = str((job.get("properties") or {}).get("status"))
         if status != seen:
-            ctx.emit(Event("run.status", name, status, {"status": status}))
+            ctx.emit(Event("log", name, status, {"status": status}))
             seen = status
         if status in TERMINAL or status == NOT_RESPONDING:
             ctx.emit(Event("run.done", name, status, {"status": status}))

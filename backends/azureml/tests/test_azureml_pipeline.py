@@ -47,7 +47,7 @@ def test_pipeline_job_runs_to_completed_over_several_polls(
     result = pipeline_run.execute(b.platform, compiled, _request(keys), ctx)
     assert result.status == "succeeded", result.detail
     assert set(result.stages) == set(STAGES)
-    statuses = [e.message for e in events if e.kind == "run.status"]
+    statuses = [e.message for e in events if e.kind == "log" and e.data.get("status")]
     assert statuses == ["NotStarted", "Queued", "Running", "Completed"], statuses
     gets = [p for m, p in fake.state.requests_seen if m == "GET" and "/jobs/" in p]
     assert len(gets) > len(statuses)  # it followed the job over several polls per state

@@ -115,7 +115,7 @@ def deploy(platform: Platform, desired: EndpointState, ctx: Context) -> Endpoint
             traffic_split=split,
         )
         done = gcp.wait("deploy model", op)
-        ctx.emit(Event("endpoint.deployed", desired.name, f"version {b.version}"))
+        ctx.emit(Event("endpoint.updated", desired.name, f"version {b.version} deployed"))
         ep = gcp.call("get endpoint", gcp.endpoints.get_endpoint, name=ep.name)
         by_version[b.version] = done.deployed_model.id or next(
             d.id for d in ep.deployed_models if _version_of(d) == b.version
@@ -128,7 +128,7 @@ def deploy(platform: Platform, desired: EndpointState, ctx: Context) -> Endpoint
             endpoint=aip.Endpoint(name=ep.name, traffic_split=wanted),
             update_mask={"paths": ["traffic_split"]},
         )
-        ctx.emit(Event("endpoint.traffic", desired.name, _split_text(ep)))
+        ctx.emit(Event("endpoint.weights", desired.name, _split_text(ep)))
     keep = {b.version for b in desired.backings}
     for d in list(ep.deployed_models):
         if _version_of(d) not in keep:
@@ -139,7 +139,9 @@ def deploy(platform: Platform, desired: EndpointState, ctx: Context) -> Endpoint
                 deployed_model_id=d.id,
             )
             gcp.wait("undeploy model", op)
-            ctx.emit(Event("endpoint.undeployed", desired.name, f"version {_version_of(d)}"))
+            ctx.emit(
+                Event("endpoint.updated", desired.name, f"version {_version_of(d)} undeployed")
+            )
     view = endpoint_status(platform, desired.name)
     assert view is not None
     return view
@@ -238,6 +240,6 @@ def destroy_endpoint(platform: Platform, endpoint: str, ctx: Context) -> None:
             "undeploy model", gcp.endpoints.undeploy_model, endpoint=ep.name, deployed_model_id=d.id
         )
         gcp.wait("undeploy model", op)
-        ctx.emit(Event("endpoint.undeployed", endpoint, f"version {_version_of(d)}"))
+        ctx.emit(Event("endpoint.updated", endpoint, f"version {_version_of(d)} undeployed"))
     op = gcp.call("delete endpoint", gcp.endpoints.delete_endpoint, name=ep.name)
     gcp.wait("delete endpoint", op)

@@ -158,7 +158,7 @@ def upsert_pipeline(platform: Platform, compiled: CompiledPipeline, ctx: Context
         spec_uri.rsplit("/", 1)[0],
         {spec_uri.rsplit("/", 1)[1]: json.dumps(d["pipeline_spec"]).encode()},
     )
-    ctx.emit(Event("pipeline.published", names.pipeline_name(platform.project), spec_uri))
+    ctx.emit(Event("pipeline.updated", names.pipeline_name(platform.project), spec_uri))
     return PipelineRef(names.pipeline_name(platform.project), spec_uri, compiled.steps, "updated")
 
 
@@ -225,7 +225,7 @@ def run_pipeline(
         pipeline_job=job,
         pipeline_job_id=job_id,
     )
-    ctx.emit(Event("run.submitted", made.name, f"pipeline job {job_id}"))
+    ctx.emit(Event("run.started", made.name, f"pipeline job {job_id}"))
     final = _follow(platform, made.name, order, request, ctx)
     stages: dict[str, str] = {}
     failed: list[str] = []
@@ -245,7 +245,7 @@ def run_pipeline(
     if status != "PIPELINE_STATE_SUCCEEDED":
         where = f"{layout.pipeline_root}/{final.name.rsplit('/', 1)[-1]}"
         detail = "; ".join(failed) or final.error.message or status
-        ctx.emit(Event("run.failed", final.name, detail))
+        ctx.emit(Event("run.done", final.name, detail))
         return RunResult(
             run_id=job_id,
             status="cancelled" if "CANCEL" in status else "failed",
