@@ -100,7 +100,7 @@ def test_pr_plan_merge_apply_promote_with_approval_then_monitor(s3_state, tmp_pa
     assert last["dev"]["operation"] == "apply" and last["dev"]["status"] == "ok"
     assert last["staging"]["summary"]["approved_by"] == ["alice"]
     assert last["prod"]["summary"]["approved_by"] == ["bob"]
-    assert last["prod"]["summary"]["from"] == "staging"
+    assert last["prod"]["summary"]["source_env"] == "staging"
 
     # schedule: status and drift of prod
     mon = gh.run_event("schedule", {"sha": "m1", "run_id": "103"})

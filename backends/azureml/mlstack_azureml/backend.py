@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mlstack.engine import address
 from mlstack.engine.backend import (
     Backend,
     CompiledPipeline,
@@ -74,7 +75,7 @@ class AzureMLBackend(Backend):
             from mlstack_azureml.azure import arm_error
 
             raise arm_error(e, f"reading workspace {self.config.workspace}") from None
-        ctx.emit(Event("log", f"infra.{self.project.environment}", str(ws.name)))
+        ctx.emit(Event("log", address.infra(self.project.environment), str(ws.name)))
         return Provisioned({k: v for k, v in inputs.items() if k != "gates"}, "environment")
 
     # --- pipeline ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mlstack.engine import address
 from mlstack.engine.backend import Observed
 from mlstack.errors import BackendError
 from mlstack_vertex import artifacts, endpoints, pipeline_spec, registry
@@ -25,12 +26,12 @@ def observe(platform: Platform, pipeline_digest: str | None) -> Observed:
         gcp = platform.gcp
         bucket = gcp.exists("get bucket", gcp.storage.get_bucket, infra["bucket"])
         if bucket is not None:
-            resources[f"infra.{project.environment}"] = {"bucket": infra["bucket"]}
+            resources[address.infra(project.environment)] = {"bucket": infra["bucket"]}
             if pipeline_digest is not None:
                 layout = pipeline_spec.Layout(project, platform.config)
                 uri = layout.spec(pipeline_digest.removeprefix("sha256:")[:32])
                 if artifacts.exists(platform, uri):
-                    resources[f"pipeline.{project.project}"] = {
+                    resources[address.pipeline(project.project)] = {
                         "location": uri,
                         "digest": pipeline_digest,
                     }
@@ -38,7 +39,7 @@ def observe(platform: Platform, pipeline_digest: str | None) -> Observed:
         known = registry.versions(platform)
         if known:
             latest = known[0]
-            resources[f"model.{project.model.name}"] = {
+            resources[address.model(project.model.name)] = {
                 "version": latest.version,
                 "uri": latest.uri,
                 "digest": latest.digest,
@@ -50,5 +51,5 @@ def observe(platform: Platform, pipeline_digest: str | None) -> Observed:
             serving = [v for v, w in status.weights().items() if w >= 100.0]
             if serving:
                 seen["champion"] = serving[0]
-            resources[f"endpoint.{project.deployment.endpoint}"] = seen
+            resources[address.endpoint(project.deployment.endpoint)] = seen
     return Observed(resources=resources, complete=infra is not None, kinds=frozenset(kinds))

@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlstack.engine import address
 from mlstack.engine.backend import Context
 from mlstack.errors import BackendError
 from mlstack_vertex import names
@@ -61,7 +62,7 @@ class Platform:
 
     def infra_outputs(self, ctx: Context | None = None) -> dict[str, Any]:
         if ctx is not None:
-            recorded = ctx.outputs.get(f"infra.{self.project.environment}")
+            recorded = ctx.outputs.get(address.infra(self.project.environment))
             if recorded:
                 self._outputs = dict(recorded)
         if self._outputs:
