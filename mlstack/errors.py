@@ -55,8 +55,12 @@ class MlstackError(Exception):
         self.problems: list[Problem] = problems or [Problem(message, location, hint)]
         super().__init__(message)
 
-    def render(self) -> str:
-        return "\n".join(p.render() for p in self.problems)
+    def render(self, limit: int = 50) -> str:
+        """Every problem, up to ``limit`` (a generated file can hold thousands of one typo)."""
+        text = "\n".join(p.render() for p in self.problems[:limit])
+        if len(self.problems) > limit:
+            text += f"\n… and {len(self.problems) - limit:,} more problems like these"
+        return text
 
 
 class SpecError(MlstackError):

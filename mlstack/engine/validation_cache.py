@@ -81,6 +81,8 @@ def _plugin_stamp() -> list[Any] | None:
 
 
 def key(project_file: str, cli_vars: Mapping[str, str], env: str | None) -> str | None:
+    if not os.path.isfile(project_file):
+        return None  # a FIFO or a device: no cache, and the loader says what is wrong
     try:
         with open(project_file, "rb") as fh:
             raw = fh.read(4 * 1024 * 1024)

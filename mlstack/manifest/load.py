@@ -54,7 +54,8 @@ def load(
         )
     variables = dict(src.data.get("vars") or {}) if isinstance(src.data.get("vars"), dict) else {}
     variables.update(cli_vars or {})
-    raw = interpolate(src.data, (), src, variables, problems, environ)
+    # interpolation rebuilds every value; a file without `${` has nothing to interpolate
+    raw = interpolate(src.data, (), src, variables, problems, environ) if "${" in text else src.data
     project: Project | None = None
     try:
         project = Project.model_validate(raw)
@@ -89,7 +90,7 @@ def check_semantics(project: Project, src: Source, problems: ProblemList) -> Non
                     f"stage {st.name!r} needs {need!r}, which is not a stage"
                     f"{did_you_mean(need, seen)}",
                     src.locate(("pipeline", "stages", i, "needs", j)),
-                    f"stages: {', '.join(seen) or 'none'}",
+                    _name_list("stages", list(seen)),
                 )
             elif need == st.name:
                 problems.add(
@@ -129,6 +130,15 @@ def check_semantics(project: Project, src: Source, problems: ProblemList) -> Non
             )
 
 
+def _name_list(what: str, names: list[str], limit: int = 12) -> str:
+    """``stages: a, b, c`` for a hint, cut short so that a huge file gives a short hint."""
+    if not names:
+        return f"{what}: none"
+    shown = ", ".join(names[:limit])
+    more = f", … ({len(names) - limit:,} more)" if len(names) > limit else ""
+    return f"{what}: {shown}{more}"
+
+
 def resolve(loaded: Loaded, env_name: str) -> ResolvedProject:
     """The project as ``env_name`` sees it: section overrides deep-merged, defaults applied."""
     project = loaded.project
@@ -143,15 +153,16 @@ def resolve(loaded: Loaded, env_name: str) -> ResolvedProject:
     raw_env = (loaded.raw.get("environments") or {}).get(env_name) or {}
     merged: dict[str, Any] = {}
     problems = ProblemList()
+    overridden = False
     for section in SECTIONS:
         base = loaded.raw.get(section)
         override = raw_env.get(section) if isinstance(raw_env, dict) else None
-        if override is not None and base is not None:
-            merged[section] = deep_merge(base, override)
-        elif override is not None:
-            merged[section] = override
+        if override is not None:
+            overridden = True
+            merged[section] = deep_merge(base, override) if base is not None else override
         elif base is not None:
-            merged[section] = base
+            # validated with the project already: pydantic keeps model instances as they are
+            merged[section] = getattr(project, section)
     try:
         resolved = ResolvedProject.model_validate(
             {
@@ -179,7 +190,8 @@ def resolve(loaded: Loaded, env_name: str) -> ResolvedProject:
         )
         problems.raise_if_any(SpecError)
         raise
-    check_semantics_resolved(resolved, loaded.source, problems, env_name)
+    if overridden:  # otherwise the sections are the project's, checked by `load`
+        check_semantics_resolved(resolved, loaded.source, problems, env_name)
     problems.raise_if_any(SpecError)
     return resolved
 
