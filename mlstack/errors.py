@@ -23,6 +23,9 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+MAX_MESSAGE = 600
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong, with where it is and how to fix it."""
@@ -33,7 +36,10 @@ class Problem:
 
     def render(self) -> str:
         where = f"{self.location}: " if self.location else ""
-        text = f"{where}{self.message}"
+        message = self.message
+        if len(message) > MAX_MESSAGE:  # a message quoting a huge input stays readable
+            message = f"{message[: MAX_MESSAGE // 2]} … {message[-MAX_MESSAGE // 4 :]}"
+        text = f"{where}{message}"
         if self.hint:
             text += f"\n    hint: {self.hint}"
         return text

@@ -28,7 +28,7 @@ class Project:
     def __init__(self, file: str | None = None, variables: Mapping[str, str] | None = None) -> None:
         self.file = find_project_file(file)
         self.variables = dict(variables or {})
-        self.loaded: Loaded = load(self.file, self.variables, checks=check_environments)
+        self.loaded: Loaded = load(self.file, self.variables, checks=check_environments, files=True)
 
     @property
     def root(self) -> Path:

@@ -15,6 +15,7 @@ from mlstack.errors import ProblemList
 from mlstack.manifest.source import Path, Source
 from mlstack.manifest.suggest import did_you_mean
 
+MAX_RESULT_CHARS = 64 * 1024
 _REF = re.compile(r"\$\{\s*(env:|var\.|secret:)([A-Za-z_][A-Za-z0-9_]*)\s*\}|\$\{([^}]*)\}")
 
 
@@ -44,7 +45,14 @@ def interpolate(
     if not isinstance(value, str) or "${" not in value:
         return value
 
+    size = [len(value)]  # what the result would hold so far; refs cannot build a bomb
+
     def one(m: re.Match[str]) -> str:
+        text = _one(m)
+        size[0] += len(text) - len(m.group(0))
+        return text if size[0] <= MAX_RESULT_CHARS else ""
+
+    def _one(m: re.Match[str]) -> str:
         kind, name, bad = m.group(1), m.group(2), m.group(3)
         if bad is not None:
             problems.add(
@@ -76,4 +84,12 @@ def interpolate(
     whole = _REF.fullmatch(value)
     if whole and whole.group(1) == "var." and whole.group(2) in variables:
         return variables[whole.group(2)]  # keep the variable's type when it is the whole value
-    return _REF.sub(one, value)
+    result = _REF.sub(one, value)
+    if size[0] > MAX_RESULT_CHARS:
+        problems.add(
+            f"this value would be {size[0]:,} characters once its references are filled in",
+            src.locate(path),
+            f"values are at most {MAX_RESULT_CHARS // 1024} KiB; put long text in a file",
+        )
+        return value
+    return result

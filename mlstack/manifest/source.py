@@ -20,6 +20,7 @@ DEFAULT_FILE = "mlstack.yaml"
 MAX_SPEC_BYTES = 2 * 1024 * 1024  # a real project file is a few KiB; refuse before parsing
 
 Path = tuple[str | int, ...]
+_COLS = 1 << 24  # positions pack (line, column) into one int; a line is at most 2 MiB
 
 
 @dataclass
@@ -28,14 +29,15 @@ class Source:
 
     file: str
     data: Any
-    positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    # path -> line * _COLS + column (1-based): one int per value instead of a tuple
+    positions: dict[Path, int] = field(default_factory=dict)
 
     def locate(self, path: Path) -> Location:
         """The closest known position for ``path`` (walks up to a parent when needed)."""
         p = tuple(path)
         while p:
             if p in self.positions:
-                line, col = self.positions[p]
+                line, col = divmod(self.positions[p], _COLS)
                 return Location(self.file, line, col)
             p = p[:-1]
         return Location(self.file, 1, 1)
@@ -116,7 +118,7 @@ def read_text(path: str) -> str:
 # Limits on what one project file may expand to. A real project file has a few hundred values
 # and a nesting depth under 10; a 50,000-stage pipeline has ~300,000 values. The limits keep
 # `validate` within ~200 MB and a few seconds whatever the input (alias bombs, deep nesting).
-MAX_VALUES = 600_000  # scalars + mappings + sequences, counting each alias's expansion
+MAX_VALUES = 400_000  # scalars + mappings + sequences, counting each alias's expansion
 MAX_ALIAS_VALUES = 10_000  # values that aliases may add by repeating an anchored value
 MAX_DEPTH = 64  # nested mappings/sequences
 MAX_SCALAR_CHARS = 64 * 1024  # one value; longer text belongs in a file next to the spec
@@ -224,13 +226,15 @@ class _Builder:
                             key = top.key
                             top.value[key] = value
                             km = top.key_mark
-                            positions[top.path + (key,)] = (km.line + 1, km.column + 1)
+                            positions[top.path + (key,)] = (km.line + 1) * _COLS + km.column + 1
                             top.key = _NO_KEY
                             continue
                     elif self.count < MAX_VALUES:
                         self.count += 1
                         m = ev.start_mark
-                        positions[top.path + (len(top.value),)] = (m.line + 1, m.column + 1)
+                        positions[top.path + (len(top.value),)] = (
+                            (m.line + 1) * _COLS + m.column + 1
+                        )
                         top.value.append(value)
                         continue
             handler = handlers.get(type(ev))
@@ -291,9 +295,15 @@ class _Builder:
                 hint="flatten this part of the file",
             )
         self._not_a_key(event)
+        if event.tag not in (None, "!", _MAP, _SEQ):
+            raise SpecError(
+                f"unsupported YAML tag {event.tag}",
+                location=self._loc(mark),
+                hint="remove the tag; mlstack.yaml holds plain values",
+            )
         path = self._path()
         self._count(1, mark)
-        self.src.positions[path] = (mark.line + 1, mark.column + 1)
+        self.src.positions[path] = (mark.line + 1) * _COLS + mark.column + 1
         is_map = type(event) is yaml.MappingStartEvent
         self.stack.append(_Frame(is_map, path, event.anchor, self.count))
 
@@ -305,7 +315,7 @@ class _Builder:
                 return
         else:  # a list item or the whole document; a mapping's value gets its key's position
             mark = event.start_mark
-            self.src.positions[self._path()] = (mark.line + 1, mark.column + 1)
+            self.src.positions[self._path()] = (mark.line + 1) * _COLS + mark.column + 1
         self.count += 1
         if self.count > MAX_VALUES:
             self._count(0, event.start_mark)
@@ -328,7 +338,7 @@ class _Builder:
             )
         if key in top.value:
             first = self.src.positions.get(top.path + (key,))
-            where = f" (first at line {first[0]})" if first else ""
+            where = f" (first at line {first // _COLS})" if first else ""
             raise SpecError(
                 f"duplicate key {key!r}{where}",
                 location=self._loc(event.start_mark),
@@ -352,7 +362,9 @@ class _Builder:
                 location=self._loc(event.start_mark),
                 hint="a YAML alias bomb? write the values out, or use vars: and ${var.name}",
             )
-        self.src.positions[self._path()] = (event.start_mark.line + 1, event.start_mark.column + 1)
+        self.src.positions[self._path()] = (
+            (event.start_mark.line + 1) * _COLS + event.start_mark.column + 1
+        )
         self._count(size, event.start_mark)
         self._emit(copy.deepcopy(value))
 
@@ -367,7 +379,7 @@ class _Builder:
         else:
             top.value[top.key] = value
             km = top.key_mark
-            self.src.positions[top.path + (top.key,)] = (km.line + 1, km.column + 1)
+            self.src.positions[top.path + (top.key,)] = (km.line + 1) * _COLS + km.column + 1
             top.key = _NO_KEY
 
     def _construct(self, event: Any) -> Any:
@@ -413,6 +425,8 @@ class _Builder:
 
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
 _FIRSTS: frozenset[str] | None = None
 
 
@@ -425,7 +439,8 @@ def _implicit_firsts() -> frozenset[str]:
 
 
 def _digits(text: str) -> int:
-    return sum(c.isdigit() for c in text)
+    """Digits of an integer as written (hex, octal and binary digits count too)."""
+    return sum(c.isalnum() for c in text.removeprefix("-").removeprefix("+")[2:]) + 2
 
 
 def _resolve_tag(event: Any) -> str | None:
@@ -433,7 +448,8 @@ def _resolve_tag(event: Any) -> str | None:
 
     tag = event.tag
     if tag is None or tag == "!":
-        return _resolver().resolve(yaml.ScalarNode, event.value, event.implicit)
+        resolved: str | None = _resolver().resolve(yaml.ScalarNode, event.value, event.implicit)
+        return resolved
     return str(tag)
 
 
