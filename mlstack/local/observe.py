@@ -107,6 +107,9 @@ def destroy(
         if had_mlflow and (env.env_dir / "mlflow.db").exists():
             env.mlflow(lambda t: t.delete_model(name)).result()
     elif kind == "infra":
+        from mlstack.local.serving import api
+
+        api.reap_env(env.workdir, env.env)  # no server of this environment outlives it
         if LocalEnv.mlflow_started() and env.tracker_future is not None:
             env.tracker_future = None
         shutil.rmtree(env.env_dir, ignore_errors=True)
