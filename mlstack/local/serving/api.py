@@ -38,11 +38,11 @@ def _router_mark(d: Path) -> tuple[str, ...]:
     return (ROUTER_MARK, f"--config {d / 'router.json'}")
 
 
-def reap(prefix: Path, keep: set[int]) -> list[int]:
-    """Stop every model server and router whose folder is ``prefix`` or under it, except
-    ``keep``: the ones a killed apply started but never recorded in ``runtime.json`` (they
-    hold a port and ~300 MB, and nothing else would ever stop them). Returns their pids."""
-    found: list[int] = []
+def orphans(prefix: Path, keep: set[int]) -> list[tuple[int, tuple[str, str]]]:
+    """Model servers and routers whose folder is ``prefix`` or under it, except ``keep``: the
+    ones a killed apply started but never recorded in ``runtime.json`` (they hold a port and
+    ~300 MB, and nothing else would ever stop them). Each with the marker that names it."""
+    found: list[tuple[int, tuple[str, str]]] = []
     root = str(prefix)
     try:
         entries = os.listdir("/proc")
@@ -52,16 +52,35 @@ def reap(prefix: Path, keep: set[int]) -> list[int]:
         if not entry.isdigit() or int(entry) in keep or int(entry) == os.getpid():
             continue
         try:
-            args = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            raw = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
+        args = raw.decode(errors="replace").split("\0")
         for mark, flag in ((SERVER_MARK, "--owner"), (ROUTER_MARK, "--config")):
             if mark in args and flag in args[:-1]:
                 where = args[args.index(flag) + 1]
                 if where == root or where.startswith(root + os.sep):
-                    found.append(int(entry))
-                    rt.terminate(int(entry), (mark, f"{flag} {where}"))
+                    if rt.alive(int(entry), (mark, f"{flag} {where}")):  # not a zombie
+                        found.append((int(entry), (mark, f"{flag} {where}")))
     return found
+
+
+def recorded_pids(state: dict[str, Any]) -> set[int]:
+    pids = {int(i["pid"]) for i in (state.get("versions") or {}).values() if i.get("pid")}
+    router = (state.get("router") or {}).get("pid")
+    return pids | ({int(router)} if router else set())
+
+
+def reap(prefix: Path, keep: set[int]) -> list[int]:
+    """Stop the ``orphans`` under ``prefix``; returns their pids."""
+    found = orphans(prefix, keep)
+    for pid, marker in found:
+        rt.terminate(pid, marker)
+    return [pid for pid, _ in found]
+
+
+def runtime_state(workdir: Path, env: str, endpoint: str) -> dict[str, Any]:
+    return rt.read_json(_dir(workdir, env, endpoint) / "runtime.json") or {}
 
 
 def reap_env(workdir: Path, env: str) -> list[int]:
