@@ -2,6 +2,10 @@
 
 Secrets are never resolved here: the reference stays in the spec (and so in digests, state and
 plan output) and the backend resolves it at the moment of use through ``Context.secret``.
+The same holds for ``${env:NAME}`` inside a stage's ``env:`` (what a stage's process receives
+is often a token): it is checked to be set, kept as a reference, and resolved by
+``mlstack_runtime.command.resolve_at_use`` in the stage's process, so its value never reaches pipeline definitions,
+state or plan output. Everywhere else ``${env:NAME}`` is resolved when the file is loaded.
 """
 
 from __future__ import annotations
@@ -21,6 +25,14 @@ _REF = re.compile(r"\$\{\s*(env:|var\.|secret:)([A-Za-z_][A-Za-z0-9_]*)\s*\}|\$\
 
 def is_secret_ref(value: object) -> bool:
     return isinstance(value, str) and "${secret:" in value
+
+
+def _deferred(path: Path) -> bool:
+    """A stage's ``env:`` value (top level or an environment's pipeline override)."""
+    for i in range(len(path) - 3):
+        if path[i] == "stages" and isinstance(path[i + 1], int) and path[i + 2] == "env":
+            return True
+    return False
 
 
 def interpolate(
@@ -71,6 +83,8 @@ def interpolate(
                     f"export {name}=... or use ${{var.{name}}} with a default in vars:",
                 )
                 return m.group(0)
+            if _deferred(path):
+                return m.group(0)  # the stage's process resolves it (resolve_at_use)
             return environ[name]
         if name not in variables:
             problems.add(
