@@ -148,6 +148,7 @@ def test_failing_evaluate_gate_stops_before_register(cancer_project) -> None:
     text = e.value.render()
     assert "gate `roc_auc >= 0.999` failed: roc_auc = 0.9" in text
     assert "fails >= 0.999" in text and "not registered" in text
+    assert text.count("stage 'evaluate'") == 1, text  # said once, not "stage 'e': stage 'e'"
     rec = json.loads(next((p.workdir / "envs/dev/runs").glob("*.json")).read_text())
     assert rec["stages"]["evaluate"]["status"] == "failed"
     assert rec["stages"]["register"]["status"] == "skipped"
