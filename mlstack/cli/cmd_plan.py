@@ -53,7 +53,7 @@ def plan(
     destroy_: bool,
 ) -> int:
     """Show what apply would change, attribute by attribute."""
-    ws = workspace(file, env, variables)
+    ws = workspace(file, env, variables, files=not destroy_)
     p, _ = ws.plan(
         targets=list(targets) or None, destroy=destroy_, refresh=refresh, refresh_only=refresh_only
     )
@@ -172,7 +172,7 @@ def _run(
         targets = tuple(options.get("targets", ()))
         destroy = bool(options.get("destroy", False))
         refresh = bool(options.get("refresh", False))
-    ws = workspace(file, env, variables)
+    ws = workspace(file, env, variables, files=not destroy)
     timeout = seconds(lock_timeout)
 
     def waiting(holder: Any) -> None:

@@ -54,6 +54,27 @@ def check_project_files(project: Any, src: Source, problems: ProblemList, root: 
     _check_tune(stages, src, problems)
 
 
+def files_read(project: Any, root: str) -> list[str]:
+    """The files ``check_project_files`` looks at, for a cache of its verdict to key on."""
+    out: list[str] = []
+    data = project.data
+    if data is not None and "://" not in data.source.removeprefix("file://"):
+        path = os.path.join(root, data.source.removeprefix("file://"))
+        out += sorted(glob.glob(path)) if any(c in path for c in "*?[") else [path]
+        out.append(os.path.dirname(path))  # a glob's matches come and go with the folder
+    for st in project.pipeline.stages:
+        if st.run and any(s in st.run for s in SCRIPT_SUFFIXES):
+            try:
+                words = shlex.split(st.run)
+            except ValueError:
+                words = []
+            out += [os.path.join(root, w) for w in words if w.endswith(SCRIPT_SUFFIXES)]
+        if st.function:
+            rel = os.path.join(root, *st.function.partition(":")[0].split("."))
+            out += [rel + ".py", os.path.join(rel, "__init__.py")]
+    return out
+
+
 # --- data ----------------------------------------------------------------------------------------
 
 
