@@ -139,7 +139,7 @@ def store(
     project_file: str,
     k: str | None,
     result: Mapping[str, Any],
-    files: list[str] = (),  # type: ignore[assignment]
+    files: Sequence[str] = (),
 ) -> None:
     """``files``: what the verdict read besides the spec (data, scripts, modules)."""
     if k is None:
