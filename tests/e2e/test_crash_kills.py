@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -86,10 +87,14 @@ def _project_processes(root: Path) -> set[int]:
 def _reported(root: Path, env: str) -> set[int]:
     st = json.loads(_cli(root, "status", "-e", env, "--json", ok=False).stdout or "{}")
     live = st.get("live") or {}
-    pids = {int(v["pid"]) for v in (live.get("versions") or {}).values() if v.get("alive")}
-    router = live.get("router") or {}
-    if router.get("alive"):
-        pids.add(int(router["pid"]))
+    pids = {
+        int(m.group(1))
+        for v in live.get("versions") or []
+        if v.get("healthy") and (m := re.search(r"pid (\d+)", v.get("where") or ""))
+    }
+    details = live.get("details") or {}
+    if "not running" not in str(details.get("router", "")) and details.get("router pid"):
+        pids.add(int(details["router pid"]))
     return pids
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_status_says_down_and_exits_3_when_the_server_dies(tmp_path: Path) -> No
         _no_reprs(o.stdout)
 
         live = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)["live"]
-        (pid,) = [v["pid"] for v in live["versions"].values()]
+        (pid,) = [int(re.search(r"pid (\d+)", v["where"]).group(1)) for v in live["versions"]]
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while True:  # wait on the condition: the process is gone
