@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint bench install install-dev oldest-env wheels clean
+.PHONY: demo test fuzz lint bench install install-dev oldest-env wheels clean
 # Azurite, Microsoft's Azure Storage emulator, for the remote-state tests (npm, pinned)
 AZURITE := azurite@3.37.0
 
@@ -65,6 +65,11 @@ lint: install-dev
 test: install-dev lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The fuzzers and the crash test at a larger size than `make test` runs them.
+fuzz: install-dev
+	MLSTACK_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/test_fuzz.py
+	MLSTACK_CRASH_KILLS=50 $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_crash_kills.py
+
 bench: install-dev
 	$(BIN)/python tests/benchmarks/bench_cli.py
 	$(BIN)/python tests/benchmarks/bench_plan.py
@@ -74,6 +79,12 @@ bench: install-dev
 	$(BIN)/python backends/sagemaker/benchmarks/bench_plan.py
 	$(BIN)/python backends/sagemaker/benchmarks/bench_noop_plan_refresh.py
 
+# Destroy every environment that has state (staging too, not only dev); keep .mlstack when
+# one of them fails to destroy, so that nothing is orphaned without a record of it.
 clean:
-	cd examples/quickstart && ../../$(BIN)/mlstack destroy -e dev --auto-approve || true
-	rm -rf examples/quickstart/.mlstack
+	cd examples/quickstart && ok=1; \
+	for db in .mlstack/state/*.db; do \
+	  [ -e "$$db" ] || continue; env=$$(basename "$$db" .db); \
+	  ../../$(BIN)/mlstack destroy -e "$$env" --auto-approve || ok=0; \
+	done; \
+	if [ $$ok = 1 ]; then rm -rf .mlstack; else echo "kept .mlstack: a destroy failed" >&2; exit 1; fi

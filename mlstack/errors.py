@@ -23,6 +23,9 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+MAX_MESSAGE = 600
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong, with where it is and how to fix it."""
@@ -33,7 +36,10 @@ class Problem:
 
     def render(self) -> str:
         where = f"{self.location}: " if self.location else ""
-        text = f"{where}{self.message}"
+        message = self.message
+        if len(message) > MAX_MESSAGE:  # a message quoting a huge input stays readable
+            message = f"{message[: MAX_MESSAGE // 2]} … {message[-MAX_MESSAGE // 4 :]}"
+        text = f"{where}{message}"
         if self.hint:
             text += f"\n    hint: {self.hint}"
         return text
@@ -55,8 +61,12 @@ class MlstackError(Exception):
         self.problems: list[Problem] = problems or [Problem(message, location, hint)]
         super().__init__(message)
 
-    def render(self) -> str:
-        return "\n".join(p.render() for p in self.problems)
+    def render(self, limit: int = 50) -> str:
+        """Every problem, up to ``limit`` (a generated file can hold thousands of one typo)."""
+        text = "\n".join(p.render() for p in self.problems[:limit])
+        if len(self.problems) > limit:
+            text += f"\n… and {len(self.problems) - limit:,} more problems like these"
+        return text
 
 
 class SpecError(MlstackError):

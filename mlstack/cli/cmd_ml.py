@@ -45,10 +45,20 @@ def models(file: str | None, variables: tuple[str, ...], env: str | None, as_jso
         return
     if not rows:
         render.out(f"No versions of {ws.resolved.model.name} in {ws.env} yet.")
-    for r in rows:
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items()))
-        aliases = f" [{', '.join(r['aliases'])}]" if r["aliases"] else ""
-        render.out(f"v{r['version']}{aliases} {r['digest'][:19]} {metrics}")
+        return
+    render.table(
+        ["version", "aliases", "digest", "metrics"],
+        [
+            [
+                f"v{r['version']}",
+                ", ".join(r["aliases"]),
+                r["digest"][:19],
+                ", ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items())),
+            ]
+            for r in rows
+        ],
+        indent=0,
+    )
 
 
 @click.command()
@@ -74,7 +84,7 @@ def lineage(
     render.out(f"run: {lin.run_id or '-'}")
     render.out(f"stages: {' -> '.join(lin.stages) or '-'}")
     for k, v in lin.details.items():
-        render.out(f"{k}: {v}")
+        render.out(f"{k}: {render.human(v)}")
 
 
 @click.command()

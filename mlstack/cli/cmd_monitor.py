@@ -120,20 +120,28 @@ def drift(
         f"drift of endpoint {d.endpoint} ({ws.env}) against {m.name} v{version}'s training "
         f"data: {len(live)} live rows (last {since}), {len(reference)} reference rows"
     )
-    rows = [("feature", "method", "value", "threshold", "verdict")]
-    rows += [
-        (
-            f.feature,
-            f.method,
-            _fmt(f.value),
-            f"{f.threshold:g}",
-            "DRIFT" if f.drifted else ("no data" if f.value is None else "ok"),
+    render.table(
+        ["feature", "method", "value", "threshold", "verdict"],
+        [
+            [
+                f.feature,
+                f.method,
+                _fmt(f.value),
+                f"{f.threshold:g}",
+                "DRIFT" if f.drifted else ("no data" if f.value is None else "ok"),
+            ]
+            for f in report.features
+        ],
+    )
+    if report.small_sample:
+        from mlstack.engine.drift import MIN_LIVE_ROWS
+
+        render.out(
+            f"Warning: only {report.fewest_live_rows} live rows; drift measured on fewer than "
+            f"{MIN_LIVE_ROWS} rows is mostly noise. Treat the verdict as a hint and check "
+            "again with more traffic (--since).",
+            style="yellow",
         )
-        for f in report.features
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        render.out("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     if not report.drifted:
         render.out("No drift.")
         return 0

@@ -64,7 +64,7 @@ def plan(
 ) -> int:
     """Show what apply would change, attribute by attribute."""
     as_json = as_json or fmt == "json"
-    ws = workspace(file, env, variables)
+    ws = workspace(file, env, variables, files=not destroy_)
     p, _ = ws.plan(
         targets=list(targets) or None, destroy=destroy_, refresh=refresh, refresh_only=refresh_only
     )
@@ -214,7 +214,7 @@ def _run(
         at_once, operation = proposal.at_once, proposal.operation
         summary, view = proposal.summary(), proposal.view()
     else:
-        ws = workspace(file, env, variables)
+        ws = workspace(file, env, variables, files=not destroy)
     timeout = seconds(lock_timeout)
 
     def waiting(holder: Any) -> None:

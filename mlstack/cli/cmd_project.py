@@ -30,7 +30,7 @@ def validate(
     if result is None:
         from mlstack.engine.project import Project
 
-        project = Project(path, cli_vars)
+        project = Project(path, cli_vars, files=True)
         envs = [env] if env is not None else project.environments
         if env is not None:
             project.check_env(env)
@@ -43,7 +43,10 @@ def validate(
             "project": project.loaded.project.project,
             "stages": len(project.loaded.project.pipeline.stages),
         }
-        validation_cache.store(path, key, result)
+        from mlstack.manifest.project_files import files_read
+
+        read = files_read(project.loaded.project, str(project.root))
+        validation_cache.store(path, key, result, read)
     from mlstack.cli import render
 
     if as_json:

@@ -18,8 +18,10 @@ from mlstack.errors import MlstackError
 @project_options
 @env_option
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def status(file: str | None, variables: tuple[str, ...], env: str | None, as_json: bool) -> None:
-    """Endpoint URL, versions, traffic, health, and the last rollout's outcome."""
+def status(file: str | None, variables: tuple[str, ...], env: str | None, as_json: bool) -> int:
+    """Endpoint URL, versions, traffic, health, and the last rollout's outcome.
+
+    Exit codes: 0 serving as recorded (or not deployed); 3 down or degraded; 1 error."""
     ws = workspace(file, env, variables)
     d = ws.resolved.deployment
     if d is None:
@@ -27,6 +29,8 @@ def status(file: str | None, variables: tuple[str, ...], env: str | None, as_jso
     rec = ws.state.get(address.endpoint(d.endpoint))
     live = ws.backend.endpoint_status(d.endpoint) if rec else None
     recorded = dict(rec.outputs) if rec else {}
+    # recorded but missing, or the platform says it is not healthy: a script must see it
+    code = DOWN_EXIT if rec is not None and (live is None or live.healthy is False) else 0
     if as_json:
         render.emit_json(
             {
@@ -36,25 +40,30 @@ def status(file: str | None, variables: tuple[str, ...], env: str | None, as_jso
                 "live": {**asdict(live), "weights": live.weights()} if live else None,
             }
         )
-        return
+        return code
     if rec is None:
         render.out(f"{ws.env}: endpoint {d.endpoint} is not deployed (mlstack apply -e {ws.env}).")
-        return
+        return 0
     render.out(f"endpoint {d.endpoint} ({ws.env}, backend {ws.plugin.name})")
     render.out(f"  url: {(live.url if live else None) or recorded.get('url')}")
-    render.out(f"  state: {live.status if live else 'not found on the platform'}")
+    state = live.status if live else "not found on the platform"
+    render.out(f"  state: {state}", style=_STATE_STYLE.get(state.split(" ")[0]))
     render.out(f"  champion: v{recorded.get('champion')}")
     serving = {v.version: v for v in live.versions} if live else {}
+    rows = []
     for b in (recorded.get("state") or {}).get("backings", []):
-        line = f"  v{b['version']}: {b['weight']:g}% traffic"
-        if b.get("shadow"):
-            line += f", {b['shadow']:g}% shadow"
         info = serving.get(str(b["version"]))
-        if info is not None:
-            health = {True: "healthy", False: "NOT HEALTHY", None: ""}[info.healthy]
-            said = ", ".join(x for x in (health, info.where) if x)
-            line += f" ({said})" if said else ""
-        render.out(line)
+        health = {True: "healthy", False: "NOT HEALTHY", None: "-"}[info.healthy] if info else "-"
+        rows.append(
+            [
+                f"v{b['version']}",
+                f"{b['weight']:g}%" + (f" (+{b['shadow']:g}% shadow)" if b.get("shadow") else ""),
+                health,
+                (info.where if info else "") or "-",
+            ]
+        )
+    if rows:
+        render.table(["version", "traffic", "health", "where"], rows)
     if live is not None:
         if live.sticky_key:
             render.out(f"  sticky by: {live.sticky_key}")
@@ -66,6 +75,11 @@ def status(file: str | None, variables: tuple[str, ...], env: str | None, as_jso
             f"  last rollout: v{last.get('version')} {last.get('outcome')}"
             + (f" ({last['reason']})" if last.get("reason") else "")
         )
+    return code
+
+
+DOWN_EXIT = 3  # the endpoint is recorded but does not serve as recorded (down or degraded)
+_STATE_STYLE = {"healthy": "green", "DEGRADED": "yellow", "DOWN": "red"}
 
 
 @click.command()

@@ -44,10 +44,10 @@ def output(
                     f"{address} has no output {attr!r}",
                     hint=f"outputs: {', '.join(sorted(outs[address]))}",
                 )
-            if as_json or isinstance(value, (dict, list)):
+            if as_json:
                 render.emit_json(value)
             else:
-                render.out(str(value))
+                render.out(render.human(value))
             return
         outs = {address: outs[address]}
     if as_json:
@@ -58,9 +58,10 @@ def output(
     for addr, o in outs.items():
         render.out(addr)
         for k, v in o.items():
-            if isinstance(v, (dict, list)) and len(str(v)) > 100:
-                v = f"({type(v).__name__} of {len(v)}; see --json)"
-            render.out(f"  {k} = {v}")
+            text = render.human(v)
+            if isinstance(v, (dict, list)) and len(text) > 100:
+                text = f"({len(v)} {'entries' if isinstance(v, dict) else 'items'}; see --json)"
+            render.out(f"  {k} = {text}")
 
 
 @click.group()
@@ -121,10 +122,15 @@ def state_history(
     if as_json:
         render.emit_json([e.__dict__ for e in entries])
         return
+    if not entries:
+        render.out(f"No history: nothing was applied in {ws.env} yet.")
+        return
+    rows = []
     for e in entries:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
-        extra = e.summary.get("reason") or e.summary.get("counts") or ""
-        render.out(f"#{e.id} {when} serial {e.serial} {e.operation} {e.status} {extra}")
+        detail = e.summary.get("reason") or e.summary.get("counts") or ""
+        rows.append([f"#{e.id}", when, str(e.serial), e.operation, e.status, render.human(detail)])
+    render.table(["id", "time", "serial", "operation", "status", "detail"], rows)
 
 
 @state.command("migrate")

@@ -59,10 +59,13 @@ def lock_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def workspace(file: str | None, env: str | None, variables: tuple[str, ...]) -> Any:
+def workspace(
+    file: str | None, env: str | None, variables: tuple[str, ...], *, files: bool = False
+) -> Any:
+    """``files``: check the files the spec names too (plan and apply; see ``Project``)."""
     from mlstack.engine.workspace import Project
 
-    return Project(file, parse_vars(variables)).workspace(env)
+    return Project(file, parse_vars(variables), files=files).workspace(env)
 
 
 def seconds(text: str) -> float:

@@ -64,6 +64,40 @@ def error(e: MlstackError) -> None:
             sys.stderr.write(("Error: " if i == 0 else "") + line + "\n")
 
 
+def human(v: Any) -> str:
+    """A value as a person reads it: no Python reprs (``{'added': 6}`` → ``added 6``)."""
+    if isinstance(v, Mapping):
+        return ", ".join(f"{k} {human(x)}" for k, x in v.items()) or "-"
+    if isinstance(v, (list, tuple, set)):
+        return ", ".join(human(x) for x in v) or "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if v is None:
+        return "-"
+    return str(v)
+
+
+def table(
+    headers: list[str], rows: list[list[str]], *, indent: int = 2, title: str | None = None
+) -> None:
+    """A rich table on a terminal; aligned columns of plain text when piped."""
+    if fancy():
+        from rich.box import SIMPLE
+        from rich.table import Table
+
+        t = Table(*headers, box=SIMPLE, title=title, title_justify="left", pad_edge=False)
+        for r in rows:
+            t.add_row(*r)
+        console().print(t)
+        return
+    if title:
+        out(title)
+    grid = [headers, *rows]
+    widths = [max(len(r[i]) for r in grid) for i in range(len(headers))]
+    for r in grid:
+        out(" " * indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
 _STYLE = {
     Action.CREATE: "green",
     Action.UPDATE: "yellow",

@@ -35,6 +35,11 @@ class DriftSettings(Protocol):
     def features(self) -> str | list[str]: ...
 
 
+# Below this many live rows, PSI over ten bins (or a KS statistic) of in-distribution data
+# often exceeds the usual thresholds by chance; the verdict comes with a warning.
+MIN_LIVE_ROWS = 100
+
+
 @dataclass(frozen=True)
 class FeatureDrift:
     feature: str
@@ -61,9 +66,20 @@ class DriftReport:
     def drifted_features(self) -> list[str]:
         return [f.feature for f in self.features if f.drifted]
 
+    @property
+    def fewest_live_rows(self) -> int:
+        return min((f.n_live for f in self.features), default=0)
+
+    @property
+    def small_sample(self) -> bool:
+        """Too few live rows for PSI or KS to tell drift from sampling noise."""
+        return self.fewest_live_rows < MIN_LIVE_ROWS
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "drifted": self.drifted,
+            "small_sample": self.small_sample,
+            "fewest_live_rows": self.fewest_live_rows,
             "method": self.method,
             "threshold": self.threshold,
             "drifted_features": self.drifted_features,

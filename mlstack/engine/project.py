@@ -25,10 +25,21 @@ STATE_DIR = ".mlstack"
 class Project:
     """The project file, loaded once; environments are views of it."""
 
-    def __init__(self, file: str | None = None, variables: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        file: str | None = None,
+        variables: Mapping[str, str] | None = None,
+        *,
+        files: bool = False,
+    ) -> None:
+        """``files``: also check what the spec names on disk (data, scripts, columns); what
+        `validate`, `plan` and `apply` do, but not `destroy` or `status`, which must work
+        when the data is gone."""
         self.file = find_project_file(file)
         self.variables = dict(variables or {})
-        self.loaded: Loaded = load(self.file, self.variables, checks=check_environments)
+        self.loaded: Loaded = load(
+            self.file, self.variables, checks=check_environments, files=files
+        )
 
     @property
     def root(self) -> Path:

@@ -76,6 +76,7 @@ class StateStore:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._refuse_truncated()
             try:
                 c = sqlite3.connect(
                     self.path, timeout=30, isolation_level=None, check_same_thread=False
@@ -92,12 +93,41 @@ class StateStore:
                         "INSERT OR IGNORE INTO meta VALUES ('version', ?)", (str(SCHEMA_VERSION),)
                     )
             except sqlite3.DatabaseError as e:
-                raise StateError(
-                    f"state file {self.path} is unreadable: {e}",
-                    hint="restore it from a backup; mlstack never edits it by hand",
-                ) from None
+                raise self._explain(e) from None
             self._conn = c
         return self._conn
+
+    def _refuse_truncated(self) -> None:
+        """A 0-byte state file is a truncated one, not "nothing deployed": sqlite would take it
+        as an empty database, and the next apply would deploy everything again."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        wal = self.path.with_name(self.path.name + "-wal")
+        if size == 0 and not (wal.exists() and wal.stat().st_size > 0):
+            raise StateError(
+                f"state file {self.path} is empty (0 bytes): it was truncated, so mlstack "
+                "cannot tell what is deployed",
+                hint="restore it from a backup; if this environment never had anything "
+                "deployed, delete the file",
+            )
+
+    def _explain(self, e: sqlite3.Error) -> StateError:
+        """What a sqlite failure means for the user: a full disk or I/O error leaves the file
+        intact; only a malformed file needs restoring."""
+        text = str(e).lower()
+        if "full" in text or isinstance(e, sqlite3.OperationalError) and "i/o" in text:
+            return StateError(
+                f"cannot write state file {self.path}: {e}",
+                hint="free disk space (the state file itself is intact) and run the command again",
+            )
+        if "locked" in text or "busy" in text:
+            return StateError(f"state file {self.path} is busy: {e}", hint="run the command again")
+        return StateError(
+            f"state file {self.path} is unreadable: {e}",
+            hint="restore it from a backup; mlstack never edits it by hand",
+        )
 
     def close(self) -> None:
         if self._conn is not None:
@@ -108,17 +138,31 @@ class StateStore:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             c = self.conn()
-            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as e:
+                raise self._explain(e) from None
             try:
                 yield c
-            except BaseException:
-                c.execute("ROLLBACK")
+            except BaseException as e:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                if isinstance(e, sqlite3.DatabaseError):
+                    raise self._explain(e) from None
                 raise
-            c.execute("COMMIT")
+            try:
+                c.execute("COMMIT")
+            except sqlite3.DatabaseError as e:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise self._explain(e) from None
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
-            return self.conn().execute(sql, params).fetchall()
+            try:
+                return self.conn().execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as e:
+                raise self._explain(e) from None
 
     # --- reading ------------------------------------------------------------------------------
     @property

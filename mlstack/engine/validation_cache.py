@@ -18,7 +18,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 _ENV_REF = re.compile(r"\$\{\s*env:([A-Za-z_][A-Za-z0-9_]*)\s*\}")
@@ -81,6 +81,8 @@ def _plugin_stamp() -> list[Any] | None:
 
 
 def key(project_file: str, cli_vars: Mapping[str, str], env: str | None) -> str | None:
+    if not os.path.isfile(project_file):
+        return None  # a FIFO or a device: no cache, and the loader says what is wrong
     try:
         with open(project_file, "rb") as fh:
             raw = fh.read(4 * 1024 * 1024)
@@ -114,11 +116,32 @@ def lookup(project_file: str, k: str | None) -> dict[str, Any] | None:
         return None
     if not isinstance(entry, dict) or entry.get("key") != k:
         return None
+    if entry.get("files") != _file_stamps(entry.get("files") or []):
+        return None  # a data file, script or module the verdict checked has changed
     result = entry.get("result")
     return result if isinstance(result, dict) else None
 
 
-def store(project_file: str, k: str | None, result: Mapping[str, Any]) -> None:
+def _file_stamps(files: Any) -> list[list[Any]]:
+    """[path, size, mtime] now, for each [path, ...] the verdict depended on (-1: absent)."""
+    out: list[list[Any]] = []
+    for item in files if isinstance(files, list) else []:
+        p = str(item[0]) if isinstance(item, list) and item else ""
+        try:
+            st = os.stat(p)
+            out.append([p, st.st_size, st.st_mtime_ns])
+        except OSError:
+            out.append([p, -1, -1])
+    return out
+
+
+def store(
+    project_file: str,
+    k: str | None,
+    result: Mapping[str, Any],
+    files: Sequence[str] = (),
+) -> None:
+    """``files``: what the verdict read besides the spec (data, scripts, modules)."""
     if k is None:
         return
     path = _cache_path(project_file)
@@ -126,7 +149,10 @@ def store(project_file: str, k: str | None, result: Mapping[str, Any]) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as fh:
-            json.dump({"key": k, "result": dict(result)}, fh)
+            json.dump(
+                {"key": k, "result": dict(result), "files": _file_stamps([[f] for f in files])},
+                fh,
+            )
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only checkout validates every time; that is all

@@ -80,8 +80,17 @@ def observe(env: LocalEnv) -> Observed:
             if not st.get("running"):
                 pid = (st.get("router") or {}).get("pid")
                 down.insert(0, f"router (pid {pid})" if pid else "router")
+            # processes an interrupted deploy started and never recorded: the next deploy
+            # of this endpoint stops them, so the endpoint needs one
+            recorded = api.recorded_pids(api.runtime_state(env.workdir, env.env, d.name))
+            stray = [pid for pid, _ in api.orphans(d.resolve(), recorded)]
             if down:
                 absent[addr] = "not running: " + ", ".join(down) + " down"
+            elif stray:
+                absent[addr] = (
+                    f"unrecorded model server or router process(es) {stray} left by an "
+                    "interrupted deploy"
+                )
             else:
                 resources[addr] = {"url": st.get("url")}
     return Observed(
@@ -110,6 +119,9 @@ def destroy(
         if had_mlflow and (env.env_dir / "mlflow.db").exists():
             env.mlflow(lambda t: t.delete_model(name)).result()
     elif kind == "infra":
+        from mlstack.local.serving import api
+
+        api.reap_env(env.workdir, env.env)  # no server of this environment outlives it
         if LocalEnv.mlflow_started() and env.tracker_future is not None:
             env.tracker_future = None
         shutil.rmtree(env.env_dir, ignore_errors=True)

@@ -193,7 +193,7 @@ def _raise_failure(env: LocalEnv, outcome: Any) -> None:
             Problem(p["message"], hint=p.get("hint"))
             for p in err.get("problems") or [{"message": err.get("message", "")}]
         ]
-        if problems:
+        if problems and not problems[0].message.startswith(where):  # said once
             problems[0] = Problem(f"{where}: {problems[0].message}", hint=problems[0].hint)
         raise GateFailed(problems[0].message, problems=problems)
     if err.get("config"):  # a wrong setting: no log tail, point at the spec

@@ -20,4 +20,7 @@ Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_DUR
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
+    # NaN or infinite numbers pass every range check; no setting means them
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=False, allow_inf_nan=False
+    )

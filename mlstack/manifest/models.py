@@ -30,6 +30,7 @@ from mlstack.manifest.strategies import (
 from mlstack.manifest.units import parse_size, parse_threshold
 
 NAME_RE = r"^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"
+MAX_ENVIRONMENTS = 100
 BUILTIN_STAGES = (
     "ingest",
     "validate",
@@ -175,6 +176,8 @@ class Stage(Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Stage:
+        if bool(self.uses) + bool(self.run) + bool(self.function) == 1:
+            return self  # the common case, kept cheap for pipelines of 10,000s of stages
         kinds = [k for k in ("uses", "run", "function") if getattr(self, k)]
         if len(kinds) != 1:
             raise ValueError(
@@ -366,6 +369,11 @@ class Project(Strict):
     def _envs(cls, v: dict[str, Environment]) -> dict[str, Environment]:
         if not v:
             raise ValueError("declare at least one environment, e.g. `dev: {backend: local}`")
+        if len(v) > MAX_ENVIRONMENTS:
+            raise ValueError(
+                f"{len(v):,} environments; a project has at most {MAX_ENVIRONMENTS} "
+                "(dev, staging, prod, ...)"
+            )
         for name in v:
             if not re.match(NAME_RE, name):
                 raise ValueError(

@@ -8,6 +8,7 @@ error about ``pipeline.stages[2].needs`` can point at the right line of ``mlstac
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ DEFAULT_FILE = "mlstack.yaml"
 MAX_SPEC_BYTES = 2 * 1024 * 1024  # a real project file is a few KiB; refuse before parsing
 
 Path = tuple[str | int, ...]
+COLS = 1 << 24  # positions pack (line, column) into one int; a line is at most 2 MiB
 
 
 @dataclass
@@ -25,23 +27,32 @@ class Source:
 
     file: str
     data: Any
-    positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    # path -> line * COLS + column (1-based): one int per value instead of a tuple
+    positions: dict[Path, int] = field(default_factory=dict)
 
     def locate(self, path: Path) -> Location:
         """The closest known position for ``path`` (walks up to a parent when needed)."""
         p = tuple(path)
         while p:
             if p in self.positions:
-                line, col = self.positions[p]
+                line, col = divmod(self.positions[p], COLS)
                 return Location(self.file, line, col)
             p = p[:-1]
         return Location(self.file, 1, 1)
 
 
 def read_text(path: str) -> str:
-    display = os.path.relpath(path) if os.path.isabs(path) else path
+    """The file's text, refusing what is not a regular file of a sane size.
+
+    A device (``/dev/zero``) or a FIFO reports a size of 0 and would be read forever, so the
+    file type is checked, the file is opened without blocking, and at most
+    ``MAX_SPEC_BYTES + 1`` bytes are ever read.
+    """
+    display = path
+    if os.path.isabs(path) and not os.path.relpath(path).startswith(".."):
+        display = os.path.relpath(path)
     try:
-        size = os.stat(path).st_size
+        st = os.stat(path)
     except FileNotFoundError:
         raise SpecError(
             f"project file {display} not found",
@@ -51,26 +62,42 @@ def read_text(path: str) -> str:
         raise SpecError(
             f"cannot read {display}: {e.strerror}", location=Location(display)
         ) from None
-    if os.path.isdir(path):
+    if stat.S_ISDIR(st.st_mode):
         raise SpecError(
             f"{display} is a folder, not a project file", hint="pass --file PATH/mlstack.yaml"
         )
-    if size > MAX_SPEC_BYTES:
+    if not stat.S_ISREG(st.st_mode):
         raise SpecError(
-            f"project file is {size / 1e6:.1f} MB; mlstack reads project files up to "
-            f"{MAX_SPEC_BYTES // (1024 * 1024)} MiB",
+            f"this is {_file_kind(st.st_mode)}, not a regular file",
             location=Location(display),
-            hint="keep data out of mlstack.yaml and point data.source at it instead",
+            hint="pass the path of an mlstack.yaml file",
         )
+    if st.st_size > MAX_SPEC_BYTES:
+        raise _too_big(display, f"{st.st_size / 1e6:.1f} MB")
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the stat above
+                raise SpecError("this is not a regular file", location=Location(display))
+            chunks: list[bytes] = []
+            left = MAX_SPEC_BYTES + 1
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            raw = b"".join(chunks)
+        finally:
+            os.close(fd)
     except OSError as e:
         raise SpecError(
             f"cannot read {display}: {e.strerror}",
             location=Location(display),
             hint="check the file's permissions",
         ) from None
+    if len(raw) > MAX_SPEC_BYTES:  # grew after the stat
+        raise _too_big(display, f"over {MAX_SPEC_BYTES / 1e6:.1f} MB")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -87,105 +114,29 @@ def read_text(path: str) -> str:
 
 
 def parse(text: str, file: str) -> Source:
-    import yaml  # PyYAML; small, but only needed once a file is read
+    """Values with positions, built within limits (see ``yaml_build``)."""
+    from mlstack.manifest.yaml_build import build
 
-    try:
-        # CSafeLoader composes ~10x faster when libyaml is present
-        loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        node = yaml.compose(text, Loader=loader_cls)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
-        what = e.problem or str(e)
-        hint = "check indentation and quoting near this line"
-        if mark is not None and _tab_before(text, mark.line, mark.column):
-            what += " (a tab)"
-            hint = "YAML does not allow tabs for indentation; use spaces"
-        raise SpecError(f"invalid YAML: {what}", location=loc, hint=hint) from None
-    except yaml.YAMLError as e:
-        raise SpecError(f"invalid YAML: {e}", location=Location(file)) from None
-    if node is None:
-        raise SpecError(
-            "the project file is empty",
-            location=Location(file, 1, 1),
-            hint="run `mlstack init` for a starting point",
-        )
-    src = Source(file=file, data=None)
-    src.data = _build(node, (), src)
-    return src
+    return build(text, file)
 
 
-def _tab_before(text: str, line: int, column: int) -> bool:
-    """Whether the indentation up to the error (0-based line/column) holds a tab."""
-    lines = text.splitlines()
-    return line < len(lines) and "\t" in lines[line][: column + 1]
+def _too_big(display: str, size: str) -> SpecError:
+    return SpecError(
+        f"project file is {size}; mlstack reads project files up to "
+        f"{MAX_SPEC_BYTES // (1024 * 1024)} MiB",
+        location=Location(display),
+        hint="keep data out of mlstack.yaml and point data.source at it instead",
+    )
 
 
-def _build(node: Any, path: Path, src: Source) -> Any:
-    import yaml
-
-    src.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise SpecError(
-                    "mapping keys must be plain strings",
-                    location=Location(
-                        src.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                    ),
-                )
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise SpecError(
-                    "YAML merge keys (<<) are not supported",
-                    location=_mark(src, key_node),
-                    hint="use per-environment overrides instead",
-                )
-            key = key_node.value
-            if key in out:
-                first = src.positions.get(path + (key,))
-                where = f" (first at line {first[0]})" if first else ""
-                raise SpecError(
-                    f"duplicate key {key!r}{where}",
-                    location=_mark(src, key_node),
-                    hint="remove one of them",
-                )
-            out[key] = _build(value_node, path + (key,), src)
-            src.positions[path + (key,)] = (
-                key_node.start_mark.line + 1,
-                key_node.start_mark.column + 1,
-            )
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), src) for i, item in enumerate(node.value)]
-    # scalars: let the safe constructor resolve ints, floats, bools, nulls
-    return _construct_scalar(node)
-
-
-def _construct_scalar(node: Any) -> Any:
-    import yaml
-
-    ctor = yaml.SafeLoader.yaml_constructors.get(node.tag)
-    if ctor is None:
-        return node.value
-    loader = _scalar_loader()
-    return ctor(loader, node)
-
-
-_LOADER: Any = None
-
-
-def _scalar_loader() -> Any:
-    global _LOADER
-    if _LOADER is None:
-        import yaml
-
-        _LOADER = yaml.SafeLoader("")
-    return _LOADER
-
-
-def _mark(src: Source, node: Any) -> Location:
-    return Location(src.file, node.start_mark.line + 1, node.start_mark.column + 1)
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
 
 
 def find_project_file(path: str | None) -> str:

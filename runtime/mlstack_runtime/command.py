@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,23 @@ from typing import Any
 
 from mlstack_runtime.artifacts import METRICS_FILE
 from mlstack_runtime.errors import StageError
+
+# ``${secret:NAME}`` and ``${env:NAME}`` in a stage's env: kept as references in the spec, the
+# pipeline definition and state, and filled in here, in the stage's process, at the moment of use
+_AT_USE = re.compile(r"\$\{\s*(env|secret):([A-Za-z_][A-Za-z0-9_]*)\s*\}")
+
+
+def resolve_at_use(value: str, environ: Mapping[str, str], where: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        name = m.group(2)
+        if name not in environ:
+            raise StageError(
+                f"{where}: {m.group(1)} {name!r} is not set",
+                hint=f"export {name}=... in the environment that runs mlstack",
+            )
+        return environ[name]
+
+    return _AT_USE.sub(one, value)
 
 
 def env_name(name: str) -> str:
@@ -52,7 +70,8 @@ def environment(
     for k, v in params.items():
         if isinstance(v, (str, int, float, bool)):
             out[f"MLSTACK_PARAM_{env_name(k)}"] = str(v)
-    out.update({str(k): str(v) for k, v in (stage.get("env") or {}).items()})
+    for k, v in (stage.get("env") or {}).items():  # secrets resolved now, never stored
+        out[str(k)] = resolve_at_use(str(v), os.environ, f"stage {stage.get('name')!r} env.{k}")
     return out
 
 

@@ -191,9 +191,20 @@ def flatten(data: Any) -> list[Any]:
     return list(data) if isinstance(data, (list, tuple)) else [data]
 
 
+# KServe's V2 (Open Inference Protocol) tensor data types
+V2_DATATYPES = (
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "FP32", "FP64", "BYTES",
+)  # fmt: skip
+
+
 def check_tensor_type(name: str, datatype: str, values: list[Any], meta: ModelMeta) -> None:
     """A tensor's declared datatype must fit its values and, per column, the column's type."""
     dt = (datatype or "").upper()
+    if dt not in V2_DATATYPES:  # the Open Inference Protocol's tensor types, and no others
+        raise BadInput(
+            f"input {name!r}: unknown datatype {datatype!r}; use one of {', '.join(V2_DATATYPES)}"
+        )
     if dt != "BYTES" and any(isinstance(v, (str, bytes)) for v in values):
         raise BadInput(f"input {name!r}: datatype {dt} but the data holds strings")
     col = meta.dtypes.get(name)

@@ -238,7 +238,16 @@ def test_serial_and_history_record_every_apply(toy_project: Path, cli) -> None:
     assert hist[-1]["summary"]["counts"] == {"added": 4, "changed": 0, "destroyed": 0}
     assert hist[0]["summary"]["counts"]["destroyed"] == 4
     text = ok(cli("state", "history", cwd=toy_project)).stdout.splitlines()
-    assert len(text) == 3 and "destroy ok" in text[0]
+    assert len(text) == 4 and text[0].split() == [  # a header row, then newest first
+        "id",
+        "time",
+        "serial",
+        "operation",
+        "status",
+        "detail",
+    ]
+    assert text[1].split()[4:6] == ["destroy", "ok"] and "destroyed 4" in text[1]
+    assert "{'" not in "\n".join(text)  # counts as words, not a Python dict
 
 
 def test_failing_resource_skips_dependents_and_keeps_the_rest(

@@ -94,7 +94,8 @@ def test_apply_noop_param_change_new_data_and_bad_data(tmp_path: Path) -> None:
     stopped = run_cli("apply", "-e", "dev", "--auto-approve", cwd=tmp_path, env=env, timeout=120)
     text = stopped.stdout + stopped.stderr
     assert stopped.returncode == 1, text
-    assert "data validation failed: 3 problems" in text
+    assert "data validation failed in data/cancer.csv (300 rows): column 'mean_radius'" in text
+    assert "(and 2 more)" in text
     for col in ("mean_radius", "mean_smoothness", "tumor_size"):
         assert f"column '{col}'" in text
     assert "Traceback" not in text

@@ -193,6 +193,13 @@ BAD_INPUTS = {
         b'"datatype": "FP64", "data": [1.0]}, {"name": "contract", "shape": [1], '
         b'"datatype": "BYTES", "data": ["monthly"]}]}',
     ),
+    "unknown datatype v2": (
+        f"/v2/models/{MODEL}/infer",
+        b'{"inputs": [{"name": "tenure", "shape": [1], "datatype": "WHAT64", '
+        b'"data": [1]}, {"name": "monthly_charges", "shape": [1], '
+        b'"datatype": "FP64", "data": [1.0]}, {"name": "contract", "shape": [1], '
+        b'"datatype": "BYTES", "data": ["monthly"]}]}',
+    ),
     "v2 no inputs": (f"/v2/models/{MODEL}/infer", b'{"id": "1"}'),
     "unknown model": ("/v1/models/nope:predict", b'{"instances": []}'),
 }

@@ -8,6 +8,7 @@ configuration), ``router.log``, ``server-<version>.log`` and ``requests.jsonl`` 
 from __future__ import annotations
 
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +36,56 @@ def _server_mark(d: Path) -> tuple[str, ...]:
 
 def _router_mark(d: Path) -> tuple[str, ...]:
     return (ROUTER_MARK, f"--config {d / 'router.json'}")
+
+
+def orphans(prefix: Path, keep: set[int]) -> list[tuple[int, tuple[str, str]]]:
+    """Model servers and routers whose folder is ``prefix`` or under it, except ``keep``: the
+    ones a killed apply started but never recorded in ``runtime.json`` (they hold a port and
+    ~300 MB, and nothing else would ever stop them). Each with the marker that names it."""
+    found: list[tuple[int, tuple[str, str]]] = []
+    root = str(prefix)
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found  # no /proc (macOS): recorded pids only
+    for entry in entries:
+        if not entry.isdigit() or int(entry) in keep or int(entry) == os.getpid():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        args = raw.decode(errors="replace").split("\0")
+        for mark, flag in ((SERVER_MARK, "--owner"), (ROUTER_MARK, "--config")):
+            if mark in args and flag in args[:-1]:
+                where = args[args.index(flag) + 1]
+                if where == root or where.startswith(root + os.sep):
+                    if rt.alive(int(entry), (mark, f"{flag} {where}")):  # not a zombie
+                        found.append((int(entry), (mark, f"{flag} {where}")))
+    return found
+
+
+def recorded_pids(state: dict[str, Any]) -> set[int]:
+    pids = {int(i["pid"]) for i in (state.get("versions") or {}).values() if i.get("pid")}
+    router = (state.get("router") or {}).get("pid")
+    return pids | ({int(router)} if router else set())
+
+
+def reap(prefix: Path, keep: set[int]) -> list[int]:
+    """Stop the ``orphans`` under ``prefix``; returns their pids."""
+    found = orphans(prefix, keep)
+    for pid, marker in found:
+        rt.terminate(pid, marker)
+    return [pid for pid, _ in found]
+
+
+def runtime_state(workdir: Path, env: str, endpoint: str) -> dict[str, Any]:
+    return rt.read_json(_dir(workdir, env, endpoint) / "runtime.json") or {}
+
+
+def reap_env(workdir: Path, env: str) -> list[int]:
+    """Every server and router of one environment's endpoints (destroying the environment)."""
+    return reap(rt.serving_dir(Path(workdir).resolve(), env, "x").parent, set())
 
 
 def _url(host: str, port: int) -> str:
@@ -103,6 +154,10 @@ def _deploy_locked(
         # restarting it would drop its requests; the router's health checks route around it
         if rt.alive(info.get("pid"), _server_mark(d)):
             running[version] = info
+    keep = {int(i["pid"]) for i in running.values()}
+    if router_up:
+        keep.add(int(old_router["pid"]))
+    reap(d, keep)  # servers a killed deploy started without recording them
     replaced: list[dict[str, Any]] = []
     to_start: list[Backing] = []
     for b in desired.backings:
@@ -146,9 +201,9 @@ def _deploy_locked(
         for info in started.values():
             rt.terminate(info.get("pid"), _server_mark(d))
         raise
-    keep = {b.version for b in desired.backings}
+    wanted = {b.version for b in desired.backings}
     for version, info in list(running.items()):
-        if version not in keep:
+        if version not in wanted:
             ctx.emit(Event("log", desired.name, f"stopping version {version}"))
             rt.terminate(info.get("pid"), _server_mark(d))
             del versions[version]
@@ -162,7 +217,7 @@ def _deploy_locked(
         "generation": generation,
         "sticky_key": desired.sticky_key,
         "router": {"pid": router_pid},
-        "versions": {v: versions[v] for v in keep},
+        "versions": {v: versions[v] for v in wanted},
         "weights": desired.weights(),
         "shadow": {b.version: b.shadow for b in desired.backings if b.shadow},
         "updated": time.time(),
@@ -432,11 +487,10 @@ def stop(workdir: Path, env: str, endpoint: str) -> None:
     if not d.exists():
         return
     with rt.file_lock(d / "deploy.lock"):
-        state = rt.read_json(d / "runtime.json")
-        if not state:
-            return
+        state = rt.read_json(d / "runtime.json") or {}
         rt.terminate((state.get("router") or {}).get("pid"), _router_mark(d))
         for info in (state.get("versions") or {}).values():
             rt.terminate(info.get("pid"), _server_mark(d))
+        reap(d, set())  # and any a killed deploy left unrecorded
         for name in ("runtime.json", "router.json"):
             (d / name).unlink(missing_ok=True)

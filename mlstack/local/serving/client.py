@@ -36,7 +36,7 @@ def view(workdir: Path, env: str, endpoint: str) -> EndpointView | None:
     return EndpointView(
         name=endpoint,
         url=str(st["url"]),
-        status="healthy" if st.get("healthy") else ("running" if running else "DOWN"),
+        status=_state(st, running),
         versions=versions,
         healthy=bool(st.get("healthy")),
         sticky_key=st.get("sticky_key"),
@@ -46,6 +46,20 @@ def view(workdir: Path, env: str, endpoint: str) -> EndpointView | None:
             "generation": str(st.get("generation")),
         },
     )
+
+
+def _state(st: Mapping[str, Any], running: bool) -> str:
+    """healthy, DEGRADED (some version does not answer) or DOWN, with the reason."""
+    if st.get("healthy"):
+        return "healthy"
+    if not running:
+        return "DOWN (the router is not running; `mlstack apply` starts it again)"
+    versions = st.get("versions") or {}
+    bad = [f"v{v}" for v, i in versions.items() if not i.get("healthy")]
+    serving = [v for v, i in versions.items() if i.get("healthy") and i.get("weight")]
+    why = f"{', '.join(bad) or 'a version'} not answering; requests routed there fail"
+    word = "DEGRADED" if serving else "DOWN"
+    return f"{word} ({why}; `mlstack apply` restarts it)"
 
 
 def deployed(endpoint: str, out: Mapping[str, Any]) -> EndpointView:

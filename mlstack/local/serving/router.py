@@ -36,6 +36,16 @@ from mlstack.local.serving.http1 import HOP_BY_HOP, Pool, Response, build_reques
 from mlstack.local.serving.stats import VersionStats, prometheus_text
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
+# What one client may hold: the request line and headers (bytes and count), and how long it may
+# take to send them, to send the body, and to stay idle between requests (slowloris and
+# forgotten keep-alives). The router's config file may override each.
+LIMITS: dict[str, float] = {
+    "max_header_bytes": 64 * 1024,
+    "max_headers": 100,
+    "header_timeout": 10.0,
+    "body_timeout": 30.0,
+    "idle_timeout": 30.0,
+}
 MAX_SHADOW_INFLIGHT = 64
 REQUEST_LOG_MAX_BYTES = 64 * 1024 * 1024
 SAMPLE_BODY_LIMIT = 64 * 1024
@@ -178,6 +188,7 @@ class Router:
         self.endpoint = ""
         self.model = ""
         self.max_body = DEFAULT_MAX_BODY
+        self.limits = dict(LIMITS)
         self.timeout = 60.0
         self.health_interval = 1.0
         self.request_log = RequestLog(None, 0.0)
@@ -202,6 +213,7 @@ class Router:
         self.endpoint = str(config.get("endpoint", ""))
         self.model = str(config.get("model", ""))
         self.max_body = int(config.get("max_body_bytes", DEFAULT_MAX_BODY))
+        self.limits = {k: float(config.get(k, v)) for k, v in LIMITS.items()}
         self.timeout = float(config.get("timeout", 60.0))
         self.health_interval = float(config.get("health_interval", 1.0))
         log_path = config.get("request_log")
@@ -452,6 +464,11 @@ class ClientConnection(asyncio.Protocol):
         self.busy = False
         self.closed = False
         self.loopback = False
+        self.in_head = True  # between requests or inside a request's head
+        self.head_bytes = 0
+        self.header_count = 0
+        self.head_size = 0
+        self.timer: asyncio.TimerHandle | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -470,29 +487,80 @@ class ClientConnection(asyncio.Protocol):
         host = peer[0] if peer else ""
         self.loopback = host.startswith("127.") or host in ("::1", "localhost")
         self.router.connections.add(self)
+        self._arm("idle_timeout")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._disarm()
         self.router.connections.discard(self)
+
+    # timeouts: one timer per connection, for the phase it is in
+    def _arm(self, which: str) -> None:
+        self._disarm()
+        if not self.closed:
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_later(self.router.limits[which], self._expired, which)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _expired(self, which: str) -> None:
+        self.timer = None
+        if self.closed:
+            return
+        if which == "idle_timeout":
+            self.closed = True
+            self.transport.close()  # nothing asked: close quietly, as HTTP/1.1 allows
+        else:
+            what = "headers" if which == "header_timeout" else "body"
+            self._fatal(
+                408, f"the request's {what} did not arrive within {self.router.limits[which]:g} s"
+            )
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self.in_head:
+            if self.head_bytes == 0 and not self.busy:
+                self._arm("header_timeout")  # the first byte of a request starts its clock
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fatal(400, "protocol upgrades are not supported")
+            return
         except httptools.HttpParserError as e:
             self._fatal(400, f"malformed HTTP request: {e}")
+            return
+        # httptools buffers a header until it ends: bound what a head may hold before that
+        if self.in_head and self.head_bytes > self.router.limits["max_header_bytes"]:
+            self._fatal(431, self._head_too_big())
+
+    def _head_too_big(self) -> str:
+        limits = self.router.limits
+        return (
+            f"request line and headers are over the limit of {limits['max_header_bytes']:.0f} bytes "
+            f"or {limits['max_headers']:.0f} headers"
+        )
 
     # httptools callbacks
     def on_message_begin(self) -> None:
         self._reset()
+        self.header_count = 0
+        self.head_size = 0  # what the parser handed us; head_bytes counts what arrived
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self.head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_count += 1
+        self.head_size += len(name) + len(value) + 4
+        if self.header_count > self.router.limits["max_headers"]:
+            self.head_bytes = int(self.router.limits["max_header_bytes"]) + 1  # refused after feed
+            return
         lname = name.lower()
         if lname in HOP_BY_HOP:
             if lname == b"content-length":
@@ -510,6 +578,13 @@ class ClientConnection(asyncio.Protocol):
         self.headers.append(lname + b": " + value + b"\r\n")
 
     def on_headers_complete(self) -> None:
+        limits = self.router.limits
+        if self.header_count > limits["max_headers"] or self.head_size > limits["max_header_bytes"]:
+            self._fatal(431, self._head_too_big())
+            return
+        self.in_head = False
+        self.head_bytes = 0
+        self._arm("body_timeout")
         if self.expect:
             if self.too_big:
                 # the client has not sent the body yet: refuse now and close
@@ -530,6 +605,9 @@ class ClientConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.closed:
             return
+        self._disarm()  # answering is the router's job now; the backend timeout applies
+        self.in_head = True
+        self.head_bytes = 0
         keep_alive = self.parser.should_keep_alive() and not self.router.closing
         if self.too_big:
             self.queue.append(_Request(b"!413", self.url, b"", b"", False, None))
@@ -556,6 +634,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _fatal(self, status: int, message: str) -> None:
         if not self.closed:
+            self._disarm()
             self.respond(status, _error(message), False)
             self.closed = True
 
@@ -580,6 +659,8 @@ class ClientConnection(asyncio.Protocol):
         finally:
             self.busy = False
             router.active -= 1
+            if not self.closed and self.in_head and self.head_bytes == 0:
+                self._arm("idle_timeout")
 
     # responses
     def respond(

@@ -85,10 +85,16 @@ class StageContext:
 
     def environment(self) -> dict[str, str]:
         from mlstack_runtime.command import environment
+        from mlstack_runtime.errors import StageError
 
-        return environment(
-            self.stage, self.output, self.inputs, self.project_root, self.run_id, self.env
-        )
+        from mlstack.errors import BackendError
+
+        try:
+            return environment(
+                self.stage, self.output, self.inputs, self.project_root, self.run_id, self.env
+            )
+        except StageError as e:  # an unset secret: said as the user's to fix, no traceback
+            raise BackendError(e.message, hint=e.hint) from None
 
     def finish(self, value: Any) -> None:
         """Store the output directory by content and record the cache entry (in that order)."""

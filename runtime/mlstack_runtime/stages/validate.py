@@ -21,9 +21,10 @@ def run(job: Any) -> dict[str, Any]:
     problems = ex.check(df, rules, table)
     if problems:
         where = job.data.get("source") or "the data"
-        s = "s" if len(problems) != 1 else ""
-        raise StageStopped(
-            f"data validation failed: {len(problems)} problem{s} in {where} ({len(df)} rows)",
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        first = str(problems[0]).split("; ")[0]
+        raise StageStopped(  # the first column and rule in the headline the progress line shows
+            f"data validation failed in {where} ({len(df)} rows): {first}{more}",
             problems,
             hint="fix the data or the expectations in mlstack.yaml (data.expectations)",
         )

@@ -94,3 +94,25 @@ def test_a_broken_edit_is_never_answered_from_the_cache(tmp_path: Path) -> None:
     # errors are not remembered: still an error, still computed
     used, code, _ = _validate(root, TOY)
     assert used is True and code == 1
+
+
+def test_a_removed_data_file_or_script_is_not_answered_from_the_cache(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    (root / "data").mkdir(parents=True)
+    (root / "steps").mkdir()
+    (root / "data" / "t.csv").write_text("x,label\n1,0\n")
+    (root / "steps" / "go.py").write_text("print('go')\n")
+    (root / "mlstack.yaml").write_text(
+        SPEC.replace('run: "echo ${var.word}"', "run: python steps/go.py")
+        + "data: {source: data/t.csv, target: label}\n"
+    )
+    assert _validate(root, TOY)[1] == 0
+    assert _validate(root, TOY)[:2] == (False, 0)  # cached while nothing changed
+    (root / "data" / "t.csv").unlink()
+    used, code, out = _validate(root, TOY)
+    assert (used, code) == (True, 1) and "data file 'data/t.csv' not found" in out, out
+    (root / "data" / "t.csv").write_text("x,label\n1,0\n")
+    assert _validate(root, TOY)[1] == 0
+    (root / "steps" / "go.py").unlink()
+    used, code, out = _validate(root, TOY)
+    assert (used, code) == (True, 1) and "script 'steps/go.py' not found" in out, out

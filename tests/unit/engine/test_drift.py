@@ -144,3 +144,13 @@ class _Settings:
 def test_unknown_method_is_refused() -> None:
     with pytest.raises(MlstackError, match="not known"):
         compute_drift(_rows(10), _rows(10), _Settings(method="chi2"))
+
+
+def test_few_live_rows_are_flagged_as_a_small_sample() -> None:
+    """34 in-distribution rows can cross a PSI threshold by chance: the report says the sample
+    is small (the CLI prints a warning), while 500 rows are not flagged."""
+    small = compute_drift(_rows(1000, seed=1), _rows(34, seed=2), Drift())
+    assert small.small_sample and small.fewest_live_rows == 34
+    assert small.to_dict()["small_sample"] is True
+    big = compute_drift(_rows(1000, seed=1), _rows(500, seed=2), Drift())
+    assert not big.small_sample and big.to_dict()["small_sample"] is False

@@ -129,7 +129,7 @@ def test_bad_csv_stops_at_validate_with_a_report(cancer_project) -> None:
     with pytest.raises(GateFailed) as e:
         p.run(backend=be)
     text = e.value.render()
-    assert "stage 'validate'" in text and "3 problems" in text
+    assert "stage 'validate'" in text and "(and 2 more)" in text
     assert "column 'mean_radius': null values are not allowed" in text and "row 3: null" in text
     assert "column 'mean_smoothness': values must be <= 1" in text and "row 5: 4.2" in text
     assert "column 'tumor_size': values must be one of" in text and "row 7: 'huge'" in text
@@ -148,6 +148,7 @@ def test_failing_evaluate_gate_stops_before_register(cancer_project) -> None:
     text = e.value.render()
     assert "gate `roc_auc >= 0.999` failed: roc_auc = 0.9" in text
     assert "fails >= 0.999" in text and "not registered" in text
+    assert text.count("stage 'evaluate'") == 1, text  # said once, not "stage 'e': stage 'e'"
     rec = json.loads(next((p.workdir / "envs/dev/runs").glob("*.json")).read_text())
     assert rec["stages"]["evaluate"]["status"] == "failed"
     assert rec["stages"]["register"]["status"] == "skipped"
