@@ -20,8 +20,8 @@ def validate(
     file: str | None, variables: tuple[str, ...], env: str | None, as_json: bool, no_cache: bool
 ) -> None:
     """Check the project file and every environment's backend settings; report every error."""
-    from mlstack.engine import validation_cache
     from mlstack.manifest.source import find_project_file
+    from mlstack.tooling import validate_cache as validation_cache
 
     path = find_project_file(file)
     cli_vars = parse_vars(variables)
@@ -77,7 +77,7 @@ def schema() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing mlstack.yaml.")
 def init(directory: str, name: str | None, force: bool) -> None:
     """Create mlstack.yaml and a tiny example dataset in DIRECTORY."""
-    from mlstack.engine.scaffold import scaffold
+    from mlstack.tooling.scaffold import scaffold
 
     written = scaffold(directory, name, force)
     from mlstack.cli import render

@@ -36,7 +36,7 @@ def _code_stamp() -> list[Any]:
 
     pkg = os.path.dirname(mlstack.__file__)
     stamp: list[Any] = [mlstack.__version__, sys.version]
-    for sub in ("manifest", "engine", ""):
+    for sub in ("manifest", "engine", "tooling", ""):
         folder = os.path.join(pkg, sub)
         with os.scandir(folder) as it:
             for e in sorted(it, key=lambda e: e.name):
