@@ -40,6 +40,7 @@ def deploy(
     infra = platform.infra_outputs(ctx)
     name = platform.endpoint_name(desired.name)
     body = _config_body(platform, desired, infra["role_arn"], primary=primary)
+    expected: str | None = None
     current = aws.exists("sagemaker", "describe_endpoint", EndpointName=name)
     if current is not None and current["EndpointStatus"] not in ("InService", "Failed"):
         current = wait_endpoint(platform, name, ctx)
@@ -83,9 +84,10 @@ def deploy(
             if deployment_config:
                 kwargs["DeploymentConfig"] = dict(deployment_config)
             aws.call("sagemaker", "update_endpoint", **kwargs)
+            expected = config
             action = "updated"
-    state = wait_endpoint(platform, name, ctx)
-    view = _view(platform, name, state)
+    state = wait_endpoint(platform, name, ctx, expected_config=expected)
+    view = endpoint_view(platform, name, state)
     weights = view.weights()
     ctx.emit(Event("endpoint." + action, name, _describe_weights(weights), {"weights": weights}))
     return view
@@ -169,7 +171,24 @@ def _ensure_config(platform: Platform, endpoint: str, body: Mapping[str, Any]) -
     return name
 
 
-def wait_endpoint(platform: Platform, name: str, ctx: Context) -> dict[str, Any]:
+class UpdateFailed(BackendError):
+    """An UpdateEndpoint that SageMaker undid: back to InService on the old config."""
+
+    def __init__(self, name: str, described: Mapping[str, Any]) -> None:
+        reason = described.get("FailureReason") or "no reason given"
+        super().__init__(
+            f"update of endpoint {name} failed: {reason}; it still serves "
+            f"{described.get('EndpointConfigName')}",
+            hint="see the endpoint's CloudWatch logs and events",
+        )
+        self.described = dict(described)
+
+
+def wait_endpoint(
+    platform: Platform, name: str, ctx: Context, expected_config: str | None = None
+) -> dict[str, Any]:
+    """Wait until the endpoint settles; with ``expected_config`` (an update was started), an
+    endpoint back in service on another config (SageMaker undid the update) is a failure."""
     cfg = platform.config
     deadline = time.monotonic() + cfg.timeout
     while True:
@@ -181,6 +200,8 @@ def wait_endpoint(platform: Platform, name: str, ctx: Context) -> dict[str, Any]
                     f"endpoint {name} failed: {d.get('FailureReason', '?')}",
                     hint="see the endpoint's CloudWatch logs",
                 )
+            if expected_config is not None and d.get("EndpointConfigName") != expected_config:
+                raise UpdateFailed(name, d)
             return dict(d)
         ctx.emit(Event("endpoint.status", name, status, {"weights": _weights(platform, d)}))
         if time.monotonic() > deadline:
@@ -274,10 +295,10 @@ def metrics(platform: Platform, endpoint: str, since: float) -> Mapping[str, Ver
 def endpoint_status(platform: Platform, endpoint: str) -> EndpointView | None:
     name = platform.endpoint_name(endpoint)
     d = platform.aws.exists("sagemaker", "describe_endpoint", EndpointName=name)
-    return None if d is None else _view(platform, name, d)
+    return None if d is None else endpoint_view(platform, name, d)
 
 
-def _view(platform: Platform, name: str, described: Mapping[str, Any]) -> EndpointView:
+def endpoint_view(platform: Platform, name: str, described: Mapping[str, Any]) -> EndpointView:
     """A DescribeEndpoint answer as the seam's view: variants per version, shadow shares."""
     weights = _weights(platform, described)
     production = described.get("ProductionVariants") or []

@@ -35,26 +35,28 @@ def rollout(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollou
     if routing is None or platform.config.traffic_shifting == "variants":
         return _phased(platform, plan, ctx)
     watched = alarms.ensure_alarms(platform, plan, ctx)
-    before = aws.call("sagemaker", "describe_endpoint", EndpointName=name)
-    view = endpoints.deploy(
-        platform,
-        plan.target,
-        ctx,
-        primary=True,
-        deployment_config=deployment_config(plan, routing, watched, platform.config.timeout),
-    )
-    labels = tuple(p.label for p in plan.phases)
-    if view.details.get("config") == before.get("EndpointConfigName"):
-        after = aws.call("sagemaker", "describe_endpoint", EndpointName=name)
+    try:
+        view = endpoints.deploy(
+            platform,
+            plan.target,
+            ctx,
+            primary=True,
+            deployment_config=deployment_config(plan, routing, watched, platform.config.timeout),
+        )
+    except endpoints.UpdateFailed as failed:
+        fired = alarms.firing(platform, watched)
+        if not fired:
+            raise  # not an alarm's rollback: the update failed, and is reported as failed
         # The controller records a rolled-back outcome (history, state, the user's message).
         return NativeRollout(
             "rolled_back",
             f"SageMaker rolled {name} back to the previous version: "
-            f"{after.get('FailureReason') or 'an alarm fired'} (alarms: "
-            f"{', '.join(watched) or 'none'})",
-            view,
-            labels,
+            f"{failed.described.get('FailureReason') or 'an alarm fired'} (alarms: "
+            f"{', '.join(fired)})",
+            endpoints.endpoint_view(platform, name, failed.described),
+            tuple(p.label for p in plan.phases),
         )
+    labels = tuple(p.label for p in plan.phases)
     return NativeRollout(
         "promoted", f"{plan.strategy} by SageMaker's DeploymentConfig", view, labels
     )
