@@ -33,13 +33,12 @@ def deploy(
     platform: Platform,
     desired: EndpointState,
     ctx: Context,
-    primary: bool,
     deployment_config: Mapping[str, Any] | None,
 ) -> EndpointView:
     aws, project = platform.aws, platform.project
     infra = platform.infra_outputs(ctx)
     name = platform.endpoint_name(desired.name)
-    body = _config_body(platform, desired, infra["role_arn"], primary=primary)
+    body = _config_body(platform, desired, infra["role_arn"])
     expected: str | None = None
     current = aws.exists("sagemaker", "describe_endpoint", EndpointName=name)
     if current is not None and current["EndpointStatus"] not in ("InService", "Failed"):
@@ -125,10 +124,11 @@ def _model_for(platform: Platform, endpoint: str, backing: Backing, role: str) -
     return name
 
 
-def _config_body(
-    platform: Platform, desired: EndpointState, role: str, primary: bool = False
-) -> dict[str, Any]:
-    """Production and shadow variants; ``primary`` names a sole version's variant stably."""
+def _config_body(platform: Platform, desired: EndpointState, role: str) -> dict[str, Any]:
+    """Production and shadow variants. A version serving alone (first deploy, promotion, any
+    rollback) is always the ``primary`` variant, so a guarded update keeps its variant name (as
+    AWS requires) and the stack's alarms on ``primary`` always watch what serves; versions
+    sharing traffic in a stepped rollout are ``v{N}``."""
     live = [b for b in desired.backings if b.weight > 0]
     shadows = [b for b in desired.backings if b.shadow > 0 and b.weight == 0]
     if not live:
@@ -136,7 +136,7 @@ def _config_body(
             f"endpoint {desired.name!r} would serve no traffic: every version has weight 0"
         )
     instance = desired.instance_type or platform.config.hosting_instance_type
-    use_primary = primary and len(live) == 1
+    use_primary = len(live) == 1
 
     def variant(b: Backing, weight: float) -> dict[str, Any]:
         return {

@@ -29,7 +29,7 @@ def rollout(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollou
     exists = aws.exists("sagemaker", "describe_endpoint", EndpointName=name) is not None
     if not exists or plan.previous is None:
         alarms.ensure_alarms(platform, plan, ctx)
-        view = endpoints.deploy(platform, plan.target, ctx, primary=True, deployment_config=None)
+        view = endpoints.deploy(platform, plan.target, ctx, deployment_config=None)
         return NativeRollout("promoted", "first deployment", view, (plan.phases[-1].label,))
     routing = native_routing(plan)
     if routing is None or platform.config.traffic_shifting == "variants":
@@ -40,7 +40,6 @@ def rollout(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollou
             platform,
             plan.target,
             ctx,
-            primary=True,
             deployment_config=deployment_config(plan, routing, watched, platform.config.timeout),
         )
     except endpoints.UpdateFailed as failed:
@@ -119,7 +118,7 @@ def _phased(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollou
     done: list[str] = []
     view: EndpointView | None = None
     for i, phase in enumerate(plan.phases, 1):
-        view = endpoints.deploy(platform, phase.state, ctx, primary=False, deployment_config=None)
+        view = endpoints.deploy(platform, phase.state, ctx, deployment_config=None)
         done.append(phase.label)
         ctx.emit(
             Event(
@@ -138,9 +137,7 @@ def _phased(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollou
         )
         stop = _hold(platform, phase, watched, ctx)
         if stop is not None:
-            restored = endpoints.deploy(
-                platform, plan.previous, ctx, primary=False, deployment_config=None
-            )
+            restored = endpoints.deploy(platform, plan.previous, ctx, deployment_config=None)
             return NativeRollout(
                 "rolled_back",
                 f"rollout of {plan.target.name} stopped at {phase.label}: {stop}; "

@@ -245,6 +245,7 @@ def test_apply_promote_rollout_rollback_destroy(
     first = backend.rollout(_plan(v1, None, "canary", {"error_rate": "< 1%"}), ctx)
     assert sm.describe_endpoint(EndpointName="shop-dev")["EndpointStatus"] == "InService"
     assert first.endpoint.weights() == {"1": 100.0} and first.outcome == "promoted"
+    assert _weights(sm) == {"primary": 1.0}  # the variant the stack's alarms watch
     assert backend.deploy(_state(v1), ctx).weights() == {"1": 100.0}  # idempotent
 
     # promote: approval is the gate; the champion's metric becomes the regression bound
@@ -316,7 +317,8 @@ def test_apply_promote_rollout_rollback_destroy(
     stopped = stepped.rollout(v2_to_v3, _ctx(tmp_path, break_canary))
     assert stopped.outcome == "rolled_back"
     assert f"stopped at canary 10%: alarm {canary_alarm} fired" in stopped.reason
-    assert _weights(sm) == {"v2": 1.0}
+    # the restored version serves alone again as `primary`, which the stack's alarms watch
+    assert _weights(sm) == {"primary": 1.0}
     watched = {
         a["AlarmName"]: {
             d["Name"]: d["Value"]
@@ -343,7 +345,7 @@ def test_apply_promote_rollout_rollback_destroy(
             seen.append(_weights(sm))
 
     out = stepped.rollout(v2_to_v3, _ctx(tmp_path, watch))
-    assert seen == [{"v2": 0.9, "v3": 0.1}, {"v2": 0.5, "v3": 0.5}, {"v3": 1.0}]
+    assert seen == [{"v2": 0.9, "v3": 0.1}, {"v2": 0.5, "v3": 0.5}, {"primary": 1.0}]
     assert out.endpoint.weights() == {"3": 100.0}
     assert out.phases_done == ("canary 10%", "canary 50%", "canary 100%")
     state = cw.describe_alarms(AlarmNames=[canary_alarm])["MetricAlarms"][0]["StateValue"]
@@ -372,11 +374,11 @@ def test_apply_promote_rollout_rollback_destroy(
     mirrored = backend.rollout(
         _plan(v4, _state(v3), "shadow", gates, percent=50, duration=0), _ctx(tmp_path, look)
     )
-    assert during == [({"v3": 1.0}, [("v4", 0.5)], ["v4"])]
+    assert during == [({"primary": 1.0}, [("v4", 0.5)], ["v4"])]
     assert mirrored.outcome == "promoted"
     assert mirrored.phases_done == ("shadow 50% mirrored", "all traffic to new version")
     after = sm.describe_endpoint(EndpointName="shop-dev")
-    assert _weights(sm) == {"v4": 1.0} and not after.get("ShadowProductionVariants")
+    assert _weights(sm) == {"primary": 1.0} and not after.get("ShadowProductionVariants")
     assert {
         a["AlarmName"] for a in cw.describe_alarms(AlarmNamePrefix="shop-dev-v4-")["MetricAlarms"]
     } == {
@@ -400,7 +402,7 @@ def test_apply_promote_rollout_rollback_destroy(
     assert blocked.outcome == "rolled_back"
     assert "stopped at shadow 50% mirrored: alarm shop-dev-v5-error-rate fired" in blocked.reason
     assert blocked.phases_done == ("shadow 50% mirrored",)
-    assert _weights(sm) == {"v4": 1.0}
+    assert _weights(sm) == {"primary": 1.0}
     assert not sm.describe_endpoint(EndpointName="shop-dev").get("ShadowProductionVariants")
 
     # a/b without a sticky key (a sticky one is refused by validate): weighted variants
