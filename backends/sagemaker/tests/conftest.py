@@ -347,6 +347,15 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> str:
 
 
 @pytest.fixture
+def fail_updates(aws_env: str) -> Iterator[dict[str, str]]:
+    """endpoint name -> FailureReason of its next UpdateEndpoint (see FAIL_UPDATES); emptied."""
+    try:
+        yield FAIL_UPDATES
+    finally:
+        FAIL_UPDATES.clear()
+
+
+@pytest.fixture
 def execution_hooks(
     aws_env: str,
 ) -> Iterator[list[Callable[[str, dict[str, str], S3Writer], None]]]:

@@ -191,7 +191,7 @@ def _weights(sm: Any) -> dict[str, float]:
 
 
 def test_apply_promote_rollout_rollback_destroy(
-    aws_env: str, tmp_path: Path, strict_aws: Any
+    aws_env: str, tmp_path: Path, strict_aws: Any, fail_updates: dict[str, str]
 ) -> None:
     import boto3
     from mlstack_sagemaker.pipelines import artifact_digest
@@ -301,6 +301,18 @@ def test_apply_promote_rollout_rollback_destroy(
     assert "shop-dev-error-rate in ALARM" in rolled_back.reason
     assert backend.endpoint_status("shop").weights() == {"2": 100.0}
     cw.set_alarm_state(AlarmName="shop-dev-error-rate", StateValue="OK", StateReason="test")
+
+    # a failed update (SageMaker back in service on the old config, with a FailureReason) is a
+    # failure, never a deployment: the error says why and the old version still serves
+    from mlstack.errors import BackendError
+
+    fail_updates["shop-dev"] = (
+        "The primary container for production variant primary did not pass the ping health check."
+    )
+    with pytest.raises(BackendError, match="update of endpoint shop-dev failed: The primary"):
+        backend.rollout(_plan(v3, _state(v2), "canary", gates, steps=[10, 100], interval=60), ctx)
+    assert backend.endpoint_status("shop").weights() == {"2": 100.0}
+    assert sm.describe_endpoint(EndpointName="shop-dev")["EndpointStatus"] == "InService"
 
     # several canary steps (SageMaker's CANARY has one): every step is realised as weighted
     # variants, the alarms watch the new version's own variant, so a bad canary is caught at
