@@ -135,6 +135,12 @@ def _config_body(platform: Platform, desired: EndpointState, role: str) -> dict[
         raise BackendError(
             f"endpoint {desired.name!r} would serve no traffic: every version has weight 0"
         )
+    if len(shadows) > 1 or (shadows and len(live) > 1):
+        raise BackendError(
+            f"endpoint {desired.name!r} would mirror to {len(shadows)} shadow version(s) beside "
+            f"{len(live)} live one(s); SageMaker accepts one production and one shadow variant",
+            hint="mirror one version at a time to an endpoint that one version serves",
+        )
     instance = desired.instance_type or platform.config.hosting_instance_type
     use_primary = len(live) == 1
 

@@ -417,6 +417,19 @@ def test_apply_promote_rollout_rollback_destroy(
     assert _weights(sm) == {"primary": 1.0}
     assert not sm.describe_endpoint(EndpointName="shop-dev").get("ShadowProductionVariants")
 
+    # SageMaker accepts one shadow variant beside one production variant: more is refused here,
+    # before any model or config is made
+    two_shadows = EndpointState(
+        "shop",
+        "shop-model",
+        _state(v4).backings
+        + tuple(Backing(v.version, v.uri, v.digest, 0.0, shadow=20.0) for v in (v3, v5)),
+    )
+    configs = len(sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"])
+    with pytest.raises(BackendError, match="one production and one shadow variant"):
+        backend.deploy(two_shadows, ctx)
+    assert len(sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]) == configs
+
     # a/b without a sticky key (a sticky one is refused by validate): weighted variants
     from mlstack.engine.rollout import run_rollout
     from mlstack.manifest.models import Deployment
