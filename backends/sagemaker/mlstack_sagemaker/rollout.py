@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from mlstack_sagemaker.platform import Platform
 
 
+# What deployment guardrails accept (SageMaker API reference: TrafficRoutingConfig,
+# CapacitySize; developer guide: canary and linear traffic shifting).
+MAX_WAIT_SECONDS = 3600
+CANARY_PERCENT = (1, 50)
+LINEAR_PERCENT = (10, 50)
+
+
 def rollout(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollout:
     aws = platform.aws
     name = platform.endpoint_name(plan.target.name)
@@ -67,22 +74,26 @@ def native_routing(plan: RolloutPlan) -> dict[str, Any] | None:
     if any(p.mirrored or p.state.sticky_key for p in plan.phases):
         return None
     checked = [p for p in plan.phases if p.check and p.traffic < 100]
-    wait = max(0, min(3600, int(plan.interval)))
+    wait = int(plan.interval)
+    if wait != plan.interval or not 0 <= wait <= MAX_WAIT_SECONDS:
+        return None  # stepped here with the planned wait, never capped
     if plan.strategy in ("all_at_once", "blue_green"):
         return {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": wait}
     if plan.strategy == "canary" and len(checked) == 1:
-        size = int(max(1, min(99, checked[0].traffic)))
-        if size != checked[0].traffic:
+        size = checked[0].traffic
+        if int(size) != size or not CANARY_PERCENT[0] <= size <= CANARY_PERCENT[1]:
             return None
         return {
             "Type": "CANARY",
             "WaitIntervalInSeconds": wait,
-            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": size},
+            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": int(size)},
         }
     if plan.strategy == "linear" and checked:
         step = checked[0].traffic
         expected = [min(100.0, round(step * i, 6)) for i in range(1, len(plan.phases) + 1)]
         if int(step) != step or [p.traffic for p in plan.phases] != expected:
+            return None
+        if not LINEAR_PERCENT[0] <= step <= LINEAR_PERCENT[1]:
             return None
         return {
             "Type": "LINEAR",
@@ -98,9 +109,8 @@ def deployment_config(
     """The strategy as SageMaker's BlueGreenUpdatePolicy with alarm-driven auto-rollback."""
     policy: dict[str, Any] = {
         "TrafficRoutingConfiguration": routing,
-        "TerminationWaitInSeconds": routing["WaitIntervalInSeconds"]
-        if plan.strategy == "blue_green"
-        else 0,
+        # The bake is the wait after the last shift (old fleet kept, alarms watched): once.
+        "TerminationWaitInSeconds": 0,
         "MaximumExecutionTimeoutInSeconds": int(max(600, min(28800, timeout))),
     }
     out: dict[str, Any] = {"BlueGreenUpdatePolicy": policy}
