@@ -37,6 +37,8 @@ class SageMakerStackArgs:
     bucket: str | None = None  # an existing bucket: not created, the role is scoped to it
     role_arn: str | None = None  # an existing role: no role is created
     tags: Mapping[str, str] = field(default_factory=dict)
+    subnets: tuple[str, ...] = ()  # jobs run in these subnets: the role needs ENI permissions
+    job_types: tuple[str, ...] = ("processing", "training")  # the jobs the pipeline starts
 
 
 def _threshold(rule: str) -> tuple[str, float]:
@@ -51,11 +53,45 @@ def _threshold(rule: str) -> tuple[str, float]:
     return m.group(1), value
 
 
+_JOB_ACTIONS = {
+    "processing": ("ProcessingJob", "processing-job"),
+    "training": ("TrainingJob", "training-job"),
+    "transform": ("TransformJob", "transform-job"),
+}
+
+
 def execution_policy(
-    bucket_arn: str, group_arn: str, package_arn_prefix: str, region: str, account: str
+    bucket_arn: str,
+    group_arn: str,
+    package_arn_prefix: str,
+    region: str,
+    account: str,
+    role_arn: str,
+    job_types: tuple[str, ...] = ("processing", "training"),
+    subnets: bool = False,
 ) -> str:
-    """Least privilege for the jobs and endpoints the pipeline runs as this role."""
-    statements = [
+    """Least privilege for the jobs and endpoints the pipeline runs as this role, and for the
+    pipeline itself, which runs as the same role: it passes the role on to the jobs it starts."""
+    jobs = [_JOB_ACTIONS[t] for t in job_types]
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "PassSelf",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": [role_arn],
+            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        },
+        {
+            "Sid": "Jobs",
+            "Effect": "Allow",
+            "Action": [
+                f"sagemaker:{verb}{kind}"
+                for kind, _ in jobs
+                for verb in ("Create", "Describe", "Stop")
+            ]
+            + ["sagemaker:AddTags"],
+            "Resource": [f"arn:aws:sagemaker:{region}:{account}:{res}/*" for _, res in jobs],
+        },
         {
             "Sid": "Artifacts",
             "Effect": "Allow",
@@ -117,6 +153,26 @@ def execution_policy(
             },
         },
     ]
+    if subnets:
+        # Jobs in a VPC attach network interfaces; these EC2 actions take no resource scoping.
+        statements.append(
+            {
+                "Sid": "Network",
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:CreateNetworkInterface",
+                    "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                ],
+                "Resource": ["*"],
+            }
+        )
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
@@ -205,7 +261,7 @@ class SageMakerStack(pulumi.ComponentResource):
             bucket = aws.s3.Bucket(
                 f"{name}-artifacts",
                 bucket_prefix=f"{args.name[:36]}-",
-                force_destroy=False,
+                force_destroy=True,  # versioned: destroy must delete every object version
                 tags=tags,
                 opts=child,
             )
@@ -270,7 +326,7 @@ class SageMakerStack(pulumi.ComponentResource):
                 opts=child,
             )
             policy = pulumi.Output.all(
-                bucket_arn, group.arn, caller.account_id, region.region
+                bucket_arn, group.arn, caller.account_id, region.region, role.arn
             ).apply(
                 lambda v: execution_policy(
                     v[0],
@@ -278,6 +334,9 @@ class SageMakerStack(pulumi.ComponentResource):
                     f"arn:aws:sagemaker:{v[3]}:{v[2]}:model-package/{args.model_package_group}",
                     v[3],
                     v[2],
+                    v[4],
+                    job_types=tuple(args.job_types),
+                    subnets=bool(args.subnets),
                 )
             )
             aws.iam.RolePolicy(f"{name}-execution-policy", role=role.id, policy=policy, opts=child)

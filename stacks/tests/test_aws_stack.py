@@ -176,3 +176,68 @@ def test_unparseable_gate_threshold_is_refused() -> None:
 
     with pytest.raises(ValueError, match="gate threshold"):
         alarm_args("e", "error_rate", "about one percent")
+
+
+def _policy(mocks: Mocks) -> dict[str, Any]:
+    (policy,) = _by_type(mocks, "aws:iam/rolePolicy:RolePolicy")
+    return {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+
+
+def test_created_role_may_run_the_pipeline_it_is_the_role_of() -> None:
+    """`role: create` is also the pipeline's role: it passes itself to the jobs it starts and
+    may create/describe/stop each job type; ENI permissions only when jobs run in subnets."""
+    from mlstack_stacks.aws import SageMakerStackArgs
+
+    mocks, out = _run(SageMakerStackArgs(name="mlstack-p-dev", model_package_group="p-dev"))
+    by_sid = _policy(mocks)
+    assert by_sid["PassSelf"]["Action"] == ["iam:PassRole"]
+    assert by_sid["PassSelf"]["Resource"] == [out["role_arn"]]
+    assert by_sid["PassSelf"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    assert set(by_sid["Jobs"]["Action"]) >= {
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:DescribeProcessingJob",
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:DescribeTrainingJob",
+    }
+    assert by_sid["Jobs"]["Resource"] == [
+        "arn:aws:sagemaker:eu-west-1:123456789012:processing-job/*",
+        "arn:aws:sagemaker:eu-west-1:123456789012:training-job/*",
+    ]
+    assert "Network" not in by_sid
+
+    mocks, _ = _run(
+        SageMakerStackArgs(name="mlstack-p-dev", model_package_group="p-dev", subnets=("subnet-1",))
+    )
+    network = _policy(mocks)["Network"]
+    assert {"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"} <= set(network["Action"])
+    assert "ec2:CreateNetworkInterfacePermission" in network["Action"]
+
+
+def test_created_bucket_can_be_destroyed_once_written() -> None:
+    """A versioned bucket holding objects (and their versions) is only deletable with
+    force_destroy; without it `destroy` fails as soon as a run wrote anything."""
+    from mlstack_stacks.aws import SageMakerStackArgs
+
+    mocks, _ = _run(SageMakerStackArgs(name="mlstack-b-dev", model_package_group="b-dev"))
+    (bucket,) = _by_type(mocks, "aws:s3/bucket:Bucket")
+    assert bucket.inputs["forceDestroy"] is True
+
+
+def test_declared_pulumi_aws_has_get_region_result_region() -> None:
+    """The stack reads GetRegionResult.region, which pulumi-aws has from v7 on."""
+    from pathlib import Path
+
+    import tomllib
+    from packaging.requirements import Requirement
+
+    meta = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    (req,) = [
+        Requirement(r)
+        for extra in meta["project"]["optional-dependencies"].values()
+        for r in extra
+        if Requirement(r).name == "pulumi-aws"
+    ]
+    assert not req.specifier.contains("6.99.0")
+    assert req.specifier.contains("7.0.0")

@@ -94,7 +94,7 @@ class SageMakerBackend(Backend):
 
     # --- serving ----------------------------------------------------------------------------
     def deploy(self, desired: EndpointState, ctx: Context) -> EndpointView:
-        return endpoints.deploy(self.platform, desired, ctx, primary=False, deployment_config=None)
+        return endpoints.deploy(self.platform, desired, ctx, deployment_config=None)
 
     def rollout(self, plan: RolloutPlan, ctx: Context) -> NativeRollout:
         return rollouts.rollout(self.platform, plan, ctx)

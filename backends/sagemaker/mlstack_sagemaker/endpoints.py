@@ -42,13 +42,13 @@ def deploy(
     platform: Platform,
     desired: EndpointState,
     ctx: Context,
-    primary: bool,
     deployment_config: Mapping[str, Any] | None,
 ) -> EndpointView:
     aws, project = platform.aws, platform.project
     infra = platform.infra_outputs(ctx)
     name = platform.endpoint_name(desired.name)
-    body = _config_body(platform, desired, infra["role_arn"], primary=primary)
+    body = _config_body(platform, desired, infra["role_arn"])
+    expected: str | None = None
     current = aws.exists("sagemaker", "describe_endpoint", EndpointName=name)
     if current is not None and current["EndpointStatus"] not in ("InService", "Failed"):
         current = wait_endpoint(platform, name, ctx)
@@ -92,9 +92,10 @@ def deploy(
             if deployment_config:
                 kwargs["DeploymentConfig"] = dict(deployment_config)
             aws.call("sagemaker", "update_endpoint", **kwargs)
+            expected = config
             action = "updated"
-    state = wait_endpoint(platform, name, ctx)
-    view = _view(platform, name, state)
+    state = wait_endpoint(platform, name, ctx, expected_config=expected)
+    view = endpoint_view(platform, name, state)
     weights = view.weights()
     kind: EventKind = _ENDPOINT_EVENTS[action]
     ctx.emit(Event(kind, name, _describe_weights(weights), {"weights": weights}))
@@ -133,18 +134,25 @@ def _model_for(platform: Platform, endpoint: str, backing: Backing, role: str) -
     return name
 
 
-def _config_body(
-    platform: Platform, desired: EndpointState, role: str, primary: bool = False
-) -> dict[str, Any]:
-    """Production and shadow variants; ``primary`` names a sole version's variant stably."""
+def _config_body(platform: Platform, desired: EndpointState, role: str) -> dict[str, Any]:
+    """Production and shadow variants. A version serving alone (first deploy, promotion, any
+    rollback) is always the ``primary`` variant, so a guarded update keeps its variant name (as
+    AWS requires) and the stack's alarms on ``primary`` always watch what serves; versions
+    sharing traffic in a stepped rollout are ``v{N}``."""
     live = [b for b in desired.backings if b.weight > 0]
     shadows = [b for b in desired.backings if b.shadow > 0 and b.weight == 0]
     if not live:
         raise BackendError(
             f"endpoint {desired.name!r} would serve no traffic: every version has weight 0"
         )
+    if len(shadows) > 1 or (shadows and len(live) > 1):
+        raise BackendError(
+            f"endpoint {desired.name!r} would mirror to {len(shadows)} shadow version(s) beside "
+            f"{len(live)} live one(s); SageMaker accepts one production and one shadow variant",
+            hint="mirror one version at a time to an endpoint that one version serves",
+        )
     instance = desired.instance_type or platform.config.hosting_instance_type
-    use_primary = primary and len(live) == 1
+    use_primary = len(live) == 1
 
     def variant(b: Backing, weight: float) -> dict[str, Any]:
         return {
@@ -179,7 +187,24 @@ def _ensure_config(platform: Platform, endpoint: str, body: Mapping[str, Any]) -
     return name
 
 
-def wait_endpoint(platform: Platform, name: str, ctx: Context) -> dict[str, Any]:
+class UpdateFailed(BackendError):
+    """An UpdateEndpoint that SageMaker undid: back to InService on the old config."""
+
+    def __init__(self, name: str, described: Mapping[str, Any]) -> None:
+        reason = described.get("FailureReason") or "no reason given"
+        super().__init__(
+            f"update of endpoint {name} failed: {reason}; it still serves "
+            f"{described.get('EndpointConfigName')}",
+            hint="see the endpoint's CloudWatch logs and events",
+        )
+        self.described = dict(described)
+
+
+def wait_endpoint(
+    platform: Platform, name: str, ctx: Context, expected_config: str | None = None
+) -> dict[str, Any]:
+    """Wait until the endpoint settles; with ``expected_config`` (an update was started), an
+    endpoint back in service on another config (SageMaker undid the update) is a failure."""
     cfg = platform.config
     deadline = time.monotonic() + cfg.timeout
     while True:
@@ -191,6 +216,8 @@ def wait_endpoint(platform: Platform, name: str, ctx: Context) -> dict[str, Any]
                     f"endpoint {name} failed: {d.get('FailureReason', '?')}",
                     hint="see the endpoint's CloudWatch logs",
                 )
+            if expected_config is not None and d.get("EndpointConfigName") != expected_config:
+                raise UpdateFailed(name, d)
             return dict(d)
         ctx.emit(Event("endpoint.status", name, status, {"weights": _weights(platform, d)}))
         if time.monotonic() > deadline:
@@ -284,10 +311,10 @@ def metrics(platform: Platform, endpoint: str, since: float) -> Mapping[str, Ver
 def endpoint_status(platform: Platform, endpoint: str) -> EndpointView | None:
     name = platform.endpoint_name(endpoint)
     d = platform.aws.exists("sagemaker", "describe_endpoint", EndpointName=name)
-    return None if d is None else _view(platform, name, d)
+    return None if d is None else endpoint_view(platform, name, d)
 
 
-def _view(platform: Platform, name: str, described: Mapping[str, Any]) -> EndpointView:
+def endpoint_view(platform: Platform, name: str, described: Mapping[str, Any]) -> EndpointView:
     """A DescribeEndpoint answer as the seam's view: variants per version, shadow shares."""
     weights = _weights(platform, described)
     production = described.get("ProductionVariants") or []

@@ -23,38 +23,46 @@ if TYPE_CHECKING:
     from mlstack_sagemaker.platform import Platform
 
 
+# What deployment guardrails accept (SageMaker API reference: TrafficRoutingConfig,
+# CapacitySize; developer guide: canary and linear traffic shifting).
+MAX_WAIT_SECONDS = 3600
+CANARY_PERCENT = (1, 50)
+LINEAR_PERCENT = (10, 50)
+
+
 def rollout(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollout:
     aws = platform.aws
     name = platform.endpoint_name(plan.target.name)
     exists = aws.exists("sagemaker", "describe_endpoint", EndpointName=name) is not None
     if not exists or plan.previous is None:
         alarms.ensure_alarms(platform, plan, ctx)
-        view = endpoints.deploy(platform, plan.target, ctx, primary=True, deployment_config=None)
+        view = endpoints.deploy(platform, plan.target, ctx, deployment_config=None)
         return NativeRollout("promoted", "first deployment", view, (plan.phases[-1].label,))
     routing = native_routing(plan)
     if routing is None or platform.config.traffic_shifting == "variants":
         return _phased(platform, plan, ctx)
     watched = alarms.ensure_alarms(platform, plan, ctx)
-    before = aws.call("sagemaker", "describe_endpoint", EndpointName=name)
-    view = endpoints.deploy(
-        platform,
-        plan.target,
-        ctx,
-        primary=True,
-        deployment_config=deployment_config(plan, routing, watched, platform.config.timeout),
-    )
-    labels = tuple(p.label for p in plan.phases)
-    if view.details.get("config") == before.get("EndpointConfigName"):
-        after = aws.call("sagemaker", "describe_endpoint", EndpointName=name)
+    try:
+        view = endpoints.deploy(
+            platform,
+            plan.target,
+            ctx,
+            deployment_config=deployment_config(plan, routing, watched, platform.config.timeout),
+        )
+    except endpoints.UpdateFailed as failed:
+        fired = alarms.firing(platform, watched)
+        if not fired:
+            raise  # not an alarm's rollback: the update failed, and is reported as failed
         # The controller records a rolled-back outcome (history, state, the user's message).
         return NativeRollout(
             "rolled_back",
             f"SageMaker rolled {name} back to the previous version: "
-            f"{after.get('FailureReason') or 'an alarm fired'} (alarms: "
-            f"{', '.join(watched) or 'none'})",
-            view,
-            labels,
+            f"{failed.described.get('FailureReason') or 'an alarm fired'} (alarms: "
+            f"{', '.join(fired)})",
+            endpoints.endpoint_view(platform, name, failed.described),
+            tuple(p.label for p in plan.phases),
         )
+    labels = tuple(p.label for p in plan.phases)
     return NativeRollout(
         "promoted", f"{plan.strategy} by SageMaker's DeploymentConfig", view, labels
     )
@@ -66,22 +74,26 @@ def native_routing(plan: RolloutPlan) -> dict[str, Any] | None:
     if any(p.mirrored or p.state.sticky_key for p in plan.phases):
         return None
     checked = [p for p in plan.phases if p.check and p.traffic < 100]
-    wait = max(0, min(3600, int(plan.interval)))
+    wait = int(plan.interval)
+    if wait != plan.interval or not 0 <= wait <= MAX_WAIT_SECONDS:
+        return None  # stepped here with the planned wait, never capped
     if plan.strategy in ("all_at_once", "blue_green"):
         return {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": wait}
     if plan.strategy == "canary" and len(checked) == 1:
-        size = int(max(1, min(99, checked[0].traffic)))
-        if size != checked[0].traffic:
+        size = checked[0].traffic
+        if int(size) != size or not CANARY_PERCENT[0] <= size <= CANARY_PERCENT[1]:
             return None
         return {
             "Type": "CANARY",
             "WaitIntervalInSeconds": wait,
-            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": size},
+            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": int(size)},
         }
     if plan.strategy == "linear" and checked:
         step = checked[0].traffic
         expected = [min(100.0, round(step * i, 6)) for i in range(1, len(plan.phases) + 1)]
         if int(step) != step or [p.traffic for p in plan.phases] != expected:
+            return None
+        if not LINEAR_PERCENT[0] <= step <= LINEAR_PERCENT[1]:
             return None
         return {
             "Type": "LINEAR",
@@ -97,9 +109,8 @@ def deployment_config(
     """The strategy as SageMaker's BlueGreenUpdatePolicy with alarm-driven auto-rollback."""
     policy: dict[str, Any] = {
         "TrafficRoutingConfiguration": routing,
-        "TerminationWaitInSeconds": routing["WaitIntervalInSeconds"]
-        if plan.strategy == "blue_green"
-        else 0,
+        # The bake is the wait after the last shift (old fleet kept, alarms watched): once.
+        "TerminationWaitInSeconds": 0,
         "MaximumExecutionTimeoutInSeconds": int(max(600, min(28800, timeout))),
     }
     out: dict[str, Any] = {"BlueGreenUpdatePolicy": policy}
@@ -117,7 +128,7 @@ def _phased(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollou
     done: list[str] = []
     view: EndpointView | None = None
     for i, phase in enumerate(plan.phases, 1):
-        view = endpoints.deploy(platform, phase.state, ctx, primary=False, deployment_config=None)
+        view = endpoints.deploy(platform, phase.state, ctx, deployment_config=None)
         done.append(phase.label)
         ctx.emit(
             Event(
@@ -136,9 +147,7 @@ def _phased(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollou
         )
         stop = _hold(platform, phase, watched, ctx)
         if stop is not None:
-            restored = endpoints.deploy(
-                platform, plan.previous, ctx, primary=False, deployment_config=None
-            )
+            restored = endpoints.deploy(platform, plan.previous, ctx, deployment_config=None)
             return NativeRollout(
                 "rolled_back",
                 f"rollout of {plan.target.name} stopped at {phase.label}: {stop}; "

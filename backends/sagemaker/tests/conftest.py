@@ -1,17 +1,24 @@
 """A moto server on 127.0.0.1 with the two SageMaker behaviours moto 5.2 lacks, added faithfully.
 
-1. ``UpdateEndpoint`` (not implemented by moto 5.2). Semantics follow the API reference: the
-   endpoint must exist and be ``InService``; the new endpoint config must exist; the endpoint
-   then serves the new config's variants and reports the request's ``DeploymentConfig`` as
-   ``LastDeploymentConfig``. With ``AutoRollbackConfiguration``, SageMaker watches the alarms
-   while it shifts traffic and returns to the old config if one is in ``ALARM``; here the alarms
-   are read from moto's CloudWatch backend once, and the endpoint keeps its old config with a
-   ``FailureReason`` when one fires. The shift itself is instantaneous (no Updating phase).
+1. ``UpdateEndpoint`` (not implemented by moto 5.2), following the SageMaker API reference
+   (UpdateEndpoint, DescribeEndpoint, DeploymentConfig, BlueGreenUpdatePolicy,
+   TrafficRoutingConfig) and the developer guide's "Deployment guardrails" pages (blue/green,
+   canary, linear, auto-rollback, exclusions) and "Shadow variants". The endpoint must exist
+   and be ``InService``; the new config must exist. A guarded update (``BlueGreenUpdatePolicy``)
+   is refused unless the new config keeps the production variant names, a canary is at most
+   50 % and a linear step 10-50 % of the fleet, and the execution timeout exceeds the waits.
+   ``DescribeEndpoint`` then answers ``Updating`` ``UPDATING_DESCRIBES`` times; on each of them
+   (the baking and waiting periods) the ``AutoRollbackConfiguration`` alarms are read from
+   moto's CloudWatch: one in ``ALARM`` rolls back (``RollingBack``, then ``InService`` on the
+   old config with a ``FailureReason``). A test makes an update fail (as a container failing
+   its health check would) through ``FAIL_UPDATES``: the endpoint returns to ``InService`` with
+   the old config and the reason. Otherwise it serves the new config's variants.
 2. ``DeleteModelPackage`` / ``DeleteModelPackageGroup`` (not implemented by moto 5.2): a
    package is found by ARN or name and removed; a group that still holds packages is refused,
    as SageMaker does.
 3. ``ShadowProductionVariants`` on ``CreateEndpointConfig`` (moto drops them): stored and
-   returned by ``DescribeEndpointConfig``/``DescribeEndpoint``.
+   returned by ``DescribeEndpointConfig``/``DescribeEndpoint``; as "Shadow variants" documents,
+   a config with shadow variants holds one production and one shadow variant.
 
 Every test here runs under ``strict_aws`` (see ``strict_aws.py``): each call any boto3 or
 SageMaker SDK client makes is checked against botocore's service model, including the lengths,
@@ -63,6 +70,49 @@ class S3Writer:
         s3_backends[self.account_id]["global"].put_object(bucket, key, body)
 
 
+UPDATING_DESCRIBES = 3  # DescribeEndpoint answers ``Updating`` this many times, then settles
+FAIL_UPDATES: dict[str, str] = {}  # endpoint name -> FailureReason of its next update
+_UPDATES: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+
+def guardrail_problem(endpoint: Any, config: Any, deployment: dict[str, Any]) -> str | None:
+    """Why SageMaker would refuse this guarded update (deployment guardrails rules), or None."""
+    policy = deployment.get("BlueGreenUpdatePolicy")
+    if not policy:
+        return None
+    old = sorted(v["VariantName"] for v in endpoint.production_variants)
+    new = sorted(v["VariantName"] for v in config.production_variants)
+    if old != new:
+        return (
+            "Deployment guardrails require the same production variant names in the new "
+            f"endpoint config: endpoint has {old}, config has {new}."
+        )
+    routing = policy["TrafficRoutingConfiguration"]
+    kind = routing["Type"]
+    if kind == "CANARY":
+        size = routing.get("CanarySize") or {}
+        if size.get("Type") == "CAPACITY_PERCENT" and not 0 < size["Value"] <= 50:
+            return f"CanarySize {size['Value']}% must be at most 50% of the fleet."
+    if kind == "LINEAR":
+        size = routing.get("LinearStepSize") or {}
+        if size.get("Type") == "CAPACITY_PERCENT" and not 10 <= size["Value"] <= 50:
+            return f"LinearStepSize {size['Value']}% must be between 10% and 50% of the fleet."
+    wait = int(routing.get("WaitIntervalInSeconds", 0))
+    steps = 1
+    if kind == "LINEAR":
+        steps = -(-100 // int((routing.get("LinearStepSize") or {}).get("Value", 100)))
+    elif kind == "CANARY":
+        steps = 2
+    needed = wait * steps + int(policy.get("TerminationWaitInSeconds", 0))
+    timeout = policy.get("MaximumExecutionTimeoutInSeconds")
+    if timeout is not None and int(timeout) <= needed:
+        return (
+            f"MaximumExecutionTimeoutInSeconds {timeout} must exceed the deployment's waits "
+            f"({needed}s)."
+        )
+    return None
+
+
 def _patch_moto() -> None:
     global _PATCHED
     if _PATCHED:
@@ -77,7 +127,7 @@ def _patch_moto() -> None:
         backend = self.sagemaker_backend
         name = self._get_param("EndpointName")
         config_name = self._get_param("EndpointConfigName")
-        deployment = self._get_param("DeploymentConfig")
+        deployment = self._get_param("DeploymentConfig") or {}
         endpoint = backend.endpoints.get(name)
         if endpoint is None:
             arn = sm_models.FakeEndpoint.arn_formatter(
@@ -92,34 +142,73 @@ def _patch_moto() -> None:
                 config_name, backend.account_id, backend.region_name
             )
             raise ValidationError(message=f'Could not find endpoint configuration "{arn}".')
-        alarms = ((deployment or {}).get("AutoRollbackConfiguration") or {}).get("Alarms") or []
-        cw = cloudwatch_backends[backend.account_id][backend.region_name]
-        firing = [
-            a["AlarmName"]
-            for a in alarms
-            if a["AlarmName"] in cw.alarms and cw.alarms[a["AlarmName"]].state_value == "ALARM"
-        ]
+        problem = guardrail_problem(endpoint, config, deployment)
+        if problem:
+            raise ValidationError(message=problem)
         if deployment:
             endpoint.last_deployment_config = deployment
+        endpoint.endpoint_status = "Updating"
+        endpoint.last_modified_time = sm_models.utcnow()
+        _UPDATES[(backend.account_id, backend.region_name, name)] = {
+            "config": config,
+            "alarms": [
+                a["AlarmName"]
+                for a in (deployment.get("AutoRollbackConfiguration") or {}).get("Alarms") or []
+            ],
+            "describes_left": UPDATING_DESCRIBES,
+        }
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    def describe_endpoint(self: Any) -> Any:
+        backend = self.sagemaker_backend
+        name = self._get_param("EndpointName")
+        key = (backend.account_id, backend.region_name, name)
+        update = _UPDATES.get(key)
+        endpoint = backend.endpoints.get(name)
+        if update is not None and endpoint is not None:
+            _advance(endpoint, update, key)
+        return original_describe(self)
+
+    def _advance(endpoint: Any, update: dict[str, Any], key: tuple[str, str, str]) -> None:
+        """One describe's worth of progress: alarms are watched on every one (baking/waiting)."""
+        if endpoint.endpoint_status == "RollingBack":
+            del _UPDATES[key]
+            endpoint.endpoint_status = "InService"
+            return
+        cw = cloudwatch_backends[key[0]][key[1]]
+        firing = [
+            a for a in update["alarms"] if a in cw.alarms and cw.alarms[a].state_value == "ALARM"
+        ]
         if firing:
+            # Automatic rollback: the old configuration keeps serving.
             endpoint.failure_reason = (
                 f"Deployment rolled back: alarm(s) {', '.join(firing)} in ALARM state"
             )
-        else:
-            endpoint.endpoint_config_name = config_name
-            endpoint.production_variants = endpoint._process_production_variants(
-                config.production_variants
-            )
-            shadows = getattr(config, "shadow_production_variants", None)
-            if shadows:
-                endpoint.shadow_production_variants = endpoint._process_production_variants(shadows)
-            elif hasattr(endpoint, "shadow_production_variants"):
-                del endpoint.shadow_production_variants
-            endpoint.failure_reason = None
+            endpoint.endpoint_status = "RollingBack"
+            return
+        update["describes_left"] -= 1
+        if update["describes_left"] > 0:
+            return
+        del _UPDATES[key]
         endpoint.endpoint_status = "InService"
-        endpoint.last_modified_time = sm_models.utcnow()
-        return ActionResult({"EndpointArn": endpoint.arn})
+        reason = FAIL_UPDATES.pop(key[2], None)
+        if reason is not None:
+            # A failed update: back to InService on the old configuration, with the reason.
+            endpoint.failure_reason = reason
+            return
+        config = update["config"]
+        endpoint.endpoint_config_name = config.endpoint_config_name
+        endpoint.production_variants = endpoint._process_production_variants(
+            config.production_variants
+        )
+        shadows = getattr(config, "shadow_production_variants", None)
+        if shadows:
+            endpoint.shadow_production_variants = endpoint._process_production_variants(shadows)
+        elif hasattr(endpoint, "shadow_production_variants"):
+            del endpoint.shadow_production_variants
+        endpoint.failure_reason = None
 
+    original_describe = SageMakerResponse.describe_endpoint
     original_create_config = SageMakerResponse.create_endpoint_config
     original_create_endpoint = sm_models.SageMakerModelBackend.create_endpoint
 
@@ -127,6 +216,11 @@ def _patch_moto() -> None:
         result = original_create_config(self)
         shadows = self._get_param("ShadowProductionVariants")
         if shadows:
+            if len(shadows) > 1 or len(self._get_param("ProductionVariants") or []) > 1:
+                raise ValidationError(
+                    message="An endpoint config with shadow variants may have only one "
+                    "production variant and one shadow variant."
+                )
             cfg = self.sagemaker_backend.endpoint_configs[self._get_param("EndpointConfigName")]
             cfg.validate_production_variants(shadows)
             cfg.shadow_production_variants = shadows
@@ -179,6 +273,7 @@ def _patch_moto() -> None:
     SageMakerResponse.delete_model_package = delete_model_package
     SageMakerResponse.delete_model_package_group = delete_model_package_group
     SageMakerResponse.update_endpoint = update_endpoint
+    SageMakerResponse.describe_endpoint = describe_endpoint
     SageMakerResponse.create_endpoint_config = create_endpoint_config
     sm_models.SageMakerModelBackend.create_endpoint = create_endpoint
     _PATCHED = True
@@ -249,6 +344,15 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> str:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return moto_url
+
+
+@pytest.fixture
+def fail_updates(aws_env: str) -> Iterator[dict[str, str]]:
+    """endpoint name -> FailureReason of its next UpdateEndpoint (see FAIL_UPDATES); emptied."""
+    try:
+        yield FAIL_UPDATES
+    finally:
+        FAIL_UPDATES.clear()
 
 
 @pytest.fixture

@@ -221,7 +221,7 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     assert json.loads(out) == canned
     out = _cli(tmp_path, "status", "-e", "staging")
     assert "state: InService" in out, out
-    assert "v1: 100% traffic (healthy, variant v1)" in out, out
+    assert "v1: 100% traffic (healthy, variant primary)" in out, out
     assert "arn: arn:aws:sagemaker:eu-west-1:" in out
 
     # retrain in dev (a parameter changed), promote again: staging's canary (10 -> 50 -> 100)

@@ -191,7 +191,7 @@ def _weights(sm: Any) -> dict[str, float]:
 
 
 def test_apply_promote_rollout_rollback_destroy(
-    aws_env: str, tmp_path: Path, strict_aws: Any
+    aws_env: str, tmp_path: Path, strict_aws: Any, fail_updates: dict[str, str]
 ) -> None:
     import boto3
     from mlstack_sagemaker.pipelines import artifact_digest
@@ -245,6 +245,7 @@ def test_apply_promote_rollout_rollback_destroy(
     first = backend.rollout(_plan(v1, None, "canary", {"error_rate": "< 1%"}), ctx)
     assert sm.describe_endpoint(EndpointName="shop-dev")["EndpointStatus"] == "InService"
     assert first.endpoint.weights() == {"1": 100.0} and first.outcome == "promoted"
+    assert _weights(sm) == {"primary": 1.0}  # the variant the stack's alarms watch
     assert backend.deploy(_state(v1), ctx).weights() == {"1": 100.0}  # idempotent
 
     # promote: approval is the gate; the champion's metric becomes the regression bound
@@ -301,6 +302,18 @@ def test_apply_promote_rollout_rollback_destroy(
     assert backend.endpoint_status("shop").weights() == {"2": 100.0}
     cw.set_alarm_state(AlarmName="shop-dev-error-rate", StateValue="OK", StateReason="test")
 
+    # a failed update (SageMaker back in service on the old config, with a FailureReason) is a
+    # failure, never a deployment: the error says why and the old version still serves
+    from mlstack.errors import BackendError
+
+    fail_updates["shop-dev"] = (
+        "The primary container for production variant primary did not pass the ping health check."
+    )
+    with pytest.raises(BackendError, match="update of endpoint shop-dev failed: The primary"):
+        backend.rollout(_plan(v3, _state(v2), "canary", gates, steps=[10, 100], interval=60), ctx)
+    assert backend.endpoint_status("shop").weights() == {"2": 100.0}
+    assert sm.describe_endpoint(EndpointName="shop-dev")["EndpointStatus"] == "InService"
+
     # several canary steps (SageMaker's CANARY has one): every step is realised as weighted
     # variants, the alarms watch the new version's own variant, so a bad canary is caught at
     # its first step although it has only 10 % of the traffic
@@ -316,7 +329,8 @@ def test_apply_promote_rollout_rollback_destroy(
     stopped = stepped.rollout(v2_to_v3, _ctx(tmp_path, break_canary))
     assert stopped.outcome == "rolled_back"
     assert f"stopped at canary 10%: alarm {canary_alarm} fired" in stopped.reason
-    assert _weights(sm) == {"v2": 1.0}
+    # the restored version serves alone again as `primary`, which the stack's alarms watch
+    assert _weights(sm) == {"primary": 1.0}
     watched = {
         a["AlarmName"]: {
             d["Name"]: d["Value"]
@@ -343,7 +357,7 @@ def test_apply_promote_rollout_rollback_destroy(
             seen.append(_weights(sm))
 
     out = stepped.rollout(v2_to_v3, _ctx(tmp_path, watch))
-    assert seen == [{"v2": 0.9, "v3": 0.1}, {"v2": 0.5, "v3": 0.5}, {"v3": 1.0}]
+    assert seen == [{"v2": 0.9, "v3": 0.1}, {"v2": 0.5, "v3": 0.5}, {"primary": 1.0}]
     assert out.endpoint.weights() == {"3": 100.0}
     assert out.phases_done == ("canary 10%", "canary 50%", "canary 100%")
     state = cw.describe_alarms(AlarmNames=[canary_alarm])["MetricAlarms"][0]["StateValue"]
@@ -372,11 +386,11 @@ def test_apply_promote_rollout_rollback_destroy(
     mirrored = backend.rollout(
         _plan(v4, _state(v3), "shadow", gates, percent=50, duration=0), _ctx(tmp_path, look)
     )
-    assert during == [({"v3": 1.0}, [("v4", 0.5)], ["v4"])]
+    assert during == [({"primary": 1.0}, [("v4", 0.5)], ["v4"])]
     assert mirrored.outcome == "promoted"
     assert mirrored.phases_done == ("shadow 50% mirrored", "all traffic to new version")
     after = sm.describe_endpoint(EndpointName="shop-dev")
-    assert _weights(sm) == {"v4": 1.0} and not after.get("ShadowProductionVariants")
+    assert _weights(sm) == {"primary": 1.0} and not after.get("ShadowProductionVariants")
     assert {
         a["AlarmName"] for a in cw.describe_alarms(AlarmNamePrefix="shop-dev-v4-")["MetricAlarms"]
     } == {
@@ -400,8 +414,21 @@ def test_apply_promote_rollout_rollback_destroy(
     assert blocked.outcome == "rolled_back"
     assert "stopped at shadow 50% mirrored: alarm shop-dev-v5-error-rate fired" in blocked.reason
     assert blocked.phases_done == ("shadow 50% mirrored",)
-    assert _weights(sm) == {"v4": 1.0}
+    assert _weights(sm) == {"primary": 1.0}
     assert not sm.describe_endpoint(EndpointName="shop-dev").get("ShadowProductionVariants")
+
+    # SageMaker accepts one shadow variant beside one production variant: more is refused here,
+    # before any model or config is made
+    two_shadows = EndpointState(
+        "shop",
+        "shop-model",
+        _state(v4).backings
+        + tuple(Backing(v.version, v.uri, v.digest, 0.0, shadow=20.0) for v in (v3, v5)),
+    )
+    configs = len(sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"])
+    with pytest.raises(BackendError, match="one production and one shadow variant"):
+        backend.deploy(two_shadows, ctx)
+    assert len(sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]) == configs
 
     # a/b without a sticky key (a sticky one is refused by validate): weighted variants
     from mlstack.engine.rollout import run_rollout

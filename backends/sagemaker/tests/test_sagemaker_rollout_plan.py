@@ -51,6 +51,13 @@ def _plan(strategy: str, **params: Any) -> RolloutPlan:
         ("canary", {"steps": [12.5, 100]}, None),
         ("linear", {"step": 12.5}, None),
         ("shadow", {"percent": 20}, None),
+        # outside what deployment guardrails accept (canary <= 50 %, linear steps 10-50 %, waits
+        # <= 3,600 s): stepped phase by phase, exactly as planned, never clamped or capped
+        ("canary", {"steps": [60, 100]}, None),
+        ("linear", {"step": 5}, None),
+        ("linear", {"step": 60}, None),
+        ("canary", {"steps": [10, 100], "interval": "2h"}, None),
+        ("blue_green", {"bake": "2h"}, None),
     ],
 )
 def test_native_only_when_sagemaker_does_exactly_the_phases(
@@ -59,10 +66,16 @@ def test_native_only_when_sagemaker_does_exactly_the_phases(
     assert native_routing(_plan(strategy, **params)) == routing
 
 
-def test_blue_green_keeps_the_old_fleet_for_the_bake() -> None:
+def test_blue_green_bakes_once() -> None:
+    """The bake is the wait after all traffic moved (alarms watched, old fleet kept); a
+    termination wait as long again would bake a second time."""
     plan = _plan("blue_green", bake="2m")
     routing = native_routing(plan)
     assert routing is not None
     policy = deployment_config(plan, routing, ["a1"], 3600)
-    assert policy["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 120
+    assert (
+        policy["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["WaitIntervalInSeconds"]
+        == 120
+    )
+    assert policy["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 0
     assert policy["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "a1"}]}
