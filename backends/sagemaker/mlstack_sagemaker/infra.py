@@ -94,6 +94,7 @@ def _stack(platform: Platform, inputs: Mapping[str, Any]) -> Any:
         gates=dict(inputs.get("gates") or {}),
         bucket=cfg.bucket,
         role_arn=None if cfg.role == "create" else cfg.role,
+        subnets=tuple(cfg.subnets),
         tags={
             "mlstack:project": platform.project.project,
             "mlstack:environment": platform.project.environment,

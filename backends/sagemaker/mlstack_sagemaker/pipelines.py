@@ -152,7 +152,7 @@ def run_pipeline(
         s.name: ("ran" if s.name in request.stages else "cached")
         for s in platform.project.pipeline.stages
     }
-    stages.update({k: v for k, v in step_status.items() if k in stages})
+    stages.update({k: _OUTCOME.get(v, "skipped") for k, v in step_status.items() if k in stages})
     metrics = _read_metrics(platform, bucket, run_key)
     model_uri, model_digest = _find_model(platform, bucket, run_key)
     result_status = {"Succeeded": "succeeded", "Stopped": "cancelled"}.get(status, "failed")
@@ -200,6 +200,10 @@ def _champion_bounds(platform: Platform, group: str) -> dict[str, float]:
     return out
 
 
+# SageMaker's step statuses (and a cache hit) in the vocabulary RunResult.stages speaks
+_OUTCOME = {"Succeeded": "ran", "CacheHit": "cached", "Failed": "failed"}
+
+
 def _follow(
     platform: Platform, arn: str, compiled: CompiledPipeline, ctx: Context
 ) -> tuple[str, str, dict[str, str]]:
@@ -219,7 +223,7 @@ def _follow(
                 # No step listing (moto has none): report the definition's steps.
                 for step in compiled.steps:
                     if step not in seen:
-                        seen[step] = "ran" if status == "Succeeded" else "unknown"
+                        seen[step] = "Succeeded" if status == "Succeeded" else "Failed"
                         ctx.emit(Event("stage.done", step, status.lower()))
             reason = str(desc.get("FailureReason") or "")
             ctx.emit(Event("run.done", arn.rsplit("/", 1)[-1], status, {"status": status}))
@@ -245,14 +249,15 @@ def _step_events(platform: Platform, arn: str, seen: dict[str, str], ctx: Contex
         return False  # an implementation without step listing (moto): statuses only
     for step in steps:
         name, status = step["StepName"], step["StepStatus"]
-        if seen.get(name) != status:
-            seen[name] = status
+        cached = bool(step.get("CacheHitResult"))
+        tag = "CacheHit" if cached and status == "Succeeded" else status
+        if seen.get(name) != tag:
+            seen[name] = tag
             kind = {
                 "Executing": "stage.start",
                 "Succeeded": "stage.done",
                 "Failed": "stage.failed",
-            }.get(status, "stage.status")
-            cached = step.get("CacheHitResult")
+            }.get(status, "log")
             ctx.emit(
                 Event(
                     "stage.cached" if cached else kind,
