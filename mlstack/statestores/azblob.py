@@ -127,7 +127,7 @@ class AzureBlobStore:
                 raise Conflict(key) from None
             raise self._fail(e, key, "lock") from None
         try:
-            blob.upload_blob(data, overwrite=True, lease=lease.id, **self.extra)
+            blob.upload_blob(data, overwrite=True, lease=lease.id, **self.extra)  # type: ignore[arg-type]  # a lease id is accepted
         except HttpResponseError as e:
             lease.release()
             raise self._fail(e, key, "lock") from None
@@ -136,7 +136,10 @@ class AzureBlobStore:
     def lock_refresh(self, key: str, token: str, data: bytes) -> str:
         try:
             self.client.get_blob_client(key).upload_blob(
-                data, overwrite=True, lease=token, **self.extra
+                data,
+                overwrite=True,
+                lease=token,  # type: ignore[arg-type]  # a lease id is accepted
+                **self.extra,
             )
         except HttpResponseError as e:
             if e.status_code in (409, 412):
@@ -162,7 +165,7 @@ class AzureBlobStore:
     def lock_release(self, key: str, token: str) -> None:
         blob = self.client.get_blob_client(key)
         try:
-            blob.upload_blob(b"", overwrite=True, lease=token, **self.extra)
+            blob.upload_blob(b"", overwrite=True, lease=token, **self.extra)  # type: ignore[arg-type]
             BlobLeaseClient(blob, lease_id=token).release()
         except HttpResponseError as e:
             if e.status_code in (409, 412):

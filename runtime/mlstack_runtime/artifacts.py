@@ -43,7 +43,7 @@ def write_json(path: Path, value: Any, indent: Any = 1, sort_keys: bool = False)
     path.write_text(json.dumps(value, indent=indent, sort_keys=sort_keys, default=str))
 
 
-def finish(output: Path, value: Any, metrics: dict) -> None:
+def finish(output: Path, value: Any, metrics: dict[str, Any]) -> None:
     """What every stage leaves beside its own files: its metrics and its return value, written
     the same way on every platform (they are part of the output's digest)."""
     if metrics:

@@ -52,7 +52,7 @@ def column_rules(rule: dict[str, Any]) -> list[tuple[str, Callable[[Any], Any]]]
     """(what the rule says, row test) for each value rule of one column, in a fixed order."""
     import pandas as pd
 
-    out: list[tuple[str, Callable[[Any], Any]]] = []
+    out: list[tuple[str, Callable[..., Any]]] = []
     if rule.get("type"):
         kind = rule["type"]
         out.append((f"values must be of type {kind}", lambda s, k=kind: type_ok(s, k)))

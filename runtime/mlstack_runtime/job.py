@@ -142,7 +142,7 @@ class Job:
         for s in stages:
             if kind_of(s) != kind:
                 continue
-            seen: set = set()
+            seen: set[str] = set()
             todo = list(needs.get(s["name"], []))
             while todo:
                 n = todo.pop()

@@ -58,7 +58,7 @@ def search(
     try:
         import optuna
     except ImportError:
-        optuna = None
+        optuna = None  # type: ignore[assignment]
     best_value, best_params = None, None
     if optuna is None:
         for params in cands:

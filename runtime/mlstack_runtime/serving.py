@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import unquote, urlparse
 
-from mlstack_runtime.artifacts import MODEL_FILE
-from mlstack_runtime.artifacts import MODEL_META as META_FILE
+from mlstack_runtime.artifacts import MODEL_FILE as MODEL_FILE
+from mlstack_runtime.artifacts import MODEL_META
+
+META_FILE = MODEL_META  # the serving hooks' name for it
 
 DTYPES = ("int", "float", "str", "bool")
 MAX_ROWS = 100_000

@@ -48,7 +48,7 @@ def bundle_root() -> Path:
     return target
 
 
-def arguments(argv: list) -> list:
+def arguments(argv: list[str]) -> list[str]:
     """This job's arguments for ``python -m mlstack_runtime``."""
     root = opt_ml()
     training = "--mlstack_stage" in argv
