@@ -142,7 +142,9 @@ class KServeConfig(BaseModel):
     @classmethod
     def _context(cls, v: str | None) -> str | None:
         if v is not None and (not v.strip() or v != v.strip()):
-            raise ValueError("context must be a kubeconfig context name (kubectl config get-contexts)")
+            raise ValueError(
+                "context must be a kubeconfig context name (kubectl config get-contexts)"
+            )
         return v
 
     @field_validator("storage_uri")
