@@ -32,6 +32,8 @@ ENDPOINT_LABEL = "mlstack.dev/endpoint"
 PROJECT_LABEL = "mlstack.dev/project"
 PREVIOUS_ANNOTATION = "mlstack.dev/previous-version"
 PREDICTOR_PORT = 8080
+# the model server the predictor image runs: KServe's Python server with the artifact contract
+SERVER_MODULE = "mlstack.local.serving.model_server"
 
 
 def labels(project: str, **more: str) -> dict[str, str]:
@@ -45,6 +47,7 @@ def predictor(
     image: str,
     storage_uri: str,
     model: str,
+    version: str,
     service_account: str,
     resources: Mapping[str, Any],
     replicas: int,
@@ -59,12 +62,17 @@ def predictor(
             {
                 "name": "kserve-container",
                 "image": image,
+                "command": ["python", "-m", SERVER_MODULE],
                 "args": [
-                    "--model-name",
-                    model,
                     "--model-dir",
                     "/mnt/models",
-                    "--http-port",
+                    "--name",
+                    model,
+                    "--version",
+                    version,
+                    "--host",
+                    "0.0.0.0",
+                    "--port",
                     str(PREDICTOR_PORT),
                 ],
                 "env": [{"name": "STORAGE_URI", "value": storage_uri}],

@@ -124,6 +124,10 @@ class KServeConfig(BaseModel):
         description="the cluster's ingress (e.g. http://istio-ingressgateway...); predict sends "
         "the InferenceService's host as the Host header. Unset: use status.url directly",
     )
+    domain: str = Field(
+        default="example.com",
+        description="the cluster's serving domain: endpoints answer at NAME.NAMESPACE.DOMAIN",
+    )
     s3_endpoint: str | None = Field(
         default=None, description="S3-compatible endpoint (MinIO, tests); default: AWS S3"
     )
@@ -134,6 +138,14 @@ class KServeConfig(BaseModel):
     @classmethod
     def _label(cls, v: str, info: object) -> str:
         problem = label_problem(v, getattr(info, "field_name", "name"))
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        problem = subdomain_problem(v, "domain")
         if problem:
             raise ValueError(problem)
         return v

@@ -93,8 +93,10 @@ def _metadata(obj: dict[str, Any], kind: str) -> list[str]:
     elif not DNS1123_SUBDOMAIN.match(name) or len(name) > 253:
         problems.append(f"metadata.name: Invalid value: {name!r}: a DNS-1123 subdomain")
     for key, value in (meta.get("labels") or {}).items():
-        if not isinstance(value, str) or len(value) > 63 or not re.match(
-            r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$", value
+        if (
+            not isinstance(value, str)
+            or len(value) > 63
+            or not re.match(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$", value)
         ):
             problems.append(f"metadata.labels: Invalid value: {value!r} for {key}")
     return problems
