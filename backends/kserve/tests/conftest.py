@@ -100,9 +100,7 @@ def fake_cluster(moto_s3: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                     "kind": "Config",
                     "clusters": [{"name": "fake", "cluster": {"server": api_url}}],
                     "users": [{"name": "dev", "user": {"token": "not-a-secret"}}],
-                    "contexts": [
-                        {"name": "fake", "context": {"cluster": "fake", "user": "dev"}}
-                    ],
+                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "dev"}}],
                     "current-context": "fake",
                 }
             )
@@ -140,8 +138,10 @@ def upload_model(s3_url: str, prefix: str, threshold: float, flip: bool = False)
             (
                 "prep",
                 ColumnTransformer(
-                    [("num", "passthrough", ["mean_radius"]),
-                     ("cat", OneHotEncoder(), ["tumor_size"])]
+                    [
+                        ("num", "passthrough", ["mean_radius"]),
+                        ("cat", OneHotEncoder(), ["tumor_size"]),
+                    ]
                 ),
             ),
             ("clf", LogisticRegression()),

@@ -345,14 +345,13 @@ class Cluster:
                 is None
             ]
             resolved = (
-                _cond("ResolvedRefs", "False", "BackendNotFound", ", ".join(missing))
+                _cond("ResolvedRefs", "False", "BackendNotFound", "missing: " + ", ".join(missing))
                 if missing
-                else _cond("ResolvedRefs", "True", "ResolvedRefs")
+                else _cond("ResolvedRefs", "True", "ResolvedRefs", "all references resolved")
             )
-            for c in (resolved,):
+            accepted = _cond("Accepted", "True", "Accepted", "accepted by the gateway")
+            for c in (accepted, resolved):
                 c["observedGeneration"] = meta["generation"]
-            accepted = _cond("Accepted", "True", "Accepted")
-            accepted["observedGeneration"] = meta["generation"]
             status = {
                 "parents": [
                     {
