@@ -527,7 +527,7 @@ class FakeApiServer:
                 400, "BadRequest", "PATCH /apply requires a fieldManager query parameter"
             )
         self._check_identity(kind, key[1], config, key[2])
-        force = query.get("force") == "true"
+        force = query.get("force") in ("1", "t", "T", "true", "TRUE", "True")  # Go ParseBool
         if kind.status_subresource:
             config = {k: v for k, v in config.items() if k != "status"}
         applied = set(_owned_paths(config))
