@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from conftest import NAMESPACE, FakeCluster
-
 from mlstack_kserve import manifests as mf
 
 
