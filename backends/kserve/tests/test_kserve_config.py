@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
 from mlstack_kserve.plugin import RAW, SERVERLESS, KServeConfig, plugin
+from pydantic import ValidationError
 
 GOOD = {"namespace": "ml-team", "storage_uri": "s3://ml-artifacts/quickstart"}
 RAW_GOOD = {**GOOD, "serving_mode": "RawDeployment", "gateway": {"name": "mlstack-gw"}}
