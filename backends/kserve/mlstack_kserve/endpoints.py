@@ -63,7 +63,8 @@ def _isvc(
 def _condition(obj: Mapping[str, Any] | None, kind: str = "Ready") -> Mapping[str, Any]:
     for c in (obj or {}).get("status", {}).get("conditions", []):
         if c.get("type") == kind:
-            return c
+            found: Mapping[str, Any] = c
+            return found
     return {}
 
 

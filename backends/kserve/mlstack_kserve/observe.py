@@ -92,7 +92,7 @@ def metrics(p: Platform, endpoint: str, since: float) -> Mapping[str, VersionMet
             c[1] += n
     out: dict[str, VersionMetrics] = {}
     for version, (requests, errors) in counts.items():
-        lat: dict[str, float | None] = {}
+        lat: dict[str, Any] = {}
         for q_name, q_val in (("latency_p50", 0.5), ("latency_p90", 0.9), ("latency_p99", 0.99)):
             revs = "|".join(k for k, v in revision_version.items() if v == version)
             res = _query(

@@ -12,7 +12,7 @@ Kubeflow Pipelines (``pipelines: kfp``) is not implemented yet: ``auto`` uses Jo
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from mlstack.engine.backend import (
     CompiledPipeline,
@@ -91,7 +91,7 @@ def upsert_pipeline(p: Platform, compiled: CompiledPipeline, ctx: Context) -> Pi
     name = object_name(p.project.project, "pipeline")
     before = p.cluster.get(CONFIGMAPS, name)
     p.cluster.apply(_pipeline_configmap(p, compiled), "configmaps")
-    action = (
+    action: Literal["created", "updated", "unchanged"] = (
         "created"
         if before is None
         else "unchanged"

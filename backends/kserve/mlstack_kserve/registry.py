@@ -83,7 +83,7 @@ def add(p: Platform, model: str, digest: str, uri: str, **more: Any) -> ModelVer
 def register(p: Platform, run: RunResult, ctx: Context) -> ModelVersion:
     if run.model_uri is None or run.model_digest is None:
         raise BackendError(f"run {run.run_id} produced no model artifact to register")
-    aliases = tuple(p.project.model.register.aliases) if p.project.model else ()
+    aliases = tuple(p.project.model.registration.aliases) if p.project.model else ()
     v = add(
         p,
         p.model_name(),
