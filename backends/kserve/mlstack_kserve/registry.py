@@ -94,17 +94,27 @@ def register(p: Platform, run: RunResult, ctx: Context) -> ModelVersion:
     )
     for alias in aliases:
         set_alias(p, v.name, alias, v.version)
+    v = next(x for x in versions(p, v.name) if x.version == v.version)
     ctx.emit(Event("model.registered", f"{v.name}@{v.version}", v.uri))
     return v
 
 
 def import_version(p: Platform, source: ModelVersion, ctx: Context) -> ModelVersion:
-    """The promoted artifact, same digest; its URI must be readable by this cluster's storage."""
+    """The promoted artifact, same digest. An artifact on this machine (the local backend) is
+    copied to the environment's storage, where KServe's storage initializer can read it."""
+    from mlstack_kserve import storage
+
+    uri = source.uri
+    folder = storage.local_dir(uri)
+    if folder is not None:
+        key = f"models/{source.name}/{source.digest.removeprefix('sha256:')[:16]}"
+        uri = storage.upload_dir(p, folder, key)
+        ctx.emit(Event("log", "promote", f"copied {source.uri} to {uri}"))
     v = add(
         p,
         source.name,
         source.digest,
-        source.uri,
+        uri,
         metrics=dict(source.metrics),
         lineage={**dict(source.lineage), "promoted_from": f"{source.name}@{source.version}"},
     )
