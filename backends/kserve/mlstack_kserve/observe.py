@@ -67,6 +67,12 @@ def metrics(p: Platform, endpoint: str, since: float) -> Mapping[str, VersionMet
             "deployment gates on KServe are read from Prometheus, and `prometheus_url` is not set",
             hint="set prometheus_url: to the Prometheus that scrapes KServe/Knative",
         )
+    if p.raw:
+        raise BackendError(
+            "gates in RawDeployment mode need the gateway's request metrics, which mlstack does "
+            "not query yet (only Knative's queue-proxy metrics, in Serverless mode)",
+            hint="use serving_mode: Serverless for gated rollouts, or watch the gateway yourself",
+        )
     view = endpoints.endpoint_status(p, endpoint)
     if view is None:
         return {}

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import k8s_schemas  # noqa: E402
 from fake_apiserver import FakeApiServer  # noqa: E402
 from fake_controllers import Cluster  # noqa: E402
+from fake_prometheus import FakePrometheus  # noqa: E402
 
 NAMESPACE = "ml-team"
 BUCKET = "ml-artifacts"
@@ -35,6 +36,7 @@ class FakeCluster:
     cluster: Cluster
     api_url: str
     ingress_url: str
+    prometheus_url: str
     s3_url: str
     kubeconfig: Path
 
@@ -46,6 +48,7 @@ class FakeCluster:
             "kubeconfig": str(self.kubeconfig),
             "serving_mode": mode,
             "ingress_url": self.ingress_url,
+            "prometheus_url": self.prometheus_url,
             "s3_endpoint": self.s3_url,
             "poll_interval": 0.05,
             "timeout": 120,
@@ -89,9 +92,11 @@ def fake_cluster(moto_s3: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         pytest.skip(f"the InferenceService CRD is not at {k8s_schemas.ISVC_CRD}")
     api = FakeApiServer(namespaces=(NAMESPACE,))
     cluster = Cluster(api, moto_s3)
+    prometheus = FakePrometheus(cluster)
     api_url = api.start()
     try:
         ingress = cluster.start_ingress()
+        prom_url = prometheus.start()
         cfg = tmp_path_factory.mktemp("kube") / "config"
         cfg.write_text(
             json.dumps(
@@ -105,8 +110,9 @@ def fake_cluster(moto_s3: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 }
             )
         )
-        yield FakeCluster(api, cluster, api_url, ingress, moto_s3, cfg)
+        yield FakeCluster(api, cluster, api_url, ingress, prom_url, moto_s3, cfg)
     finally:
+        prometheus.stop()
         cluster.stop()
         api.stop()
 

@@ -89,7 +89,8 @@ class Cluster:
         self.s3_endpoint = s3_endpoint
         self.isvcs: dict[tuple[str, str], Isvc] = {}
         self.rng = random.Random(rng_seed)
-        self.served: dict[str, list[tuple[int, float]]] = defaultdict(list)  # revision -> (code, s)
+        # revision -> (time, status code, seconds), what the queue-proxy would count
+        self.served: dict[str, list[tuple[float, int, float]]] = defaultdict(list)
         self.mirrored: dict[str, int] = defaultdict(int)
         self.tmp = tempfile.TemporaryDirectory(prefix="fake-kubelet-")
         self._ingress: ThreadingHTTPServer | None = None
@@ -419,7 +420,7 @@ class Cluster:
         version = rev.predictor["containers"][0]["args"]
         if version[version.index("--version") + 1] in self.break_versions:
             code, data = 500, b'{"error": "broken on purpose by the test"}'
-        self.served[rev.name].append((code, time.monotonic() - started))
+        self.served[rev.name].append((time.time(), code, time.monotonic() - started))
         h.send_response(code)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(data)))
