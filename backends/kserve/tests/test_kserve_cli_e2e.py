@@ -21,16 +21,23 @@ _SCRIPT = Path(sys.executable).parent / "mlstack"
 MLSTACK = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "mlstack.cli.main"]
 QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# each test trains the quickstart on the local backend twice: minutes on a loaded machine
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def _project(root: Path, fc: FakeCluster, n_estimators: int) -> None:
-    """The quickstart; staging changes only `backend:` and adds the cluster settings."""
+def _project(root: Path, fc: FakeCluster, n_estimators: int, mode: str = "Serverless") -> None:
+    """The quickstart; staging changes only `backend:` and adds the cluster settings (and, in
+    RawDeployment mode, rolls out by shadow, which only that mode can realise)."""
     text = (QUICKSTART / "mlstack.yaml").read_text()
     staging = "  staging:\n    backend: local\n"
     assert staging in text
-    settings = "".join(f"    {k}: {json.dumps(v)}\n" for k, v in fc.settings("Serverless").items())
+    settings = "".join(f"    {k}: {json.dumps(v)}\n" for k, v in fc.settings(mode).items())
     text = text.replace(staging, "  staging:\n    backend: kserve\n" + settings, 1)
+    if mode == "RawDeployment":
+        canary = "    deployment: {strategy: canary}\n"
+        assert canary in text
+        shadow = "    deployment: {strategy: shadow, shadow: {percent: 100, duration: 3s}}\n"
+        text = text.replace(canary, shadow, 1)
     text = text.replace("n_estimators: 100", f"n_estimators: {n_estimators}")
     (root / "mlstack.yaml").write_text(text)
 
@@ -82,16 +89,30 @@ class Traffic:
         self.thread.join(timeout=15)
 
 
-def test_quickstart_promoted_to_kserve(fake_cluster: FakeCluster, tmp_path: Path) -> None:
-    fc = fake_cluster
+def _data(root: Path) -> dict[str, object]:
     data = QUICKSTART / "data" / "cancer.csv"
     if not data.exists():
         subprocess.run(
             [sys.executable, "prepare_data.py"], cwd=QUICKSTART, check=True, capture_output=True
         )
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "cancer.csv").write_bytes(data.read_bytes())
-    row = json.loads((QUICKSTART / "sample.json").read_text())
+    (root / "data").mkdir()
+    (root / "data" / "cancer.csv").write_bytes(data.read_bytes())
+    row: dict[str, object] = json.loads((QUICKSTART / "sample.json").read_text())
+    return row
+
+
+def _cleanup(root: Path) -> None:
+    subprocess.run(
+        [*MLSTACK, "destroy", "-e", "dev", "--auto-approve"],
+        cwd=root,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def test_quickstart_promoted_to_kserve(fake_cluster: FakeCluster, tmp_path: Path) -> None:
+    fc = fake_cluster
+    row = _data(tmp_path)
     _project(tmp_path, fc, n_estimators=100)
     try:
         assert "is valid" in _cli(tmp_path, "validate")
@@ -128,10 +149,45 @@ def test_quickstart_promoted_to_kserve(fake_cluster: FakeCluster, tmp_path: Path
         _cli(tmp_path, "destroy", "-e", "staging", "--auto-approve")
         assert fc.api.get("inferenceservices", NAMESPACE, "cancer") is None
     finally:
-        subprocess.run(
-            [*MLSTACK, "destroy", "-e", "dev", "--auto-approve"],
-            cwd=tmp_path,
-            capture_output=True,
-            timeout=120,
-        )
+        _cleanup(tmp_path)
         fc.cluster.break_versions.clear()
+
+
+def test_quickstart_shadow_and_rollback_on_raw_deployment(
+    fake_cluster: FakeCluster, tmp_path: Path
+) -> None:
+    """RawDeployment: one InferenceService per version behind an HTTPRoute; shadow mirrors
+    every request to the new version before it takes the traffic; rollback switches back."""
+    fc = fake_cluster
+    row = _data(tmp_path)
+    try:
+        _project(tmp_path, fc, n_estimators=100, mode="RawDeployment")
+        assert "is valid" in _cli(tmp_path, "validate")
+        _cli(tmp_path, "apply", "-e", "dev", "--auto-approve")
+        _cli(tmp_path, "promote", "dev", "staging")
+        assert fc.api.get("httproutes", NAMESPACE, "cancer") is not None
+        # a third version is shadowed (every request mirrored, answers dropped), then promoted
+        _project(tmp_path, fc, n_estimators=60, mode="RawDeployment")
+        _cli(tmp_path, "apply", "-e", "dev", "--auto-approve")
+        with Traffic(fc, row):
+            out = _cli(tmp_path, "promote", "dev", "staging")
+        assert "shadow 100% mirrored" in out, out
+        mirrored = sum(n for rev, n in fc.cluster.mirrored.items() if rev.startswith("cancer-v2"))
+        assert mirrored > 0, dict(fc.cluster.mirrored)
+        route = fc.api.get("httproutes", NAMESPACE, "cancer")
+        assert route is not None
+        refs = {r["name"]: r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]}
+        assert refs == {"cancer-v2-predictor": 100}, refs
+        # rollback: version 1 serves again at once
+        out = _cli(tmp_path, "rollback", "-e", "staging")
+        route = fc.api.get("httproutes", NAMESPACE, "cancer")
+        assert route is not None
+        refs = {r["name"]: r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]}
+        assert refs == {"cancer-v1-predictor": 100}, (refs, out)
+        answer = _cli(tmp_path, "predict", "-e", "staging", "--data", json.dumps(row))
+        assert "predictions" in answer or "prediction" in answer.lower(), answer
+        _cli(tmp_path, "destroy", "-e", "staging", "--auto-approve")
+        assert fc.api.list("inferenceservices", NAMESPACE) == []
+        assert fc.api.get("httproutes", NAMESPACE, "cancer") is None
+    finally:
+        _cleanup(tmp_path)
