@@ -70,6 +70,12 @@ def test_serverless_canary_promote_rollback(
     assert view.url == f"http://cancer.{NAMESPACE}.example.com"
     answer = b.predict("cancer", {"instances": [ROW]}, timeout=30)
     assert answer.body["predictions"] == [1] and answer.version == "1"  # 1 for a large radius
+    # refresh sees the endpoint as state records it (and no model: none registered here)
+    seen = b.observe()
+    assert seen.resources == {
+        "endpoint.cancer": {"url": f"http://cancer.{NAMESPACE}.example.com", "champion": "1"}
+    }
+    assert seen.kinds == frozenset({"endpoint", "model"})
 
     # canary: version 2 on the new revision at 10 %, version 1 keeps the rest
     view = b.deploy(_state(_at(models["1"], 90), _at(models["2"], 10)), ctx)
