@@ -234,6 +234,8 @@ class Backend(ABC):
 
     @property
     def capabilities(self) -> Capabilities:
+        if self.plugin.capabilities_by is None:
+            return self.plugin.capabilities
         return self.plugin.capabilities_for(self.project.settings)
 
     # infrastructure: storage, identities, registry, endpoint host -----------------------------
