@@ -20,11 +20,11 @@ $(VENV)/.local-installed: $(BIN)/python pyproject.toml constraints.txt runtime/p
 	$(PIP) install -q -c constraints.txt -e 'runtime[validate,tune,remote]' -e '.[local]'
 	touch $@
 
-# everything the test suite needs: the runtime, local, the SageMaker, Azure ML and Vertex backends,
-# the AWS, Azure and GCP stacks, test tools
-$(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt runtime/pyproject.toml backends/sagemaker/pyproject.toml backends/azureml/pyproject.toml backends/vertex/pyproject.toml stacks/pyproject.toml
+# everything the test suite needs: the runtime, local, the SageMaker, Azure ML, Vertex and KServe
+# backends, the AWS, Azure, GCP and Kubernetes stacks, test tools
+$(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt runtime/pyproject.toml backends/sagemaker/pyproject.toml backends/azureml/pyproject.toml backends/vertex/pyproject.toml backends/kserve/pyproject.toml stacks/pyproject.toml
 	$(PIP) uninstall -y -q mlstack 2>/dev/null || true
-	$(PIP) install -q -c constraints.txt -e 'runtime[validate,tune,remote]' -e '.[local,test]' -e 'backends/sagemaker[test]' -e 'backends/azureml[test]' -e 'backends/vertex[test]' -e 'stacks[aws,azure,gcp]'
+	$(PIP) install -q -c constraints.txt -e 'runtime[validate,tune,remote]' -e '.[local,test]' -e 'backends/sagemaker[test]' -e 'backends/azureml[test]' -e 'backends/vertex[test]' -e 'backends/kserve[test]' -e 'stacks[aws,azure,gcp,kubernetes]'
 	touch $@
 
 $(VENV)/node/.installed: Makefile

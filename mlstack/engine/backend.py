@@ -140,6 +140,16 @@ class BackendPlugin:
     capabilities: Capabilities
     implementation: str  # "package.module:Class", imported on first real use
     description: str = ""
+    # capabilities that depend on one setting: (setting, {value: capabilities}); a value not
+    # listed (or the setting unset) falls back to ``capabilities``
+    capabilities_by: tuple[str, Mapping[str, Capabilities]] | None = None
+
+    def capabilities_for(self, settings: Mapping[str, Any]) -> Capabilities:
+        """What the platform can do as an environment block configures it (e.g. a serving mode)."""
+        if self.capabilities_by is None:
+            return self.capabilities
+        key, table = self.capabilities_by
+        return table.get(str(settings.get(key, "")), self.capabilities)
 
     def load(self, project: ResolvedProject, workdir: Path) -> Backend:
         module_name, _, attr = self.implementation.partition(":")
@@ -224,7 +234,9 @@ class Backend(ABC):
 
     @property
     def capabilities(self) -> Capabilities:
-        return self.plugin.capabilities
+        if self.plugin.capabilities_by is None:
+            return self.plugin.capabilities
+        return self.plugin.capabilities_for(self.project.settings)
 
     # infrastructure: storage, identities, registry, endpoint host -----------------------------
     def infrastructure(self) -> Mapping[str, Any]:

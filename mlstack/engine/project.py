@@ -192,7 +192,7 @@ def check_backend(
             else:
                 problems.add(f"{key}: {msg}", src.locate(path))
     if deployment is not None:
-        for refusal in plugin.capabilities.explain_rollout(deployment):
+        for refusal in plugin.capabilities_for(settings).explain_rollout(deployment):
             problems.add(
                 f"environment {env!r}: {refusal.message}",
                 _locate_deployment(src, env, refusal.path),

@@ -192,7 +192,7 @@ class Workspace:
             for c in plan.changes
         ):
             return []
-        how = self.plugin.capabilities.notes.get(d.strategy)
+        how = self.plugin.capabilities_for(self.resolved.settings).notes.get(d.strategy)
         gates = ", ".join(f"{k} {v}" for k, v in d.gates.items()) or "none"
         return [
             f"{address.endpoint(d.endpoint)} rolls out a new version by {describe(d)}; "

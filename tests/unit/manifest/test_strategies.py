@@ -78,3 +78,25 @@ def test_capability_check_reads_every_feature_the_strategy_needs() -> None:
         Deployment(endpoint="e", gates={"error_rate": "< 1%", "agreement": ">= 0.9"})
     )
     assert custom.path == ("gates", "agreement") and "error_rate" in custom.hint
+
+
+def test_capabilities_can_depend_on_a_setting() -> None:
+    from pydantic import BaseModel
+
+    from mlstack.engine.backend import BackendPlugin
+
+    plain = Capabilities(mirroring=False)
+    mirrors = Capabilities(mirroring=True)
+    plugin = BackendPlugin(
+        name="p",
+        config_model=BaseModel,
+        capabilities=plain,
+        implementation="x:y",
+        capabilities_by=("mode", {"mirrored": mirrors}),
+    )
+    shadow = Deployment(endpoint="e", strategy="shadow")
+    assert plugin.capabilities_for({"mode": "mirrored"}).explain_rollout(shadow) == []
+    assert plugin.capabilities_for({"mode": "other"}) is plain
+    assert plugin.capabilities_for({}).explain_rollout(shadow)  # refused: cannot mirror
+    fixed = BackendPlugin(name="q", config_model=BaseModel, capabilities=plain, implementation="")
+    assert fixed.capabilities_for({"mode": "mirrored"}) is plain

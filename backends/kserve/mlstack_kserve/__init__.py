@@ -1,0 +1,1 @@
+"""mlstack backend for KServe on a team's own Kubernetes cluster."""

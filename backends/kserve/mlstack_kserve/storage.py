@@ -1,0 +1,54 @@
+"""Artifacts in the environment's storage (``storage_uri``), where KServe's storage initializer
+reads them. S3 and S3-compatible stores (``s3_endpoint``) through boto3, with the credentials of
+the environment that runs mlstack (never stored by mlstack)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mlstack.errors import BackendError
+from mlstack_kserve.platform import Platform
+
+
+def _s3(p: Platform) -> Any:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=p.config.s3_endpoint)
+
+
+def local_dir(uri: str) -> Path | None:
+    """The folder a ``file://`` URI or a plain path names; None for remote URIs."""
+    if uri.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(uri).path))
+    if "://" in uri:
+        return None
+    return Path(uri)
+
+
+def upload_dir(p: Platform, folder: Path, key: str) -> str:
+    """Copy ``folder`` to ``<storage_uri>/<key>/``; returns that URI."""
+    c = p.config
+    if not c.storage_uri.startswith("s3://"):
+        raise BackendError(
+            f"copying artifacts to {c.storage_uri} is not implemented (only s3:// so far)",
+            hint="use an s3:// (or S3-compatible) storage_uri",
+        )
+    if not folder.is_dir():
+        raise BackendError(f"artifact folder {folder} does not exist")
+    prefix = "/".join(x for x in (c.prefix, key) if x)
+    s3 = _s3(p)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                s3.upload_file(str(f), c.bucket, f"{prefix}/{f.relative_to(folder).as_posix()}")
+    except (BotoCoreError, ClientError) as e:
+        raise BackendError(
+            f"cannot upload the model artifact to s3://{c.bucket}/{prefix}: {e}",
+            hint="check the storage credentials (AWS_* variables) and s3_endpoint",
+        ) from None
+    return f"s3://{c.bucket}/{prefix}"
