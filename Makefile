@@ -36,7 +36,7 @@ install-dev: $(VENV)/.dev-installed $(VENV)/node/.installed
 
 # Wheels and sdists of every distribution into dist/ (what examples/ci installs until a release
 # is published). The test suite builds them again in a temporary folder for its fresh-venv run.
-DISTS := . runtime backends/sagemaker backends/azureml backends/vertex stacks
+DISTS := . runtime backends/sagemaker backends/azureml backends/vertex backends/kserve stacks
 wheels: install-dev
 	rm -rf dist
 	# build/ is removed first: setuptools would package stale files left in it

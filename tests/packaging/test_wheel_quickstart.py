@@ -22,9 +22,10 @@ DISTS = {
     "mlstack-sagemaker": REPO / "backends" / "sagemaker",
     "mlstack-stacks": REPO / "stacks",
     "mlstack-azureml": REPO / "backends" / "azureml",
+    "mlstack-vertex": REPO / "backends" / "vertex",
+    "mlstack-kserve": REPO / "backends" / "kserve",
+    "mlstack-runtime": REPO / "runtime",
 }
-if (REPO / "runtime" / "pyproject.toml").exists():
-    DISTS["mlstack-runtime"] = REPO / "runtime"
 
 
 def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
@@ -89,6 +90,7 @@ def test_quickstart_runs_from_the_built_wheel_in_a_fresh_venv(tmp_path: Path) ->
             "pip",
             "install",
             "-q",
+            "--no-compile",  # byte-compiling mlflow & co. is most of a fresh install's time
             "-c",
             str(REPO / "constraints.txt"),
             "--find-links",
