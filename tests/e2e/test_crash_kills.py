@@ -102,11 +102,9 @@ def _check_agreement(root: Path) -> None:
     reported = set()
     for env in ("dev", "staging"):
         reported |= _reported(root, env)
-        if env == "dev":
-            plan = _cli(root, "plan", "-e", env, "--detailed-exitcode", ok=False)
-            assert plan.returncode == 0, (
-                f"plan -e {env} after recovery:\n{plan.stdout}{plan.stderr}"
-            )
+        # both environments: staging's promotion is its desired state, so its plan is empty too
+        plan = _cli(root, "plan", "-e", env, "--detailed-exitcode", ok=False)
+        assert plan.returncode == 0, f"plan -e {env} after recovery:\n{plan.stdout}{plan.stderr}"
         pred = _cli(root, "predict", "-e", env, "--data", '{"x1": 0.5, "x2": -0.2}', ok=False)
         assert pred.returncode == 0, f"predict -e {env}: {pred.stdout}{pred.stderr}"
     running = _project_processes(root)
@@ -135,7 +133,7 @@ def test_random_kills_leave_state_artifacts_and_processes_in_agreement(tmp_path:
     peak = 0
     try:
         _cli(root, "apply", "-e", "dev", "--auto-approve")
-        _cli(root, "promote", "dev", "staging")
+        _cli(root, "promote", "dev", "staging", "--auto-approve")
         c = 1.0
         trials = 0
         while figures["kills"] < KILLS:  # type: ignore[operator]
@@ -149,9 +147,9 @@ def test_random_kills_leave_state_artifacts_and_processes_in_agreement(tmp_path:
                 (root / "mlstack.yaml").write_text(SPEC.replace("C: 1.0", f"C: {c}"))
                 args = ["apply", "-e", "dev", "--auto-approve"]
             elif op == "promote":
-                args = ["promote", "dev", "staging"]
+                args = ["promote", "dev", "staging", "--auto-approve"]
             else:
-                args = ["rollback", "-e", env]
+                args = ["rollback", "-e", env, "--auto-approve"]
             proc = subprocess.Popen(
                 [*MLSTACK, *args],
                 cwd=root,
@@ -169,11 +167,11 @@ def test_random_kills_leave_state_artifacts_and_processes_in_agreement(tmp_path:
                 proc.wait()
                 figures["kills"] += 1  # type: ignore[operator]
             peak = max(peak, _peak_rss_kb(_project_processes(root)))
-            # recovery: the next apply of dev and promotion to staging, then all must agree.
-            # (`apply -e staging` is not used: on main it still drops a promoted model; the
-            # release rewrite moves promotion into plan/apply.)
+            # recovery as a user would: apply each environment (staging's recorded release is
+            # finished), promote dev's newest model, then state, processes and plans must agree
             _cli(root, "apply", "-e", "dev", "--auto-approve")
-            _cli(root, "promote", "dev", "staging")
+            _cli(root, "apply", "-e", "staging", "--auto-approve")
+            _cli(root, "promote", "dev", "staging", "--auto-approve")
             _check_agreement(root)
     finally:
         for env in ("staging", "dev"):
