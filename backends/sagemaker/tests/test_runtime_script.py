@@ -274,7 +274,8 @@ def test_a_failing_stage_says_why_and_exits_1(tmp_path: Path) -> None:
     assert r.returncode == 1
     failure = (tmp_path / "job-validate" / "opt" / "ml" / "output" / "failure").read_text()
     assert failure.startswith(
-        "mlstack stage 'validate' failed: data validation failed: 2 problems in data/rows.csv"
+        "mlstack stage 'validate' failed: data validation failed in data/rows.csv (80 rows): "
+        "column 'size': values must be one"
     )
     assert "column 'x': values must be >= 0; 1 row fails, e.g. row 2: -1.0" in failure
     assert "column 'size': values must be one of ['s', 'm', 'l']" in failure

@@ -148,6 +148,8 @@ def _quickstart(tmp_path: Path, settings: str) -> Path:
     text = (QUICKSTART / "mlstack.yaml").read_text()
     dev = "  dev:\n    backend: local\n"
     assert dev in text
+    if "deployment:" in settings:  # the test's deployment block replaces dev's own one
+        text = text.replace("    deployment: {on_inconclusive: promote}\n", "", 1)
     (tmp_path / "mlstack.yaml").write_text(
         text.replace(dev, "  dev:\n    backend: sagemaker\n" + settings, 1)
     )
@@ -289,6 +291,9 @@ def test_a_function_stage_is_refused_by_validate_and_plan(tmp_path: Path) -> Non
         "    - name: register\n",
     )
     spec.write_text(text)
+    # the module exists (validate checks that first); what SageMaker refuses is the kind
+    (tmp_path / "steps").mkdir(exist_ok=True)
+    (tmp_path / "steps" / "report.py").write_text("def main(**_):\n    return None\n")
     line = text.splitlines().index("    - name: report") + 1
     for args in (["validate", "-e", "dev"], ["plan", "-e", "dev", "--no-refresh"]):
         r = _cli(args, tmp_path)
