@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -221,7 +222,7 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     assert json.loads(out) == canned
     out = _cli(tmp_path, "status", "-e", "staging")
     assert "state: InService" in out, out
-    assert "v1: 100% traffic (healthy, variant primary)" in out, out
+    assert re.search(r"v1\s+100%\s+healthy\s+variant primary", out), out
     assert "arn: arn:aws:sagemaker:eu-west-1:" in out
 
     # retrain in dev (a parameter changed), promote again: staging's canary (10 -> 50 -> 100)

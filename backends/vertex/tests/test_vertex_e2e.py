@@ -188,7 +188,7 @@ def test_quickstart_on_vertex_end_to_end(world: dict[str, Any]) -> None:
 
     # promote v1 to staging (its first version: deployed at once), then a v2 with a canary
     stg = world["fakes"]["staging"]
-    _cli(world, "promote", "dev", "staging")
+    _cli(world, "promote", "dev", "staging", "--auto-approve")
     (sep,) = stg.endpoints.values()
     assert [d.model.rpartition("@")[2] for d in sep.deployed_models] == ["1"]
     assert (
@@ -204,7 +204,7 @@ def test_quickstart_on_vertex_end_to_end(world: dict[str, Any]) -> None:
     traffic = threading.Thread(target=_callers, args=(stg, sep.name, stop), daemon=True)
     traffic.start()
     try:
-        canary = _cli(world, "promote", "dev", "staging", ok=False)
+        canary = _cli(world, "promote", "dev", "staging", "--auto-approve", ok=False)
     finally:
         stop.set()
         traffic.join(timeout=30)
