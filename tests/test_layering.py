@@ -68,7 +68,7 @@ def test_importing_core_loads_no_heavy_sdk(what: str) -> None:
         "    importlib.import_module(m)\n"
         f"heavy = {(*HEAVY, 'mlstack.local')!r}\n"
         "print(json.dumps(sorted(n for n in sys.modules\n"
-        "    if any(n == h or n.startswith(h + '.') for h in heavy))))\n"
+        "    if getattr(sys.modules[n], '__file__', None) and any(n == h or n.startswith(h + '.') for h in heavy))))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
@@ -88,7 +88,7 @@ def test_cli_help_and_validate_load_no_heavy_sdk(tmp_path: Path) -> None:
         "    pass\n"
         f"heavy = {(*HEAVY, 'mlstack.local')!r}\n"
         "sys.stderr.write('MODS=' + json.dumps(sorted(n for n in sys.modules\n"
-        "    if any(n == h or n.startswith(h + '.') for h in heavy))) + '\\n')\n"
+        "    if getattr(sys.modules[n], '__file__', None) and any(n == h or n.startswith(h + '.') for h in heavy))) + '\\n')\n"
     )
     spec = REPO / "examples" / "quickstart" / "mlstack.yaml"
     for args in (["--help"], ["validate", "-f", str(spec)]):
