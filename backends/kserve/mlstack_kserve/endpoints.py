@@ -113,7 +113,7 @@ def deploy(p: Platform, desired: EndpointState, ctx: Context) -> EndpointView:
         _deploy_serverless(p, desired, ctx)
     view = endpoint_status(p, desired.name)
     assert view is not None
-    ctx.emit(Event("endpoint.deployed", desired.name, view.url, {"weights": view.weights()}))
+    ctx.emit(Event("endpoint.updated", desired.name, view.url, {"weights": view.weights()}))
     return view
 
 
@@ -222,7 +222,7 @@ def _deploy_raw(p: Platform, desired: EndpointState, ctx: Context) -> None:
     ):
         if obj["metadata"]["name"] not in keep:
             p.cluster.delete(mf.ISVC_API, obj["metadata"]["name"])
-            ctx.emit(Event("endpoint.retired", desired.name, obj["metadata"]["name"]))
+            ctx.emit(Event("endpoint.updated", desired.name, obj["metadata"]["name"]))
 
 
 # --- status / teardown --------------------------------------------------------------------------

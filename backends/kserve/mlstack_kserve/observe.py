@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from mlstack.engine import address
 from mlstack.engine.backend import Observed, VersionMetrics
 from mlstack.errors import BackendError
 from mlstack_kserve import endpoints, registry
@@ -27,7 +28,7 @@ def observe(p: Platform) -> Observed:
         found = registry.versions(p, project.model.name)
         if found:
             latest = found[0]
-            resources[f"model.{project.model.name}"] = {
+            resources[address.model(project.model.name)] = {
                 "version": latest.version,
                 "uri": latest.uri,
                 "digest": latest.digest,
@@ -39,7 +40,7 @@ def observe(p: Platform) -> Observed:
             serving = [v for v, w in status.weights().items() if w >= 100.0]
             if serving:
                 seen["champion"] = serving[0]
-            resources[f"endpoint.{project.deployment.endpoint}"] = seen
+            resources[address.endpoint(project.deployment.endpoint)] = seen
     return Observed(resources=resources, complete=False, kinds=frozenset({"endpoint", "model"}))
 
 
