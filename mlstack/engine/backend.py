@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlstack.errors import BackendError
+from mlstack.manifest.builtins import BUILTIN_STAGES
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -54,6 +55,11 @@ class Refusal:
     path: tuple[str | int, ...]  # inside the deployment block, e.g. ("strategy",), ("gates", "x")
     message: str
     hint: str
+
+
+# What a platform that runs each stage as a container job can run: every built-in stage and `run:`
+# commands, not `function:` stages (those are called inside the local runner's process).
+JOB_STAGE_KINDS: frozenset[str] = frozenset({*BUILTIN_STAGES, "command"})
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from mlstack.manifest.builtins import BUILTIN_STAGES
 from mlstack.manifest.fields import Duration, Strict
 from mlstack.manifest.gates import Gate, parse_gate
 from mlstack.manifest.strategies import (
@@ -31,16 +32,6 @@ from mlstack.manifest.units import parse_size, parse_threshold
 
 NAME_RE = r"^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"
 MAX_ENVIRONMENTS = 100
-BUILTIN_STAGES = (
-    "ingest",
-    "validate",
-    "split",
-    "features",
-    "train",
-    "tune",
-    "evaluate",
-    "register",
-)
 
 
 class Expectation(Strict):

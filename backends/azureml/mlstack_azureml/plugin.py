@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from mlstack.engine.backend import BackendPlugin, Capabilities
+from mlstack.engine.backend import JOB_STAGE_KINDS, BackendPlugin, Capabilities
 from mlstack.manifest.suggest import did_you_mean
 from mlstack_azureml.azure_names import (
     COMPUTE_RE,
@@ -153,19 +153,7 @@ plugin = BackendPlugin(
         max_mirror_percent=MAX_MIRROR_PERCENT,
         sticky_sessions=False,
         gate_metrics=frozenset(GATE_METRICS),
-        stage_kinds=frozenset(
-            {
-                "ingest",
-                "validate",
-                "split",
-                "features",
-                "train",
-                "tune",
-                "evaluate",
-                "register",
-                "command",
-            }
-        ),
+        stage_kinds=JOB_STAGE_KINDS,
         notes={
             "stage:function": "pipeline steps are command components; write the stage as "
             "`run: python -m your.module`",

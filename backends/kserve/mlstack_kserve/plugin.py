@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mlstack.engine.backend import BackendPlugin, Capabilities
+from mlstack.engine.backend import JOB_STAGE_KINDS, BackendPlugin, Capabilities
 from mlstack_kserve.k8s_names import (
     label_problem,
     quantity_problem,
@@ -211,9 +211,6 @@ _NOTES_COMMON = {
     "stage:function": "stage jobs run commands in the runtime image, not Python functions of "
     "your project; write the stage as `run: python -m your.module`",
 }
-_STAGES = frozenset(
-    {"ingest", "validate", "split", "features", "train", "tune", "evaluate", "register", "command"}
-)
 
 SERVERLESS = Capabilities(
     native_progressive=False,
@@ -221,7 +218,7 @@ SERVERLESS = Capabilities(
     mirroring=False,
     sticky_sessions=False,
     gate_metrics=GATE_METRICS,
-    stage_kinds=_STAGES,
+    stage_kinds=JOB_STAGE_KINDS,
     notes={
         **_NOTES_COMMON,
         "mirroring": "Knative, which routes Serverless InferenceServices, cannot mirror requests",
@@ -241,7 +238,7 @@ RAW = Capabilities(
     max_mirror_percent=100.0,
     sticky_sessions=False,
     gate_metrics=GATE_METRICS,
-    stage_kinds=_STAGES,
+    stage_kinds=JOB_STAGE_KINDS,
     notes={
         **_NOTES_COMMON,
         "canary": "one InferenceService per version, HTTPRoute backend weights stepped by mlstack",

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlstack.engine.backend import BackendPlugin, Capabilities
+from mlstack.engine.backend import JOB_STAGE_KINDS, BackendPlugin, Capabilities
 from mlstack.manifest.suggest import did_you_mean
 from mlstack_sagemaker.aws_names import (
     GATE_METRICS,
@@ -194,19 +194,7 @@ plugin = BackendPlugin(
         max_mirror_percent=100.0,
         sticky_sessions=False,
         gate_metrics=frozenset(GATE_METRICS),
-        stage_kinds=frozenset(
-            {
-                "ingest",
-                "validate",
-                "split",
-                "features",
-                "train",
-                "tune",
-                "evaluate",
-                "register",
-                "command",
-            }
-        ),
+        stage_kinds=JOB_STAGE_KINDS,
         notes={
             "stage:function": "the job containers run commands, not Python functions of your "
             "project; write the stage as `run: python -m your.module`",
