@@ -31,6 +31,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def settings_for(pipeline: dict[str, Any], stage: dict[str, Any]) -> dict[str, A
     }
 
 
-class Platform:
+class Platform(ABC):
     """Runs a pipeline's stages as one platform's jobs; ``outputs`` maps stage -> its folder."""
 
     name = ""
@@ -120,8 +121,9 @@ class Platform:
             self.job(stage)
         return self.outputs
 
+    @abstractmethod
     def job(self, stage: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Run one stage laid out the way this platform lays out a job."""
 
 
 class SageMaker(Platform):
