@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from mlstack_azureml.plugin import AzureMLConfig, endpoint_name_problem, plugin
 from pydantic import ValidationError
+from quickstart_copy import quickstart_project
 
 SUB = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
 GOOD = {
@@ -20,7 +21,6 @@ GOOD = {
 }
 _SCRIPT = Path(sys.executable).parent / "mlstack"
 MLSTACK = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "mlstack.cli.main"]
-QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
 AZURE_SETTINGS = (
     f"    subscription_id: {SUB}\n    resource_group: ml-rg\n    workspace: shop-dev\n"
     "    region: westeurope\n"
@@ -109,25 +109,7 @@ def test_capabilities_shadow_native_at_most_half_and_ab_refused() -> None:
 
 def quickstart(tmp_path: Path, settings: str = AZURE_SETTINGS, extra: str = "") -> Path:
     """The quickstart with `backend: azureml` plus Azure settings in dev, and no other change."""
-    text = (QUICKSTART / "mlstack.yaml").read_text()
-    dev = "  dev:\n    backend: local\n"
-    assert dev in text
-    if "deployment:" in extra:  # the test's deployment block replaces dev's own one
-        text = text.replace("    deployment: {on_inconclusive: promote}\n", "", 1)
-    (tmp_path / "mlstack.yaml").write_text(
-        text.replace(dev, "  dev:\n    backend: azureml\n" + settings + extra, 1)
-    )
-    data = QUICKSTART / "data" / "cancer.csv"
-    if not data.exists():
-        subprocess.run(
-            [sys.executable, str(QUICKSTART / "prepare_data.py")],
-            cwd=QUICKSTART,
-            check=True,
-            capture_output=True,
-        )
-    (tmp_path / "data").mkdir(exist_ok=True)
-    (tmp_path / "data" / "cancer.csv").write_bytes(data.read_bytes())
-    return tmp_path
+    return quickstart_project(tmp_path, "azureml", settings + extra)
 
 
 def cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ from fakes.arm import FakeArm
 from mlstack_azureml import pipeline_run
 from mlstack_azureml.backend import AzureMLBackend
 from mlstack_azureml.plugin import plugin
-from test_azureml_config import QUICKSTART
+from quickstart_copy import QUICKSTART
 
 from mlstack.engine.backend import Context, Event, RunRequest
 from mlstack.errors import BackendError

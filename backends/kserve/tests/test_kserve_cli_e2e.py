@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 from conftest import NAMESPACE, FakeCluster
+from quickstart_copy import QUICKSTART, copy_data
 
 _SCRIPT = Path(sys.executable).parent / "mlstack"
 MLSTACK = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "mlstack.cli.main"]
-QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
 
 # each test trains the quickstart on the local backend twice: minutes on a loaded machine
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -90,13 +90,7 @@ class Traffic:
 
 
 def _data(root: Path) -> dict[str, object]:
-    data = QUICKSTART / "data" / "cancer.csv"
-    if not data.exists():
-        subprocess.run(
-            [sys.executable, "prepare_data.py"], cwd=QUICKSTART, check=True, capture_output=True
-        )
-    (root / "data").mkdir()
-    (root / "data" / "cancer.csv").write_bytes(data.read_bytes())
+    copy_data(root)
     row: dict[str, object] = json.loads((QUICKSTART / "sample.json").read_text())
     return row
 

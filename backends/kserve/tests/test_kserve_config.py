@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from mlstack_kserve.plugin import RAW, SERVERLESS, KServeConfig, plugin
 from pydantic import ValidationError
+from quickstart_copy import quickstart_project
 
 GOOD = {"namespace": "ml-team", "storage_uri": "s3://ml-artifacts/quickstart"}
 RAW_GOOD = {**GOOD, "serving_mode": "RawDeployment", "gateway": {"name": "mlstack-gw"}}
 _SCRIPT = Path(sys.executable).parent / "mlstack"
 MLSTACK = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "mlstack.cli.main"]
-QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
 HEAVY = ("kubernetes", "kserve", "urllib3", "boto3", "botocore", "pulumi", "pulumi_kubernetes")
 
 
@@ -92,23 +92,7 @@ def test_descriptor_imports_no_kubernetes_client() -> None:
 
 def quickstart(tmp_path: Path, settings: str) -> Path:
     """The quickstart with `backend: kserve` plus cluster settings in dev, and no other change."""
-    text = (QUICKSTART / "mlstack.yaml").read_text()
-    dev = "  dev:\n    backend: local\n"
-    assert dev in text
-    (tmp_path / "mlstack.yaml").write_text(
-        text.replace(dev, "  dev:\n    backend: kserve\n" + settings, 1)
-    )
-    data = QUICKSTART / "data" / "cancer.csv"
-    if not data.exists():
-        subprocess.run(
-            [sys.executable, str(QUICKSTART / "prepare_data.py")],
-            cwd=QUICKSTART,
-            check=True,
-            capture_output=True,
-        )
-    (tmp_path / "data").mkdir(exist_ok=True)
-    (tmp_path / "data" / "cancer.csv").write_bytes(data.read_bytes())
-    return tmp_path
+    return quickstart_project(tmp_path, "kserve", settings)
 
 
 def cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

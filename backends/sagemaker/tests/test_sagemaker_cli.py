@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from quickstart_copy import quickstart_project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -27,7 +28,6 @@ ROLE = "arn:aws:iam::123456789012:role/mlstack-sm"
 BUCKET = "quickstart-artifacts"
 _SCRIPT = Path(sys.executable).parent / "mlstack"
 MLSTACK = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "mlstack.cli.main"]
-QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
 
 
 def _settings(url: str) -> str:
@@ -39,23 +39,11 @@ def _settings(url: str) -> str:
 
 def _write_project(root: Path, url: str, n_estimators: int = 100) -> None:
     """The quickstart, with `backend: sagemaker` (+ settings) in every environment."""
-    text = (QUICKSTART / "mlstack.yaml").read_text()
-    for env in ("dev", "staging", "prod"):
-        local = f"  {env}:\n    backend: local\n"
-        assert local in text
-        text = text.replace(local, f"  {env}:\n    backend: sagemaker\n" + _settings(url), 1)
-    text = text.replace("n_estimators: 100,", f"n_estimators: {n_estimators},")
-    (root / "mlstack.yaml").write_text(text)
-    data = QUICKSTART / "data" / "cancer.csv"
-    if not data.exists():
-        subprocess.run(
-            [sys.executable, str(QUICKSTART / "prepare_data.py")],
-            cwd=QUICKSTART,
-            check=True,
-            capture_output=True,
-        )
-    (root / "data").mkdir(exist_ok=True)
-    (root / "data" / "cancer.csv").write_bytes(data.read_bytes())
+    quickstart_project(root, "sagemaker", _settings(url), envs=("dev", "staging", "prod"))
+    spec = root / "mlstack.yaml"
+    spec.write_text(
+        spec.read_text().replace("n_estimators: 100,", f"n_estimators: {n_estimators},")
+    )
 
 
 def _model_tar(tag: str) -> bytes:

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from mlstack_sagemaker.plugin import SageMakerConfig, plugin
 from pydantic import ValidationError
+from quickstart_copy import quickstart_project
 
 ROLE = "arn:aws:iam::123456789012:role/mlstack-sm"
 GOOD = {"region": "eu-west-1", "role": ROLE, "bucket": "mlstack-shop-artifacts"}
 _SCRIPT = Path(sys.executable).parent / "mlstack"
 MLSTACK = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "mlstack.cli.main"]
-QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
 
 
 def _errors(settings: dict[str, object]) -> str:
@@ -145,25 +145,7 @@ def test_plugin_import_loads_no_sdk() -> None:
 
 def _quickstart(tmp_path: Path, settings: str) -> Path:
     """The quickstart with `backend: sagemaker` plus settings in dev, and no other change."""
-    text = (QUICKSTART / "mlstack.yaml").read_text()
-    dev = "  dev:\n    backend: local\n"
-    assert dev in text
-    if "deployment:" in settings:  # the test's deployment block replaces dev's own one
-        text = text.replace("    deployment: {on_inconclusive: promote}\n", "", 1)
-    (tmp_path / "mlstack.yaml").write_text(
-        text.replace(dev, "  dev:\n    backend: sagemaker\n" + settings, 1)
-    )
-    data = QUICKSTART / "data" / "cancer.csv"
-    if not data.exists():
-        subprocess.run(
-            [sys.executable, str(QUICKSTART / "prepare_data.py")],
-            cwd=QUICKSTART,
-            check=True,
-            capture_output=True,
-        )
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "cancer.csv").write_bytes(data.read_bytes())
-    return tmp_path
+    return quickstart_project(tmp_path, "sagemaker", settings)
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

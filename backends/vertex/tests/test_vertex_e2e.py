@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vertex_cli import MLSTACK, QUICKSTART
+from quickstart_copy import QUICKSTART, copy_data
+from vertex_cli import MLSTACK
 from vertex_fake import FakeVertex, serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -117,16 +118,7 @@ def _write_spec(project: Path, urls: dict[str, str], gcs: str) -> None:
         "      min_requests: 5",
     )
     (project / "mlstack.yaml").write_text(text)
-    data = QUICKSTART / "data" / "cancer.csv"
-    if not data.exists():
-        subprocess.run(
-            [sys.executable, str(QUICKSTART / "prepare_data.py")],
-            cwd=QUICKSTART,
-            check=True,
-            capture_output=True,
-        )
-    (project / "data").mkdir()
-    shutil.copy(data, project / "data" / "cancer.csv")
+    copy_data(project)
     shutil.copy(QUICKSTART / "sample.json", project / "sample.json")
 
 
