@@ -84,7 +84,9 @@ class RemoteStateStore:
         return self._load() is not None
 
     def close(self) -> None:
-        self._doc = None
+        """Forget the document and the version seen with it: the next write reads again."""
+        with self._lock:
+            self._doc, self._version = None, None
 
     # --- reading (always the store's current version) ------------------------------------------
     @property
@@ -124,7 +126,7 @@ class RemoteStateStore:
     # --- writing: one conditional write each ---------------------------------------------------
     def _write(self, change: Callable[[dict[str, Any]], int]) -> int:
         with self._lock:
-            if self._doc is None and self._version is None:
+            if self._doc is None:  # never read, closed, or absent when last read
                 self._load()
             doc = json.loads(json.dumps(self._doc)) if self._doc else empty_document()
             seen = int(doc["serial"])
