@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from mlstack.engine.lock import LockInfo, StateLock, read_info
 from mlstack.engine.lock import force_unlock as force_unlock_local
 from mlstack.engine.state import HistoryEntry, Record, StateStore
@@ -175,4 +177,15 @@ def config_from_url(url: str, base: StateConfig) -> StateConfig:
         fields["bucket"] = bucket
         if base.backend == kind:
             fields.update(region=base.region, endpoint_url=base.endpoint_url)
-    return StateConfig(**fields)
+    try:
+        return StateConfig(**fields)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        value = f" {first['input']!r}" if field and isinstance(first["input"], str) else ""
+        where = f"{field}{value}: " if field else ""
+        raise StateError(
+            f"{url!r} is not a valid state location: {where}{first['msg']}",
+            hint="bucket and container names are lower-case letters, digits, '-' (and '.' for "
+            "buckets), 3 or more characters; the prefix is letters, digits, '_', '.', '-', '/'",
+        ) from None

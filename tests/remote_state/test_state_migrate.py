@@ -77,6 +77,24 @@ def test_a_bad_location_is_a_clear_error(tmp_path: Path) -> None:
     assert "'ftp://x/y' is not a state location" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("s3://My_Bucket/p", "bucket 'My_Bucket': String should match pattern"),
+        ("az://xyz/p q", "prefix 'p q': String should match pattern"),
+    ],
+)
+def test_a_location_with_a_bad_name_is_a_clear_error(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    (tmp_path / "mlstack.yaml").write_text(TOY_SPEC)
+    r = run_cli("state", "migrate", "--from", url, cwd=tmp_path)
+    assert r.returncode == 1
+    assert f"{url!r} is not a valid state location: {problem}" in r.stderr
+    assert "hint: bucket and container names are lower-case" in r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+
+
 def test_an_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
     from tests.remote_state.servers import free_port
 
