@@ -120,8 +120,9 @@ def migrate(
 ) -> int:
     """Copy ``source``'s state to ``target`` holding both locks; returns the serial copied.
 
-    Refused when the source has no state, or the target already holds a different lineage or
-    a newer serial (unless ``force``), so a migration never overwrites newer work.
+    Refused when the source has no state, or the target already holds state (even only
+    history, after a destroy) of a different lineage or a newer serial (unless ``force``), so
+    a migration never overwrites other or newer work.
     """
     if source.where == target.where:
         raise StateError(
@@ -139,7 +140,7 @@ def migrate(
                     hint="check --from, or nothing has been applied in this environment yet",
                 )
             existing = target.state.export()
-            if existing is not None and existing.get("resources") and not force:
+            if existing is not None and not force:
                 same = existing["lineage"] == doc["lineage"]
                 if not same or int(existing["serial"]) > int(doc["serial"]):
                     raise StateError(
