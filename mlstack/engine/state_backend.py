@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
@@ -19,6 +19,9 @@ from mlstack.engine.lock import force_unlock as force_unlock_local
 from mlstack.engine.state import HistoryEntry, Record, StateStore
 from mlstack.errors import StateError
 from mlstack.manifest.models import StateConfig
+
+if TYPE_CHECKING:
+    from mlstack.engine.state_remote import RemoteStateStore
 
 
 class State(Protocol):
@@ -65,6 +68,7 @@ class StateBackend:
         self.config = config
         self.env = env
         self.kind = config.backend
+        self._remote: RemoteStateStore | None = None
         if self.kind == "local":
             self._db = workdir / "state" / f"{env}.db"
             self.lock_path = workdir / "state" / f"{env}.lock"
@@ -78,7 +82,8 @@ class StateBackend:
         self.store = open_store(self.kind, config.model_dump())
         self.state_key = f"{prefix}/{env}/state.json"
         self.lock_key = f"{prefix}/{env}/lock.json"
-        self.state = RemoteStateStore(self.store, self.state_key)
+        self._remote = RemoteStateStore(self.store, self.state_key)
+        self.state = self._remote
         self.where = f"{self.store.url}/{self.state_key}"
 
     def lock(
@@ -91,9 +96,21 @@ class StateBackend:
             return StateLock(self.lock_path, operation).acquire(timeout, on_wait)
         from mlstack.engine.lock_remote import RemoteLock
 
-        return RemoteLock(self.store, self.lock_key, operation, self.config.stale_after).acquire(
+        lock = RemoteLock(self.store, self.lock_key, operation, self.config.stale_after).acquire(
             timeout, on_wait
         )
+        try:
+            self.refresh()  # what was read before the lock may have been written since
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    def refresh(self) -> None:
+        """Read remote state again (reads are served from the copy last read or written).
+        SQLite state is read from the file each time: nothing to do."""
+        if self._remote is not None:
+            self._remote.refresh()
 
     def holder(self) -> LockInfo | None:
         if self.kind == "local":

@@ -6,10 +6,16 @@ Every write is a read-modify-write made conditional on the version this process 
 saw and the one it found, never allowed to overwrite. The state lock (``lock_remote``) keeps
 writers from meeting in the first place; the condition is what makes a lost update impossible
 even when someone bypasses the lock (``force-unlock`` of a live holder).
+
+Reads are served from the document this process last read or wrote: a command fetches it once,
+not once per read. ``refresh`` reads it again; the engine calls it when it takes the state lock
+and when a plan starts (``StateBackend.refresh``), and a write made on an old view is refused
+by its condition all the same.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -49,6 +55,7 @@ class RemoteStateStore:
         self.key = key
         self._doc: dict[str, Any] | None = None
         self._version: str | None = None  # None: the object did not exist when last read
+        self._loaded = False  # whether _doc/_version say what the store held (None: nothing)
         self._lock = threading.RLock()
 
     @property
@@ -59,7 +66,7 @@ class RemoteStateStore:
         with self._lock:
             blob = self.store.read(self.key)
             if blob is None:
-                self._doc, self._version = None, None
+                self._doc, self._version, self._loaded = None, None, True
                 return None
             try:
                 doc = json.loads(blob.data)
@@ -72,8 +79,13 @@ class RemoteStateStore:
                 raise StateError(
                     f"{self.path} is not mlstack state", hint="point `state.prefix` elsewhere"
                 )
-            self._doc, self._version = doc, blob.version
+            self._doc, self._version, self._loaded = doc, blob.version, True
             return doc
+
+    def _current(self) -> dict[str, Any] | None:
+        """The document as last read or written by this process (read on first use)."""
+        with self._lock:
+            return self._doc if self._loaded else self._load()
 
     def refresh(self) -> None:
         """Forget what this process saw and read the store again."""
@@ -81,52 +93,56 @@ class RemoteStateStore:
 
     @property
     def exists(self) -> bool:
-        return self._load() is not None
+        return self._current() is not None
 
     def close(self) -> None:
-        """Forget the document and the version seen with it: the next write reads again."""
+        """Forget the document and the version seen with it: the next use reads again."""
         with self._lock:
-            self._doc, self._version = None, None
+            self._doc, self._version, self._loaded = None, None, False
 
-    # --- reading (always the store's current version) ------------------------------------------
+    # --- reading (the document last read or written; ``refresh`` reads the store again) --------
+    # The cached document is never changed in place (a write replaces it with a changed copy),
+    # and what a read returns is a copy: a caller changing a record cannot change the cache.
     @property
     def serial(self) -> int:
-        doc = self._load()
+        doc = self._current()
         return int(doc["serial"]) if doc else 0
 
     @property
     def lineage(self) -> str:
-        doc = self._load()
+        doc = self._current()
         if doc is None:
             raise StateError(f"no state at {self.path} yet", hint="apply something first")
         return str(doc["lineage"])
 
     def records(self) -> dict[str, Record]:
-        doc = self._load()
+        doc = self._current()
         if doc is None:
             return {}
         return {a: _record(a, r) for a, r in doc["resources"].items()}
 
     def get(self, address: str) -> Record | None:
-        return self.records().get(address)
+        doc = self._current()
+        r = doc["resources"].get(address) if doc else None
+        return _record(address, r) if r is not None else None
 
     def history(self, limit: int = 100) -> list[HistoryEntry]:
-        doc = self._load()
+        doc = self._current()
         if doc is None:
             return []
         entries = doc["history"] if limit < 0 else doc["history"][-limit:] if limit else []
-        return [HistoryEntry(**h) for h in reversed(entries)]
+        return [HistoryEntry(**copy.deepcopy(h)) for h in reversed(entries)]
 
     def desired_release(self) -> dict[str, Any] | None:
         """The release this environment was last asked to serve (``promote``/``rollback``)."""
-        doc = self._load()
+        doc = self._current()
         release = doc.get("release") if doc else None
-        return dict(release) if release else None
+        return copy.deepcopy(release) if release else None
 
     # --- writing: one conditional write each ---------------------------------------------------
     def _write(self, change: Callable[[dict[str, Any]], int]) -> int:
         with self._lock:
-            if self._doc is None:  # never read, closed, or absent when last read
+            if not self._loaded:
                 self._load()
             doc = json.loads(json.dumps(self._doc)) if self._doc else empty_document()
             seen = int(doc["serial"])
@@ -145,7 +161,7 @@ class RemoteStateStore:
                     hint="someone wrote without the lock (force-unlock of a live holder?): "
                     "run plan again",
                 ) from None
-            self._doc, self._version = doc, version
+            self._doc, self._version, self._loaded = doc, version, True
             return result
 
     def _peek_serial(self) -> int | str:
@@ -241,7 +257,7 @@ class RemoteStateStore:
 
     def clear_desired_release(self) -> None:
         """After a destroy: the environment serves nothing until the next promote."""
-        doc = self._load()
+        doc = self._current()
         if not doc or not doc.get("release"):
             return
 
@@ -254,7 +270,7 @@ class RemoteStateStore:
 
     # --- whole-state copy (state migrate) ------------------------------------------------------
     def export(self) -> dict[str, Any] | None:
-        doc = self._load()
+        doc = self._current()
         return json.loads(json.dumps(doc)) if doc else None
 
     def import_(self, doc: Mapping[str, Any]) -> None:
@@ -296,8 +312,8 @@ def _record(address: str, r: Mapping[str, Any]) -> Record:
     return Record(
         address,
         r["kind"],
-        r["inputs"],
-        r["outputs"],
+        copy.deepcopy(r["inputs"]),
+        copy.deepcopy(r["outputs"]),
         tuple(r["depends_on"]),
         int(r["serial"]),
         float(r["updated"]),

@@ -125,6 +125,7 @@ class Workspace:
         """``release``: plan this release (promote/rollback) instead of the recorded one;
         ``at_once``: its endpoint change switches all traffic in one step (rollback)."""
         self.check_settings()
+        self.state_backend.refresh()  # a plan reads the store's current state, once
         graph = self.desired(release)
         records = self.state.records()
         serial = self.state.serial

@@ -75,6 +75,9 @@ def test_a_writer_with_an_old_view_is_refused(remote) -> None:
         a.put("model.m", "model", {"v": 2}, {}, [])
     a.refresh()
     assert a.put("model.m", "model", {"v": 2}, {}, []) == 3
+    assert b.serial == 2  # b serves reads from what it last read or wrote, until it refreshes
+    b.refresh()
+    assert b.serial == 3
     assert set(b.records()) == {"model.m", "endpoint.e"}
     assert b.get("model.m").inputs == {"v": 2}
 
