@@ -105,10 +105,12 @@ def _run_command(ctx: Any, command: str) -> Any:
     from mlstack_runtime.command import run_command
     from mlstack_runtime.errors import StageError
 
+    from mlstack.errors import BackendError
+
     try:
         run_command(command, ctx.environment(), Path.cwd())
-    except StageError as e:
-        raise RuntimeError(e.message) from None
+    except StageError as e:  # the command's own output is in the log: no traceback of ours
+        raise BackendError(e.message, hint=e.hint) from None
     return None
 
 

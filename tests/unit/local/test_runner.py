@@ -206,11 +206,25 @@ def test_command_stage_gets_paths_params_and_env(root: Path) -> None:
 
 
 def test_failing_command_is_reported_with_its_status(root: Path) -> None:
-    stages = [{"name": "bad", "kind": "command", "run": "echo oops >&2; exit 4", "needs": []}]
+    stages = [
+        {
+            "name": "bad",
+            "kind": "command",
+            "run": "echo oops >&2; exit 4",
+            "needs": [],
+            "retries": 1,
+        }
+    ]
     out = runner(root, stages).run()
     assert out.status == "failed"
-    assert "status 4" in out.stages["bad"].error["message"]
-    assert "oops" in read_logs(root / ".mlstack", "dev", "bad")
+    bad = out.stages["bad"]
+    assert "status 4" in bad.error["message"]
+    # a failing command is the user's, said as an error of ours: retried, but no traceback
+    assert bad.attempts == 2
+    assert bad.error["type"] == "BackendError" and "traceback" not in bad.error
+    log = read_logs(root / ".mlstack", "dev", "bad")
+    assert "oops" in log and "Traceback" not in log
+    assert "error: command exited with status 4" in log
 
 
 def test_read_logs_of_all_stages_and_unknown_stage(root: Path) -> None:
