@@ -107,8 +107,9 @@ def _run_command(ctx: Any, command: str) -> Any:
 
     from mlstack.errors import BackendError
 
+    variables = ctx.environment()  # an unset secret: a wrong setting, raised as such
     try:
-        run_command(command, ctx.environment(), Path.cwd())
+        run_command(command, variables, Path.cwd())
     except StageError as e:  # the command's own output is in the log: no traceback of ours
         raise BackendError(e.message, hint=e.hint) from None
     return None

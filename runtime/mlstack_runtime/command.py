@@ -22,19 +22,23 @@ from pathlib import Path
 from typing import Any
 
 from mlstack_runtime.artifacts import METRICS_FILE
-from mlstack_runtime.errors import StageError
+from mlstack_runtime.errors import StageConfigError, StageError
 
 # ``${secret:NAME}`` and ``${env:NAME}`` in a stage's env: kept as references in the spec, the
 # pipeline definition and state, and filled in here, in the stage's process, at the moment of use
 _AT_USE = re.compile(r"\$\{\s*(env|secret):([A-Za-z_][A-Za-z0-9_]*)\s*\}")
 
 
-def resolve_at_use(value: str, environ: Mapping[str, str], where: str) -> str:
+def resolve_at_use(value: str, environ: Mapping[str, str], setting: str) -> str:
+    """``value`` with its references filled in; an unset one is a wrong ``setting`` (e.g.
+    ``env.TOKEN``): it fails the same way on every attempt, so it is never retried."""
+
     def one(m: re.Match[str]) -> str:
         name = m.group(2)
         if name not in environ:
-            raise StageError(
-                f"{where}: {m.group(1)} {name!r} is not set",
+            raise StageConfigError(
+                setting,
+                f"{m.group(1)} {name!r} is not set",
                 hint=f"export {name}=... in the environment that runs mlstack",
             )
         return environ[name]
@@ -71,7 +75,7 @@ def environment(
         if isinstance(v, (str, int, float, bool)):
             out[f"MLSTACK_PARAM_{env_name(k)}"] = str(v)
     for k, v in (stage.get("env") or {}).items():  # secrets resolved now, never stored
-        out[str(k)] = resolve_at_use(str(v), os.environ, f"stage {stage.get('name')!r} env.{k}")
+        out[str(k)] = resolve_at_use(str(v), os.environ, f"env.{k}")
     return out
 
 

@@ -17,6 +17,11 @@ class StageConfigError(BackendError):
         super().__init__(message, hint=hint)
 
 
+def config_error(e: Any) -> StageConfigError:
+    """The runtime's ``StageConfigError`` as the runner reports it (never retried)."""
+    return StageConfigError(e.setting, e.message, hint=e.hint)
+
+
 def job_for(ctx: Any) -> Any:
     """The runtime's view of a local stage: upstream outputs nearest first, data from the
     project folder (``data.source`` relative to it)."""
@@ -43,7 +48,7 @@ def run_builtin(kind: str, ctx: Any) -> Any:
     try:
         value = stages.run(kind, job)
     except errors.StageConfigError as e:
-        raise StageConfigError(e.setting, e.message, hint=e.hint) from None
+        raise config_error(e) from None
     except errors.StageStopped as e:
         problems = [Problem(e.message, hint=e.hint), *(Problem(p) for p in e.problems)]
         raise GateFailed(e.message, problems=problems) from None

@@ -227,6 +227,31 @@ def test_failing_command_is_reported_with_its_status(root: Path) -> None:
     assert "error: command exited with status 4" in log
 
 
+def test_unset_secret_fails_the_stage_at_once_as_a_wrong_setting(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLSTACK_TEST_UNSET_SECRET", raising=False)
+    stage = {
+        "name": "shell",
+        "kind": "command",
+        "run": "echo should-not-run",
+        "needs": [],
+        "retries": 3,
+        "env": {"TOKEN": "${secret:MLSTACK_TEST_UNSET_SECRET}"},
+    }
+    events: list[Event] = []
+    out = runner(root, [stage], emit=events.append).run()
+    st = out.stages["shell"]
+    assert out.status == "failed" and st.status == "failed"
+    # the same environment fails the same way every time: no retry, no backoff
+    assert st.attempts == 1 and [e.kind for e in events].count("stage.retry") == 0
+    assert st.error["config"] and st.error["setting"] == "env.TOKEN"
+    assert st.error["message"] == "env.TOKEN: secret 'MLSTACK_TEST_UNSET_SECRET' is not set"
+    assert "export MLSTACK_TEST_UNSET_SECRET=" in st.error["problems"][0]["hint"]
+    log = read_logs(root / ".mlstack", "dev", "shell")
+    assert "Traceback" not in log and "should-not-run" not in log
+
+
 def test_read_logs_of_all_stages_and_unknown_stage(root: Path) -> None:
     from mlstack.errors import BackendError
 
