@@ -40,12 +40,17 @@ def execute(job: dict[str, Any]) -> int:
     try:
         value = _dispatch(ctx)
         ctx.finish(value)
-    except BaseException as e:  # noqa: BLE001 - everything is reported, nothing escapes the fork
-        from mlstack.errors import GateFailed, MlstackError
-        from mlstack.local.stages.adapter import StageConfigError
+    except BaseException as caught:  # noqa: BLE001 - everything is reported, nothing escapes
+        from mlstack_runtime.errors import StageConfigError, StageError
 
+        from mlstack.errors import GateFailed, MlstackError
+        from mlstack.local.stages.adapter import as_mlstack_error
+
+        # the runtime's errors, whichever kind of stage raised them (built-in, function:, run:)
+        setting = caught.setting if isinstance(caught, StageConfigError) else None
+        e = as_mlstack_error(caught) if isinstance(caught, StageError) else caught
         stopped = isinstance(e, GateFailed)
-        config = isinstance(e, StageConfigError)
+        config = setting is not None
         report: dict[str, Any] = {
             "type": type(e).__name__,
             "message": str(e),
@@ -53,8 +58,8 @@ def execute(job: dict[str, Any]) -> int:
             "config": config,
             "metrics": ctx.metrics,
         }
-        if isinstance(e, StageConfigError):
-            report["setting"] = e.setting
+        if setting is not None:
+            report["setting"] = setting
         if isinstance(e, MlstackError):
             report["problems"] = [{"message": p.message, "hint": p.hint} for p in e.problems]
             print(f"error: {e.render()}", flush=True)
@@ -74,9 +79,9 @@ def _dispatch(ctx: Any) -> Any:
         return _call_function(ctx, stage["function"])
     if stage.get("run"):
         return _run_command(ctx, stage["run"])
-    from mlstack.local.stages import builtin
+    from mlstack.local.stages.adapter import run_builtin
 
-    return builtin(stage["kind"])(ctx)
+    return run_builtin(stage["kind"], ctx)
 
 
 def _call_function(ctx: Any, ref: str) -> Any:
@@ -103,15 +108,10 @@ def _call_function(ctx: Any, ref: str) -> Any:
 
 def _run_command(ctx: Any, command: str) -> Any:
     from mlstack_runtime.command import run_command
-    from mlstack_runtime.errors import StageError
 
-    from mlstack.errors import BackendError
-
-    variables = ctx.environment()  # an unset secret: a wrong setting, raised as such
-    try:
-        run_command(command, variables, Path.cwd())
-    except StageError as e:  # the command's own output is in the log: no traceback of ours
-        raise BackendError(e.message, hint=e.hint) from None
+    # an unset secret (StageConfigError) or a non-zero exit (StageError): reported as the
+    # runtime's errors are, without a traceback; the command's own output is in the log
+    run_command(command, ctx.environment(), Path.cwd())
     return None
 
 

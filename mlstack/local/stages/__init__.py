@@ -9,15 +9,6 @@ become mlstack's, and an evaluate stage's gates are checked against the local re
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from mlstack_runtime.stages import PRELOAD
 
-__all__ = ["PRELOAD", "builtin"]
-
-
-def builtin(kind: str) -> Callable[[Any], Any]:
-    from mlstack.local.stages.adapter import runner_for
-
-    return runner_for(kind)
+__all__ = ["PRELOAD"]

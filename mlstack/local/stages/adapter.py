@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from mlstack.errors import BackendError, GateFailed, Problem
+from mlstack_runtime.errors import StageError, StageStopped
+
+from mlstack.errors import BackendError, GateFailed, MlstackError, Problem
 
 
-class StageConfigError(BackendError):
-    """A stage's settings are wrong (``setting`` is its path under the stage, e.g.
-    ``with.estimator``): the same input fails the same way, so it is never retried."""
-
-    def __init__(self, setting: str, message: str, hint: str | None = None) -> None:
-        self.setting = setting
-        super().__init__(message, hint=hint)
-
-
-def config_error(e: Any) -> StageConfigError:
-    """The runtime's ``StageConfigError`` as the runner reports it (never retried)."""
-    return StageConfigError(e.setting, e.message, hint=e.hint)
+def as_mlstack_error(e: StageError) -> MlstackError:
+    """The runtime's error (from a built-in, ``function:`` or ``run:`` stage) as the runner
+    reports it: a ``StageStopped`` stops the run like a failed gate, the rest are failures the
+    user acts on (a ``StageConfigError`` is recognised by the caller and never retried)."""
+    if isinstance(e, StageStopped):
+        problems = [Problem(e.message, hint=e.hint), *(Problem(p) for p in e.problems)]
+        return GateFailed(e.message, problems=problems)
+    return BackendError(e.message, hint=e.hint)
 
 
 def job_for(ctx: Any) -> Any:
@@ -42,18 +39,11 @@ def job_for(ctx: Any) -> Any:
 
 
 def run_builtin(kind: str, ctx: Any) -> Any:
-    from mlstack_runtime import errors, stages
+    from mlstack_runtime import stages
 
     job = job_for(ctx)
     try:
         value = stages.run(kind, job)
-    except errors.StageConfigError as e:
-        raise config_error(e) from None
-    except errors.StageStopped as e:
-        problems = [Problem(e.message, hint=e.hint), *(Problem(p) for p in e.problems)]
-        raise GateFailed(e.message, problems=problems) from None
-    except errors.StageError as e:
-        raise BackendError(e.message, hint=e.hint) from None
     finally:
         ctx.metrics.update(job.metrics)
     if kind == "evaluate":
@@ -66,10 +56,3 @@ def run_builtin(kind: str, ctx: Any) -> Any:
         for detail in check_gates(gates, ctx.metrics, ctx.champion, ctx.name):
             print(detail)
     return value
-
-
-def runner_for(kind: str) -> Callable[[Any], Any]:
-    def run(ctx: Any) -> Any:
-        return run_builtin(kind, ctx)
-
-    return run

@@ -85,16 +85,11 @@ class StageContext:
 
     def environment(self) -> dict[str, str]:
         from mlstack_runtime.command import environment
-        from mlstack_runtime.errors import StageConfigError
 
-        from mlstack.local.stages.adapter import config_error
-
-        try:
-            return environment(
-                self.stage, self.output, self.inputs, self.project_root, self.run_id, self.env
-            )
-        except StageConfigError as e:  # an unset secret: the user's to fix, never retried
-            raise config_error(e) from None
+        # an unset secret raises the runtime's StageConfigError: the user's to fix, never retried
+        return environment(
+            self.stage, self.output, self.inputs, self.project_root, self.run_id, self.env
+        )
 
     def finish(self, value: Any) -> None:
         """Store the output directory by content and record the cache entry (in that order)."""

@@ -45,6 +45,14 @@ def sleepy(params, output):
     time.sleep(params["sleep"])
     (output / "partial.bin").write_bytes(b"whole")
 
+def wrong_setting(params):
+    from mlstack_runtime.errors import StageConfigError
+    raise StageConfigError("with.depth", f"must be positive, got {params['depth']}", hint="set 3")
+
+def stops(params):
+    from mlstack_runtime.errors import StageStopped
+    raise StageStopped("the data failed 2 checks", ["column a: null", "column b: < 0"])
+
 def with_ctx(ctx, inputs, metrics):
     metrics["score"] = 0.5
     return {"inputs": sorted(inputs), "find": str(ctx.find("done.txt"))}
@@ -225,6 +233,31 @@ def test_failing_command_is_reported_with_its_status(root: Path) -> None:
     log = read_logs(root / ".mlstack", "dev", "bad")
     assert "oops" in log and "Traceback" not in log
     assert "error: command exited with status 4" in log
+
+
+def test_function_stage_raising_the_runtimes_errors_is_not_retried(root: Path) -> None:
+    events: list[Event] = []
+    stages = [
+        fn("config", "wrong_setting", retries=2, with_={"depth": -1}),
+        fn("stopped", "stops", retries=2),
+    ]
+    out = runner(root, stages, emit=events.append).run()
+    assert out.status == "failed"
+    assert [e.kind for e in events].count("stage.retry") == 0
+    config, stopped = out.stages["config"], out.stages["stopped"]
+    assert config.attempts == 1 and config.error["config"] and not config.error["stopped"]
+    assert config.error["setting"] == "with.depth"
+    assert config.error["message"] == "with.depth: must be positive, got -1"
+    assert config.error["problems"][0]["hint"] == "set 3"
+    assert stopped.attempts == 1 and stopped.error["stopped"] and not stopped.error["config"]
+    assert [p["message"] for p in stopped.error["problems"]] == [
+        "the data failed 2 checks",
+        "column a: null",
+        "column b: < 0",
+    ]
+    for name in ("config", "stopped"):
+        assert "traceback" not in out.stages[name].error
+        assert "Traceback" not in read_logs(root / ".mlstack", "dev", name)
 
 
 def test_unset_secret_fails_the_stage_at_once_as_a_wrong_setting(
