@@ -15,6 +15,7 @@ arrive as ``model.tar.gz`` (SageMaker uploads a model directory that way); it is
 
 from __future__ import annotations
 
+import os
 import tarfile
 import tempfile
 from collections.abc import Sequence
@@ -46,6 +47,26 @@ def normalise_data(data: Optional[dict[str, Any]]) -> dict[str, Any]:
         exps[column] = rule
     out["expectations"] = exps
     return out
+
+
+def _check_members(archive: Path, tar: tarfile.TarFile, target: Path) -> None:
+    """Only plain files and folders inside ``target``: checked here, not left to
+    ``tarfile.data_filter`` (which Pythons before 3.9.17 / 3.11.4 lack)."""
+    root = os.path.realpath(target)
+    for member in tar.getmembers():
+        if not (member.isfile() or member.isdir()):
+            what = "a link" if member.issym() or member.islnk() else "not a file or folder"
+            raise StageError(
+                f"{archive}: member {member.name!r} is {what}; a model archive holds only "
+                "files and folders",
+                hint="write the model's files into the output folder themselves, not links",
+            )
+        dest = os.path.realpath(os.path.join(root, member.name))
+        if os.path.commonpath([root, dest]) != root:
+            raise StageError(
+                f"{archive}: member {member.name!r} leaves the archive",
+                hint="an archive's members are relative paths inside it",
+            )
 
 
 class Job:
@@ -80,10 +101,7 @@ class Job:
         if name not in self._unpacked:
             target = Path(tempfile.mkdtemp(prefix=f"mlstack-{name}-"))
             with tarfile.open(archive, "r:gz") as tar:
-                for member in tar.getmembers():
-                    dest = (target / member.name).resolve()
-                    if not str(dest).startswith(str(target.resolve())):
-                        raise StageError(f"{archive}: member {member.name!r} leaves the archive")
+                _check_members(archive, tar, target)
                 if hasattr(tarfile, "data_filter"):
                     tar.extractall(target, filter="data")
                 else:  # pragma: no cover - Pythons without extraction filters

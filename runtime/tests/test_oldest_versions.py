@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-UNIT_TESTS = ("test_expectations.py", "test_search.py", "test_entry_point.py", "test_serving.py")
+UNIT_TESTS = (
+    "test_expectations.py",
+    "test_search.py",
+    "test_entry_point.py",
+    "test_serving.py",
+    "test_job.py",
+)
 
 
 def test_unit_tests_pass_on_the_oldest_versions(tmp_path: Path) -> None:
