@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlstack_runtime.job import ancestors
+
 from mlstack.engine.backend import Event
 from mlstack.engine.digest import digest
 from mlstack.local.stages import PRELOAD
@@ -216,14 +218,9 @@ class Runner:
         self.specs: dict[str, dict[str, Any]] = {s["name"]: s for s in self.definition["stages"]}
         self.needs = {n: list(s["needs"]) for n, s in self.specs.items()}
         self.order = toposort(self.needs)
-        pos = {n: i for i, n in enumerate(self.order)}
-        self.ancestors: dict[str, list[str]] = {}
-        for n in self.order:
-            anc: set[str] = set()
-            for d in self.needs[n]:
-                anc.add(d)
-                anc.update(self.ancestors[d])
-            self.ancestors[n] = sorted(anc, key=pos.__getitem__)
+        # nearest first, in the order every platform hands a job its upstream outputs
+        stages = self.definition["stages"]
+        self.ancestors = {n: ancestors(stages, n) for n in self.order}
 
     # ------------------------------------------------------------------------------------------
     def effective_keys(

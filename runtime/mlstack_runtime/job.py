@@ -7,7 +7,7 @@ The settings file (``--spec``) is JSON::
      "data": {... the project's data: section ...},
      "pipeline": {"stages": [...]},          # to find the train stage a tune stage feeds
      "model": {"name": ...},
-     "inputs": ["split", "validate", ...]}   # upstream stage names, nearest first
+     "inputs": ["split", "validate", ...]}   # upstream stage names, nearest first (ancestors)
 
 Upstream outputs arrive as directories named after their stage. A training job's output may
 arrive as ``model.tar.gz`` (SageMaker uploads a model directory that way); it is unpacked once.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -32,6 +32,21 @@ def kind_of(stage: dict[str, Any]) -> str:
     if uses:
         return str(uses).split("/", 1)[-1]
     return "command" if stage.get("run") else "function"
+
+
+def ancestors(stages: Sequence[Mapping[str, Any]], name: str) -> list[str]:
+    """Every stage ``name`` depends on, nearest first: breadth-first along ``needs`` (in the
+    order each stage lists them). ``Job.find`` looks through upstream outputs in this order, so
+    every platform (the local runner, each cloud backend) must list a job's inputs by it."""
+    needs = {str(s["name"]): [str(n) for n in s.get("needs") or []] for s in stages}
+    out: list[str] = []
+    frontier = list(needs[name])
+    while frontier:
+        n = frontier.pop(0)
+        if n not in out:
+            out.append(n)
+            frontier.extend(needs[n])
+    return out
 
 
 def normalise_data(data: Optional[dict[str, Any]]) -> dict[str, Any]:

@@ -35,6 +35,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
+from mlstack_runtime.job import ancestors
+
 RUNTIME_SRC = Path(__file__).resolve().parents[1]
 TRAINING = ("train", "tune")
 
@@ -46,19 +48,6 @@ def tree_digest(root: Path) -> str:
         h.update(f.relative_to(root).as_posix().encode() + b"\0")
         h.update(hashlib.sha256(f.read_bytes()).digest())
     return "sha256:" + h.hexdigest()
-
-
-def ancestors(stages: list[dict[str, Any]], name: str) -> list[str]:
-    """Upstream stages, nearest first (breadth-first along ``needs``)."""
-    needs = {s["name"]: list(s.get("needs") or []) for s in stages}
-    seen: list[str] = []
-    frontier = list(needs[name])
-    while frontier:
-        n = frontier.pop(0)
-        if n not in seen:
-            seen.append(n)
-            frontier.extend(needs[n])
-    return seen
 
 
 def settings_for(pipeline: dict[str, Any], stage: dict[str, Any]) -> dict[str, Any]:

@@ -86,3 +86,22 @@ def test_hostile_archive_is_refused_before_anything_is_written(
     assert e.value.hint
     assert list(unpack.iterdir()) == []  # checked before extracting anything
     assert not (tmp_path / "unpackX").exists() and not (tmp_path / "evil.txt").exists()
+
+
+def test_ancestors_are_breadth_first_along_needs_in_their_order() -> None:
+    from mlstack_runtime.job import ancestors
+
+    # a diamond (split -> left/right -> join) under a longer arm (right <- extra <- split)
+    stages = [
+        {"name": "ingest"},
+        {"name": "split", "needs": ["ingest"]},
+        {"name": "left", "needs": ["split"]},
+        {"name": "extra", "needs": ["split"]},
+        {"name": "right", "needs": ["extra"]},
+        {"name": "join", "needs": ["left", "right"]},
+    ]
+    assert ancestors(stages, "join") == ["left", "right", "split", "extra", "ingest"]
+    assert ancestors(stages, "right") == ["extra", "split", "ingest"]
+    assert ancestors(stages, "ingest") == []
+    flipped = [*stages[:-1], {"name": "join", "needs": ["right", "left"]}]
+    assert ancestors(flipped, "join") == ["right", "left", "extra", "split", "ingest"]

@@ -28,16 +28,13 @@ def job_script() -> Path:
 
 
 def ancestors(project: ResolvedProject, stage: Stage) -> list[str]:
-    """Upstream stages, nearest first."""
-    by_name = {s.name: s for s in project.pipeline.stages}
-    seen: list[str] = []
-    frontier = list(stage.needs)
-    while frontier:
-        n = frontier.pop(0)
-        if n not in seen:
-            seen.append(n)
-            frontier.extend(by_name[n].needs)
-    return seen
+    """Upstream stages, nearest first (``mlstack_runtime.job.ancestors``: the same order on
+    every platform)."""
+    from mlstack_runtime.job import ancestors
+
+    return ancestors(
+        [{"name": s.name, "needs": s.needs} for s in project.pipeline.stages], stage.name
+    )
 
 
 def stage_settings(project: ResolvedProject, stage: Stage) -> dict[str, Any]:

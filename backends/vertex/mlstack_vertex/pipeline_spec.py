@@ -43,18 +43,11 @@ def kind_of(stage: Stage) -> str:
 
 def ancestors(project: ResolvedProject, name: str) -> list[str]:
     """Every stage ``name`` depends on, nearest first (the runtime looks through all of them
-    for the files it needs: split reads ingest's table through validate)."""
-    needs = {s.name: list(s.needs) for s in project.pipeline.stages}
-    out: list[str] = []
-    frontier = list(needs[name])
-    while frontier:
-        nxt: list[str] = []
-        for n in frontier:
-            if n not in out:
-                out.append(n)
-                nxt.extend(needs[n])
-        frontier = nxt
-    return out
+    for the files it needs: split reads ingest's table through validate), in
+    ``mlstack_runtime.job.ancestors``'s order, the same on every platform."""
+    from mlstack_runtime.job import ancestors
+
+    return ancestors([{"name": s.name, "needs": s.needs} for s in project.pipeline.stages], name)
 
 
 def stage_settings(project: ResolvedProject) -> dict[str, dict[str, Any]]:

@@ -33,7 +33,7 @@ def job_for(ctx: Any) -> Any:
     return Job(
         settings,
         ctx.output,
-        inputs=list(reversed(ctx.ancestors)),
+        inputs=ctx.ancestors,
         project_root=ctx.project_root,
     )
 

@@ -45,6 +45,12 @@ def sleepy(params, output):
     time.sleep(params["sleep"])
     (output / "partial.bin").write_bytes(b"whole")
 
+def write_same(params, output):
+    (output / "same.txt").write_text(params["text"])
+
+def find_same(ctx):
+    return ctx.find("same.txt").read_text()
+
 def wrong_setting(params):
     from mlstack_runtime.errors import StageConfigError
     raise StageConfigError("with.depth", f"must be positive, got {params['depth']}", hint="set 3")
@@ -233,6 +239,22 @@ def test_failing_command_is_reported_with_its_status(root: Path) -> None:
     log = read_logs(root / ".mlstack", "dev", "bad")
     assert "oops" in log and "Traceback" not in log
     assert "error: command exited with status 4" in log
+
+
+def test_find_looks_upstream_in_the_order_every_platform_uses(root: Path) -> None:
+    # a diamond whose arms both write same.txt: `join` finds the arm it lists first under
+    # `needs` (mlstack_runtime.job.ancestors), as a SageMaker, Vertex or Azure ML job does
+    stages = [
+        fn("base", "write_same", with_={"text": "base"}),
+        fn("left", "write_same", ["base"], with_={"text": "left"}),
+        fn("right", "write_same", ["base"], with_={"text": "right"}),
+        fn("join", "find_same", ["left", "right"]),
+        fn("join_flipped", "find_same", ["right", "left"]),
+    ]
+    out = runner(root, stages).run()
+    assert out.status == "succeeded", out.first_failure()
+    assert out.stages["join"].entry["value"] == "left"
+    assert out.stages["join_flipped"].entry["value"] == "right"
 
 
 def test_function_stage_raising_the_runtimes_errors_is_not_retried(root: Path) -> None:
