@@ -94,7 +94,12 @@ def deploy(
             aws.call("sagemaker", "update_endpoint", **kwargs)
             expected = config
             action = "updated"
-    state = wait_endpoint(platform, name, ctx, expected_config=expected)
+    # A guarded update lasts its planned waits: wait as long as SageMaker may take (plus time
+    # to roll back), not only the environment's timeout.
+    policy = (deployment_config or {}).get("BlueGreenUpdatePolicy") or {}
+    limit = float(policy.get("MaximumExecutionTimeoutInSeconds", 0))
+    timeout = max(platform.config.timeout, limit + 600 if limit else 0.0)
+    state = wait_endpoint(platform, name, ctx, expected_config=expected, timeout=timeout)
     view = endpoint_view(platform, name, state)
     weights = view.weights()
     kind: EventKind = _ENDPOINT_EVENTS[action]
@@ -201,12 +206,18 @@ class UpdateFailed(BackendError):
 
 
 def wait_endpoint(
-    platform: Platform, name: str, ctx: Context, expected_config: str | None = None
+    platform: Platform,
+    name: str,
+    ctx: Context,
+    expected_config: str | None = None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
-    """Wait until the endpoint settles; with ``expected_config`` (an update was started), an
-    endpoint back in service on another config (SageMaker undid the update) is a failure."""
+    """Wait until the endpoint settles (at most ``timeout``, the environment's by default); with
+    ``expected_config`` (an update was started), an endpoint back in service on another config
+    (SageMaker undid the update) is a failure."""
     cfg = platform.config
-    deadline = time.monotonic() + cfg.timeout
+    timeout = cfg.timeout if timeout is None else timeout
+    deadline = time.monotonic() + timeout
     while True:
         d = platform.aws.call("sagemaker", "describe_endpoint", EndpointName=name)
         status = d["EndpointStatus"]
@@ -221,7 +232,10 @@ def wait_endpoint(
             return dict(d)
         ctx.emit(Event("endpoint.status", name, status, {"weights": _weights(platform, d)}))
         if time.monotonic() > deadline:
-            raise BackendError(f"endpoint {name} still {status} after {cfg.timeout:.0f}s")
+            raise BackendError(
+                f"endpoint {name} still {status} after {timeout:.0f}s",
+                hint="raise `timeout:` in the environment block",
+            )
         ctx.cancel.wait(cfg.poll_interval)
 
 

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 MAX_WAIT_SECONDS = 3600
 CANARY_PERCENT = (1, 50)
 LINEAR_PERCENT = (10, 50)
+# BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds: 600-28,800 s, and more than the waits.
+MIN_EXECUTION_SECONDS = 600
+MAX_EXECUTION_SECONDS = 28800
+# Left for SageMaker to provision the new fleet and shift traffic beside the planned waits; a
+# plan whose waits leave less inside the 8-hour limit is stepped here phase by phase.
+FLEET_SECONDS = 3600
 
 
 def rollout(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollout:
@@ -70,7 +76,26 @@ def rollout(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollou
 
 def native_routing(plan: RolloutPlan) -> dict[str, Any] | None:
     """The plan as SageMaker's TrafficRoutingConfiguration, or None when the phases are not
-    exactly what SageMaker would do (mirroring, stickiness, more than one canary step)."""
+    exactly what SageMaker would do (mirroring, stickiness, more than one canary step) or its
+    waits do not fit in a guarded update's execution time limit."""
+    routing = _routing(plan)
+    if routing is None or guarded_waits(routing) + FLEET_SECONDS > MAX_EXECUTION_SECONDS:
+        return None
+    return routing
+
+
+def guarded_waits(routing: dict[str, Any]) -> int:
+    """The seconds SageMaker waits during a guarded update with this routing: once after all
+    traffic moved, twice for a canary (after the canary, after the rest), once per linear step."""
+    wait = int(routing["WaitIntervalInSeconds"])
+    if routing["Type"] == "CANARY":
+        return 2 * wait
+    if routing["Type"] == "LINEAR":
+        return -(-100 // int(routing["LinearStepSize"]["Value"])) * wait
+    return wait
+
+
+def _routing(plan: RolloutPlan) -> dict[str, Any] | None:
     if any(p.mirrored or p.state.sticky_key for p in plan.phases):
         return None
     checked = [p for p in plan.phases if p.check and p.traffic < 100]
@@ -106,12 +131,17 @@ def native_routing(plan: RolloutPlan) -> dict[str, Any] | None:
 def deployment_config(
     plan: RolloutPlan, routing: dict[str, Any], alarm_names: list[str], timeout: float
 ) -> dict[str, Any]:
-    """The strategy as SageMaker's BlueGreenUpdatePolicy with alarm-driven auto-rollback."""
+    """The strategy as SageMaker's BlueGreenUpdatePolicy with alarm-driven auto-rollback. The
+    execution time limit is the planned waits plus ``timeout`` for the fleet work (AWS refuses a
+    limit that does not exceed the waits), within AWS's range."""
+    execution = guarded_waits(routing) + int(timeout)
     policy: dict[str, Any] = {
         "TrafficRoutingConfiguration": routing,
         # The bake is the wait after the last shift (old fleet kept, alarms watched): once.
         "TerminationWaitInSeconds": 0,
-        "MaximumExecutionTimeoutInSeconds": int(max(600, min(28800, timeout))),
+        "MaximumExecutionTimeoutInSeconds": max(
+            MIN_EXECUTION_SECONDS, min(MAX_EXECUTION_SECONDS, execution)
+        ),
     }
     out: dict[str, Any] = {"BlueGreenUpdatePolicy": policy}
     if alarm_names:

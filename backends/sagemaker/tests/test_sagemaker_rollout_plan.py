@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mlstack_sagemaker.rollout import deployment_config, native_routing
+from mlstack_sagemaker.rollout import deployment_config, guarded_waits, native_routing
 
 from mlstack.engine.backend import Backing, EndpointState, RolloutPlan
 from mlstack.engine.rollout import plan_phases
@@ -58,6 +58,10 @@ def _plan(strategy: str, **params: Any) -> RolloutPlan:
         ("linear", {"step": 60}, None),
         ("canary", {"steps": [10, 100], "interval": "2h"}, None),
         ("blue_green", {"bake": "2h"}, None),
+        # ten waits of an hour (or 45 minutes) leave no time for the fleet inside the 8-hour
+        # MaximumExecutionTimeoutInSeconds a guarded update may have: stepped phase by phase
+        ("linear", {"step": 10, "interval": "1h"}, None),
+        ("linear", {"step": 10, "interval": "45m"}, None),
     ],
 )
 def test_native_only_when_sagemaker_does_exactly_the_phases(
@@ -79,3 +83,22 @@ def test_blue_green_bakes_once() -> None:
     )
     assert policy["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 0
     assert policy["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "a1"}]}
+
+
+@pytest.mark.parametrize("timeout", [600, 4 * 3600.0, 8 * 3600.0])
+def test_execution_limit_exceeds_the_planned_waits(timeout: float) -> None:
+    """AWS refuses a guarded update whose MaximumExecutionTimeoutInSeconds (600-28,800 s) does
+    not exceed its waits: ten 30-minute waits are 5 hours, more than the default 4-hour timeout."""
+    plan = _plan("linear", step=10, interval="30m")
+    routing = native_routing(plan)
+    assert routing == {
+        "Type": "LINEAR",
+        "WaitIntervalInSeconds": 1800,
+        "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+    }
+    assert guarded_waits(routing) == 10 * 1800
+    limit = deployment_config(plan, routing, [], timeout)["BlueGreenUpdatePolicy"][
+        "MaximumExecutionTimeoutInSeconds"
+    ]
+    assert 10 * 1800 < limit <= 28800
+    assert limit == min(28800, 10 * 1800 + int(timeout))
