@@ -34,6 +34,8 @@ MAX_EXECUTION_SECONDS = 28800
 # Left for SageMaker to provision the new fleet and shift traffic beside the planned waits; a
 # plan whose waits leave less inside the 8-hour limit is stepped here phase by phase.
 FLEET_SECONDS = 3600
+# AutoRollbackConfiguration.Alarms: at most 10; a rollout watching more is stepped here.
+MAX_ROLLBACK_ALARMS = 10
 
 
 def rollout(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollout:
@@ -48,6 +50,9 @@ def rollout(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollou
     if routing is None or platform.config.traffic_shifting == "variants":
         return _phased(platform, plan, ctx)
     watched = alarms.ensure_alarms(platform, plan, ctx)
+    if len(watched) > MAX_ROLLBACK_ALARMS:
+        # SageMaker would watch only 10 of them: step the phases here, every alarm watched.
+        return _phased(platform, plan, ctx)
     try:
         view = endpoints.deploy(
             platform,
@@ -144,8 +149,12 @@ def deployment_config(
         ),
     }
     out: dict[str, Any] = {"BlueGreenUpdatePolicy": policy}
+    if len(alarm_names) > MAX_ROLLBACK_ALARMS:
+        raise ValueError(
+            f"{len(alarm_names)} rollback alarms; SageMaker watches at most {MAX_ROLLBACK_ALARMS}"
+        )
     if alarm_names:
-        out["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarm_names[:10]]}
+        out["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarm_names]}
     return out
 
 

@@ -3,12 +3,17 @@ phase by phase (pure: no AWS)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from mlstack_sagemaker import alarms as sm_alarms
+from mlstack_sagemaker import endpoints as sm_endpoints
+from mlstack_sagemaker import rollout as sm_rollout
 from mlstack_sagemaker.rollout import deployment_config, guarded_waits, native_routing
 
-from mlstack.engine.backend import Backing, EndpointState, RolloutPlan
+from mlstack.engine.backend import Backing, Context, EndpointState, EndpointView, RolloutPlan
 from mlstack.engine.rollout import plan_phases
 from mlstack.manifest.models import Deployment
 
@@ -102,3 +107,50 @@ def test_execution_limit_exceeds_the_planned_waits(timeout: float) -> None:
     ]
     assert 10 * 1800 < limit <= 28800
     assert limit == min(28800, 10 * 1800 + int(timeout))
+
+
+@pytest.mark.parametrize("extra", [10, 11])
+def test_more_rollback_alarms_than_sagemaker_watches_are_stepped_here(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, extra: int
+) -> None:
+    """AutoRollbackConfiguration takes at most 10 alarms: with more, every phase is stepped
+    here and every alarm watched, never some of them dropped."""
+    names = [f"alarm-{i}" for i in range(extra)]
+    deployed: list[Any] = []
+    watched: list[list[str]] = []
+
+    def ensure_alarms(platform: Any, plan: Any, ctx: Any, variants: Any = ()) -> list[str]:
+        return names + [f"{v}-error-rate" for v in variants]
+
+    def deploy(platform: Any, state: Any, ctx: Any, deployment_config: Any) -> EndpointView:
+        deployed.append(deployment_config)
+        return EndpointView("shop-dev", "https://x", "InService")
+
+    def firing(platform: Any, alarms: list[str]) -> list[str]:
+        watched.append(list(alarms))
+        return []
+
+    monkeypatch.setattr(sm_alarms, "ensure_alarms", ensure_alarms)
+    monkeypatch.setattr(sm_alarms, "firing", firing)
+    monkeypatch.setattr(sm_alarms, "prune_variant_alarms", lambda *a: None)
+    monkeypatch.setattr(sm_endpoints, "deploy", deploy)
+    monkeypatch.setattr(sm_endpoints, "metrics", lambda *a: {})
+    platform = SimpleNamespace(
+        aws=SimpleNamespace(exists=lambda *a, **kw: {"EndpointStatus": "InService"}),
+        endpoint_name=lambda name: f"{name}-dev",
+        config=SimpleNamespace(traffic_shifting="native", timeout=3600.0, poll_interval=0.0),
+    )
+    plan = _plan("canary", steps=[10, 100], interval=0)
+    out = sm_rollout.rollout(platform, plan, Context(tmp_path, "dev"))  # type: ignore[arg-type]
+    assert out.outcome == "promoted"
+    if extra <= 10:
+        # one guarded update watching every alarm
+        assert len(deployed) == 1
+        assert deployed[0]["AutoRollbackConfiguration"]["Alarms"] == [
+            {"AlarmName": a} for a in names
+        ]
+    else:
+        assert deployed == [None] * len(plan.phases)
+        assert watched and all(set(names) <= set(w) for w in watched)
+    with pytest.raises(ValueError, match="at most 10"):
+        deployment_config(plan, {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}, names * 2, 60)
