@@ -211,6 +211,7 @@ def _follow(
     deadline = time.monotonic() + cfg.timeout
     seen: dict[str, str] = {}
     steps_api = True
+    stopped = False
     while True:
         desc = platform.aws.call(
             "sagemaker", "describe_pipeline_execution", PipelineExecutionArn=arn
@@ -228,14 +229,19 @@ def _follow(
             reason = str(desc.get("FailureReason") or "")
             ctx.emit(Event("run.done", arn.rsplit("/", 1)[-1], status, {"status": status}))
             return status, reason, seen
-        if ctx.cancel.is_set():
+        if ctx.cancel.is_set() and not stopped:
+            # Asked once; the execution stops its running steps, then reports Stopped.
             platform.aws.call("sagemaker", "stop_pipeline_execution", PipelineExecutionArn=arn)
+            stopped = True
         if time.monotonic() > deadline:
             raise BackendError(
                 f"pipeline execution {arn} still {status} after {cfg.timeout:.0f}s",
                 hint="raise `timeout:` in the environment block",
             )
-        ctx.cancel.wait(cfg.poll_interval)
+        if stopped:
+            time.sleep(cfg.poll_interval)  # the cancel event is set: waiting on it returns at once
+        else:
+            ctx.cancel.wait(cfg.poll_interval)
 
 
 def _step_events(platform: Platform, arn: str, seen: dict[str, str], ctx: Context) -> bool:
