@@ -147,9 +147,11 @@ def run_pipeline(
             },
         )
     )
-    status, reason, step_status = _follow(platform, arn, compiled, ctx)
+    status, reason, step_status = _follow(platform, arn, ctx)
+    # In a run that did not succeed, a stage asked to run that no step reports never started.
+    started = "ran" if status == "Succeeded" else "skipped"
     stages = {
-        s.name: ("ran" if s.name in request.stages else "cached")
+        s.name: (started if s.name in request.stages else "cached")
         for s in platform.project.pipeline.stages
     }
     stages.update({k: _OUTCOME.get(v, "skipped") for k, v in step_status.items() if k in stages})
@@ -204,28 +206,18 @@ def _champion_bounds(platform: Platform, group: str) -> dict[str, float]:
 _OUTCOME = {"Succeeded": "ran", "CacheHit": "cached", "Failed": "failed"}
 
 
-def _follow(
-    platform: Platform, arn: str, compiled: CompiledPipeline, ctx: Context
-) -> tuple[str, str, dict[str, str]]:
+def _follow(platform: Platform, arn: str, ctx: Context) -> tuple[str, str, dict[str, str]]:
     cfg = platform.config
     deadline = time.monotonic() + cfg.timeout
     seen: dict[str, str] = {}
-    steps_api = True
     stopped = False
     while True:
         desc = platform.aws.call(
             "sagemaker", "describe_pipeline_execution", PipelineExecutionArn=arn
         )
         status = desc["PipelineExecutionStatus"]
-        if steps_api:
-            steps_api = _step_events(platform, arn, seen, ctx)
+        _step_events(platform, arn, seen, ctx)
         if status in TERMINAL_RUN:
-            if not steps_api:
-                # No step listing (moto has none): report the definition's steps.
-                for step in compiled.steps:
-                    if step not in seen:
-                        seen[step] = "Succeeded" if status == "Succeeded" else "Failed"
-                        ctx.emit(Event("stage.done", step, status.lower()))
             reason = str(desc.get("FailureReason") or "")
             ctx.emit(Event("run.done", arn.rsplit("/", 1)[-1], status, {"status": status}))
             return status, reason, seen
@@ -244,15 +236,16 @@ def _follow(
             ctx.cancel.wait(cfg.poll_interval)
 
 
-def _step_events(platform: Platform, arn: str, seen: dict[str, str], ctx: Context) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        steps = platform.aws.client("sagemaker-probe").list_pipeline_execution_steps(
-            PipelineExecutionArn=arn
-        )["PipelineExecutionSteps"]
-    except ClientError:
-        return False  # an implementation without step listing (moto): statuses only
+def _step_events(platform: Platform, arn: str, seen: dict[str, str], ctx: Context) -> None:
+    """Report each step whose status changed since the last poll, oldest step first."""
+    request: dict[str, Any] = {"PipelineExecutionArn": arn, "SortOrder": "Ascending"}
+    steps: list[dict[str, Any]] = []
+    while True:
+        page = platform.aws.call("sagemaker", "list_pipeline_execution_steps", **request)
+        steps += page.get("PipelineExecutionSteps") or []
+        if not page.get("NextToken"):
+            break
+        request["NextToken"] = page["NextToken"]
     for step in steps:
         name, status = step["StepName"], step["StepStatus"]
         cached = bool(step.get("CacheHitResult"))
@@ -272,7 +265,6 @@ def _step_events(platform: Platform, arn: str, seen: dict[str, str], ctx: Contex
                     {"reason": step.get("FailureReason", "")},
                 )
             )
-    return True
 
 
 def _read_metrics(platform: Platform, bucket: str, run_key: str) -> dict[str, float]:

@@ -20,6 +20,18 @@
    returned by ``DescribeEndpointConfig``/``DescribeEndpoint``; as "Shadow variants" documents,
    a config with shadow variants holds one production and one shadow variant.
 
+4. ``ListPipelineExecutionSteps`` and ``StopPipelineExecution`` (not implemented by moto 5.2;
+   moto's executions are ``Succeeded`` at once), following the SageMaker API reference
+   (DescribePipelineExecution, ListPipelineExecutionSteps, StopPipelineExecution,
+   PipelineExecutionStep): an execution answers ``Executing`` to ``EXECUTING_DESCRIBES``
+   DescribePipelineExecution calls (its first step ``Executing``), then ends ``Succeeded`` with
+   every step (a Condition step's ``IfSteps`` too) ``Succeeded``. A test makes an execution
+   fail through ``FAIL_EXECUTIONS`` (pipeline name -> step and FailureReason): the steps before
+   it succeed, it fails with the reason, later ones never start, and the execution is ``Failed``
+   with the reason. StopPipelineExecution turns an executing run ``Stopping`` (its step too)
+   for ``EXECUTING_DESCRIBES`` more describes, then ``Stopped``; ``STOP_CALLS`` counts the
+   calls per execution. Steps are listed newest first unless ``SortOrder`` is ``Ascending``.
+
 Every test here runs under ``strict_aws`` (see ``strict_aws.py``): each call any boto3 or
 SageMaker SDK client makes is checked against botocore's service model, including the lengths,
 patterns, enums and ranges that moto does not enforce, and a violation fails the test.
@@ -75,6 +87,37 @@ FAIL_UPDATES: dict[str, str] = {}  # endpoint name -> FailureReason of its next 
 _UPDATES: dict[tuple[str, str, str], dict[str, Any]] = {}
 
 
+EXECUTING_DESCRIBES = 2  # DescribePipelineExecution answers ``Executing`` this many times
+FAIL_EXECUTIONS: dict[str, tuple[str, str]] = {}  # pipeline -> (step, FailureReason), next run
+STOP_CALLS: dict[str, int] = {}  # execution ARN -> StopPipelineExecution calls
+_EXECUTIONS: dict[str, dict[str, Any]] = {}  # execution ARN -> its progress
+
+
+def _definition_steps(steps: list[dict[str, Any]]) -> list[str]:
+    """Step names in order, a Condition step's IfSteps after it (the condition holds)."""
+    out: list[str] = []
+    for step in steps:
+        out.append(step["Name"])
+        if step.get("Type") == "Condition":
+            out += _definition_steps(step.get("Arguments", {}).get("IfSteps", []))
+    return out
+
+
+def _execution_steps(progress: dict[str, Any]) -> list[dict[str, Any]]:
+    """PipelineExecutionStep entries for an execution's progress, oldest first."""
+    status, names = progress["status"], progress["steps"]
+    if status in ("Executing", "Stopping", "Stopped"):
+        return [{"StepName": names[0], "StepStatus": status}]
+    failing = progress["fail"]
+    out = []
+    for name in names:
+        if failing is not None and name == failing[0]:
+            out.append({"StepName": name, "StepStatus": "Failed", "FailureReason": failing[1]})
+            break
+        out.append({"StepName": name, "StepStatus": "Succeeded"})
+    return out
+
+
 def guardrail_problem(endpoint: Any, config: Any, deployment: dict[str, Any]) -> str | None:
     """Why SageMaker would refuse this guarded update (deployment guardrails rules), or None."""
     policy = deployment.get("BlueGreenUpdatePolicy")
@@ -120,6 +163,7 @@ def _patch_moto() -> None:
     from moto.cloudwatch.models import cloudwatch_backends
     from moto.core.responses import ActionResult, EmptyResult
     from moto.sagemaker import models as sm_models
+    from moto.sagemaker import utils as sm_utils
     from moto.sagemaker.exceptions import ValidationError
     from moto.sagemaker.responses import SageMakerResponse
 
@@ -269,6 +313,69 @@ def _patch_moto() -> None:
             )
         return original_start(self)
 
+    original_backend_start = sm_models.SageMakerModelBackend.start_pipeline_execution
+    original_backend_describe = sm_models.SageMakerModelBackend.describe_pipeline_execution
+
+    def backend_start_execution(self: Any, pipeline_name: str, *args: Any) -> Any:
+        import json
+
+        result = original_backend_start(self, pipeline_name, *args)
+        arn = result["PipelineExecutionArn"]
+        execution = sm_utils.get_pipeline_execution_from_arn(self.pipelines, arn)
+        definition = json.loads(self.pipelines[pipeline_name].pipeline_definition)
+        execution.pipeline_execution_status = "Executing"
+        _EXECUTIONS[arn] = {
+            "status": "Executing",
+            "steps": _definition_steps(definition["Steps"]),
+            "fail": FAIL_EXECUTIONS.pop(pipeline_name, None),
+            "describes_left": EXECUTING_DESCRIBES,
+        }
+        return result
+
+    def backend_describe_execution(self: Any, arn: str) -> Any:
+        result = original_backend_describe(self, arn)
+        progress = _EXECUTIONS.get(arn)
+        if progress is None:
+            return result
+        if progress["status"] in ("Executing", "Stopping"):
+            progress["describes_left"] -= 1
+            if progress["describes_left"] <= 0:
+                if progress["status"] == "Stopping":
+                    progress["status"] = "Stopped"
+                elif progress["fail"] is not None:
+                    progress["status"] = "Failed"
+                else:
+                    progress["status"] = "Succeeded"
+        execution = sm_utils.get_pipeline_execution_from_arn(self.pipelines, arn)
+        execution.pipeline_execution_status = progress["status"]
+        result["PipelineExecutionStatus"] = progress["status"]
+        if progress["status"] == "Failed":
+            step, reason = progress["fail"]
+            result["FailureReason"] = f"Step {step} failed: {reason}"
+        return result
+
+    def list_pipeline_execution_steps(self: Any) -> Any:
+        arn = self._get_param("PipelineExecutionArn")
+        sm_utils.get_pipeline_execution_from_arn(self.sagemaker_backend.pipelines, arn)
+        steps = _execution_steps(_EXECUTIONS[arn]) if arn in _EXECUTIONS else []
+        if self._get_param("SortOrder") != "Ascending":
+            steps.reverse()
+        return ActionResult({"PipelineExecutionSteps": steps})
+
+    def stop_pipeline_execution(self: Any) -> Any:
+        arn = self._get_param("PipelineExecutionArn")
+        sm_utils.get_pipeline_execution_from_arn(self.sagemaker_backend.pipelines, arn)
+        STOP_CALLS[arn] = STOP_CALLS.get(arn, 0) + 1
+        progress = _EXECUTIONS.get(arn)
+        if progress is not None and progress["status"] == "Executing":
+            progress["status"] = "Stopping"
+            progress["describes_left"] = EXECUTING_DESCRIBES
+        return ActionResult({"PipelineExecutionArn": arn})
+
+    sm_models.SageMakerModelBackend.start_pipeline_execution = backend_start_execution
+    sm_models.SageMakerModelBackend.describe_pipeline_execution = backend_describe_execution
+    SageMakerResponse.list_pipeline_execution_steps = list_pipeline_execution_steps
+    SageMakerResponse.stop_pipeline_execution = stop_pipeline_execution
     SageMakerResponse.start_pipeline_execution = start_pipeline_execution
     SageMakerResponse.delete_model_package = delete_model_package
     SageMakerResponse.delete_model_package_group = delete_model_package_group
@@ -364,3 +471,21 @@ def execution_hooks(
         yield EXECUTION_HOOKS
     finally:
         EXECUTION_HOOKS.clear()
+
+
+@pytest.fixture
+def fail_executions(aws_env: str) -> Iterator[dict[str, tuple[str, str]]]:
+    """pipeline name -> (step, FailureReason) of its next execution (FAIL_EXECUTIONS); emptied."""
+    try:
+        yield FAIL_EXECUTIONS
+    finally:
+        FAIL_EXECUTIONS.clear()
+
+
+@pytest.fixture
+def stop_calls(aws_env: str) -> Iterator[dict[str, int]]:
+    """execution ARN -> StopPipelineExecution calls it received (STOP_CALLS); emptied."""
+    try:
+        yield STOP_CALLS
+    finally:
+        STOP_CALLS.clear()

@@ -9,7 +9,7 @@ from typing import Any
 
 from mlstack_sagemaker import pipelines
 
-from mlstack.engine.backend import CompiledPipeline, Context
+from mlstack.engine.backend import Context
 
 
 class FakeSageMaker:
@@ -33,11 +33,6 @@ class FakeSageMaker:
         self.stopping -= 1
         return {"PipelineExecutionStatus": "Stopping" if self.stopping > 0 else "Stopped"}
 
-    def client(self, service: str) -> Any:
-        return SimpleNamespace(
-            list_pipeline_execution_steps=lambda **_: {"PipelineExecutionSteps": []}
-        )
-
 
 def test_a_cancel_stops_the_execution_once_and_keeps_polling_at_the_interval(
     tmp_path: Path,
@@ -46,8 +41,7 @@ def test_a_cancel_stops_the_execution_once_and_keeps_polling_at_the_interval(
     platform = SimpleNamespace(aws=aws, config=SimpleNamespace(timeout=60.0, poll_interval=0.05))
     ctx = Context(tmp_path, "dev")
     ctx.cancel.set()
-    compiled = CompiledPipeline(definition={}, digest="sha256:x", steps=(), format="f")
-    status, _, _ = pipelines._follow(platform, "arn:x", compiled, ctx)  # type: ignore[arg-type]
+    status, _, _ = pipelines._follow(platform, "arn:x", ctx)  # type: ignore[arg-type]
     assert status == "Stopped"
     assert [op for op, _ in aws.calls].count("stop_pipeline_execution") == 1
     describes = [t for op, t in aws.calls if op == "describe_pipeline_execution"]

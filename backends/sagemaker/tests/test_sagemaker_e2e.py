@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -518,6 +519,69 @@ def test_apply_promote_rollout_rollback_destroy(
         "sagemaker:UpdateEndpoint",
         "sagemaker:DeleteEndpoint",
     } <= set(strict_aws.calls)
+
+
+def test_a_failed_run_and_a_cancelled_run(
+    aws_env: str,
+    tmp_path: Path,
+    fail_executions: dict[str, tuple[str, str]],
+    stop_calls: dict[str, int],
+) -> None:
+    """Step statuses come from ListPipelineExecutionSteps: a failing step is reported with
+    SageMaker's reason, and a cancel stops the execution once and waits for Stopped."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from mlstack.engine.backend import RunRequest
+
+    s3 = boto3.client("s3", endpoint_url=aws_env, region_name="eu-west-1")
+    try:
+        s3.create_bucket(
+            Bucket="shop-artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "BucketAlreadyOwnedByYou"
+    backend = _project(tmp_path, aws_env)
+    backend.provision(backend.infrastructure(), _ctx(tmp_path, lambda e: None))
+    compiled = backend.compile()
+    backend.upsert_pipeline(compiled, _ctx(tmp_path, lambda e: None))
+
+    def run(tag: str, ctx: Any) -> Any:
+        request = RunRequest(
+            stages=("ingest", "features", "train", "evaluate", "register"),
+            reasons={},
+            cache_keys={"train": tag},
+            data_digest=f"sha256:{tag}",
+        )
+        return backend.run_pipeline(compiled, request, ctx)
+
+    reason = "AlgorithmError: the training container exited with code 1"
+    fail_executions["mlstack-shop-dev"] = ("train", reason)
+    jobs = Jobs(s3, 0.9, "failing")
+    failed = run("failing", _ctx(tmp_path, jobs))
+    assert failed.status == "failed"
+    assert reason in failed.detail
+    assert failed.stages["ingest"] == "ran" and failed.stages["features"] == "ran"
+    assert failed.stages["train"] == "failed"
+    assert failed.stages["evaluate"] == "skipped" and failed.stages["register"] == "skipped"
+    stage_events = [(e.kind, e.subject) for e in jobs.events if e.kind.startswith("stage.")]
+    assert stage_events == [
+        ("stage.start", "ingest"),
+        ("stage.done", "ingest"),
+        ("stage.done", "features"),
+        ("stage.failed", "train"),
+    ]
+    assert next(e for e in jobs.events if e.kind == "stage.failed").data == {"reason": reason}
+
+    cancel = _ctx(tmp_path, lambda e: None)
+
+    def cancel_on_start(event: Any) -> None:
+        if event.kind == "run.started":
+            cancel.cancel.set()
+
+    cancelled = run("cancelled", replace(cancel, emit=cancel_on_start))
+    assert cancelled.status == "cancelled"
+    assert stop_calls == {cancelled.run_id: 1}
 
 
 def test_predict_is_a_signed_invoke_endpoint(aws_env: str, tmp_path: Path) -> None:

@@ -12,10 +12,12 @@ from mlstack.engine.seam import Event
 
 
 def _platform(steps: list[dict[str, Any]]) -> Any:
-    client = SimpleNamespace(
-        list_pipeline_execution_steps=lambda **_: {"PipelineExecutionSteps": steps}
-    )
-    return SimpleNamespace(aws=SimpleNamespace(client=lambda _name: client))
+    def call(service: str, op: str, **kwargs: Any) -> Any:
+        assert (service, op) == ("sagemaker", "list_pipeline_execution_steps")
+        assert kwargs == {"PipelineExecutionArn": "arn", "SortOrder": "Ascending"}
+        return {"PipelineExecutionSteps": steps}
+
+    return SimpleNamespace(aws=SimpleNamespace(call=call))
 
 
 def test_step_statuses_become_stage_outcomes() -> None:
@@ -28,9 +30,9 @@ def test_step_statuses_become_stage_outcomes() -> None:
     events: list[Event] = []
     ctx = SimpleNamespace(emit=events.append)
     seen: dict[str, str] = {}
-    assert pipelines._step_events(_platform(steps), "arn", seen, ctx)  # type: ignore[arg-type]
+    pipelines._step_events(_platform(steps), "arn", seen, ctx)  # type: ignore[arg-type]
     # a second poll with nothing new emits nothing more
-    assert pipelines._step_events(_platform(steps), "arn", seen, ctx)  # type: ignore[arg-type]
+    pipelines._step_events(_platform(steps), "arn", seen, ctx)  # type: ignore[arg-type]
     assert [e.kind for e in events] == ["stage.cached", "stage.done", "stage.failed", "log"]
     outcomes = {k: pipelines._OUTCOME.get(v, "skipped") for k, v in seen.items()}
     assert outcomes == {
