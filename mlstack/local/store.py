@@ -21,27 +21,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-
-def dir_digest(path: str | os.PathLike[str]) -> str:
-    """``sha256:<hex>`` over a directory's files: sorted relative paths, each with its bytes.
-
-    Each file contributes ``relpath NUL size(8 bytes, big endian) content``, so that no two
-    different trees hash alike. This is the model artifact's identity (what promote carries).
-    """
-    root = Path(path)
-    files: list[tuple[str, Path]] = []
-    for dirpath, _dirs, names in os.walk(root):
-        for n in names:
-            p = Path(dirpath) / n
-            files.append((p.relative_to(root).as_posix(), p))
-    h = hashlib.sha256()
-    for rel, p in sorted(files):
-        h.update(rel.encode() + b"\0")
-        h.update(p.stat().st_size.to_bytes(8, "big"))
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return "sha256:" + h.hexdigest()
+# the artifact's identity lives in the engine, shared with every backend's copy check
+from mlstack.engine.digest import dir_digest as dir_digest
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

@@ -21,6 +21,7 @@ from mlstack.engine.backend import (
     RunRequest,
     RunResult,
 )
+from mlstack.engine.digest import tree_digest
 from mlstack.errors import BackendError
 from mlstack_sagemaker import pipeline_definition as pdef
 from mlstack_sagemaker import registry
@@ -301,17 +302,16 @@ def _find_model(platform: Platform, bucket: str, run_key: str) -> tuple[str | No
 
 
 def artifact_digest(model_tar_gz: bytes) -> str:
-    """The artifact contract's digest over the files inside SageMaker's model.tar.gz."""
-    h = hashlib.sha256()
+    """The artifact's digest over the files inside SageMaker's model.tar.gz: the same
+    ``tree_digest`` the local store and the other backends use, so a promoted version's digest
+    means the same files everywhere."""
+    files: dict[str, bytes] = {}
     with tarfile.open(fileobj=io.BytesIO(model_tar_gz), mode="r:gz") as tar:
-        members = sorted(
-            (m for m in tar.getmembers() if m.isfile()), key=lambda m: m.name.removeprefix("./")
-        )
-        for m in members:
-            f = tar.extractfile(m)
-            h.update(m.name.removeprefix("./").encode())
-            h.update(f.read() if f else b"")
-    return "sha256:" + h.hexdigest()
+        for m in tar.getmembers():
+            if m.isfile():
+                f = tar.extractfile(m)
+                files[m.name.removeprefix("./")] = f.read() if f else b""
+    return tree_digest(files)
 
 
 def _run_key(pipeline_digest: str, request: RunRequest) -> str:

@@ -1,13 +1,14 @@
-"""Objects in Cloud Storage: upload and download folders, copy a model artifact between buckets,
-and the digest that identifies an artifact (sha256 over its files' relative paths and contents,
-so the same model has the same digest in every bucket)."""
+"""Objects in Cloud Storage: upload and download folders, copy a model artifact between buckets
+(or from a folder on this machine, where a local environment keeps it), and the digest that
+identifies an artifact: ``mlstack.engine.digest.tree_digest``, the same function the local store
+and every other backend use, so the same model has the same digest wherever it lies."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlstack.engine.digest import tree_digest
 from mlstack.errors import BackendError
 
 if TYPE_CHECKING:
@@ -30,14 +31,30 @@ def _blobs(platform: Platform, uri: str) -> list[Any]:
     return [b for b in found if not b.name.endswith("/")]
 
 
-def tree_digest(files: dict[str, bytes]) -> str:
-    h = hashlib.sha256()
-    for rel in sorted(files):
-        h.update(f"{rel}\0{hashlib.sha256(files[rel]).hexdigest()}\n".encode())
-    return "sha256:" + h.hexdigest()
+def local_dir(uri: str) -> Path | None:
+    """The folder a ``file://`` URI or a plain path names (a local environment's artifact);
+    None for a remote URI."""
+    if uri.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(uri).path))
+    if "://" in uri:
+        return None
+    return Path(uri)
+
+
+def _read_dir(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def read_tree(platform: Platform, uri: str) -> dict[str, bytes]:
+    folder = local_dir(uri)
+    if folder is not None:
+        return _read_dir(folder) if folder.is_dir() else {}
     _, key = split_uri(uri)
     gcp = platform.gcp
     return {
@@ -61,7 +78,7 @@ def write_tree(platform: Platform, uri: str, files: dict[str, bytes]) -> None:
 
 def upload_dir(platform: Platform, local: Path, uri: str) -> None:
     files = {
-        str(p.relative_to(local)): p.read_bytes()
+        p.relative_to(local).as_posix(): p.read_bytes()
         for p in sorted(local.rglob("*"))
         if p.is_file() and "__pycache__" not in p.parts
     }
@@ -69,7 +86,8 @@ def upload_dir(platform: Platform, local: Path, uri: str) -> None:
 
 
 def copy_tree(platform: Platform, source: str, target: str) -> str:
-    """Copy every object under ``source`` to ``target``; the digest of what now lies there."""
+    """Copy every object under ``source`` (a gs:// prefix or a local folder) to ``target``; the
+    digest of what now lies there."""
     files = read_tree(platform, source)
     if not files:
         raise BackendError(f"no model artifact at {source}", hint="was it deleted by hand?")

@@ -26,6 +26,7 @@ from mlstack.engine.backend import (
     RunRequest,
     RunResult,
 )
+from mlstack.engine.digest import tree_digest
 from mlstack.errors import BackendError
 from mlstack_vertex import artifacts, names, pipeline_spec
 
@@ -71,7 +72,7 @@ def _runtime_files() -> dict[str, bytes]:
 
 def runtime_digest() -> str:
     files = _runtime_files()
-    return artifacts.tree_digest(files).removeprefix("sha256:")[:16] if files else "missing"
+    return tree_digest(files).removeprefix("sha256:")[:16] if files else "missing"
 
 
 def _compile_key(platform: Platform, rt: str) -> str:

@@ -4,6 +4,7 @@ google-cloud-storage client to fake-gcs-server."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
@@ -247,6 +248,49 @@ def test_registry_versions_aliases_and_promotion_import(
         assert imported.digest == v2.digest and imported.uri != v2.uri
         assert imported.uri.startswith(f"gs://{BUCKET}/mlstack/quickstart/dev/models/")
         assert other.models and not set(other.models) & set(f.models) - {"cancer-classifier-dev"}
+
+
+def test_promotion_from_a_local_environment_keeps_the_local_stores_digest(
+    tmp_path: Path, fake: tuple[FakeVertex, str], gcs: str
+) -> None:
+    """A version promoted from a local environment carries the digest the local store named its
+    artifact by (``dir_digest``); Vertex copies the folder to its bucket and the copy's digest
+    must be that same digest."""
+    from mlstack.engine.backend import ModelVersion
+    from mlstack.local.store import ArtifactStore
+
+    f, url = fake
+    b = _backend(tmp_path, url, gcs)
+    store = ArtifactStore(tmp_path / "local-work")
+    store.ensure()
+    staging = store.new_staging("train", 0)
+    (staging / "model.joblib").write_bytes(b"local-model")
+    (staging / "meta").mkdir()
+    (staging / "meta" / "mlstack-model.json").write_text("{}")
+    digest, folder = store.commit_dir(staging)
+    source = ModelVersion(
+        name="cancer-classifier",
+        version="3",
+        digest=digest,
+        uri=str(folder),
+        metrics={"roc_auc": 0.93},
+        aliases=("champion",),
+        lineage={"run": "local-run-1"},
+    )
+    imported = b.import_version(source, _ctx(tmp_path))
+    assert imported.digest == digest
+    assert imported.uri.startswith(f"gs://{BUCKET}/") and imported.uri != source.uri
+    from mlstack_vertex import artifacts
+
+    assert artifacts.digest_of(b.platform, imported.uri) == digest
+    assert b.import_version(source, _ctx(tmp_path)).version == imported.version  # reused
+    # an artifact that changed since it was registered is refused, nothing registered
+    (folder / "model.joblib").write_bytes(b"tampered")
+    changed = dataclasses.replace(source, version="4", digest="sha256:" + "0" * 64)
+    before = len(b.versions("cancer-classifier"))
+    with pytest.raises(BackendError, match="nothing was registered"):
+        b.import_version(changed, _ctx(tmp_path))
+    assert len(b.versions("cancer-classifier")) == before
 
 
 def test_deploy_canary_split_metrics_and_destroy(
