@@ -9,6 +9,8 @@ then deployments no longer wanted are deleted (they hold no traffic by then, as 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from mlstack.engine.backend import Context, EndpointState, EndpointView, Event, VersionServing
@@ -37,11 +39,14 @@ def _not_found(e: Exception) -> bool:
     return isinstance(e, ResourceNotFoundError)
 
 
-def _wait(poller: Any, doing: str) -> Any:
+def _wait(start: Callable[[], Any], doing: str) -> Any:
+    """Start a long-running operation and wait for it. ARM may refuse the first request (400
+    validation, 409 another operation on the endpoint) before any operation exists: that answer
+    comes from ``begin_*`` itself, so the start is inside the same error mapping."""
     from azure.core.exceptions import HttpResponseError
 
     try:
-        return poller.result()
+        return start().result()
     except HttpResponseError as e:
         raise arm_error(e, doing) from None
 
@@ -58,31 +63,38 @@ def deploy(p: Platform, desired: EndpointState, ctx: Context) -> EndpointView:
         if not _not_found(e):
             raise arm_error(e, f"reading endpoint {name}") from None
         ctx.emit(Event("endpoint.created", name, "creating the managed online endpoint"))
+        new = ManagedOnlineEndpoint(name=name, auth_mode="key", tags={MODEL_TAG: desired.model})
         endpoint = _wait(
-            ops.begin_create_or_update(
-                ManagedOnlineEndpoint(name=name, auth_mode="key", tags={MODEL_TAG: desired.model})
-            ),
+            lambda: ops.begin_create_or_update(new),
             f"creating endpoint {name}",
         )
-    existing = {d.name: d for d in p.client.online_deployments.list(name)}
+    try:
+        existing = {d.name: d for d in p.client.online_deployments.list(name)}
+    except HttpResponseError as e:
+        raise arm_error(e, f"listing the deployments of {name}") from None
     wanted = {p.deployment_name(b.version): b for b in desired.backings}
+    instance_type = desired.instance_type or p.config.serving_sku
     for dep_name, backing in wanted.items():
-        if dep_name in existing:
-            current = existing[dep_name]
-            if current.instance_count == desired.replicas:
-                continue
+        current = existing.get(dep_name)
+        if (
+            current is not None
+            and _word(current.provisioning_state) == "Succeeded"
+            and current.instance_count == desired.replicas
+            and current.instance_type == instance_type
+        ):
+            continue  # a failed deployment, or one of another size, is deployed again
         ctx.emit(Event("endpoint.updated", f"{name}/{dep_name}", f"version {backing.version}"))
         deployment = ManagedOnlineDeployment(
             name=dep_name,
             endpoint_name=name,
             model=f"azureml:{p.model_name(desired.model)}:{backing.version}",
             environment=p.config.environment,
-            instance_type=desired.instance_type or p.config.serving_sku,
+            instance_type=instance_type,
             instance_count=desired.replicas,
             tags={VERSION_TAG: backing.version, DIGEST_TAG: backing.digest},
         )
         _wait(
-            p.client.online_deployments.begin_create_or_update(deployment),
+            partial(p.client.online_deployments.begin_create_or_update, deployment),
             f"deploying version {backing.version} to {name}",
         )
     traffic = whole_percents({d: b.weight for d, b in wanted.items()})
@@ -92,11 +104,11 @@ def deploy(p: Platform, desired: EndpointState, ctx: Context) -> EndpointView:
         endpoint.traffic = live
         endpoint.mirror_traffic = mirror
         ctx.emit(Event("endpoint.weights", name, _describe(live, mirror)))
-        _wait(ops.begin_create_or_update(endpoint), f"setting traffic on {name}")
+        _wait(lambda: ops.begin_create_or_update(endpoint), f"setting traffic on {name}")
     for dep_name in sorted(set(existing) - set(wanted)):
         ctx.emit(Event("endpoint.updated", f"{name}/{dep_name}", "retired"))
         _wait(
-            p.client.online_deployments.begin_delete(name=dep_name, endpoint_name=name),
+            partial(p.client.online_deployments.begin_delete, name=dep_name, endpoint_name=name),
             f"deleting retired deployment {dep_name}",
         )
     view = endpoint_status(p, desired.name)
@@ -159,7 +171,8 @@ def destroy_endpoint(p: Platform, endpoint_name: str) -> None:
 
     try:
         _wait(
-            p.client.online_endpoints.begin_delete(name=endpoint_name), f"deleting {endpoint_name}"
+            lambda: p.client.online_endpoints.begin_delete(name=endpoint_name),
+            f"deleting {endpoint_name}",
         )
     except HttpResponseError as e:
         if not _not_found(e):

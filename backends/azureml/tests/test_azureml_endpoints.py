@@ -107,6 +107,32 @@ def test_failed_deployment_is_reported_and_traffic_untouched(
     assert fake.state.endpoints["cancer-dev"]["properties"]["traffic"] == {"v-1": 100}
 
 
+def test_a_refused_first_request_is_a_clear_error(
+    fake: FakeArm, settings: dict[str, Any], tmp_path: Path
+) -> None:
+    """ARM refuses a PUT before any long-running operation starts (400, 409): that answer comes
+    from ``begin_*`` itself and must be reported like a failed operation, not as a crash."""
+    p = _platform(settings, tmp_path)
+    ctx = Context(workdir=tmp_path, environment="dev")
+    for v in ("1", "2"):
+        _register(p, v)
+    fake.state.reject_next_put = (400, "BadRequest", "The request is invalid: quota exceeded.")
+    with pytest.raises(BackendError) as e:
+        endpoints.deploy(p, _state(("1", 100, 0)), ctx)
+    assert "creating endpoint cancer-dev" in str(e.value) and "quota exceeded" in str(e.value)
+    endpoints.deploy(p, _state(("1", 100, 0)), ctx)
+    fake.state.reject_next_put = (409, "Conflict", "cancer-dev is Updating; wait.")
+    with pytest.raises(BackendError) as e:
+        endpoints.deploy(p, _state(("1", 50, 0), ("2", 50, 0)), ctx)
+    assert "deploying version 2" in str(e.value) and "Conflict" in str(e.value)
+    endpoints.deploy(p, _state(("1", 100, 0), ("2", 0, 0)), ctx)  # v-2 deployed, no traffic
+    fake.state.reject_next_put = (409, "Conflict", "cancer-dev is Updating; wait.")
+    with pytest.raises(BackendError) as e:
+        endpoints.deploy(p, _state(("1", 50, 0), ("2", 50, 0)), ctx)
+    assert "setting traffic on cancer-dev" in str(e.value) and "is Updating" in str(e.value)
+    assert fake.state.endpoints["cancer-dev"]["properties"]["traffic"] == {"v-1": 100}
+
+
 def test_fake_refuses_what_azure_refuses(
     fake: FakeArm, settings: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -83,6 +83,9 @@ class State:
     requests_seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     fail_next_deployment: str | None = None  # a message: the next deployment PUT fails so
     polls: int = 2  # InProgress answers before a long-running operation ends
+    # (status, code, message): the next PUT below onlineEndpoints is refused at once, as ARM
+    # refuses a request it will not start (400 validation, 409 another operation is running)
+    reject_next_put: tuple[int, str, str] | None = None
 
 
 class FakeArm:
@@ -146,6 +149,10 @@ class FakeArm:
                 return 200, {}, self._workspace(prefix, ws)
             parts = rest.strip("/").split("/")
             if parts[0] == "onlineEndpoints":
+                if method == "PUT" and self.state.reject_next_put:
+                    status, code, message = self.state.reject_next_put
+                    self.state.reject_next_put = None
+                    raise ArmError(status, code, message)
                 return self._endpoints(method, prefix, parts[1:], body)
             if parts[0] == "models":
                 return self._models(method, prefix, parts[1:], body)
