@@ -457,7 +457,9 @@ KNOWN_BACKENDS = ("local", "sagemaker", "vertex", "azureml", "kserve")
 DISTRIBUTIONS = {
     "local": "mlstack-core[local]",
     "sagemaker": "mlstack-sagemaker",
+    "vertex": "mlstack-vertex",
     "azureml": "mlstack-azureml",
+    "kserve": "mlstack-kserve",
 }
 
 
