@@ -20,6 +20,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlstack.engine.entry_points import ENTRY_POINT_GROUP, scan_entry_points
 from mlstack.errors import BackendError
 from mlstack.manifest.builtins import BUILTIN_STAGES
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
     from mlstack.manifest.models import Deployment, ResolvedProject
 
-ENTRY_POINT_GROUP = "mlstack.backends"
 # Why a backend lacks an endpoint feature a strategy needs, and what to do instead, unless the
 # backend's ``Capabilities.notes`` says it better (keys: the feature, and ``hint:<feature>``).
 _FEATURE_WHY: dict[str, tuple[str, str]] = {
@@ -365,58 +365,12 @@ def _entry_points() -> dict[str, Any]:
     with the cloud SDKs); the CLI's start-up budget is 150 ms, so we read only the
     ``entry_points.txt`` files that mention our group, and fall back to importlib otherwise.
     """
-    found = _scan_entry_points()
+    found = scan_entry_points()
     if found is not None:
         return found
     from importlib.metadata import entry_points
 
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
-@dataclass(frozen=True)
-class _EntryPoint:
-    name: str
-    value: str
-
-    def load(self) -> Any:
-        module_name, _, attr = self.value.partition(":")
-        obj: Any = import_module(module_name.strip())
-        for part in attr.strip().split("."):
-            obj = getattr(obj, part)
-        return obj
-
-
-def _scan_entry_points() -> dict[str, Any] | None:
-    import os
-    import sys
-
-    out: dict[str, Any] = {}
-    header = f"[{ENTRY_POINT_GROUP}]"
-    for entry in sys.path:
-        try:
-            names = os.listdir(entry or ".")
-        except OSError:
-            continue
-        for name in names:
-            if not name.endswith((".dist-info", ".egg-info")):
-                continue
-            path = os.path.join(entry or ".", name, "entry_points.txt")
-            try:
-                with open(path, encoding="utf-8") as fh:
-                    text = fh.read()
-            except OSError:
-                continue
-            if header not in text:
-                continue
-            section = False
-            for line in text.splitlines():
-                line = line.strip()
-                if line.startswith("["):
-                    section = line == header
-                elif section and "=" in line:
-                    key, _, value = line.partition("=")
-                    out.setdefault(key.strip(), _EntryPoint(key.strip(), value.strip()))
-    return out
 
 
 def available_backends() -> list[str]:

@@ -50,9 +50,9 @@ def _plugin_stamp() -> list[Any] | None:
     """Each registered backend: its entry point and its descriptor module's size and mtime."""
     from importlib.util import find_spec
 
-    from mlstack.engine.backend import _scan_entry_points
+    from mlstack.engine.entry_points import scan_entry_points
 
-    eps = _scan_entry_points()
+    eps = scan_entry_points()
     if eps is None:
         return None
     out: list[Any] = []
