@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from mlstack.engine.backend import Backend, BackendPlugin, get_plugin
 from mlstack.errors import MlstackError, ProblemList, SpecError
-from mlstack.manifest.load import Loaded, load, resolve
+from mlstack.manifest.load import Loaded, deep_merge, load, resolve
 from mlstack.manifest.source import Source, find_project_file
 
 if TYPE_CHECKING:
     from mlstack.engine.workspace import Workspace
-    from mlstack.manifest.models import Deployment
+    from mlstack.manifest.models import Deployment, ResolvedProject
 
 STATE_DIR = ".mlstack"
 
@@ -62,20 +62,12 @@ class Project:
     def check_env(self, env: str) -> None:
         """One environment's overrides and backend settings, without opening its state."""
         resolved = resolve(self.loaded, env)
-        problems = ProblemList()
         try:
             plugin = get_plugin(resolved.backend)
         except MlstackError as e:
             loc = self.loaded.source.locate(("environments", env, "backend"))
             raise SpecError(e.problems[0].message, location=loc, hint=e.problems[0].hint) from None
-        check_backend(
-            plugin, env, resolved.settings, resolved.deployment, self.loaded.source, problems
-        )
-        check_stages(plugin, env, resolved, self.loaded.source, problems)
-        from mlstack.engine.policies import check_policies
-
-        check_policies(resolved, self.loaded.source, problems)
-        problems.raise_if_any(SpecError)
+        check_resolved(plugin, env, resolved, self.loaded.source)
 
     def default_env(self) -> str:
         envs = self.environments
@@ -137,21 +129,27 @@ def _deployment(top: Mapping[str, Any], over: Mapping[str, Any]) -> Deployment |
 
     from mlstack.manifest.models import Deployment
 
-    def merged(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(a)
-        for k, v in b.items():
-            out[k] = (
-                merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-            )
-        return out
-
-    data = merged(top, over)
+    data = deep_merge(dict(top), dict(over))
     if not data:
         return None
     try:
         return Deployment.model_validate(data)
     except ValidationError:
         return None
+
+
+def check_resolved(
+    plugin: BackendPlugin, env: str, resolved: ResolvedProject, source: Source
+) -> None:
+    """One environment as resolved: backend settings against the backend's own config model
+    (no SDK import), its stages against the backend's capabilities, and the policies."""
+    from mlstack.engine.policies import check_policies
+
+    problems = ProblemList()
+    check_backend(plugin, env, resolved.settings, resolved.deployment, source, problems)
+    check_stages(plugin, env, resolved, source, problems)
+    check_policies(resolved, source, problems)
+    problems.raise_if_any(SpecError)
 
 
 def check_backend(

@@ -19,18 +19,16 @@ from mlstack.engine.backend import Backend, BackendPlugin, Context, Event, get_p
 from mlstack.engine.desired import DesiredGraph, DigestCache, build
 from mlstack.engine.digest import digest
 from mlstack.engine.plan import Plan, diff, drift
-from mlstack.engine.policies import check_policies
 from mlstack.engine.project import (
     STATE_DIR,
     Project,
-    check_backend,
     check_environments,
-    check_stages,
+    check_resolved,
 )
 from mlstack.engine.release_state import Release
 from mlstack.engine.resources import Action, Change
 from mlstack.engine.state_backend import Lock, State, StateBackend
-from mlstack.errors import Location, ProblemList, SpecError, StateError
+from mlstack.errors import Location, SpecError, StateError
 from mlstack.manifest.load import resolve
 from mlstack.manifest.models import ResolvedProject
 
@@ -47,6 +45,7 @@ class Workspace:
             self.resolved.state, self.resolved.project, env, self.workdir
         )
         self.state: State = self.state_backend.state
+        self._checked = False  # check_settings ran and passed
         if backend is not None:  # fills the cached properties below
             self.__dict__["backend"] = backend
             self.__dict__["plugin"] = backend.plugin
@@ -67,21 +66,10 @@ class Workspace:
             raise
 
     def check_settings(self) -> None:
-        """Backend settings against the backend's own config model (no SDK import)."""
-        problems = ProblemList()
-        check_backend(
-            self.plugin,
-            self.env,
-            self.resolved.settings,
-            self.resolved.deployment,
-            self.project_file.loaded.source,
-            problems,
-        )
-        check_stages(
-            self.plugin, self.env, self.resolved, self.project_file.loaded.source, problems
-        )
-        check_policies(self.resolved, self.project_file.loaded.source, problems)
-        problems.raise_if_any(SpecError)
+        """Backend settings, stage capabilities and policies, checked once per workspace."""
+        if not self._checked:
+            check_resolved(self.plugin, self.env, self.resolved, self.project_file.loaded.source)
+            self._checked = True
 
     @cached_property
     def backend(self) -> Backend:
