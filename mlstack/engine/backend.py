@@ -113,13 +113,14 @@ class Capabilities:
                     self.notes.get(f"hint:{feature}", hint),
                 )
             )
-        if name == "shadow" and deployment.shadow.percent > self.max_mirror_percent:
+        mirror = strategies.mirror_percent(deployment)
+        if mirror > self.max_mirror_percent:
             out.append(
                 Refusal(
-                    ("shadow", "percent"),
-                    f"shadow.percent {deployment.shadow.percent:g} is more than this backend "
+                    (name, "percent"),
+                    f"{name}.percent {mirror:g} is more than this backend "
                     f"mirrors ({self.max_mirror_percent:g}%)",
-                    f"use shadow.percent <= {self.max_mirror_percent:g}",
+                    f"use {name}.percent <= {self.max_mirror_percent:g}",
                 )
             )
         if self.gate_metrics is not None:

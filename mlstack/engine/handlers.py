@@ -19,6 +19,7 @@ from mlstack.engine.backend import (
 from mlstack.engine.desired import DesiredGraph
 from mlstack.engine.resources import Action, Change
 from mlstack.errors import BackendError, MlstackError
+from mlstack.manifest import strategies
 
 if TYPE_CHECKING:
     from mlstack.engine.workspace import Workspace
@@ -354,7 +355,7 @@ def _warn_if_judged_blind(ws: Workspace, mv: ModelVersion, since: float, ctx: Co
     alarms; when too few requests reached the new version for them to judge it, say so."""
     d = ws.resolved.deployment
     assert d is not None
-    if d.strategy == "all_at_once" or not d.gates:
+    if not d.gates or not strategies.judged(d):
         return
     try:
         seen = ws.backend.metrics(d.endpoint, since)

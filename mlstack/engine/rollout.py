@@ -248,11 +248,11 @@ def plan_phases(
         )
         for spec in strategies.phases_of(deployment)
     ]
-    # a held canary/linear rollout resumes at the step it holds (the new version's share now)
+    # a held rollout of plain weighted steps (canary, linear) resumes at the step it holds
     reached = sum(
         b.weight for b in (previous.backings if previous else ()) if b.version == new.version
     )
-    if reached > 0 and deployment.strategy in ("canary", "linear"):
+    if reached > 0 and strategies.resumable(deployment):
         phases = [p for p in phases if p.traffic >= reached] or phases[-1:]
     return phases, ""
 

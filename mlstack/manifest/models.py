@@ -299,9 +299,7 @@ class Policies(Strict):
     """Rules `validate` and `plan` enforce for an environment; a violation names the rule."""
 
     min_approvals: int = Field(default=0, ge=0)
-    forbid_strategies: list[
-        Literal["all_at_once", "blue_green", "canary", "linear", "shadow", "ab"]
-    ] = Field(default_factory=list)
+    forbid_strategies: list[StrategyName] = Field(default_factory=list)
     require_gates: list[str] = Field(default_factory=list)
     promote_from: str | None = None
 

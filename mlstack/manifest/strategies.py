@@ -256,3 +256,21 @@ def describe(deployment: Any) -> str:
 
 def needs_of(deployment: Any) -> frozenset[Feature]:
     return strategy(deployment.strategy).needs(params_of(deployment))
+
+
+def resumable(deployment: Any) -> bool:
+    """A held rollout may resume at the share it reached: every phase is a plain weighted share
+    (no mirror, no warm baseline, no sticky assignment), as canary and linear are."""
+    return all(
+        not p.mirror and not p.baseline_warm and p.sticky_key is None for p in phases_of(deployment)
+    )
+
+
+def judged(deployment: Any) -> bool:
+    """Whether any phase judges the gates."""
+    return any(p.check for p in phases_of(deployment))
+
+
+def mirror_percent(deployment: Any) -> float:
+    """The largest share of requests the rollout mirrors to the new version (0: none)."""
+    return max((p.mirror for p in phases_of(deployment)), default=0.0)

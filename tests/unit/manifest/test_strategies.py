@@ -100,3 +100,30 @@ def test_capabilities_can_depend_on_a_setting() -> None:
     assert plugin.capabilities_for({}).explain_rollout(shadow)  # refused: cannot mirror
     fixed = BackendPlugin(name="q", config_model=BaseModel, capabilities=plain, implementation="")
     assert fixed.capabilities_for({"mode": "mirrored"}) is plain
+
+
+def test_resuming_judging_and_mirroring_are_read_from_the_phases() -> None:
+    def d(strategy: str, **params: object) -> Deployment:
+        return Deployment(endpoint="e", strategy=strategy, **params)  # type: ignore[arg-type]
+
+    assert strategies.resumable(d("canary")) and strategies.resumable(d("linear"))
+    assert not strategies.resumable(d("blue_green"))  # the old version stays warm
+    assert not strategies.resumable(d("shadow"))  # a mirrored phase
+    assert not strategies.resumable(d("ab"))  # sticky by x-user-id
+    assert [s for s in strategies.STRATEGIES if strategies.judged(d(s))] == [
+        "blue_green",
+        "canary",
+        "linear",
+        "shadow",
+    ]
+    assert strategies.judged(d("ab", ab={"duration": "5m"}))
+    assert strategies.mirror_percent(d("shadow", shadow={"percent": 30})) == 30.0
+    assert strategies.mirror_percent(d("canary")) == 0.0
+
+
+def test_policies_forbid_only_the_tables_names() -> None:
+    from mlstack.manifest.models import Policies
+
+    assert Policies(forbid_strategies=["shadow"]).forbid_strategies == ["shadow"]
+    with pytest.raises(ValidationError, match="canary"):
+        Policies(forbid_strategies=["shadows"])
