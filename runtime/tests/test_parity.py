@@ -154,6 +154,20 @@ def project(
     return request.param, root, _write_data(request.param, root)
 
 
+def _on_every_platform(
+    tmp_path: Path, python: str, pipeline: dict[str, Any], data_file: Path
+) -> list[tuple[str, dict[str, Path]]]:
+    """Each platform's jobs, the platforms side by side (each runs its stages in DAG order in
+    its own folder; they share nothing), so the test takes the longest platform's time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(platform: Any) -> tuple[str, dict[str, Path]]:
+        return platform.name, platform(tmp_path, python, pipeline, data_file).run()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(run, parity.PLATFORMS))
+
+
 def _digests(outputs: dict[str, Path]) -> dict[str, str]:
     return {name: parity.tree_digest(path) for name, path in outputs.items()}
 
@@ -176,6 +190,7 @@ def _local_runner(name: str, root: Path) -> dict[str, Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~30 stage processes; each imports pandas and scikit-learn
 def test_local_runner_and_every_platform_write_the_same_bytes(
     project: tuple[str, Path, Path], tmp_path: Path
 ) -> None:
@@ -184,11 +199,10 @@ def test_local_runner_and_every_platform_write_the_same_bytes(
     local = _local_runner(name, root)
     expected = _digests(local)
     assert set(expected) == {s["name"] for s in pipeline["stages"]}
-    for platform in parity.PLATFORMS:
-        outputs = platform(tmp_path, sys.executable, pipeline, data_file).run()
+    for platform, outputs in _on_every_platform(tmp_path, sys.executable, pipeline, data_file):
         got = _digests(outputs)
         differ = [s for s in expected if got[s] != expected[s]]
-        assert not differ, f"{platform.name}: stages {differ} differ from the local runner's"
+        assert not differ, f"{platform}: stages {differ} differ from the local runner's"
         for stage in expected:
             assert parity.metrics_of(outputs[stage]) == parity.metrics_of(local[stage])
     metrics = parity.metrics_of(local["evaluate"])
@@ -207,6 +221,7 @@ def test_local_runner_and_every_platform_write_the_same_bytes(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_the_oldest_supported_versions_agree_across_platforms(
     project: tuple[str, Path, Path], tmp_path: Path
 ) -> None:
@@ -217,11 +232,10 @@ def test_the_oldest_supported_versions_agree_across_platforms(
     pipeline = PIPELINES[name]
     base = parity.in_process(tmp_path, str(python), pipeline, root)
     expected = _digests(base)
-    for platform in parity.PLATFORMS:
-        outputs = platform(tmp_path, str(python), pipeline, data_file).run()
+    for platform, outputs in _on_every_platform(tmp_path, str(python), pipeline, data_file):
         got = _digests(outputs)
         differ = [s for s in expected if got[s] != expected[s]]
-        assert not differ, f"{platform.name} on the oldest versions: stages {differ} differ"
+        assert not differ, f"{platform} on the oldest versions: stages {differ} differ"
         for stage in expected:
             assert parity.metrics_of(outputs[stage]) == parity.metrics_of(base[stage])
     # what was written there is readable here (pandas 1.1 Parquet, scikit-learn 1.2 pickles
