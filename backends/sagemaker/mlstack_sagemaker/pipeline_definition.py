@@ -41,6 +41,11 @@ DATA_STAGES = ("ingest", "validate", "split", "features")
 TRAIN_STAGES = ("train", "tune")
 PROCESSING_ROOT = "/opt/ml/processing"
 _ENV_LOCK = threading.Lock()
+# What the serving hooks (mlstack_runtime.inference) decode and answer: declared in each model
+# package's InferenceSpecification (SupportedContentTypes / SupportedResponseMIMETypes) and
+# sent by InvokeEndpoint (invoke.py), the first of each.
+CONTENT_TYPES = ("application/json", "text/csv")
+RESPONSE_TYPES = ("application/json",)
 
 
 @dataclass(frozen=True)
@@ -153,13 +158,20 @@ def _build_with_sdk(project: ResolvedProject, config: SageMakerConfig) -> str:
     layout = Layout(project.project, project.environment)
     code_uri = f"s3://{SENTINEL_BUCKET}/{layout.code_key(code_digest(project))}"
 
+    # A parameter whose value is known only when a run starts (a bucket or role the stack makes,
+    # data uploaded by the run) has no default: SageMaker then requires it at start, and a
+    # manual start cannot run jobs on an empty bucket, role or S3Uri.
     parameters: list[Any] = [
-        ParameterString(name="ArtifactBucket", default_value=config.bucket or ""),
+        ParameterString(name="ArtifactBucket", default_value=config.bucket or None),
         ParameterString(
-            name="ExecutionRole", default_value="" if config.role == "create" else config.role
+            name="ExecutionRole", default_value=None if config.role == "create" else config.role
         ),
         ParameterString(name="RunKey", default_value="manual"),
-        ParameterString(name="InputData", default_value=_default_data(project)),
+        *(
+            [ParameterString(name="InputData", default_value=_default_data(project) or None)]
+            if project.data is not None
+            else []
+        ),
         ParameterString(
             name="ModelPackageGroup", default_value=model_package_group(project, config)
         ),
@@ -264,7 +276,8 @@ class _StepBuilder:
             (n, self._output_of(n)) for n in self._ancestors(stage) if self.kinds[n] != "register"
         ]
         if not stage.needs and stage.kind in ("ingest", "command", "function"):
-            sources.append(("data", self.params["InputData"]))
+            if "InputData" in self.params:  # a project without `data:` has no data to read
+                sources.append(("data", self.params["InputData"]))
         # mlstack_runtime, the job wrapper's settings and the project's `code:` files
         sources.append(("runtime", self.code_uri))
         for name, uri in sources:
@@ -470,8 +483,8 @@ class _StepBuilder:
             )
         args = builder.register(
             model_package_group_name=_MODEL_GROUP_SENTINEL,
-            content_types=["application/json", "text/csv"],
-            response_types=["application/json"],
+            content_types=list(CONTENT_TYPES),
+            response_types=list(RESPONSE_TYPES),
             inference_instances=[self.config.hosting_instance_type],
             approval_status="PendingManualApproval",
             model_metrics=metrics,

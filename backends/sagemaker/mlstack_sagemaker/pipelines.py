@@ -123,8 +123,9 @@ def run_pipeline(
         "ExecutionRole": infra["role_arn"],
         "RunKey": run_key,
         "ModelPackageGroup": infra["model_package_group"],
-        "InputData": _stage_data(platform, bucket, request),
     }
+    if platform.project.data is not None:
+        params["InputData"] = _stage_data(platform, bucket, request)
     params.update(_champion_bounds(platform, infra["model_package_group"]))
     start = platform.aws.call(
         "sagemaker",
