@@ -80,6 +80,19 @@ def model_package_group(project: ResolvedProject, config: SageMakerConfig) -> st
     return sagemaker_name(model, project.environment)
 
 
+def job_types(project: ResolvedProject) -> tuple[str, ...]:
+    """The kinds of job the pipeline starts (processing, training), which its role must be
+    allowed to create: train/tune stages are training jobs, register a model package, every
+    other stage a processing job (see ``_StepBuilder.add``)."""
+    kinds = {s.kind for s in project.pipeline.stages}
+    out = []
+    if kinds - {*TRAIN_STAGES, "register"}:
+        out.append("processing")
+    if kinds & set(TRAIN_STAGES):
+        out.append("training")
+    return tuple(out)
+
+
 def gate_parameter(stage: str, index: int) -> str:
     return "Gate" + "".join(p.capitalize() for p in re.split(r"[-_]", stage)) + str(index)
 
