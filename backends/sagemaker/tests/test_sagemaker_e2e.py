@@ -585,7 +585,7 @@ def test_a_failed_run_and_a_cancelled_run(
 
 
 def test_predict_is_one_invoke_endpoint_as_the_backend_builds_it(
-    aws_env: str, tmp_path: Path
+    aws_env: str, tmp_path: Path, strict_aws: Any
 ) -> None:
     """``Backend.predict`` on SageMaker: one ``InvokeEndpoint`` (sagemaker-runtime).
 
@@ -670,7 +670,66 @@ def test_predict_is_one_invoke_endpoint_as_the_backend_builds_it(
         assert headers["accept"] == RESPONSE_CONTENT_TYPE == "application/json"
         assert json.loads(req.body) == {"instances": [{"x": 1.0}]}
         assert "Credential=testing/" in headers["authorization"]  # the environment's keys
+        # the backend's calls (checked against docs/sagemaker-aws.md), not the test's setup
+        assert strict_aws.backend_calls[-2:] == [
+            ("sagemaker", "DescribeEndpoint"),
+            ("sagemaker-runtime", "InvokeEndpoint"),
+        ]
+        assert ("sagemaker", "CreateEndpoint") not in strict_aws.backend_calls
     finally:
         sm.delete_endpoint(EndpointName="shop-dev")
         sm.delete_endpoint_config(EndpointConfigName="shop-dev-c")
         sm.delete_model(ModelName="shop-dev-m")
+
+
+def test_promotion_into_an_environment_with_its_own_bucket_copies_the_artifact(
+    aws_env: str, tmp_path: Path
+) -> None:
+    """The target's role can read only the target's bucket: import_version copies the model
+    artifact there (S3 CopyObject), registers the copy, and the digest is unchanged."""
+    import boto3
+
+    from mlstack.engine.backend import get_plugin
+    from mlstack.errors import BackendError
+    from mlstack.manifest.load import load, resolve
+
+    s3 = boto3.client("s3", endpoint_url=aws_env, region_name="eu-west-1")
+    have = {b["Name"] for b in s3.list_buckets()["Buckets"]}  # the moto server is shared
+    for bucket in {"shop-artifacts", "shop-prod-artifacts"} - have:
+        s3.create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+    dev = _project(tmp_path, aws_env)
+    ctx = _ctx(tmp_path, lambda e: None)
+    dev.provision(dev.infrastructure(), ctx)
+    _, v1, _ = _train(dev, tmp_path, s3, accuracy=0.9, tag="copy")
+
+    spec = tmp_path / "mlstack.yaml"
+    prod_env = (
+        "  prod:\n    backend: sagemaker\n    region: eu-west-1\n"
+        "    role: arn:aws:iam::123456789012:role/mlstack-sm-prod\n"
+        f"    bucket: shop-prod-artifacts\n    endpoint_url: {aws_env}\n"
+        "    poll_interval: 0.05\n    promote_from: dev\n"
+    )
+    spec.write_text(spec.read_text().replace("data:\n", prod_env + "data:\n", 1))
+    prod = get_plugin("sagemaker").load(resolve(load(str(spec)), "prod"), tmp_path / ".mlstack")
+    events: list[Any] = []
+    prod_ctx = _ctx(tmp_path, events.append)
+    prod.provision(prod.infrastructure(), prod_ctx)
+
+    source_uri = v1.lineage["model_data_url"]
+    assert source_uri.startswith("s3://shop-artifacts/")
+    imported = prod.import_version(v1, prod_ctx)
+    copied_uri = imported.lineage["model_data_url"]
+    assert copied_uri.startswith("s3://shop-prod-artifacts/mlstack/shop/prod/models/")
+    assert imported.digest == v1.digest
+    key = copied_uri.removeprefix("s3://shop-prod-artifacts/")
+    src_key = source_uri.removeprefix("s3://shop-artifacts/")
+    copied = s3.get_object(Bucket="shop-prod-artifacts", Key=key)["Body"].read()
+    assert copied == s3.get_object(Bucket="shop-artifacts", Key=src_key)["Body"].read()
+    assert any(e.kind == "log" and "copied" in e.message for e in events)
+
+    # an artifact changed in the source bucket after registration is refused, not promoted
+    s3.put_object(Bucket="shop-artifacts", Key=src_key, Body=_model_tar("tampered"))
+    with pytest.raises(BackendError, match="not the version's"):
+        prod.import_version(replace(v1, version="1"), prod_ctx)
