@@ -508,6 +508,14 @@ def strict_aws() -> Iterator[Any]:
     checker = strict.StrictAws()
     with checker.installed():
         yield checker
+    documented = strict.documented_operations()
+    undocumented = sorted({c for c in checker.backend_calls if c not in documented})
+    if undocumented:
+        pytest.fail(
+            f"the backend called AWS operations {undocumented} that {strict.DOCUMENTED} does not "
+            "list (with the IAM actions they need)",
+            pytrace=False,
+        )
     if checker.found:
         pytest.fail(
             "AWS would reject these requests (botocore service model):\n  "

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import regex
@@ -137,18 +139,54 @@ def check_request(operation: Any, params: Mapping[str, Any]) -> list[str]:
     return violations(shape, params, operation.name)
 
 
+DOCUMENTED = Path(__file__).parents[3] / "docs" / "sagemaker-aws.md"
+_ROW = regex.compile(r"\| ([a-z0-9-]+) \| ([A-Za-z0-9]+) \| ([a-z_, ]+) \| ([A-Za-z0-9:, -]+) \|")
+
+
+@functools.cache
+def documented_operations() -> dict[tuple[str, str], tuple[set[str], tuple[str, ...]]]:
+    """(service, Operation) -> (calling modules, IAM actions) from docs/sagemaker-aws.md."""
+    text = DOCUMENTED.read_text()
+    table = text[text.index("<!-- operations") : text.index("<!-- /operations -->")]
+    out = {}
+    for m in _ROW.finditer(table):
+        if m.group(1) == "service":  # the header
+            continue
+        modules = {x.strip() for x in m.group(3).split(",")}
+        out[(m.group(1), m.group(2))] = (modules, tuple(a.strip() for a in m.group(4).split(",")))
+    return out
+
+
+def _from_backend() -> bool:
+    """Whether the call being made comes from the backend's own code (not from a test, even one
+    the backend calls back): the nearest caller outside boto3/botocore decides."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not any(part in name for part in ("/botocore/", "/boto3/", "strict_aws.py")):
+            return _BACKEND_DIR in name
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+_BACKEND_DIR = f"{Path(__file__).parents[1].name}/mlstack_sagemaker/"
+
+
 @dataclass
 class StrictAws:
     """Checks every call of every botocore client created while installed (see module doc)."""
 
     calls: list[str] = field(default_factory=list)
     found: list[str] = field(default_factory=list)
+    backend_calls: list[tuple[str, str]] = field(default_factory=list)  # made by the backend
 
     def _on_call(self, params: Mapping[str, Any], model: Any, **_: Any) -> None:
         from botocore.exceptions import ClientError
 
         service = model.service_model.service_name
         self.calls.append(f"{service}:{model.name}")
+        if _from_backend():
+            self.backend_calls.append((service, model.name))
         problems = check_request(model, params)
         if model.name in ("CreatePipeline", "UpdatePipeline") and "PipelineDefinition" in params:
             problems += check_pipeline_definition(json.loads(params["PipelineDefinition"]))
