@@ -315,9 +315,13 @@ class _StepBuilder:
             return step.properties.ModelPackageArn
         return step.properties.ProcessingOutputConfig.Outputs["output"].S3Output.S3Uri
 
-    def _env(self, stage: Stage) -> dict[str, str] | None:
-        # the stage's own env: mapping; its settings travel in the code bundle, not here
-        return dict(stage.env) or None
+    def _env(self, stage: Stage) -> dict[str, str]:
+        # The stage's own env: mapping; its settings travel in the code bundle, not here. The
+        # run key, which the step's outputs live under, is part of Environment because step
+        # caching keys on Environment but not on the output location ("Caching pipeline steps",
+        # SageMaker Developer Guide): a step is reused only by a run that looks for its outputs
+        # where they are.
+        return {**stage.env, "MLSTACK_RUN_KEY": SENTINEL_RUN_KEY}
 
     def _processing(self, stage: Stage, evaluate: bool) -> Any:
         from sagemaker.core.processing import ScriptProcessor

@@ -306,3 +306,52 @@ def test_a_parameter_default_is_checked_where_it_is_used() -> None:
     assert problem.startswith(
         "step 'prep' (CreateProcessingJob): CreateProcessingJob.ProcessingInputs[0].S3Input.S3Uri:"
     )
+
+
+# What a step's cache key is made of, and where its outputs go, per "Caching pipeline steps"
+# (SageMaker Developer Guide): the output location is not part of the key.
+CACHE_KEY = {
+    "Processing": ("AppSpecification", "Environment", "ProcessingInputs"),
+    "Training": (
+        "AlgorithmSpecification",
+        "CheckpointConfig",
+        "DebugHookConfig",
+        "DebugRuleConfigurations",
+        "Environment",
+        "HyperParameters",
+        "InputDataConfig",
+    ),
+}
+OUTPUTS = {"Processing": "ProcessingOutputConfig", "Training": "OutputDataConfig"}
+
+
+def _parameters(node: Any) -> set[str]:
+    """The pipeline parameters an argument refers to."""
+    if isinstance(node, dict):
+        get = node.get("Get")
+        if isinstance(get, str) and get.startswith("Parameters."):
+            return {get.removeprefix("Parameters.")}
+        return set().union(*(_parameters(v) for v in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(_parameters(v) for v in node)) if node else set()
+    return set()
+
+
+def test_a_cached_step_is_reused_only_where_its_outputs_are_looked_for(tmp_path: Path) -> None:
+    """A parameter that moves a step's outputs (the run key) is part of its cache key, so a run
+    never reuses a step whose outputs lie under another run's key (register would find no
+    model)."""
+    definition = _compiled(tmp_path, SAGEMAKER_SPEC)
+    pending, checked = list(definition["Steps"]), []
+    while pending:
+        step = pending.pop(0)
+        args = step.get("Arguments", {})
+        pending += args.get("IfSteps", []) + args.get("ElseSteps", [])
+        if step["Type"] not in CACHE_KEY:
+            continue
+        moving = _parameters(args.get(OUTPUTS[step["Type"]]))
+        keyed = _parameters([args.get(k) for k in CACHE_KEY[step["Type"]]])
+        assert "RunKey" in moving, step["Name"]
+        assert moving <= keyed, (step["Name"], moving - keyed)
+        checked.append(step["Name"])
+    assert checked == ["ingest", "split", "train", "evaluate"]
