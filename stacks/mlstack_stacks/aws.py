@@ -10,7 +10,6 @@ SageMaker's blue/green rollouts shift and roll back on. Outputs are what the bac
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,6 @@ import pulumi
 import pulumi_aws as aws
 
 PRIMARY_VARIANT = "primary"
-_THRESHOLD = re.compile(r"^\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(%|ms|s)?\s*$")
 _ALARM_WHEN = {
     "<": "GreaterThanOrEqualToThreshold",
     "<=": "GreaterThanThreshold",
@@ -33,24 +31,15 @@ class SageMakerStackArgs:
     name: str  # e.g. mlstack-churn-staging
     model_package_group: str
     endpoint: str | None = None
-    gates: Mapping[str, str] = field(default_factory=dict)  # deployment gates: metric -> rule
+    # deployment gates: metric -> (operator, bound in base units: a fraction, seconds), as
+    # mlstack.manifest.units.parse_threshold reads the spec's rules (this package does not
+    # depend on mlstack: the caller parses)
+    gates: Mapping[str, tuple[str, float]] = field(default_factory=dict)
     bucket: str | None = None  # an existing bucket: not created, the role is scoped to it
     role_arn: str | None = None  # an existing role: no role is created
     tags: Mapping[str, str] = field(default_factory=dict)
     subnets: tuple[str, ...] = ()  # jobs run in these subnets: the role needs ENI permissions
     job_types: tuple[str, ...] = ("processing", "training")  # the jobs the pipeline starts
-
-
-def _threshold(rule: str) -> tuple[str, float]:
-    m = _THRESHOLD.match(rule)
-    if not m:
-        raise ValueError(f"gate threshold {rule!r}: write it like '< 1%' or '< 200ms'")
-    value, unit = float(m.group(2)), m.group(3)
-    if unit == "%":
-        value /= 100.0
-    elif unit == "ms":
-        value /= 1000.0
-    return m.group(1), value
 
 
 _JOB_ACTIONS = {
@@ -176,13 +165,16 @@ def execution_policy(
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
-def alarm_args(endpoint: str, gate: str, rule: str) -> dict[str, Any] | None:
-    """Inputs of one aws.cloudwatch.MetricAlarm for a deployment gate, or None if not mappable."""
-    op, bound = _threshold(rule)
+def alarm_args(endpoint: str, gate: str, threshold: tuple[str, float]) -> dict[str, Any] | None:
+    """Inputs of one aws.cloudwatch.MetricAlarm for a deployment gate (its parsed threshold:
+    operator and bound), or None if not mappable."""
+    op, bound = threshold
+    if op not in _ALARM_WHEN:
+        raise ValueError(f"gate {gate}: operator {op!r} is not one of {', '.join(_ALARM_WHEN)}")
     dims = {"EndpointName": endpoint, "VariantName": PRIMARY_VARIANT}
     common: dict[str, Any] = {
         "name": f"{endpoint}-{gate.replace('_', '-')}",
-        "alarm_description": f"mlstack gate {gate} {rule} on {endpoint}",
+        "alarm_description": f"mlstack gate {gate} {op} {bound:g} on {endpoint}",
         "comparison_operator": _ALARM_WHEN[op],
         "evaluation_periods": 1,
         "datapoints_to_alarm": 1,
@@ -344,8 +336,8 @@ class SageMakerStack(pulumi.ComponentResource):
 
         alarms = []
         if args.endpoint:
-            for gate, rule in sorted(args.gates.items()):
-                spec = alarm_args(args.endpoint, gate, rule)
+            for gate, threshold in sorted(args.gates.items()):
+                spec = alarm_args(args.endpoint, gate, threshold)
                 if spec is not None:
                     alarms.append(
                         aws.cloudwatch.MetricAlarm(

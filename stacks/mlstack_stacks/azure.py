@@ -31,6 +31,8 @@ from pulumi_azure_native import (
     storage,
 )
 
+from mlstack_stacks.names import fit
+
 # Built-in role definition ids (Azure RBAC "Azure built-in roles").
 ROLES = {
     "storage": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",  # Storage Blob Data Contributor
@@ -53,8 +55,10 @@ class AzureMLStackArgs:
 
 
 def compact(name: str, limit: int) -> str:
-    """Storage accounts and registries take only lowercase letters and digits."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())[:limit]
+    """Storage accounts, key vaults and registries here take only lowercase letters and digits;
+    a name longer than ``limit`` is cut with a hash of the whole name at the end, so two
+    environments of one project never get the same (globally unique) name."""
+    return fit(re.sub(r"[^a-z0-9]", "", name.lower()), limit, sep="", whole=name)
 
 
 class AzureMLStack(pulumi.ComponentResource):

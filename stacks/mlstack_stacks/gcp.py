@@ -25,6 +25,8 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
+from mlstack_stacks.names import fit
+
 APIS = (
     "aiplatform.googleapis.com",
     "storage.googleapis.com",
@@ -86,7 +88,9 @@ class VertexStack(pulumi.ComponentResource):
                 uniform_bucket_level_access=True,
                 public_access_prevention="enforced",
                 versioning=gcp.storage.BucketVersioningArgs(enabled=True),
-                force_destroy=False,
+                # versioned: destroy must delete every object version, or it fails once a
+                # run wrote anything
+                force_destroy=True,
                 labels=labels,
                 opts=after_apis,
             )
@@ -134,10 +138,12 @@ class VertexStack(pulumi.ComponentResource):
 
 
 def _account_id(name: str) -> str:
-    """A service account ID: 6-30 characters, lowercase letters, digits, hyphens."""
+    """A service account ID: 6-30 characters, lowercase letters, digits, hyphens; a longer name
+    is cut with a hash of the whole name at the end (two environments never share one)."""
     text = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-    text = text[:30].rstrip("-")
-    return text if len(text) >= 6 else (text + "-runner")[:30]
+    if len(text) < 6:
+        text = f"{text}-runner".lstrip("-")
+    return fit(text, 30, whole=name)
 
 
 __all__: list[Any] = ["VertexStack", "VertexStackArgs", "APIS", "PROJECT_ROLES", "BUCKET_ROLE"]

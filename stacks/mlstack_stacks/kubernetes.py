@@ -173,17 +173,20 @@ def _storage_annotations(args: KServeStackArgs) -> dict[str, str]:
 
 
 def _storage_data(args: KServeStackArgs) -> dict[str, Any]:
+    """The storage secret's data; every credential is made a Pulumi secret here, whether the
+    caller passed a plain string or a secret, so it is encrypted in the stack's state."""
+    secret = pulumi.Output.secret
     if args.storage_uri.startswith("gs://"):
         if args.gcs_credentials_json is None:
             raise ValueError(
                 "a gs:// storage_uri needs gcs_credentials_json (a service-account key)"
             )
-        return {"gcloud-application-credentials.json": args.gcs_credentials_json}
+        return {"gcloud-application-credentials.json": secret(args.gcs_credentials_json)}
     if args.storage_uri.startswith("s3://"):
         if args.s3_access_key_id is None or args.s3_secret_access_key is None:
             raise ValueError("an s3:// storage_uri needs s3_access_key_id and s3_secret_access_key")
         return {
-            "AWS_ACCESS_KEY_ID": args.s3_access_key_id,
-            "AWS_SECRET_ACCESS_KEY": args.s3_secret_access_key,
+            "AWS_ACCESS_KEY_ID": secret(args.s3_access_key_id),
+            "AWS_SECRET_ACCESS_KEY": secret(args.s3_secret_access_key),
         }
     raise ValueError(f"storage_uri {args.storage_uri!r}: use s3:// or gs://")

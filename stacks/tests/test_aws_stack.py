@@ -81,7 +81,7 @@ def test_full_stack_creates_bucket_role_group_and_alarms() -> None:
         name="mlstack-churn-staging",
         model_package_group="churn-staging",
         endpoint="churn-staging",
-        gates={"error_rate": "< 1%", "latency_p99": "< 200ms", "conversion": "> 0.1"},
+        gates={"error_rate": ("<", 0.01), "latency_p99": ("<", 0.2), "conversion": (">", 0.1)},
     )
     mocks, out = _run(args)
 
@@ -171,11 +171,16 @@ def test_existing_bucket_and_role_are_used_not_created() -> None:
     assert out["alarms"] == []
 
 
-def test_unparseable_gate_threshold_is_refused() -> None:
+def test_alarm_fires_on_the_opposite_of_the_gate_and_refuses_unknown_operators() -> None:
     from mlstack_stacks.aws import alarm_args
 
-    with pytest.raises(ValueError, match="gate threshold"):
-        alarm_args("e", "error_rate", "about one percent")
+    for op, when in [("<", "GreaterThanOrEqualToThreshold"), (">=", "LessThanThreshold")]:
+        spec = alarm_args("e", "error_rate", (op, 0.05))
+        assert spec is not None
+        assert (spec["comparison_operator"], spec["threshold"]) == (when, 0.05)
+        assert spec["alarm_description"] == f"mlstack gate error_rate {op} 0.05 on e"
+    with pytest.raises(ValueError, match="operator '~' is not one of"):
+        alarm_args("e", "error_rate", ("~", 0.01))
 
 
 def _policy(mocks: Mocks) -> dict[str, Any]:

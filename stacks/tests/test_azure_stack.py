@@ -112,3 +112,16 @@ def test_existing_resource_group_is_not_created() -> None:
     assert not [r for r in mocks.resources if r.typ.endswith(":ResourceGroup")]
     assert out["group"] == "shared-rg"
     assert _one(mocks, ":StorageAccount").inputs["resourceGroupName"] == "shared-rg"
+
+
+def test_long_storage_and_vault_names_keep_environments_apart() -> None:
+    """Storage account and key vault names are global and at most 24 characters: a longer name
+    ends with a hash of the whole name, so two environments of one project never collide."""
+    from mlstack_stacks.azure import compact
+
+    staging = compact("mlstack-customer-churn-staging-st", 24)
+    staging2 = compact("mlstack-customer-churn-staging2-st", 24)
+    assert staging != staging2
+    assert all(n.isalnum() and n.islower() and len(n) == 24 for n in (staging, staging2))
+    assert staging.startswith("mlstackcustomerc")
+    assert compact("mlstack-q-dev-st", 24) == "mlstackqdevst"  # short names unchanged

@@ -68,7 +68,7 @@ def test_full_stack_bucket_account_roles_and_apis() -> None:
     assert bucket.inputs["uniformBucketLevelAccess"] is True
     assert bucket.inputs["publicAccessPrevention"] == "enforced"
     assert bucket.inputs["versioning"] == {"enabled": True}
-    assert bucket.inputs["location"] == "EUROPE-WEST4" and bucket.inputs["forceDestroy"] is False
+    assert bucket.inputs["location"] == "EUROPE-WEST4" and bucket.inputs["forceDestroy"] is True
     (account,) = _of(mocks, "gcp:serviceaccount/account:Account")
     assert account.inputs["accountId"] == "mlstack-quickstart-dev"
     email = "mlstack-quickstart-dev@shop-ml-dev.iam.gserviceaccount.com"
@@ -120,3 +120,33 @@ def test_given_bucket_and_account_are_not_created_nor_granted() -> None:
     assert out == {"bucket": "given-bucket", "service_account": sa}
     types = {r.typ for r in mocks.resources}
     assert types == {"mlstack:gcp:VertexStack", "gcp:projects/service:Service"}
+
+
+def test_versioned_bucket_is_destroyable_once_written() -> None:
+    """A versioned bucket holding objects is only deletable with force_destroy (it removes
+    every object version first); without it `destroy` fails once a run wrote anything."""
+    from mlstack_stacks.gcp import VertexStackArgs
+
+    mocks, _ = _run(
+        VertexStackArgs(
+            name="mlstack-q-dev", project="p-123456", region="us-central1", bucket_name="b"
+        )
+    )
+    (bucket,) = _of(mocks, "gcp:storage/bucket:Bucket")
+    assert bucket.inputs["versioning"] == {"enabled": True}
+    assert bucket.inputs["forceDestroy"] is True
+
+
+def test_long_service_account_ids_keep_environments_apart() -> None:
+    import re
+
+    from mlstack_stacks.gcp import _account_id
+
+    staging = _account_id("mlstack-customer-churn-model-staging")
+    prod = _account_id("mlstack-customer-churn-model-staging2")
+    assert staging != prod
+    for account in (staging, prod):
+        assert re.fullmatch(r"[a-z]([-a-z0-9]{4,28}[a-z0-9])", account), account
+    assert staging.startswith("mlstack-customer-chur-")
+    assert _account_id("mlstack-q-dev") == "mlstack-q-dev"  # short names unchanged
+    assert _account_id("ab") == "ab-runner"

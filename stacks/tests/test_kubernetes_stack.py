@@ -63,8 +63,8 @@ def test_s3_secret_service_account_rbac_and_gateway() -> None:
         KServeStackArgs(
             namespace="ml-team",
             storage_uri="s3://ml-artifacts/quickstart",
-            s3_access_key_id=pulumi.Output.secret("AKIAEXAMPLE"),
-            s3_secret_access_key=pulumi.Output.secret("not-a-real-secret"),
+            s3_access_key_id="AKIAEXAMPLE",  # plain: the program makes it secret
+            s3_secret_access_key="not-a-real-secret",
             s3_endpoint="http://minio.storage:9000",
             runner=("ServiceAccount", "ci", "ci"),
             gateway_name="mlstack-gw",
@@ -124,7 +124,7 @@ def test_gcs_key_and_existing_namespace() -> None:
             namespace="ml-team",
             storage_uri="gs://ml-artifacts/q",
             create_namespace=False,
-            gcs_credentials_json=pulumi.Output.secret("{}"),
+            gcs_credentials_json="{}",
             runner=("Group", "ml-engineers"),
         )
     )
@@ -143,3 +143,32 @@ def test_missing_credentials_are_refused() -> None:
 
     with pytest.raises(ValueError, match="needs s3_access_key_id"):
         _run(KServeStackArgs(namespace="ml-team", storage_uri="s3://b/p"))
+
+
+@pytest.mark.parametrize(
+    ("uri", "credentials"),
+    [
+        ("s3://b/p", {"s3_access_key_id": "AKIAEXAMPLE", "s3_secret_access_key": "not-real"}),
+        ("gs://b/p", {"gcs_credentials_json": "{}"}),
+    ],
+)
+def test_plain_credentials_are_made_secrets_by_the_program(
+    uri: str, credentials: dict[str, str]
+) -> None:
+    """Whatever resource takes them, the credentials the program hands on are Pulumi secrets
+    even when the caller passed plain strings."""
+    from mlstack_stacks.kubernetes import KServeStackArgs, _storage_data
+
+    pulumi.runtime.set_mocks(Mocks(), project="mlstack", stack="test", preview=False)
+    flags: list[bool] = []
+
+    @pulumi.runtime.test
+    def check() -> Any:
+        data = _storage_data(KServeStackArgs(namespace="n", storage_uri=uri, **credentials))
+        assert data and all(isinstance(v, pulumi.Output) for v in data.values())
+        return pulumi.Output.all(
+            *[pulumi.Output.from_input(v.is_secret()) for v in data.values()]
+        ).apply(flags.extend)
+
+    check()
+    assert flags and all(flags)

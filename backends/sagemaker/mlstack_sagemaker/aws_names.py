@@ -48,63 +48,8 @@ REGIONS = (
     "cn-northwest-1",
 )
 
-# SageMaker instance families (ml.<family>.<size>) for processing, training and hosting.
-INSTANCE_FAMILIES = (
-    "t2",
-    "t3",
-    "m4",
-    "m5",
-    "m5d",
-    "m6i",
-    "m6id",
-    "m7i",
-    "c4",
-    "c5",
-    "c5d",
-    "c5n",
-    "c6i",
-    "c6id",
-    "c7i",
-    "r5",
-    "r5d",
-    "r6i",
-    "r6id",
-    "r7i",
-    "x1",
-    "p2",
-    "p3",
-    "p3dn",
-    "p4d",
-    "p4de",
-    "p5",
-    "p5e",
-    "g4dn",
-    "g5",
-    "g6",
-    "g6e",
-    "inf1",
-    "inf2",
-    "trn1",
-    "trn1n",
-    "trn2",
-)
-INSTANCE_SIZES = (
-    "medium",
-    "large",
-    "xlarge",
-    "2xlarge",
-    "3xlarge",
-    "4xlarge",
-    "8xlarge",
-    "9xlarge",
-    "12xlarge",
-    "16xlarge",
-    "18xlarge",
-    "24xlarge",
-    "32xlarge",
-    "48xlarge",
-)
-INSTANCE_RE = re.compile(r"^ml\.([a-z0-9]+)\.([a-z0-9]+)$")
+# A SageMaker instance type: ml.<family>.<size>; which ones exist per job kind: instance_types.py
+INSTANCE_RE = re.compile(r"^ml\.([a-z0-9-]+)\.([a-z0-9]+)$")
 
 ROLE_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

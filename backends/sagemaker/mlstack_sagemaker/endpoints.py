@@ -251,24 +251,30 @@ def _weights(platform: Platform, described: Mapping[str, Any]) -> dict[str, floa
 
 
 def _variant_version(platform: Platform, described: Mapping[str, Any], variant: str) -> str:
+    """The version a variant serves: ``v{N}`` says it; ``primary`` is looked up once per
+    endpoint config (its model's ``mlstack:version`` tag) and remembered on the platform."""
     if variant != PRIMARY_VARIANT:
         return variant.removeprefix("v")
+    config_name = str(described["EndpointConfigName"])
+    known = platform.primary_versions.get(config_name)
+    if known is not None:
+        return known
     aws = platform.aws
-    cfg = aws.call(
-        "sagemaker",
-        "describe_endpoint_config",
-        EndpointConfigName=described["EndpointConfigName"],
-    )
+    version = PRIMARY_VARIANT
+    cfg = aws.call("sagemaker", "describe_endpoint_config", EndpointConfigName=config_name)
     for v in cfg.get("ProductionVariants", []):
         if v["VariantName"] == PRIMARY_VARIANT:
             model_arn = str(
                 aws.call("sagemaker", "describe_model", ModelName=v["ModelName"])["ModelArn"]
             )
             tags = aws.call("sagemaker", "list_tags", ResourceArn=model_arn)
-            for t in tags.get("Tags", []):
-                if t["Key"] == "mlstack:version":
-                    return str(t["Value"])
-    return PRIMARY_VARIANT
+            version = next(
+                (str(t["Value"]) for t in tags.get("Tags", []) if t["Key"] == "mlstack:version"),
+                PRIMARY_VARIANT,
+            )
+            break
+    platform.primary_versions[config_name] = version
+    return version
 
 
 def metrics(platform: Platform, endpoint: str, since: float) -> Mapping[str, VersionMetrics]:

@@ -43,6 +43,7 @@ def desired(platform: Platform) -> Mapping[str, Any]:
         "model_package_group": pdef.model_package_group(project, cfg),
         "endpoint": platform.endpoint_name(d.endpoint) if d else None,
         "gates": dict(d.gates) if d else {},
+        "job_types": list(pdef.job_types(project)),
     }
 
 
@@ -86,15 +87,18 @@ def _stack(platform: Platform, inputs: Mapping[str, Any]) -> Any:
         raise BackendError(
             f"Pulumi's Python packages are missing: {e}", hint="pip install 'mlstack-stacks[aws]'"
         ) from None
+    from mlstack.manifest.units import parse_threshold
+
     cfg = platform.config
     args = SageMakerStackArgs(
         name=str(inputs["stack"]),
         model_package_group=str(inputs["model_package_group"]),
         endpoint=inputs.get("endpoint"),
-        gates=dict(inputs.get("gates") or {}),
+        gates={k: parse_threshold(v) for k, v in (inputs.get("gates") or {}).items()},
         bucket=cfg.bucket,
         role_arn=None if cfg.role == "create" else cfg.role,
         subnets=tuple(cfg.subnets),
+        job_types=tuple(inputs.get("job_types") or pdef.job_types(platform.project)),
         tags={
             "mlstack:project": platform.project.project,
             "mlstack:environment": platform.project.environment,

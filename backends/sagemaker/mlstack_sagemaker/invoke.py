@@ -1,7 +1,9 @@
 """Calling a deployed model: a signed ``InvokeEndpoint`` (sagemaker-runtime) through boto3.
 
-The body is sent as JSON (``application/json``); the container's ``input_fn`` takes V1's
-``instances`` (rows) and answers ``{"predictions": [...]}``. The endpoint is described first so
+The body is sent as JSON (``application/json``, the first of the content types each model
+package declares, ``pipeline_definition.CONTENT_TYPES``; the hooks also take ``text/csv``), and
+JSON is asked for; the container's ``input_fn`` takes V1's ``instances`` (rows) and answers
+``{"predictions": [...]}``. The endpoint is described first so
 that a missing or not-yet-serving endpoint is a clear error rather than AWS's generic one.
 """
 
@@ -13,9 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from mlstack.engine.backend import Prediction
 from mlstack.errors import BackendError
+from mlstack_sagemaker.pipeline_definition import CONTENT_TYPES, RESPONSE_TYPES
 
 if TYPE_CHECKING:
     from mlstack_sagemaker.platform import Platform
+
+REQUEST_CONTENT_TYPE = CONTENT_TYPES[0]
+RESPONSE_CONTENT_TYPE = RESPONSE_TYPES[0]
 
 
 def predict(
@@ -38,8 +44,8 @@ def predict(
         "invoke_endpoint",
         read_timeout=timeout,
         EndpointName=name,
-        ContentType="application/json",
-        Accept="application/json",
+        ContentType=REQUEST_CONTENT_TYPE,
+        Accept=RESPONSE_CONTENT_TYPE,
         Body=json.dumps(body).encode(),
     )
     raw = resp["Body"].read()

@@ -41,6 +41,11 @@ DATA_STAGES = ("ingest", "validate", "split", "features")
 TRAIN_STAGES = ("train", "tune")
 PROCESSING_ROOT = "/opt/ml/processing"
 _ENV_LOCK = threading.Lock()
+# What the serving hooks (mlstack_runtime.inference) decode and answer: declared in each model
+# package's InferenceSpecification (SupportedContentTypes / SupportedResponseMIMETypes) and
+# sent by InvokeEndpoint (invoke.py), the first of each.
+CONTENT_TYPES = ("application/json", "text/csv")
+RESPONSE_TYPES = ("application/json",)
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,19 @@ def model_package_group(project: ResolvedProject, config: SageMakerConfig) -> st
         return config.model_package_group
     model = project.model.name if project.model else project.project
     return sagemaker_name(model, project.environment)
+
+
+def job_types(project: ResolvedProject) -> tuple[str, ...]:
+    """The kinds of job the pipeline starts (processing, training), which its role must be
+    allowed to create: train/tune stages are training jobs, register a model package, every
+    other stage a processing job (see ``_StepBuilder.add``)."""
+    kinds = {s.kind for s in project.pipeline.stages}
+    out = []
+    if kinds - {*TRAIN_STAGES, "register"}:
+        out.append("processing")
+    if kinds & set(TRAIN_STAGES):
+        out.append("training")
+    return tuple(out)
 
 
 def gate_parameter(stage: str, index: int) -> str:
@@ -153,13 +171,20 @@ def _build_with_sdk(project: ResolvedProject, config: SageMakerConfig) -> str:
     layout = Layout(project.project, project.environment)
     code_uri = f"s3://{SENTINEL_BUCKET}/{layout.code_key(code_digest(project))}"
 
+    # A parameter whose value is known only when a run starts (a bucket or role the stack makes,
+    # data uploaded by the run) has no default: SageMaker then requires it at start, and a
+    # manual start cannot run jobs on an empty bucket, role or S3Uri.
     parameters: list[Any] = [
-        ParameterString(name="ArtifactBucket", default_value=config.bucket or ""),
+        ParameterString(name="ArtifactBucket", default_value=config.bucket or None),
         ParameterString(
-            name="ExecutionRole", default_value="" if config.role == "create" else config.role
+            name="ExecutionRole", default_value=None if config.role == "create" else config.role
         ),
         ParameterString(name="RunKey", default_value="manual"),
-        ParameterString(name="InputData", default_value=_default_data(project)),
+        *(
+            [ParameterString(name="InputData", default_value=_default_data(project) or None)]
+            if project.data is not None
+            else []
+        ),
         ParameterString(
             name="ModelPackageGroup", default_value=model_package_group(project, config)
         ),
@@ -264,7 +289,8 @@ class _StepBuilder:
             (n, self._output_of(n)) for n in self._ancestors(stage) if self.kinds[n] != "register"
         ]
         if not stage.needs and stage.kind in ("ingest", "command", "function"):
-            sources.append(("data", self.params["InputData"]))
+            if "InputData" in self.params:  # a project without `data:` has no data to read
+                sources.append(("data", self.params["InputData"]))
         # mlstack_runtime, the job wrapper's settings and the project's `code:` files
         sources.append(("runtime", self.code_uri))
         for name, uri in sources:
@@ -289,9 +315,13 @@ class _StepBuilder:
             return step.properties.ModelPackageArn
         return step.properties.ProcessingOutputConfig.Outputs["output"].S3Output.S3Uri
 
-    def _env(self, stage: Stage) -> dict[str, str] | None:
-        # the stage's own env: mapping; its settings travel in the code bundle, not here
-        return dict(stage.env) or None
+    def _env(self, stage: Stage) -> dict[str, str]:
+        # The stage's own env: mapping; its settings travel in the code bundle, not here. The
+        # run key, which the step's outputs live under, is part of Environment because step
+        # caching keys on Environment but not on the output location ("Caching pipeline steps",
+        # SageMaker Developer Guide): a step is reused only by a run that looks for its outputs
+        # where they are.
+        return {**stage.env, "MLSTACK_RUN_KEY": SENTINEL_RUN_KEY}
 
     def _processing(self, stage: Stage, evaluate: bool) -> Any:
         from sagemaker.core.processing import ScriptProcessor
@@ -470,8 +500,8 @@ class _StepBuilder:
             )
         args = builder.register(
             model_package_group_name=_MODEL_GROUP_SENTINEL,
-            content_types=["application/json", "text/csv"],
-            response_types=["application/json"],
+            content_types=list(CONTENT_TYPES),
+            response_types=list(RESPONSE_TYPES),
             inference_instances=[self.config.hosting_instance_type],
             approval_status="PendingManualApproval",
             model_metrics=metrics,

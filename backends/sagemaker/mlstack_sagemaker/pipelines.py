@@ -5,9 +5,7 @@ then read the evaluation metrics and the trained model from the run's S3 prefix.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,11 +19,11 @@ from mlstack.engine.backend import (
     RunRequest,
     RunResult,
 )
-from mlstack.engine.digest import tree_digest
 from mlstack.errors import BackendError
 from mlstack_sagemaker import pipeline_definition as pdef
 from mlstack_sagemaker import registry
 from mlstack_sagemaker.aws_names import sagemaker_name
+from mlstack_sagemaker.registry import artifact_digest
 
 if TYPE_CHECKING:
     from mlstack.engine.seam import EventKind
@@ -123,8 +121,9 @@ def run_pipeline(
         "ExecutionRole": infra["role_arn"],
         "RunKey": run_key,
         "ModelPackageGroup": infra["model_package_group"],
-        "InputData": _stage_data(platform, bucket, request),
     }
+    if platform.project.data is not None:
+        params["InputData"] = _stage_data(platform, bucket, request)
     params.update(_champion_bounds(platform, infra["model_package_group"]))
     start = platform.aws.call(
         "sagemaker",
@@ -299,19 +298,6 @@ def _find_model(platform: Platform, bucket: str, run_key: str) -> tuple[str | No
     key = models[-1]["Key"]
     body = platform.aws.call("s3", "get_object", Bucket=bucket, Key=key)["Body"].read()
     return f"s3://{bucket}/{key}", artifact_digest(body)
-
-
-def artifact_digest(model_tar_gz: bytes) -> str:
-    """The artifact's digest over the files inside SageMaker's model.tar.gz: the same
-    ``tree_digest`` the local store and the other backends use, so a promoted version's digest
-    means the same files everywhere."""
-    files: dict[str, bytes] = {}
-    with tarfile.open(fileobj=io.BytesIO(model_tar_gz), mode="r:gz") as tar:
-        for m in tar.getmembers():
-            if m.isfile():
-                f = tar.extractfile(m)
-                files[m.name.removeprefix("./")] = f.read() if f else b""
-    return tree_digest(files)
 
 
 def _run_key(pipeline_digest: str, request: RunRequest) -> str:

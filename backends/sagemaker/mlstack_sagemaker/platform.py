@@ -33,6 +33,9 @@ class Platform:
         self.aws = Aws(config)
         self.layout = pdef.Layout(project.project, project.environment)
         self._outputs: dict[str, Any] = {}
+        # EndpointConfigName -> the version its ``primary`` variant serves. Config names are
+        # content hashes (endpoints._ensure_config), so an entry never goes stale.
+        self.primary_versions: dict[str, str] = {}
 
     def endpoint_name(self, endpoint: str) -> str:
         """The SageMaker name of a spec endpoint in this environment."""

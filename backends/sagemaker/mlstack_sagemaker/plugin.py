@@ -20,11 +20,10 @@ from pydantic import (
 
 from mlstack.engine.backend import JOB_STAGE_KINDS, BackendPlugin, Capabilities
 from mlstack.manifest.suggest import did_you_mean
+from mlstack_sagemaker import instance_types
 from mlstack_sagemaker.aws_names import (
     GATE_METRICS,
-    INSTANCE_FAMILIES,
     INSTANCE_RE,
-    INSTANCE_SIZES,
     REGIONS,
     ROLE_ARN_RE,
     SAGEMAKER_NAME_RE,
@@ -36,7 +35,20 @@ from mlstack_sagemaker.aws_names import (
 CREATE_ROLE = "create"
 
 
-def check_instance_type(value: str, allow_unknown: bool = False) -> str:
+_ALL_TYPES = instance_types.PROCESSING | instance_types.TRAINING | instance_types.HOSTING
+_FAMILIES = sorted({t.split(".")[1] for t in _ALL_TYPES})
+_SIZES = sorted({t.split(".")[2] for t in _ALL_TYPES})
+JOB_TYPES = instance_types.PROCESSING & instance_types.TRAINING  # `instance_type` runs both
+
+
+def check_instance_type(
+    value: str,
+    allow_unknown: bool = False,
+    accepted: frozenset[str] = JOB_TYPES,
+    what: str = "processing and training jobs",
+) -> str:
+    """``value`` if SageMaker accepts it for ``what`` (``accepted``: from botocore's API model,
+    see ``instance_types``); otherwise a ValueError saying what is wrong."""
     m = INSTANCE_RE.match(value)
     if not m:
         hint = f"; did you mean 'ml.{value}'?" if INSTANCE_RE.match(f"ml.{value}") else ""
@@ -46,14 +58,19 @@ def check_instance_type(value: str, allow_unknown: bool = False) -> str:
     if allow_unknown:
         return value
     family, size = m.groups()
-    if family not in INSTANCE_FAMILIES:
+    if family not in _FAMILIES:
         raise ValueError(
             f"unknown SageMaker instance family {family!r} in {value!r}"
-            f"{did_you_mean(family, INSTANCE_FAMILIES)}"
+            f"{did_you_mean(family, _FAMILIES)}"
         )
-    if size not in INSTANCE_SIZES:
+    if size not in _SIZES:
+        raise ValueError(f"unknown instance size {size!r} in {value!r}{did_you_mean(size, _SIZES)}")
+    if value not in accepted:
+        same = sorted(t for t in accepted if t.split(".")[1] == family)
         raise ValueError(
-            f"unknown instance size {size!r} in {value!r}{did_you_mean(size, INSTANCE_SIZES)}"
+            f"SageMaker does not run {what} on {value!r} (AWS's API model, botocore "
+            f"{instance_types.BOTOCORE_VERSION})"
+            + (f"; {family} offers {', '.join(same)}" if same else "")
         )
     return value
 
@@ -109,12 +126,18 @@ class SageMakerConfig(BaseModel):
     )
     timeout: float = Field(default=4 * 3600.0, gt=0, description="longest wait for a run/rollout")
 
-    @field_validator("instance_type", "serving_instance_type")
+    @field_validator("instance_type")
     @classmethod
-    def _instance(cls, v: str | None, info: ValidationInfo) -> str | None:
+    def _instance(cls, v: str, info: ValidationInfo) -> str:
+        return check_instance_type(v, bool(info.data.get("allow_unknown_instance_types")))
+
+    @field_validator("serving_instance_type")
+    @classmethod
+    def _serving_instance(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is None:
             return v
-        return check_instance_type(v, bool(info.data.get("allow_unknown_instance_types")))
+        allow = bool(info.data.get("allow_unknown_instance_types"))
+        return check_instance_type(v, allow, instance_types.HOSTING, "endpoints")
 
     @field_validator("region")
     @classmethod
@@ -172,6 +195,12 @@ class SageMakerConfig(BaseModel):
     def _cross(self) -> SageMakerConfig:
         if bool(self.subnets) != bool(self.security_groups):
             raise ValueError("a VPC needs both `subnets` and `security_groups` (or neither)")
+        if self.serving_instance_type is None and not self.allow_unknown_instance_types:
+            if self.instance_type not in instance_types.HOSTING:
+                raise ValueError(
+                    f"endpoints serve on instance_type {self.instance_type!r}, which SageMaker "
+                    "does not offer for endpoints; set serving_instance_type (e.g. ml.m5.large)"
+                )
         return self
 
     @property

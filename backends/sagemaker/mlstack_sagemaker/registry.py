@@ -5,10 +5,13 @@ approval is the champion alias.
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlstack.engine.backend import Context, Event, ModelVersion, RunResult
+from mlstack.engine.digest import tree_digest
 from mlstack.errors import BackendError
 from mlstack_sagemaker import pipeline_definition as pdef
 from mlstack_sagemaker.code_bundle import JOB_SCRIPT
@@ -76,8 +79,8 @@ def register(platform: Platform, run: RunResult, ctx: Context) -> ModelVersion:
                     },
                 }
             ],
-            "SupportedContentTypes": ["application/json", "text/csv"],
-            "SupportedResponseMIMETypes": ["application/json"],
+            "SupportedContentTypes": list(pdef.CONTENT_TYPES),
+            "SupportedResponseMIMETypes": list(pdef.RESPONSE_TYPES),
             "SupportedRealtimeInferenceInstanceTypes": [platform.config.hosting_instance_type],
         },
         ModelApprovalStatus="PendingManualApproval",
@@ -106,15 +109,69 @@ def _serving_code(platform: Platform, bucket: str) -> str:
 
 
 def import_version(platform: Platform, source: ModelVersion, ctx: Context) -> ModelVersion:
+    """``source`` registered in this environment's group. An artifact in another bucket (an
+    environment with its own bucket, which this environment's role may not read) is copied
+    into this environment's bucket first, and the copy's digest checked against the source's."""
+    model_uri = str(source.lineage.get("model_data_url") or source.uri)
+    bucket = platform.infra_outputs(ctx)["bucket"]
+    if model_uri.startswith("s3://") and not model_uri.startswith(f"s3://{bucket}/"):
+        model_uri = _copy_artifact(platform, model_uri, bucket, source, ctx)
     run = RunResult(
         run_id=str(source.lineage.get("run", source.uri)),
         status="succeeded",
         metrics=source.metrics,
-        model_uri=str(source.lineage.get("model_data_url") or source.uri),
+        model_uri=model_uri,
         model_digest=source.digest,
         stages={},
     )
     return register(platform, run, ctx)
+
+
+def _copy_artifact(
+    platform: Platform, uri: str, bucket: str, source: ModelVersion, ctx: Context
+) -> str:
+    """S3 CopyObject of a model artifact into ``bucket``, under the digest; its digest checked."""
+    src_bucket, _, src_key = uri.removeprefix("s3://").partition("/")
+    digest = (source.digest or "").removeprefix("sha256:")
+    if not digest:
+        raise BackendError(
+            f"model version {source.version} has no digest; its artifact cannot be copied "
+            f"from {src_bucket} with its identity checked",
+            hint="register it again in the source environment",
+        )
+    key = f"{platform.layout.prefix}/models/{digest[:32]}/model.tar.gz"
+    aws = platform.aws
+    aws.call(
+        "s3",
+        "copy_object",
+        Bucket=bucket,
+        Key=key,
+        CopySource={"Bucket": src_bucket, "Key": src_key},
+    )
+    body = aws.call("s3", "get_object", Bucket=bucket, Key=key)["Body"].read()
+    copied = artifact_digest(body)
+    if copied != source.digest:
+        raise BackendError(
+            f"the copy of {uri} in s3://{bucket}/{key} has digest {copied}, not the "
+            f"version's {source.digest}",
+            hint="the source artifact changed after it was registered; promote a version "
+            "registered from it again",
+        )
+    ctx.emit(Event("log", source.name, f"copied {uri} to s3://{bucket}/{key} ({copied})"))
+    return f"s3://{bucket}/{key}"
+
+
+def artifact_digest(model_tar_gz: bytes) -> str:
+    """The artifact's digest over the files inside SageMaker's model.tar.gz: the same
+    ``tree_digest`` the local store and the other backends use, so a promoted version's digest
+    means the same files everywhere."""
+    files: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(model_tar_gz), mode="r:gz") as tar:
+        for m in tar.getmembers():
+            if m.isfile():
+                f = tar.extractfile(m)
+                files[m.name.removeprefix("./")] = f.read() if f else b""
+    return tree_digest(files)
 
 
 def set_alias(platform: Platform, model: str, alias: str, wanted: str, ctx: Context) -> None:

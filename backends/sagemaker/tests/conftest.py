@@ -1,5 +1,14 @@
-"""A moto server on 127.0.0.1 with the two SageMaker behaviours moto 5.2 lacks, added faithfully.
+"""A moto server on 127.0.0.1 with the SageMaker behaviours moto 5.2 lacks, added faithfully.
 
+0. The endpoint lifecycle (moto's endpoints are ``InService`` at once), following the SageMaker
+   API reference (CreateEndpoint, DescribeEndpoint's ``EndpointStatus``,
+   UpdateEndpointWeightsAndCapacities): ``CreateEndpoint`` leaves the endpoint ``Creating`` for
+   ``CREATING_DESCRIBES`` DescribeEndpoint calls, then ``InService``, or ``Failed`` with a
+   ``FailureReason`` when a test put the endpoint in ``FAIL_CREATES`` (as a model that does not
+   pass its health check does). ``UpdateEndpointWeightsAndCapacities`` is refused unless the
+   endpoint is ``InService`` and every named variant exists once; the endpoint is then
+   ``Updating`` (``DesiredWeight`` set, ``CurrentWeight`` unchanged) for ``UPDATING_DESCRIBES``
+   describes, then ``InService`` with the new weights.
 1. ``UpdateEndpoint`` (not implemented by moto 5.2), following the SageMaker API reference
    (UpdateEndpoint, DescribeEndpoint, DeploymentConfig, BlueGreenUpdatePolicy,
    TrafficRoutingConfig) and the developer guide's "Deployment guardrails" pages (blue/green,
@@ -7,7 +16,8 @@
    and be ``InService``; the new config must exist. A guarded update (``BlueGreenUpdatePolicy``)
    is refused unless the new config keeps the production variant names, a canary is at most
    50 % and a linear step 10-50 % of the fleet, and the execution timeout exceeds the waits.
-   ``DescribeEndpoint`` then answers ``Updating`` ``UPDATING_DESCRIBES`` times; on each of them
+   ``DescribeEndpoint`` then answers ``Updating`` ``UPDATING_DESCRIBES`` times (the next one
+   settles); on each of them
    (the baking and waiting periods) the ``AutoRollbackConfiguration`` alarms are read from
    moto's CloudWatch: one in ``ALARM`` rolls back (``RollingBack``, then ``InService`` on the
    old config with a ``FailureReason``). A test makes an update fail (as a container failing
@@ -82,9 +92,14 @@ class S3Writer:
         s3_backends[self.account_id]["global"].put_object(bucket, key, body)
 
 
+CREATING_DESCRIBES = 2  # DescribeEndpoint answers ``Creating`` this many times, then settles
 UPDATING_DESCRIBES = 3  # DescribeEndpoint answers ``Updating`` this many times, then settles
+FAIL_CREATES: dict[str, str] = {}  # endpoint name -> FailureReason of its next creation
 FAIL_UPDATES: dict[str, str] = {}  # endpoint name -> FailureReason of its next update
 _UPDATES: dict[tuple[str, str, str], dict[str, Any]] = {}
+# (account, region, endpoint) -> a Creating / weights-Updating phase: describes left, and what
+# happens when it ends
+_SETTLING: dict[tuple[str, str, str], dict[str, Any]] = {}
 
 
 EXECUTING_DESCRIBES = 2  # DescribePipelineExecution answers ``Executing`` this many times
@@ -209,8 +224,18 @@ def _patch_moto() -> None:
         key = (backend.account_id, backend.region_name, name)
         update = _UPDATES.get(key)
         endpoint = backend.endpoints.get(name)
-        if update is not None and endpoint is not None:
+        if endpoint is None:
+            _SETTLING.pop(key, None)
+            _UPDATES.pop(key, None)
+        elif update is not None:
             _advance(endpoint, update, key)
+        elif key in _SETTLING:
+            phase = _SETTLING[key]
+            if phase["describes_left"] > 0:
+                phase["describes_left"] -= 1
+            else:
+                del _SETTLING[key]
+                phase["settle"](endpoint)
         return original_describe(self)
 
     def _advance(endpoint: Any, update: dict[str, Any], key: tuple[str, str, str]) -> None:
@@ -230,8 +255,8 @@ def _patch_moto() -> None:
             )
             endpoint.endpoint_status = "RollingBack"
             return
-        update["describes_left"] -= 1
         if update["describes_left"] > 0:
+            update["describes_left"] -= 1
             return
         del _UPDATES[key]
         endpoint.endpoint_status = "InService"
@@ -255,6 +280,7 @@ def _patch_moto() -> None:
     original_describe = SageMakerResponse.describe_endpoint
     original_create_config = SageMakerResponse.create_endpoint_config
     original_create_endpoint = sm_models.SageMakerModelBackend.create_endpoint
+    original_update_weights = sm_models.SageMakerModelBackend.update_endpoint_weights_and_capacities
 
     def create_endpoint_config(self: Any) -> Any:
         result = original_create_config(self)
@@ -271,13 +297,70 @@ def _patch_moto() -> None:
         return result
 
     def create_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
+        if endpoint_name in self.endpoints:
+            arn = self.endpoints[endpoint_name].arn
+            raise ValidationError(message=f'Cannot create already existing endpoint "{arn}".')
         endpoint = original_create_endpoint(self, endpoint_name, endpoint_config_name, tags)
         shadows = getattr(
             self.endpoint_configs[endpoint_config_name], "shadow_production_variants", None
         )
         if shadows:
             endpoint.shadow_production_variants = endpoint._process_production_variants(shadows)
+        endpoint.endpoint_status = "Creating"
+        failure = FAIL_CREATES.pop(endpoint_name, None)
+
+        def created(ep: Any) -> None:
+            ep.endpoint_status = "InService" if failure is None else "Failed"
+            ep.failure_reason = failure
+            ep.last_modified_time = sm_models.utcnow()
+
+        _SETTLING[(self.account_id, self.region_name, endpoint_name)] = {
+            "describes_left": CREATING_DESCRIBES,
+            "settle": created,
+        }
         return endpoint
+
+    def update_weights(
+        self: Any, endpoint_name: str, desired_weights_and_capacities: list[dict[str, Any]]
+    ) -> str:
+        desired = desired_weights_and_capacities
+        endpoint = self.endpoints.get(endpoint_name)
+        if endpoint is not None and endpoint.endpoint_status != "InService":
+            raise ValidationError(message=f'Cannot update in-progress endpoint "{endpoint.arn}".')
+        # moto checks the endpoint and the variant names (each once, each present) ...
+        snapshot = [dict(v) for v in endpoint.production_variants] if endpoint else []
+        arn = str(original_update_weights(self, endpoint_name, desired))
+        # ... and applies the weights at once: AWS is Updating first, serving the old weights.
+        endpoint = self.endpoints[endpoint_name]
+        wanted = {d["VariantName"]: d for d in desired}
+        for before, variant in zip(snapshot, endpoint.production_variants, strict=True):
+            d = wanted.get(variant["VariantName"])
+            for field in ("CurrentWeight", "CurrentInstanceCount", "DesiredInstanceCount"):
+                if field in before:
+                    variant[field] = before[field]
+                else:
+                    variant.pop(field, None)
+            if d is not None and d.get("DesiredInstanceCount") is not None:
+                variant["DesiredInstanceCount"] = d["DesiredInstanceCount"]
+
+        def settled(ep: Any) -> None:
+            for variant in ep.production_variants:
+                d = wanted.get(variant["VariantName"])
+                if d is None:
+                    continue
+                if d.get("DesiredWeight") is not None:
+                    variant["CurrentWeight"] = d["DesiredWeight"]
+                if d.get("DesiredInstanceCount") is not None:
+                    variant["CurrentInstanceCount"] = d["DesiredInstanceCount"]
+            ep.endpoint_status = "InService"
+            ep.last_modified_time = sm_models.utcnow()
+
+        endpoint.endpoint_status = "Updating"
+        _SETTLING[(self.account_id, self.region_name, endpoint_name)] = {
+            "describes_left": UPDATING_DESCRIBES,
+            "settle": settled,
+        }
+        return arn
 
     def delete_model_package(self: Any) -> Any:
         backend = self.sagemaker_backend
@@ -383,6 +466,7 @@ def _patch_moto() -> None:
     SageMakerResponse.describe_endpoint = describe_endpoint
     SageMakerResponse.create_endpoint_config = create_endpoint_config
     sm_models.SageMakerModelBackend.create_endpoint = create_endpoint
+    sm_models.SageMakerModelBackend.update_endpoint_weights_and_capacities = update_weights
     _PATCHED = True
 
 
@@ -418,21 +502,20 @@ def moto_url() -> Iterator[str]:
         yield url
 
 
-# The stage settings travel in Environment["MLSTACK_SPEC"] (783-980 characters; AWS allows 256
-# for processing, 512 for training) until the shared runtime ships them as a file (branch
-# `runtime`, distribution `mlstack_runtime`). Tolerated only while that is not installed; once it
-# is, any such violation fails the test. test_strict_aws.py asserts the violation is there today.
-_KNOWN_VIOLATIONS: tuple[str, ...] = (
-    ("Environment['MLSTACK_SPEC']",) if importlib.util.find_spec("mlstack_runtime") is None else ()
-)
-
-
 @pytest.fixture(autouse=True)
 def strict_aws() -> Iterator[Any]:
     """Every AWS call the test makes, checked against botocore's service model (strict_aws.py)."""
-    checker = strict.StrictAws(tolerated=_KNOWN_VIOLATIONS)
+    checker = strict.StrictAws()
     with checker.installed():
         yield checker
+    documented = strict.documented_operations()
+    undocumented = sorted({c for c in checker.backend_calls if c not in documented})
+    if undocumented:
+        pytest.fail(
+            f"the backend called AWS operations {undocumented} that {strict.DOCUMENTED} does not "
+            "list (with the IAM actions they need)",
+            pytrace=False,
+        )
     if checker.found:
         pytest.fail(
             "AWS would reject these requests (botocore service model):\n  "
@@ -451,6 +534,21 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> str:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return moto_url
+
+
+@pytest.fixture
+def lifecycle() -> dict[str, int]:
+    """How many describes each transitional endpoint status lasts in the fakes above."""
+    return {"Creating": CREATING_DESCRIBES, "Updating": UPDATING_DESCRIBES}
+
+
+@pytest.fixture
+def fail_creates(aws_env: str) -> Iterator[dict[str, str]]:
+    """endpoint name -> FailureReason of its next CreateEndpoint (see FAIL_CREATES); emptied."""
+    try:
+        yield FAIL_CREATES
+    finally:
+        FAIL_CREATES.clear()
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
-"""The UpdateEndpoint stand-in (conftest.py) behaves as AWS documents it: an Updating phase, alarms
-watched while it lasts, automatic rollback, failed updates back on the old config, and the
-deployment guardrails rules. Driven over HTTP with boto3 against the moto server."""
+"""The endpoint stand-ins (conftest.py) behave as AWS documents them: CreateEndpoint is Creating
+then InService (or Failed), UpdateEndpointWeightsAndCapacities is refused unless InService and is
+Updating before the weights apply, UpdateEndpoint has an Updating phase with alarms watched while
+it lasts, automatic rollback, failed updates back on the old config, and the deployment
+guardrails rules. Driven over HTTP with boto3 against the moto server."""
 
 from __future__ import annotations
 
@@ -43,10 +45,11 @@ def _config(sm: Any, name: str, variants: list[str], shadows: tuple[str, ...] = 
     return name
 
 
-def _endpoint(sm: Any, name: str) -> None:
+def _endpoint(sm: Any, name: str, variants: tuple[str, ...] = ("primary",)) -> None:
     sm.create_endpoint(
-        EndpointName=name, EndpointConfigName=_config(sm, f"{name}-old", ["primary"])
+        EndpointName=name, EndpointConfigName=_config(sm, f"{name}-old", list(variants))
     )
+    _settle(sm, name)
 
 
 def _guarded(
@@ -70,12 +73,14 @@ def _settle(sm: Any, name: str) -> tuple[list[str], dict[str, Any]]:
     for _ in range(20):
         d = sm.describe_endpoint(EndpointName=name)
         statuses.append(d["EndpointStatus"])
-        if d["EndpointStatus"] == "InService":
+        if d["EndpointStatus"] in ("InService", "Failed"):
             return statuses, d
     raise AssertionError(f"never settled: {statuses}")
 
 
-def test_update_is_updating_then_in_service_on_the_new_config(aws_env: str) -> None:
+def test_update_is_updating_then_in_service_on_the_new_config(
+    aws_env: str, lifecycle: dict[str, int]
+) -> None:
     sm, _ = _clients(aws_env)
     _endpoint(sm, "ep-a")
     new = _config(sm, "ep-a-new", ["primary"])
@@ -85,7 +90,7 @@ def test_update_is_updating_then_in_service_on_the_new_config(aws_env: str) -> N
     with pytest.raises(sm.exceptions.ClientError, match="in-progress"):
         sm.update_endpoint(EndpointName="ep-a", EndpointConfigName=new)
     statuses, d = _settle(sm, "ep-a")
-    assert statuses == ["Updating", "Updating", "InService"]
+    assert statuses == ["Updating"] * lifecycle["Updating"] + ["InService"]
     assert d["EndpointConfigName"] == new and not d.get("FailureReason")
 
 
@@ -162,3 +167,63 @@ def test_shadow_configs_hold_one_production_and_one_shadow(
     ):
         _config(sm, name, production, shadows)
     _config(sm, f"{name}-ok", ["a"], ("s1",))
+
+
+def test_create_is_creating_then_in_service_or_failed(
+    aws_env: str, lifecycle: dict[str, int], fail_creates: dict[str, str]
+) -> None:
+    sm, _ = _clients(aws_env)
+    sm.create_endpoint(EndpointName="ep-c", EndpointConfigName=_config(sm, "ep-c-1", ["primary"]))
+    with pytest.raises(sm.exceptions.ClientError, match="already existing endpoint"):
+        sm.create_endpoint(EndpointName="ep-c", EndpointConfigName="ep-c-1")
+    with pytest.raises(sm.exceptions.ClientError, match="in-progress"):
+        sm.update_endpoint(EndpointName="ep-c", EndpointConfigName="ep-c-1")
+    statuses, d = _settle(sm, "ep-c")
+    assert statuses == ["Creating"] * lifecycle["Creating"] + ["InService"]
+    assert not d.get("FailureReason")
+
+    fail_creates["ep-cf"] = "The primary container did not pass the ping health check."
+    sm.create_endpoint(EndpointName="ep-cf", EndpointConfigName=_config(sm, "ep-cf-1", ["primary"]))
+    statuses, d = _settle(sm, "ep-cf")
+    assert statuses == ["Creating"] * lifecycle["Creating"] + ["Failed"]
+    assert d["FailureReason"] == "The primary container did not pass the ping health check."
+
+
+def test_weights_update_is_refused_unless_in_service_then_updating_before_it_applies(
+    aws_env: str, lifecycle: dict[str, int]
+) -> None:
+    sm, _ = _clients(aws_env)
+    sm.create_endpoint(EndpointName="ep-w", EndpointConfigName=_config(sm, "ep-w-1", ["v1", "v2"]))
+    weights = [
+        {"VariantName": "v1", "DesiredWeight": 0.9},
+        {"VariantName": "v2", "DesiredWeight": 0.1},
+    ]
+    with pytest.raises(sm.exceptions.ClientError, match="in-progress"):  # still Creating
+        sm.update_endpoint_weights_and_capacities(
+            EndpointName="ep-w", DesiredWeightsAndCapacities=weights
+        )
+    _settle(sm, "ep-w")
+    with pytest.raises(sm.exceptions.ClientError, match="not present"):
+        sm.update_endpoint_weights_and_capacities(
+            EndpointName="ep-w",
+            DesiredWeightsAndCapacities=[{"VariantName": "v3", "DesiredWeight": 1.0}],
+        )
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName="ep-w", DesiredWeightsAndCapacities=weights
+    )
+    during = sm.describe_endpoint(EndpointName="ep-w")
+    assert during["EndpointStatus"] == "Updating"
+    assert {v["VariantName"]: v["CurrentWeight"] for v in during["ProductionVariants"]} == {
+        "v1": 1.0,
+        "v2": 1.0,
+    }
+    with pytest.raises(sm.exceptions.ClientError, match="in-progress"):
+        sm.update_endpoint_weights_and_capacities(
+            EndpointName="ep-w", DesiredWeightsAndCapacities=weights
+        )
+    statuses, d = _settle(sm, "ep-w")
+    assert statuses == ["Updating"] * (lifecycle["Updating"] - 1) + ["InService"]
+    assert {v["VariantName"]: v["CurrentWeight"] for v in d["ProductionVariants"]} == {
+        "v1": 0.9,
+        "v2": 0.1,
+    }

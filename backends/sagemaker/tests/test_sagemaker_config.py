@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlstack_sagemaker.plugin import SageMakerConfig, plugin
@@ -286,3 +287,45 @@ def test_a_function_stage_is_refused_by_validate_and_plan(tmp_path: Path) -> Non
         assert "run: python -m" in out and "Traceback" not in out
     # staging receives models by promotion and trains nothing: its stages are not checked
     assert _cli(["validate", "-e", "staging"], tmp_path).returncode == 0
+
+
+def test_stack_gets_parsed_gates_and_the_job_types_the_pipeline_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stack program is given the gates as parse_threshold reads them (one parser) and the
+    job kinds its role must be allowed to create, derived from the stages."""
+    pytest.importorskip("pulumi")
+    import mlstack_stacks.aws as stack_module
+    from mlstack_sagemaker import infra
+    from mlstack_sagemaker import pipeline_definition as pdef
+    from pulumi import automation as auto
+
+    from mlstack.engine.backend import get_plugin
+    from mlstack.manifest.load import load, resolve
+
+    _quickstart(tmp_path, "    region: eu-west-1\n    role: create\n")
+    backend = get_plugin("sagemaker").load(
+        resolve(load(str(tmp_path / "mlstack.yaml")), "dev"), tmp_path / ".mlstack"
+    )
+    seen: list[Any] = []
+    monkeypatch.setattr(infra, "require_pulumi_cli", lambda: "pulumi")
+    monkeypatch.setattr(stack_module, "program", lambda args: seen.append(args))
+
+    class Stack:
+        def set_config(self, *_: Any) -> None:
+            pass
+
+    monkeypatch.setattr(auto, "create_or_select_stack", lambda **_: Stack())
+    inputs = infra.desired(backend.platform)
+    assert inputs["job_types"] == ["processing", "training"]
+    infra._stack(backend.platform, inputs)
+    (args,) = seen
+    assert args.job_types == ("processing", "training")
+    assert args.gates == {"error_rate": ("<", 0.01), "latency_p99": ("<", 0.5)}
+
+    # a pipeline of processing stages only: its role may not start training jobs
+    spec = tmp_path / "mlstack.yaml"
+    text = spec.read_text()
+    start = text.index("    - name: train")
+    spec.write_text(text[:start] + text[text.index("\nmodel:") + 1 :])
+    assert pdef.job_types(resolve(load(str(spec)), "dev")) == ("processing",)

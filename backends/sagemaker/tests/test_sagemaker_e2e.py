@@ -584,22 +584,22 @@ def test_a_failed_run_and_a_cancelled_run(
     assert stop_calls == {cancelled.run_id: 1}
 
 
-def test_predict_is_a_signed_invoke_endpoint(aws_env: str, tmp_path: Path) -> None:
-    """``Backend.predict`` on SageMaker: one SigV4-signed ``InvokeEndpoint`` (sagemaker-runtime).
+def test_predict_is_one_invoke_endpoint_as_the_backend_builds_it(
+    aws_env: str, tmp_path: Path, strict_aws: Any
+) -> None:
+    """``Backend.predict`` on SageMaker: one ``InvokeEndpoint`` (sagemaker-runtime).
 
     moto's sagemaker-runtime does not run a model: ``InvokeEndpoint`` answers with a canned body,
     here one queued through moto's ``/moto-api/static/sagemaker/endpoint-results``. So the test
-    asserts what is ours: the endpoint is checked to exist first, the request moto receives is
-    well-formed for botocore's service model (path, content type, the name's pattern, the body)
-    and signed (its SigV4 signature recomputed here from the test credentials matches), and the
-    answer is decoded with the variant that served it.
+    asserts what the backend decides: a missing or still-Creating endpoint is a clear error
+    before any call, the request goes to this environment's endpoint with the body as JSON, the
+    content types the model package declares, the environment's credentials and the caller's
+    read timeout, and the answer is decoded with the version of the variant that served it.
     """
     import urllib.request
 
     import boto3
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
+    from mlstack_sagemaker.invoke import REQUEST_CONTENT_TYPE, RESPONSE_CONTENT_TYPE
 
     from mlstack.errors import BackendError
 
@@ -626,6 +626,11 @@ def test_predict_is_a_signed_invoke_endpoint(aws_env: str, tmp_path: Path) -> No
         ],
     )
     sm.create_endpoint(EndpointName="shop-dev", EndpointConfigName="shop-dev-c")
+    with pytest.raises(BackendError, match="shop-dev is Creating, not serving"):
+        backend.predict("shop", {"instances": [{"x": 1.0}]}, timeout=5)
+    for _ in range(10):
+        if sm.describe_endpoint(EndpointName="shop-dev")["EndpointStatus"] == "InService":
+            break
     answer = {"predictions": [1], "probabilities": [[0.2, 0.8]]}
     queued = {
         "region": "eu-west-1",
@@ -654,35 +659,77 @@ def test_predict_is_a_signed_invoke_endpoint(aws_env: str, tmp_path: Path) -> No
     try:
         got = backend.predict("shop", {"instances": [{"x": 1.0}]}, timeout=5)
         assert got.body == answer and got.version == "7"
+        assert got.target == "shop-dev (InvokeEndpoint)"
         assert runtime.meta.config.read_timeout == 5
         (req,) = sent
-        model = runtime.meta.service_model.operation_model("InvokeEndpoint")
-        pattern = model.input_shape.members["EndpointName"].metadata["pattern"]
-        import re
-
-        assert re.fullmatch(pattern, "shop-dev")
         assert req.method == "POST" and req.url == f"{aws_env}/endpoints/shop-dev/invocations"
         headers = {
             k.lower(): (v.decode() if isinstance(v, bytes) else v) for k, v in req.headers.items()
         }
-        assert headers["content-type"] == "application/json"
-        assert headers["accept"] == "application/json"
+        assert headers["content-type"] == REQUEST_CONTENT_TYPE == "application/json"
+        assert headers["accept"] == RESPONSE_CONTENT_TYPE == "application/json"
         assert json.loads(req.body) == {"instances": [{"x": 1.0}]}
-        auth = headers["authorization"]
-        assert auth.startswith("AWS4-HMAC-SHA256 Credential=testing/")
-        assert "/eu-west-1/sagemaker/aws4_request" in auth
-        signed = re.search(r"SignedHeaders=([^,]+)", auth)
-        assert signed is not None and "host" in signed.group(1).split(";")
-        # recompute the signature from the test credentials: the request was really signed
-        names = signed.group(1).split(";")
-        unsigned = {k: v for k, v in headers.items() if k in names}
-        again = AWSRequest(method=req.method, url=req.url, data=req.body, headers=unsigned)
-        again.context["timestamp"] = headers["x-amz-date"]
-        signer = SigV4Auth(Credentials("testing", "testing"), "sagemaker", "eu-west-1")
-        canonical = signer.canonical_request(again)
-        expected = signer.signature(signer.string_to_sign(again, canonical), again)
-        assert auth.endswith(f"Signature={expected}")
+        assert "Credential=testing/" in headers["authorization"]  # the environment's keys
+        # the backend's calls (checked against docs/sagemaker-aws.md), not the test's setup
+        assert strict_aws.backend_calls[-2:] == [
+            ("sagemaker", "DescribeEndpoint"),
+            ("sagemaker-runtime", "InvokeEndpoint"),
+        ]
+        assert ("sagemaker", "CreateEndpoint") not in strict_aws.backend_calls
     finally:
         sm.delete_endpoint(EndpointName="shop-dev")
         sm.delete_endpoint_config(EndpointConfigName="shop-dev-c")
         sm.delete_model(ModelName="shop-dev-m")
+
+
+def test_promotion_into_an_environment_with_its_own_bucket_copies_the_artifact(
+    aws_env: str, tmp_path: Path
+) -> None:
+    """The target's role can read only the target's bucket: import_version copies the model
+    artifact there (S3 CopyObject), registers the copy, and the digest is unchanged."""
+    import boto3
+
+    from mlstack.engine.backend import get_plugin
+    from mlstack.errors import BackendError
+    from mlstack.manifest.load import load, resolve
+
+    s3 = boto3.client("s3", endpoint_url=aws_env, region_name="eu-west-1")
+    have = {b["Name"] for b in s3.list_buckets()["Buckets"]}  # the moto server is shared
+    for bucket in {"shop-artifacts", "shop-prod-artifacts"} - have:
+        s3.create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+    dev = _project(tmp_path, aws_env)
+    ctx = _ctx(tmp_path, lambda e: None)
+    dev.provision(dev.infrastructure(), ctx)
+    _, v1, _ = _train(dev, tmp_path, s3, accuracy=0.9, tag="copy")
+
+    spec = tmp_path / "mlstack.yaml"
+    prod_env = (
+        "  prod:\n    backend: sagemaker\n    region: eu-west-1\n"
+        "    role: arn:aws:iam::123456789012:role/mlstack-sm-prod\n"
+        f"    bucket: shop-prod-artifacts\n    endpoint_url: {aws_env}\n"
+        "    poll_interval: 0.05\n    promote_from: dev\n"
+    )
+    spec.write_text(spec.read_text().replace("data:\n", prod_env + "data:\n", 1))
+    prod = get_plugin("sagemaker").load(resolve(load(str(spec)), "prod"), tmp_path / ".mlstack")
+    events: list[Any] = []
+    prod_ctx = _ctx(tmp_path, events.append)
+    prod.provision(prod.infrastructure(), prod_ctx)
+
+    source_uri = v1.lineage["model_data_url"]
+    assert source_uri.startswith("s3://shop-artifacts/")
+    imported = prod.import_version(v1, prod_ctx)
+    copied_uri = imported.lineage["model_data_url"]
+    assert copied_uri.startswith("s3://shop-prod-artifacts/mlstack/shop/prod/models/")
+    assert imported.digest == v1.digest
+    key = copied_uri.removeprefix("s3://shop-prod-artifacts/")
+    src_key = source_uri.removeprefix("s3://shop-artifacts/")
+    copied = s3.get_object(Bucket="shop-prod-artifacts", Key=key)["Body"].read()
+    assert copied == s3.get_object(Bucket="shop-artifacts", Key=src_key)["Body"].read()
+    assert any(e.kind == "log" and "copied" in e.message for e in events)
+
+    # an artifact changed in the source bucket after registration is refused, not promoted
+    s3.put_object(Bucket="shop-artifacts", Key=src_key, Body=_model_tar("tampered"))
+    with pytest.raises(BackendError, match="not the version's"):
+        prod.import_version(replace(v1, version="1"), prod_ctx)

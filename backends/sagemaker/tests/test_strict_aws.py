@@ -119,7 +119,8 @@ def test_boto3_clients_are_checked_too(aws_env: str, strict_aws: Any) -> None:
 
 
 def _definition(*steps: dict[str, Any]) -> dict[str, Any]:
-    return {"Version": "2020-12-01", "Steps": list(steps)}
+    parameters = [{"Name": n, "Type": "String"} for n in ("ArtifactBucket", "Role")]
+    return {"Version": "2020-12-01", "Parameters": parameters, "Steps": list(steps)}
 
 
 def test_pipeline_steps_are_checked_as_the_jobs_they_start() -> None:
@@ -192,27 +193,165 @@ model:
 """
 
 
-def test_the_compiled_definition_passes_the_strict_check_except_the_known_environment_defect(
-    tmp_path: Path,
-) -> None:
-    """AWS caps an Environment value at 256 (processing) / 512 (training) characters; the stage
-    settings in MLSTACK_SPEC exceed it. The fix is the shared runtime's settings file (branch
-    `runtime`); once it is installed this test demands no violation at all."""
-    import importlib.util
-
+def _compiled(tmp_path: Path, spec: str) -> dict[str, Any]:
     from mlstack_sagemaker import pipeline_definition as pdef
     from mlstack_sagemaker.platform import SageMakerConfig
 
     from mlstack.manifest.load import load, resolve
 
-    (tmp_path / "data").mkdir()
+    (tmp_path / "data").mkdir(exist_ok=True)
     (tmp_path / "data" / "rows.csv").write_text("x,label\n1,0\n2,1\n")
-    (tmp_path / "mlstack.yaml").write_text(SAGEMAKER_SPEC)
+    (tmp_path / "mlstack.yaml").write_text(spec)
     project = resolve(load(str(tmp_path / "mlstack.yaml")), "dev")
-    found = strict.check_pipeline_definition(
-        pdef.build(project, SageMakerConfig.model_validate(project.settings))
+    definition: dict[str, Any] = pdef.build(
+        project, SageMakerConfig.model_validate(project.settings)
     )
-    if importlib.util.find_spec("mlstack_runtime") is not None:
-        assert found == []
-    else:
-        assert found and all("Environment['MLSTACK_SPEC']" in p for p in found), found
+    return definition
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        SAGEMAKER_SPEC,
+        # the role made by the stack and the bucket are known only when the run starts
+        SAGEMAKER_SPEC.replace("role: arn:aws:iam::123456789012:role/mlstack-sm", "role: create"),
+        # no data: the first stage reads no input
+        SAGEMAKER_SPEC.split("data:")[0]
+        + "pipeline:\n  stages:\n    - {name: fetch, run: python fetch.py}\n",
+    ],
+    ids=["given-role", "role-create", "no-data"],
+)
+def test_the_compiled_definition_passes_the_strict_check(tmp_path: Path, spec: str) -> None:
+    """Parameters are resolved to their defaults: a default the job would reject (an empty
+    S3Uri for data that is not in S3, an empty role ARN) fails here."""
+    assert strict.check_pipeline_definition(_compiled(tmp_path, spec)) == []
+
+
+def test_definition_rules_names_dependencies_parameter_types_and_references() -> None:
+    ok_step = {
+        "Name": "prep",
+        "Type": "Processing",
+        "Arguments": {
+            **{k: v for k, v in _processing_job().items() if k != "ProcessingJobName"},
+            "RoleArn": {"Get": "Parameters.Role"},
+        },
+    }
+    definition = {
+        "Version": "2020-12-01",
+        "Parameters": [
+            {"Name": "Role", "Type": "String", "DefaultValue": "arn:aws:iam::1:role/x"},
+            {"Name": "Count", "Type": "Number", "DefaultValue": 1},
+        ],
+        "Steps": [
+            ok_step,
+            {**ok_step, "DependsOn": ["prepare"]},
+            {
+                "Name": "bad name!",
+                "Type": "Processing",
+                "Arguments": {
+                    **ok_step["Arguments"],
+                    "RoleArn": {"Get": "Parameters.Missing"},
+                    "AppSpecification": {"ImageUri": {"Get": "Steps.nowhere.Properties.X"}},
+                },
+            },
+            {"Name": "x" * 65, "Type": "Fail", "Arguments": {}},
+        ],
+    }
+    found = strict.check_pipeline_definition(definition)
+    assert (
+        found[0] == "parameter 'Count': Type 'Number' is not one of String, Integer, Float, Boolean"
+    )
+    text = "\n".join(found)
+    assert "step 'bad name!': a step name is 1-64 characters" in text
+    assert f"step {'x' * 65!r}: a step name is 1-64 characters" in text
+    assert "step 'prep': 2 steps have this name" in text
+    assert "step 'prep': DependsOn 'prepare', no such step" in text
+    assert "step 'bad name!': Parameters.Missing is not a declared parameter" in text
+    assert "step 'bad name!': Steps.nowhere.Properties.X refers to no step" in text
+    # the RoleArn default is resolved and checked: the account is not 12 digits (both 'prep')
+    role = "step 'prep' (CreateProcessingJob): CreateProcessingJob.RoleArn: 'arn:aws:iam::1:role/x'"
+    assert text.count(role) == 2
+    assert len(found) == 9, found
+
+
+def test_a_parameter_default_is_checked_where_it_is_used() -> None:
+    step = {
+        "Name": "prep",
+        "Type": "Processing",
+        "Arguments": {
+            **{k: v for k, v in _processing_job().items() if k != "ProcessingJobName"},
+            "ProcessingInputs": [
+                {
+                    "InputName": "data",
+                    "S3Input": {
+                        "S3Uri": {"Get": "Parameters.InputData"},
+                        "LocalPath": "/opt/ml/processing/input/data",
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                    },
+                }
+            ],
+        },
+    }
+
+    def definition(default: str | None) -> dict[str, Any]:
+        parameter: dict[str, Any] = {"Name": "InputData", "Type": "String"}
+        if default is not None:
+            parameter["DefaultValue"] = default
+        return {"Version": "2020-12-01", "Parameters": [parameter], "Steps": [step]}
+
+    assert strict.check_pipeline_definition(definition("s3://b/rows.csv")) == []
+    assert strict.check_pipeline_definition(definition(None)) == []  # given at start
+    (problem,) = strict.check_pipeline_definition(definition(""))
+    assert problem.startswith(
+        "step 'prep' (CreateProcessingJob): CreateProcessingJob.ProcessingInputs[0].S3Input.S3Uri:"
+    )
+
+
+# What a step's cache key is made of, and where its outputs go, per "Caching pipeline steps"
+# (SageMaker Developer Guide): the output location is not part of the key.
+CACHE_KEY = {
+    "Processing": ("AppSpecification", "Environment", "ProcessingInputs"),
+    "Training": (
+        "AlgorithmSpecification",
+        "CheckpointConfig",
+        "DebugHookConfig",
+        "DebugRuleConfigurations",
+        "Environment",
+        "HyperParameters",
+        "InputDataConfig",
+    ),
+}
+OUTPUTS = {"Processing": "ProcessingOutputConfig", "Training": "OutputDataConfig"}
+
+
+def _parameters(node: Any) -> set[str]:
+    """The pipeline parameters an argument refers to."""
+    if isinstance(node, dict):
+        get = node.get("Get")
+        if isinstance(get, str) and get.startswith("Parameters."):
+            return {get.removeprefix("Parameters.")}
+        return set().union(*(_parameters(v) for v in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(_parameters(v) for v in node)) if node else set()
+    return set()
+
+
+def test_a_cached_step_is_reused_only_where_its_outputs_are_looked_for(tmp_path: Path) -> None:
+    """A parameter that moves a step's outputs (the run key) is part of its cache key, so a run
+    never reuses a step whose outputs lie under another run's key (register would find no
+    model)."""
+    definition = _compiled(tmp_path, SAGEMAKER_SPEC)
+    pending, checked = list(definition["Steps"]), []
+    while pending:
+        step = pending.pop(0)
+        args = step.get("Arguments", {})
+        pending += args.get("IfSteps", []) + args.get("ElseSteps", [])
+        if step["Type"] not in CACHE_KEY:
+            continue
+        moving = _parameters(args.get(OUTPUTS[step["Type"]]))
+        keyed = _parameters([args.get(k) for k in CACHE_KEY[step["Type"]]])
+        assert "RunKey" in moving, step["Name"]
+        assert moving <= keyed, (step["Name"], moving - keyed)
+        checked.append(step["Name"])
+    assert checked == ["ingest", "split", "train", "evaluate"]
