@@ -138,3 +138,38 @@ def set_alias(p: Platform, model: str, alias: str, version: str, ctx: Context) -
     except HttpResponseError as e:
         raise arm_error(e, f"moving alias {alias} of {model} to version {version}") from None
     ctx.emit(Event("model.alias", f"{model}:{version}", alias))
+
+
+MODELS_API = "2024-10-01"
+
+
+def delete_all(p: Platform, model: str) -> list[str]:
+    """Delete every version of ``model`` and then its container (REST "Model Versions - Delete",
+    "Model Containers - Delete"; the SDK only archives). The versions deleted, oldest first.
+
+    Deleted, not archived: Azure ML's archiving hides a version from lists while keeping it
+    usable and its name taken, which is how to retire a version, not to tear an environment
+    down. The artifact files stay in the datastore with the job outputs they came from."""
+    base = f"{p.workspace_id}/models/{model}"
+    params = {"api-version": MODELS_API}
+    removed: list[str] = []
+    url: str | None = f"{base}/versions"
+    rows: list[dict[str, Any]] = []
+    query: dict[str, str] | None = {**params, "listViewType": "All"}
+    while url:
+        page = p.arm.request(
+            "GET", url, f"listing versions of model {model}", params=query, absent_ok=True
+        )
+        if page is None:
+            return []
+        rows.extend(page.get("value") or [])
+        url = page.get("nextLink") or None  # a whole URL with its query
+        query = None
+    names = sorted((str(r["name"]) for r in rows), key=lambda v: (not v.isdigit(), v.zfill(12)))
+    for version in names:
+        p.arm.request(
+            "DELETE", f"{base}/versions/{version}", f"deleting model {model}:{version}", params
+        )
+        removed.append(version)
+    p.arm.request("DELETE", base, f"deleting model {model}", params)
+    return removed
