@@ -8,7 +8,9 @@ driven against. It follows these Microsoft documents (facts, not text):
 - "Track asynchronous Azure operations" (ARM long-running operations): a PUT answers 201/200
   with ``Azure-AsyncOperation``; the operation reports ``InProgress`` for several polls and then
   ``Succeeded`` or ``Failed`` with ``error``; a DELETE answers 202 with ``Azure-AsyncOperation``
-  and ``Location``. Errors are ``{"error": {"code", "message"}}`` bodies.
+  and ``Location``; ``Retry-After`` says when to poll again (``State.retry_after``: 0.05 s here
+  so the tests' clients do not wait the SDK's 5 s default; Azure sends whole seconds). Errors
+  are ``{"error": {"code", "message"}}`` bodies.
 - "Safe rollout for online endpoints" and "Perform safe rollout / mirror traffic": an endpoint's
   ``traffic`` names existing deployments and sums to 100 (or 0: no traffic); ``mirrorTraffic``
   sums to at most 50 and only to a deployment with no live traffic; a deployment that takes
@@ -31,6 +33,7 @@ a test put one in, the test's ``scorer(deployment, body)`` in place of the conta
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import ssl
@@ -92,6 +95,7 @@ class State:
     requests_seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     fail_next_deployment: str | None = None  # a message: the next deployment PUT fails so
     polls: int = 2  # InProgress answers before a long-running operation ends
+    retry_after: str = "0.05"  # seconds, the Retry-After of long-running operations
     # (status, code, message): the next PUT below onlineEndpoints is refused at once, as ARM
     # refuses a request it will not start (400 validation, 409 another operation is running)
     reject_next_put: tuple[int, str, str] | None = None
@@ -193,7 +197,16 @@ class FakeArm:
         body: dict[str, Any] = {"status": op.status}
         if op.status == "Failed":
             body["error"] = op.error
-        return 200, {}, body
+        return 200, self._retry_after() if op.status == "InProgress" else {}, body
+
+    def _retry_after(self, whole: bool = False) -> dict[str, str]:
+        """ARM's hint of when to poll again: ``State.retry_after`` so the tests' clients poll the
+        fake quickly (the SDK's own default is 5 s); in whole seconds (at least 1) where the REST
+        model types the header as an integer (the 202 of a DELETE)."""
+        value = self.state.retry_after
+        if whole:
+            value = str(max(1, math.ceil(float(value))))
+        return {"Retry-After": value}
 
     def _workspace(self, prefix: str, ws: str) -> dict[str, Any]:
         return {
@@ -238,7 +251,11 @@ class FakeArm:
                     self.state.deployments.pop(name, None)
 
                 url = self._operation(gone)
-                return 202, {"Azure-AsyncOperation": url, "Location": url}, None
+                return (
+                    202,
+                    {"Azure-AsyncOperation": url, "Location": url, **self._retry_after(whole=True)},
+                    None,
+                )
         if len(parts) == 2 and parts[1] == "listKeys" and method == "POST":
             self._existing(eps, name, "onlineEndpoints")
             key = self.state.keys.setdefault(name, uuid.uuid4().hex)
@@ -325,7 +342,7 @@ class FakeArm:
             resource["properties"]["provisioningState"] = "Succeeded"
 
         url = self._operation(done)
-        return (200 if old else 201), {"Azure-AsyncOperation": url}, resource
+        return (200 if old else 201), {"Azure-AsyncOperation": url, **self._retry_after()}, resource
 
     # -- deployments -----------------------------------------------------------------------
     def _deployments(
@@ -359,7 +376,11 @@ class FakeArm:
             self._endpoint_busy(ep)
             dep["properties"]["provisioningState"] = "Deleting"
             url = self._operation(lambda: deps.pop(name, None))
-            return 202, {"Azure-AsyncOperation": url, "Location": url}, None
+            return (
+                202,
+                {"Azure-AsyncOperation": url, "Location": url, **self._retry_after(whole=True)},
+                None,
+            )
         if method != "PUT":
             raise ArmError(405, "MethodNotAllowed", method)
         if not ENDPOINT_NAME_RE.match(name):
@@ -425,7 +446,7 @@ class FakeArm:
             resource["properties"]["provisioningState"] = "Failed" if error else "Succeeded"
 
         url = self._operation(done, error)
-        return (200 if old else 201), {"Azure-AsyncOperation": url}, resource
+        return (200 if old else 201), {"Azure-AsyncOperation": url, **self._retry_after()}, resource
 
     # -- models ----------------------------------------------------------------------------
     def _models(
