@@ -120,6 +120,16 @@ def test_monitor_fake_honours_metric_filter_and_aggregation(
     from mlstack.errors import BackendError
 
     p = _platform(settings, tmp_path)
+    tokens: list[tuple[str, ...]] = []
+
+    class Counting:
+        def get_token(self, *scopes: str, **kwargs: object) -> object:
+            from azure.core.credentials import AccessToken
+
+            tokens.append(scopes)
+            return AccessToken("t", int(time.time()) + 3600)
+
+    p._credential = Counting()
     rid = f"{p.workspace_id}/onlineEndpoints/cancer-dev"
     fake.state.endpoints["cancer-dev"] = {"name": "cancer-dev", "properties": {}}
     now = time.time()
@@ -161,6 +171,8 @@ def test_monitor_fake_honours_metric_filter_and_aggregation(
     assert [(d, round(pt["average"])) for d, pt in lat] == [({"deployment": "v-2"}, 30)]
     with pytest.raises(BackendError, match="does not support requested dimension"):
         query("RequestLatency_P99", "deployment eq '*' and statusCodeClass eq '*'", "Average")
+    # one HTTP pipeline and credential for the Platform: seven calls, one token
+    assert p.arm is p.arm and p.arm.client is p.arm.client and len(tokens) == 1
 
 
 def test_compiled_pipeline_job_is_a_valid_azure_ml_job(tmp_path: Path) -> None:
