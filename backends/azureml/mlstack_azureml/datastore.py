@@ -8,6 +8,7 @@ Blobs are read and written with azure-storage-blob on the datastore's container
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mlstack.engine.backend import Context, Event
@@ -21,8 +22,37 @@ PREFIX = f"azureml://datastores/{DATASTORE}/paths/"
 CODE_API = "2024-10-01"
 
 
+_LONG = re.compile(
+    r"^azureml://subscriptions/([^/]+)/resourcegroups/([^/]+)/workspaces/([^/]+)/datastores/",
+    re.I,
+)
+
+
 def uri(path: str) -> str:
     return PREFIX + path.strip("/")
+
+
+def long_uri(p: Platform, datastore_uri: str) -> str:
+    """The long form, naming the workspace (``azureml://subscriptions/S/resourcegroups/RG/
+    workspaces/W/datastores/D/paths/P``): what a model version records, so another workspace
+    knows whose datastore holds the files."""
+    c = p.config
+    return (
+        f"azureml://subscriptions/{c.subscription_id}/resourcegroups/{c.resource_group}/"
+        f"workspaces/{c.workspace}/datastores/{DATASTORE}/paths/{path_of(datastore_uri)}"
+    )
+
+
+def workspace_id_of(datastore_uri: str) -> str | None:
+    """The ARM id of the workspace a long-form URI names (None for the short form)."""
+    m = _LONG.match(datastore_uri)
+    if not m:
+        return None
+    sub, group, ws = m.groups()
+    return (
+        f"/subscriptions/{sub}/resourceGroups/{group}"
+        f"/providers/Microsoft.MachineLearningServices/workspaces/{ws}"
+    )
 
 
 def path_of(datastore_uri: str) -> str:
@@ -47,16 +77,25 @@ def _call(doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise arm_error(e, doing) from None
 
 
-def read_tree(p: Platform, datastore_uri: str) -> dict[str, bytes]:
-    """Every file under a folder, by path relative to it (empty when there is none)."""
+def read_tree(p: Platform, datastore_uri: str, container: Any = None) -> dict[str, bytes]:
+    """Every file under a folder, by path relative to it (empty when there is none); from
+    ``container`` (another workspace's datastore) when given."""
+    blobs_of = container if container is not None else p.blobs
     folder = path_of(datastore_uri) + "/"
-    blobs = _call(f"listing {datastore_uri}", lambda: list(p.blobs.list_blobs(folder)))
+    blobs = _call(f"listing {datastore_uri}", lambda: list(blobs_of.list_blobs(folder)))
     return {
         b.name[len(folder) :]: _call(
-            f"reading {b.name}", lambda n=b.name: p.blobs.download_blob(n).readall()
+            f"reading {b.name}", lambda n=b.name: blobs_of.download_blob(n).readall()
         )
         for b in blobs
     }
+
+
+def container_of(p: Platform, workspace_id: str) -> Any:
+    """The default datastore's container of another workspace (same credential)."""
+    from mlstack_azureml.azure import datastore_container
+
+    return datastore_container(p.arm, workspace_id, DATASTORE)
 
 
 def read_file(p: Platform, datastore_uri: str) -> bytes:

@@ -137,7 +137,7 @@ def run(p: Platform, compiled: CompiledPipeline, request: RunRequest, ctx: Conte
             model_stage = stage.name
     if model_stage is None:
         return result
-    model_uri = stage_output(p, model_stage, versions[model_stage]).rstrip("/")
+    model_uri = datastore.long_uri(p, stage_output(p, model_stage, versions[model_stage]))
     digest = datastore.digest_of(p, model_uri)
     if digest is None:
         raise BackendError(

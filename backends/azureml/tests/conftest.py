@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,25 +46,38 @@ def blob_server() -> Iterator[Server]:
 
 
 @pytest.fixture
-def blob_container(blob_server: Server) -> Iterator[Any]:
+def blob_containers(blob_server: Server) -> Iterator[Callable[[str], Any]]:
+    """Makes a blob container per workspace (deleted after the test)."""
     from azure.storage.blob import BlobServiceClient
 
     service = BlobServiceClient.from_connection_string(
         blob_server.env["AZURE_STORAGE_CONNECTION_STRING"]
     )
-    container = service.create_container(f"azureml-blobstore-{uuid.uuid4().hex[:12]}")
+    made: list[Any] = []
+
+    def new(workspace: str) -> Any:
+        made.append(service.create_container(f"azureml-blobstore-{uuid.uuid4().hex[:12]}"))
+        return made[-1]
+
     try:
-        yield container
+        yield new
     finally:
-        container.delete_container()
+        for container in made:
+            container.delete_container()
 
 
 @pytest.fixture
 def fake(
-    tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, blob_container: Any
+    tls_files: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    blob_containers: Callable[[str], Any],
 ) -> Iterator[FakeArm]:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_files[0]))
-    with serve(FakeArm(echo_scorer, blob_container, polls=2), server_context(*tls_files)) as f:
+    first = blob_containers("shop-dev")
+    with serve(
+        FakeArm(echo_scorer, first, polls=2, new_container=blob_containers),
+        server_context(*tls_files),
+    ) as f:
         yield f
 
 

@@ -2,7 +2,8 @@
 pipeline job (the shared runtime over the data in the datastore), registers the trained model
 read back from the train step's output, deploys it to a managed online endpoint whose
 deployment runs mlstack's ``score.py`` over the registered files; status, predict (a real
-prediction), a second version, rollback, and destroy removing what it reports."""
+prediction), promotion into another workspace, a second version, rollback, and destroy removing
+what it reports."""
 
 from __future__ import annotations
 
@@ -32,11 +33,22 @@ def test_quickstart_apply_predict_rollback_destroy(
     fake: FakeArm, settings: dict[str, Any], tmp_path: Path
 ) -> None:
     fake.scorer = None  # deployments run their own scoring script over their model files
-    quickstart(
-        tmp_path,
-        AZURE_SETTINGS + f"    base_url: {fake.base}\n    blob_url: {settings['blob_url']}\n"
-        "    poll_interval: 0.05\n",
+    common = f"    base_url: {fake.base}\n    blob_url: {settings['blob_url']}\n"
+    common += "    poll_interval: 0.05\n"
+    quickstart(tmp_path, AZURE_SETTINGS + common)
+    # staging: another workspace (its own storage), promoted into from dev
+    spec = tmp_path / "mlstack.yaml"
+    staging = "  staging:\n    backend: local\n"
+    assert staging in spec.read_text()
+    spec.write_text(
+        spec.read_text().replace(
+            staging,
+            "  staging:\n    backend: azureml\n"
+            + AZURE_SETTINGS.replace("shop-dev", "shop-stg")
+            + common,
+        )
     )
+    fake.state.workspaces.add("shop-stg")
     shutil.copy(QUICKSTART / "sample.json", tmp_path / "sample.json")
     env = {
         "MLSTACK_AZURE_ACCESS_TOKEN": "fake-token",
@@ -46,7 +58,7 @@ def test_quickstart_apply_predict_rollback_destroy(
     (job,) = fake.jobs.jobs.values()
     assert set(job.steps.values()) == {"Completed"}, job.logs
     # the registered version: the train step's output, its digest the tree digest of its files
-    (v1,) = fake.state.models["cancer-classifier"].values()
+    (v1,) = fake.state.models["shop-dev"]["cancer-classifier"].values()
     uri = v1["properties"]["modelUri"]
     path = uri.split("/datastores/workspaceblobstore/paths/", 1)[1].strip("/")
     local = tmp_path / "downloaded"
@@ -80,11 +92,20 @@ def test_quickstart_apply_predict_rollback_destroy(
     status_code, refused = container.score({"instances": [{"mean_radius": "x"}]})
     assert status_code == 500 and "missing column" in refused["message"]
 
+    # promote version 1 to staging: its files copied into shop-stg's datastore, registered
+    # there with the same digest, deployed (staging's first version: at once) and scoring
+    _ok(cli(["promote", "dev", "staging", "--auto-approve"], tmp_path, **env))
+    (s1,) = fake.state.models["shop-stg"]["cancer-classifier"].values()
+    assert s1["properties"]["tags"]["mlstack.digest"] == v1["properties"]["tags"]["mlstack.digest"]
+    assert "/workspaces/shop-stg/" in s1["properties"]["modelUri"]
+    (sdep,) = fake.state.deployments["cancer-staging"].values()
+    assert fake.state.endpoints["cancer-staging"]["properties"]["traffic"] == {sdep["name"]: 100}
+    assert container_for(fake, sdep).score({"instances": [row]}) == (200, answer)
+
     # a second version: trained, registered, deployed; the first deployment retired
-    spec = tmp_path / "mlstack.yaml"
     spec.write_text(spec.read_text().replace("n_estimators: 100", "n_estimators: 40"))
     _ok(cli(["apply", "-e", "dev", "--auto-approve"], tmp_path, **env))
-    assert sorted(fake.state.models["cancer-classifier"]) == ["1", "2"]
+    assert sorted(fake.state.models["shop-dev"]["cancer-classifier"]) == ["1", "2"]
     assert fake.state.endpoints["cancer-dev"]["properties"]["traffic"] == {"v-2": 100}
     assert set(fake.state.deployments["cancer-dev"]) == {"v-2"}
 
@@ -95,12 +116,16 @@ def test_quickstart_apply_predict_rollback_destroy(
     assert again["properties"]["model"].endswith("/models/cancer-classifier/versions/1")
     assert container_for(fake, again).score({"instances": [row]}) == (200, answer)
 
-    # destroy removes the endpoint and the model versions, and says so
+    # destroy removes the endpoints and the model versions, and says so
+    out = _ok(cli(["destroy", "-e", "staging", "--auto-approve"], tmp_path, **env))
+    assert "online endpoint cancer-staging deleted" in out and "versions 1 deleted" in out, out
+    assert not fake.state.models["shop-stg"].get("cancer-classifier")
+    assert sorted(fake.state.models["shop-dev"]["cancer-classifier"]) == ["1", "2"]
     out = _ok(cli(["destroy", "-e", "dev", "--auto-approve"], tmp_path, **env))
     assert "online endpoint cancer-dev deleted" in out, out
     assert "versions 1, 2 deleted" in out, out
-    assert not fake.state.endpoints and "cancer-classifier" not in fake.state.containers
-    assert not fake.state.models.get("cancer-classifier")
+    assert not fake.state.endpoints and "cancer-classifier" not in fake.state.containers["shop-dev"]
+    assert not fake.state.models["shop-dev"].get("cancer-classifier")
     state = "".join(
         p.read_text(errors="replace") for p in (tmp_path / ".mlstack").rglob("*") if p.is_file()
     )

@@ -58,7 +58,10 @@ def test_pipeline_job_runs_the_stages_and_its_model_is_read_back(
     assert job.steps == dict.fromkeys(STAGES, "Completed"), job.logs
     # the model: the train step's output in the datastore, digest = the tree digest of its files
     train = f"mlstack/quickstart/dev/stages/train/04{'ab' * 7}"
-    assert result.model_uri == f"azureml://datastores/workspaceblobstore/paths/{train}"
+    assert result.model_uri == (
+        f"azureml://subscriptions/{settings['subscription_id']}/resourcegroups/ml-rg/"
+        f"workspaces/shop-dev/datastores/workspaceblobstore/paths/{train}"
+    )
     local = tmp_path / "model"
     for blob in fake.container.list_blobs(name_starts_with=train + "/"):
         target = local / blob.name[len(train) + 1 :]

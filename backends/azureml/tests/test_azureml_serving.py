@@ -4,6 +4,7 @@ compiled pipeline job checked against azure-ai-ml's generated REST model."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +17,8 @@ from mlstack_azureml.platform import Platform
 from mlstack_azureml.plugin import AzureMLConfig
 
 from mlstack.engine.backend import Backing, Context, EndpointState, RunResult
+from mlstack.engine.digest import tree_digest
+from mlstack.errors import BackendError
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
 
@@ -55,13 +58,32 @@ def test_registry_versions_aliases_and_promotion(
     assert listed["2"].aliases == ("challenger", "champion") and listed["1"].aliases == ()
     assert listed["2"].metrics == {"roc_auc": pytest.approx(0.92)}
     assert listed["2"].lineage["mlstack.run"] == "run-2"
-    stored = fake.state.models["cancer-classifier"]["1"]["properties"]["tags"]
+    stored = fake.state.models["shop-dev"]["cancer-classifier"]["1"]["properties"]["tags"]
     assert "mlstack.alias.champion" not in stored  # the alias moved off version 1
-    # promotion into another workspace keeps URI and digest
+    # promotion into another workspace (its own storage): the files are copied into its
+    # datastore, checked against the digest; the version there has the same digest
     fake.state.workspaces.add("shop-prod")
     prod = _platform({**settings, "workspace": "shop-prod"}, tmp_path)
-    imported = registry.import_version(prod, listed["2"], ctx)
-    assert imported.digest == listed["2"].digest and imported.uri == listed["2"].uri
+    with pytest.raises(BackendError, match="does not hold the files of digest"):
+        registry.import_version(prod, listed["2"], ctx)  # no files behind the made-up digest
+    files = {"model.joblib": b"weights", "mlstack-model.json": b"{}"}
+    folder = "runs/3/model"
+    for rel, data in files.items():
+        fake.container.upload_blob(f"{folder}/{rel}", data)
+    v3 = registry.register(p, replace(_run(3, sub), model_digest=tree_digest(files)), ctx)
+    imported = registry.import_version(prod, v3, ctx)
+    assert imported.digest == v3.digest and imported.version == "1"
+    assert "/workspaces/shop-prod/datastores/workspaceblobstore/paths/" in imported.uri
+    copied = fake.blobs("shop-prod")
+    path = imported.uri.split("/paths/", 1)[1]
+    assert {
+        b.name[len(path) + 1 :]: copied.download_blob(b.name).readall()
+        for b in copied.list_blobs(name_starts_with=path + "/")
+    } == files
+    assert fake.state.models["shop-prod"]["cancer-classifier"]["1"]["properties"]["tags"][
+        "mlstack.digest"
+    ] == tree_digest(files)
+    assert registry.import_version(prod, v3, ctx).version == "1"  # again: nothing new
 
 
 def test_predict_and_gate_metrics_per_version(
@@ -117,8 +139,6 @@ def test_monitor_fake_honours_metric_filter_and_aggregation(
 ) -> None:
     """Azure Monitor splits and filters by the dimensions ``$filter`` names, returns only the
     aggregations asked for, and refuses a dimension a metric does not have."""
-    from mlstack.errors import BackendError
-
     p = _platform(settings, tmp_path)
     tokens: list[tuple[str, ...]] = []
 

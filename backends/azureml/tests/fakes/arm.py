@@ -85,8 +85,9 @@ class State:
     workspaces: set[str] = field(default_factory=set)
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     deployments: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    models: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    containers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # workspace -> model name -> version -> resource; workspace -> model name -> container
+    models: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    containers: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     operations: dict[str, Operation] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     # (endpoint, deployment) -> list of (time, status code, seconds) of answered requests
@@ -104,12 +105,20 @@ class State:
 class FakeArm:
     """The fake's state and routes; ``serve()`` puts it on 127.0.0.1."""
 
-    def __init__(self, scorer: Scorer | None, container: Any, polls: int = 2) -> None:
+    def __init__(
+        self,
+        scorer: Scorer | None,
+        container: Any,
+        polls: int = 2,
+        new_container: Callable[[str], Any] | None = None,
+    ) -> None:
         self.state = State(polls=polls)
         self.jobs = fake_jobs.JobState()
         self.scorer = scorer
-        self.container = container  # the default datastore's blob container (Azurite)
-        self.codes: dict[tuple[str, str], dict[str, Any]] = {}
+        self.container = container  # the first workspace's default datastore container (Azurite)
+        self.new_container = new_container  # makes another workspace's container
+        self.blobs_of: dict[str, Any] = {}  # workspace -> its datastore's container
+        self.codes: dict[tuple[str, str, str], dict[str, Any]] = {}  # (workspace, name, version)
         self.containers: dict[str, Any] = {}  # deployment id -> its running scoring script
         self.workdir = tempfile.mkdtemp(prefix="fake-azureml-")
         self.lock = threading.RLock()
@@ -118,6 +127,15 @@ class FakeArm:
         self._mirror_acc: dict[str, dict[str, int]] = {}
 
     # -- plumbing -------------------------------------------------------------------------
+    def blobs(self, workspace: str) -> Any:
+        """The blob container of a workspace's default datastore (each workspace has its own
+        storage, as each Azure ML workspace has its own storage account)."""
+        if workspace not in self.blobs_of:
+            if self.new_container is None:
+                raise RuntimeError(f"no datastore container for workspace {workspace}")
+            self.blobs_of[workspace] = self.new_container(workspace)
+        return self.blobs_of[workspace]
+
     def _operation(self, on_done: Callable[[], None], error: dict[str, str] | None = None) -> str:
         op_id = uuid.uuid4().hex
         self.state.operations[op_id] = Operation(
@@ -398,11 +416,12 @@ class FakeArm:
         model = props.get("model")
         if model:
             mm = re.search(r"/models/([^/]+)/versions/([^/]+)$", model)
-            if not mm or mm.group(2) not in self.state.models.get(mm.group(1), {}):
+            in_ws = self.state.models.get(assets.workspace_of(ep["id"]), {})
+            if not mm or mm.group(2) not in in_ws.get(mm.group(1), {}):
                 raise ArmError(
                     400, "BadRequest", f"Model {model!r} was not found in the workspace."
                 )
-            registered = self.state.models[mm.group(1)][mm.group(2)]["properties"]
+            registered = in_ws[mm.group(1)][mm.group(2)]["properties"]
             if str(registered.get("modelType", "")).lower() != "mlflow_model" and (
                 not props.get("codeConfiguration") or not props.get("environmentId")
             ):
@@ -454,16 +473,19 @@ class FakeArm:
     ) -> tuple[int, dict[str, str], Any]:
         from azure.ai.ml._restclient.arm_ml_service import models
 
+        ws = assets.workspace_of(prefix)
+        containers = self.state.containers.setdefault(ws, {})
+        registered = self.state.models.setdefault(ws, {})
         if not parts:
-            return 200, {}, {"value": list(self.state.containers.values())}
+            return 200, {}, {"value": list(containers.values())}
         name = parts[0]
         if len(parts) == 1:
             if method == "GET":
-                return 200, {}, self._existing(self.state.containers, name, "models")
+                return 200, {}, self._existing(containers, name, "models")
             if method == "DELETE":
-                self._existing(self.state.containers, name, "models")
-                self.state.containers.pop(name)
-                self.state.models.pop(name, None)
+                self._existing(containers, name, "models")
+                containers.pop(name)
+                registered.pop(name, None)
                 return 200, {}, None
             if method == "PUT":
                 self._shape(models.ModelContainer, body)
@@ -473,10 +495,10 @@ class FakeArm:
                     "type": "Microsoft.MachineLearningServices/workspaces/models",
                     "properties": body["properties"],
                 }
-                self.state.containers[name] = res
+                containers[name] = res
                 return 200, {}, res
         if len(parts) >= 2 and parts[1] == "versions":
-            versions = self.state.models.setdefault(name, {})
+            versions = registered.setdefault(name, {})
             if len(parts) == 2:
                 rows = sorted(
                     versions.values(),
@@ -493,8 +515,8 @@ class FakeArm:
                 return 200, {}, None
             if method == "PUT":
                 self._shape(models.ModelVersion, body)
-                if name not in self.state.containers:
-                    self.state.containers[name] = {
+                if name not in containers:
+                    containers[name] = {
                         "id": f"{prefix}/models/{name}",
                         "name": name,
                         "properties": {},
@@ -805,6 +827,7 @@ def serve(
     server.socket = tls.wrap_socket(server.socket, server_side=True)
     fake.base = f"https://127.0.0.1:{server.server_address[1]}"
     fake.state.workspaces.update(workspaces)
+    fake.blobs_of.setdefault(workspaces[0], fake.container)
     thread = threading.Thread(target=server.serve_forever, name="fake-arm", daemon=True)
     thread.start()
     try:

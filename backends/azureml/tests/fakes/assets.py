@@ -23,6 +23,13 @@ ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 _DATASTORE_PATH = re.compile(r"/datastores/([^/]+)/paths/(.*)$")
+_WORKSPACE = re.compile(r"/workspaces/([^/]+)", re.I)
+
+
+def workspace_of(text: str, default: str = "") -> str:
+    """The workspace an ARM id or long-form datastore URI names (else ``default``)."""
+    m = _WORKSPACE.search(text)
+    return m.group(1) if m else default
 
 
 def datastore_path(uri: str) -> str:
@@ -69,11 +76,11 @@ def upload(container: Any, folder: Path, prefix: str) -> None:
             container.upload_blob(f"{prefix.rstrip('/')}/{rel}", f.read_bytes(), overwrite=True)
 
 
-def code_prefix(fake: Any, code_uri: str) -> str:
+def code_prefix(fake: Any, code_uri: str, workspace: str) -> str:
     """The blob folder a ``codeUri`` (``<account URL>/<container>/<path>``) names."""
     from .arm import ArmError
 
-    marker = f"/{fake.container.container_name}/"
+    marker = f"/{fake.blobs(workspace).container_name}/"
     if marker not in code_uri:
         raise ArmError(400, "UserError", f"codeUri {code_uri!r} is not in the workspace's storage.")
     return code_uri.split(marker, 1)[1].strip("/")
@@ -102,7 +109,7 @@ def datastores(
             "properties": {
                 "datastoreType": "AzureBlob",
                 "accountName": ACCOUNT,
-                "containerName": fake.container.container_name,
+                "containerName": fake.blobs(workspace_of(prefix)).container_name,
                 "endpoint": "core.windows.net",
                 "protocol": "https",
                 "isDefault": True,
@@ -121,7 +128,8 @@ def codes(
 
     if len(parts) != 3 or parts[1] != "versions":
         raise ArmError(404, "NotFound", f"no route for {method} codes/{'/'.join(parts)}")
-    key = (parts[0], parts[2])
+    ws = workspace_of(prefix)
+    key = (ws, parts[0], parts[2])
     table = fake.codes
     if method == "GET":
         return 200, {}, fake._existing(table, key, f"codes/{parts[0]}/versions")
@@ -132,14 +140,14 @@ def codes(
     old = table.get(key)
     if old is not None and old["properties"].get("codeUri") != uri:
         raise ArmError(
-            409, "Conflict", f"Code {key[0]}:{key[1]} exists with another codeUri; immutable."
+            409, "Conflict", f"Code {key[1]}:{key[2]} exists with another codeUri; immutable."
         )
-    folder = code_prefix(fake, uri)
-    if not any(True for _ in fake.container.list_blobs(name_starts_with=folder + "/")):
+    folder = code_prefix(fake, uri, ws)
+    if not any(True for _ in fake.blobs(ws).list_blobs(name_starts_with=folder + "/")):
         raise ArmError(400, "UserError", f"codeUri {uri!r} holds no files.")
     res = {
-        "id": f"{prefix}/codes/{key[0]}/versions/{key[1]}",
-        "name": key[1],
+        "id": f"{prefix}/codes/{key[1]}/versions/{key[2]}",
+        "name": key[2],
         "type": "Microsoft.MachineLearningServices/workspaces/codes/versions",
         "properties": {**body["properties"], "provisioningState": "Succeeded"},
     }
@@ -152,7 +160,8 @@ def code_of(fake: Any, code_id: str) -> dict[str, Any]:
     from .arm import ArmError
 
     m = re.search(r"/codes/([^/]+)/versions/([^/]+)$", code_id)
-    if not m or m.groups() not in fake.codes:
+    key = (workspace_of(code_id), *m.groups()) if m else None
+    if key is None or key not in fake.codes:
         raise ArmError(400, "UserError", f"Code {code_id!r} is not a registered code version.")
-    found: dict[str, Any] = fake.codes[m.groups()]
+    found: dict[str, Any] = fake.codes[key]
     return found

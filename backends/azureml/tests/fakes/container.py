@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .assets import code_of, code_prefix, datastore_path, download
+from .assets import code_of, code_prefix, datastore_path, download, workspace_of
 
 
 class Container:
@@ -35,16 +35,21 @@ class Container:
         conf = props.get("codeConfiguration") or {}
         root = Path(fake.workdir) / "containers" / uuid.uuid4().hex
         code = root / "code"
+        ws = workspace_of(deployment["id"])
         code_version = code_of(fake, str(conf.get("codeId")))
-        download(fake.container, code_prefix(fake, code_version["properties"]["codeUri"]), code)
+        download(fake.blobs(ws), code_prefix(fake, code_version["properties"]["codeUri"], ws), code)
         _same_runtime(code)
         m = re.search(r"/models/([^/]+)/versions/([^/]+)$", str(props.get("model")))
         if not m:
             raise RuntimeError(f"deployment {deployment['name']} names no model version")
-        model = fake.state.models[m.group(1)][m.group(2)]["properties"]
-        path = datastore_path(str(model.get("modelUri")))
+        model = fake.state.models[ws][m.group(1)][m.group(2)]["properties"]
+        uri = str(model.get("modelUri"))
+        path = datastore_path(uri)
         model_dir = root / "model"
-        if not download(fake.container, path, model_dir / path.rsplit("/", 1)[-1]):
+        # a long-form URI names the workspace whose datastore holds the files
+        if not download(
+            fake.blobs(workspace_of(uri, ws)), path, model_dir / path.rsplit("/", 1)[-1]
+        ):
             raise RuntimeError(f"model {m.group(1)}:{m.group(2)} has no files at {path}")
         script = code / str(conf.get("scoringScript"))
         spec = importlib.util.spec_from_file_location(f"score_{uuid.uuid4().hex}", script)

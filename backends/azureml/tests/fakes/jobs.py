@@ -217,11 +217,19 @@ def _order(steps: dict[str, Any]) -> list[str]:
 
 def _run_steps(fake: Any, job: JobRecord) -> bool:
     """Run the job's steps (see the module's docstring); True when every step completed."""
-    from .assets import code_prefix, datastore_path, download, download_file, upload
+    from .assets import (
+        code_prefix,
+        datastore_path,
+        download,
+        download_file,
+        upload,
+        workspace_of,
+    )
 
     state: JobState = fake.jobs
     steps: dict[str, Any] = job.resource["properties"]["jobs"]
-    container = fake.container
+    ws = workspace_of(job.resource["id"])
+    container = fake.blobs(ws)
     with tempfile.TemporaryDirectory(dir=fake.workdir) as tmp:
         root = Path(tmp)
         outputs: dict[str, Path] = {}
@@ -270,7 +278,7 @@ def _run_steps(fake: Any, job: JobRecord) -> bool:
                     values[("inputs", key)] = str(target)
             code = here / "code"
             code_version = fake_code_of(fake, str(spec.get("code") or ""))
-            download(container, code_prefix(fake, code_version["properties"]["codeUri"]), code)
+            download(container, code_prefix(fake, code_version["properties"]["codeUri"], ws), code)
             try:
                 args = [
                     _REF.sub(lambda m, v=values: v[(m.group(1), m.group(2))], a)
