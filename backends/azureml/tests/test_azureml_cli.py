@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fakes.arm import FakeArm
+from fakes.assets import ACCOUNT_KEY
 from fakes.container import container_for
 from quickstart_copy import QUICKSTART
 from test_azureml_config import AZURE_SETTINGS, cli, quickstart
@@ -25,11 +26,11 @@ from mlstack.engine.digest import dir_digest
 def _ok(r: subprocess.CompletedProcess[str]) -> str:
     out = r.stdout + r.stderr
     assert r.returncode == 0 and "Traceback" not in out, out
-    assert "fake-token" not in out
+    assert "fake-token" not in out and ACCOUNT_KEY not in out  # no secret in the output
     return out
 
 
-def test_quickstart_apply_predict_rollback_destroy(
+def test_quickstart_apply_predict_promote_rollback_destroy(
     fake: FakeArm, settings: dict[str, Any], tmp_path: Path
 ) -> None:
     fake.scorer = None  # deployments run their own scoring script over their model files
@@ -129,4 +130,4 @@ def test_quickstart_apply_predict_rollback_destroy(
     state = "".join(
         p.read_text(errors="replace") for p in (tmp_path / ".mlstack").rglob("*") if p.is_file()
     )
-    assert "fake-token" not in state
+    assert "fake-token" not in state and ACCOUNT_KEY not in state
