@@ -54,8 +54,9 @@ def credential() -> Any:
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
 
 
-def ml_client(config: AzureMLConfig, workspace: str | None = None) -> MLClient:
-    """An ``MLClient`` for the environment's workspace (or ``workspace``)."""
+def ml_client(config: AzureMLConfig, workspace: str | None = None, cred: Any = None) -> MLClient:
+    """An ``MLClient`` for the environment's workspace (or ``workspace``), with ``cred`` (or a
+    new credential)."""
     import logging
 
     from azure.ai.ml import MLClient
@@ -81,7 +82,7 @@ def ml_client(config: AzureMLConfig, workspace: str | None = None) -> MLClient:
             "registry_discovery_endpoint": base,
         }
     return MLClient(
-        credential(),
+        cred if cred is not None else credential(),
         subscription_id=config.subscription_id,
         resource_group_name=config.resource_group,
         workspace_name=workspace or config.workspace,
@@ -93,41 +94,108 @@ def arm_base(config: AzureMLConfig) -> str:
     return (config.base_url or "https://management.azure.com").rstrip("/")
 
 
-def arm_request(
-    config: AzureMLConfig,
-    method: str,
-    url: str,
-    doing: str,
-    params: dict[str, str] | None = None,
-    body: Any = None,
-) -> Any:
-    """One ARM REST call (``url`` below the ARM base) through azure-core with the environment's
-    credential; the JSON answer, or a ``BackendError`` saying what was being done."""
-    from azure.core import PipelineClient
-    from azure.core.exceptions import HttpResponseError
-    from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
-    from azure.core.rest import HttpRequest
+class Arm:
+    """ARM REST calls (``url`` below the ARM base) through one azure-core ``PipelineClient`` and
+    one credential, made on first use and kept: a run's polls reuse its connections and token
+    instead of building a credential chain per call."""
 
-    base = arm_base(config)
-    client: PipelineClient[Any, Any] = PipelineClient(
-        base_url=base,
-        policies=[
-            RetryPolicy(retry_total=3),
-            BearerTokenCredentialPolicy(credential(), "https://management.azure.com/.default"),
-        ],
+    def __init__(self, config: AzureMLConfig, cred: Any = None) -> None:
+        self.config = config
+        self._credential = cred
+        self._client: Any = None
+
+    @property
+    def base(self) -> str:
+        return arm_base(self.config)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from azure.core import PipelineClient
+            from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
+
+            cred = self._credential if self._credential is not None else credential()
+            self._client = PipelineClient(
+                base_url=arm_base(self.config),
+                policies=[
+                    RetryPolicy(retry_total=3),
+                    BearerTokenCredentialPolicy(cred, "https://management.azure.com/.default"),
+                ],
+            )
+        return self._client
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        doing: str,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        absent_ok: bool = False,
+    ) -> Any:
+        """One call; the JSON answer (None for a 404 when ``absent_ok``), or a ``BackendError``
+        saying what was being done. ``url`` may also be a whole URL ARM handed back (nextLink)."""
+        from azure.core.exceptions import AzureError, HttpResponseError
+        from azure.core.rest import HttpRequest
+
+        full = url if url.startswith(self.base + "/") else self.base + url
+        request = HttpRequest(method, full, params=params, json=body)
+        try:
+            response = self.client.send_request(request)
+            if absent_ok and response.status_code == 404:
+                return None
+            response.raise_for_status()
+        except HttpResponseError as e:
+            raise arm_error(e, doing) from None
+        except AzureError as e:  # ServiceRequestError: no answer at all (DNS, refused, TLS)
+            raise arm_error(e, doing) from None
+        return response.json() if response.content else None
+
+
+DATASTORE_API = "2024-10-01"
+
+
+def datastore_container(arm: Arm, workspace_id: str, datastore: str) -> Any:
+    """A ``ContainerClient`` on the blob container behind a workspace datastore (REST
+    "Datastores - Get" for its account and container, "Datastores - List Secrets" for the
+    account key; the key stays in memory)."""
+    from azure.storage.blob import ContainerClient
+
+    url = f"{workspace_id}/datastores/{datastore}"
+    params = {"api-version": DATASTORE_API}
+    found = arm.request("GET", url, f"reading datastore {datastore}", params=params)
+    props = found.get("properties") or {}
+    if str(props.get("datastoreType", "")).lower() != "azureblob":
+        raise BackendError(
+            f"datastore {datastore} is {props.get('datastoreType')}, not an Azure Blob datastore",
+            hint="mlstack keeps stage outputs in the workspace's default blob datastore",
+        )
+    secrets = arm.request("POST", f"{url}/listSecrets", f"reading the key of {datastore}", params)
+    key = (secrets or {}).get("key")
+    if not key:
+        raise BackendError(
+            f"datastore {datastore} has no account key mlstack can use",
+            hint="identity-based datastore access is not supported yet; give the datastore "
+            "its storage account key",
+        )
+    account = str(props["accountName"])
+    account_url = arm.config.blob_url or (
+        f"{props.get('protocol') or 'https'}://{account}.blob.{props.get('endpoint')}"
     )
-    request = HttpRequest(method, base + url, params=params, json=body)
-    response = client.send_request(request)
-    try:
-        response.raise_for_status()
-    except HttpResponseError as e:
-        raise arm_error(e, doing) from None
-    return response.json() if response.content else None
+    return ContainerClient(
+        account_url.rstrip("/"),
+        str(props["containerName"]),
+        credential={"account_name": account, "account_key": key},
+    )
 
 
 def arm_error(e: Exception, doing: str) -> BackendError:
     """An SDK/ARM failure as a message a person can act on (code and message, no traceback)."""
-    from azure.core.exceptions import ClientAuthenticationError
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
 
     message = getattr(e, "message", None) or str(e)
     code = getattr(getattr(e, "error", None), "code", None)
@@ -137,6 +205,12 @@ def arm_error(e: Exception, doing: str) -> BackendError:
             f"no Azure credential for {doing}: {first}",
             hint=f"sign in with `az login` (or set AZURE_CLIENT_ID/AZURE_TENANT_ID/"
             f"AZURE_CLIENT_SECRET), or export {TOKEN_ENV}",
+        )
+    if isinstance(e, (ServiceRequestError, ServiceResponseError)):
+        return BackendError(
+            f"Azure could not be reached for {doing}: {first}",
+            hint="check the network (proxy, DNS, firewall) and, if set, `base_url` in the "
+            "environment block; then apply again",
         )
     return BackendError(
         f"Azure ML refused {doing}: {code + ': ' if code else ''}{first}",

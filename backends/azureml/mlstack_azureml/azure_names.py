@@ -143,3 +143,8 @@ def resource_group_problem(value: str) -> str | None:
     if value.endswith("."):
         return f"resource group {value!r} must not end with a period"
     return None
+
+
+# The workspace's default blob datastore (every workspace has it): the data, stage settings and
+# outputs, the code asset and the registered models live there.
+DATASTORE = "workspaceblobstore"

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlstack.engine import address
+from mlstack.engine.address import Address
 from mlstack.engine.backend import (
     Backend,
     CompiledPipeline,
@@ -126,9 +127,30 @@ class AzureMLBackend(Backend):
 
     # --- teardown ---------------------------------------------------------------------------
     def destroy(self, address: str, kind: str, outputs: Mapping[str, Any], ctx: Context) -> None:
+        """Remove what Azure holds for ``address``; ``destroyed`` is reported only for what was
+        there and is gone now, anything else is said as a log line."""
+        p = self.platform
+        name = Address.parse(address).name
         if kind == "endpoint":
-            name = outputs.get("endpoint_name") or self.platform.endpoint_name(
-                address.split(".", 1)[-1]
-            )
-            endpoints.destroy_endpoint(self.platform, str(name))
-        ctx.emit(Event("destroyed", address, kind))
+            endpoint = str(outputs.get("endpoint_name") or p.endpoint_name(name))
+            if endpoints.destroy_endpoint(p, endpoint):
+                ctx.emit(Event("destroyed", address, f"online endpoint {endpoint} deleted"))
+            else:
+                ctx.emit(Event("log", address, f"online endpoint {endpoint} was already gone"))
+        elif kind == "model":
+            removed = registry.delete_all(p, p.model_name(name))
+            if removed:
+                ctx.emit(
+                    Event(
+                        "destroyed",
+                        address,
+                        f"model {name} versions {', '.join(removed)} deleted from workspace "
+                        f"{p.config.workspace}",
+                    )
+                )
+            else:
+                ctx.emit(Event("log", address, f"model {name} had no versions left"))
+        else:
+            # pipeline: components are immutable versions other runs may share; run: job history;
+            # infra: a workspace mlstack did not create. Nothing of these is removed.
+            ctx.emit(Event("log", address, f"{kind}: nothing on Azure ML to remove"))

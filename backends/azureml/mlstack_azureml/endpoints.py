@@ -1,7 +1,8 @@
 """Managed online endpoints: one deployment per model version, traffic and mirror traffic.
 
 ``deploy`` makes the endpoint hold exactly an ``EndpointState``: missing deployments are created
-(at 0 %), then one endpoint update sets ``traffic`` (whole percents summing to 100) and
+(at 0 %; each runs ``score.py`` of mlstack's code asset over its registered model version in
+the environment's curated scikit-learn image), then one endpoint update sets ``traffic`` (whole percents summing to 100) and
 ``mirror_traffic`` (shadow copies, at most 50 %, only to deployments without live traffic),
 then deployments no longer wanted are deleted (they hold no traffic by then, as Azure requires).
 """
@@ -15,7 +16,9 @@ from typing import Any
 
 from mlstack.engine.backend import Context, EndpointState, EndpointView, Event, VersionServing
 from mlstack.errors import BackendError
+from mlstack_azureml import datastore
 from mlstack_azureml.azure import arm_error
+from mlstack_azureml.code_asset import SCORING_SCRIPT
 from mlstack_azureml.platform import DIGEST_TAG, MODEL_TAG, VERSION_TAG, Platform
 
 
@@ -52,7 +55,11 @@ def _wait(start: Callable[[], Any], doing: str) -> Any:
 
 
 def deploy(p: Platform, desired: EndpointState, ctx: Context) -> EndpointView:
-    from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
+    from azure.ai.ml.entities import (
+        CodeConfiguration,
+        ManagedOnlineDeployment,
+        ManagedOnlineEndpoint,
+    )
     from azure.core.exceptions import HttpResponseError
 
     ops = p.client.online_endpoints
@@ -74,6 +81,7 @@ def deploy(p: Platform, desired: EndpointState, ctx: Context) -> EndpointView:
         raise arm_error(e, f"listing the deployments of {name}") from None
     wanted = {p.deployment_name(b.version): b for b in desired.backings}
     instance_type = desired.instance_type or p.config.serving_sku
+    code: str | None = None
     for dep_name, backing in wanted.items():
         current = existing.get(dep_name)
         if (
@@ -84,10 +92,13 @@ def deploy(p: Platform, desired: EndpointState, ctx: Context) -> EndpointView:
         ):
             continue  # a failed deployment, or one of another size, is deployed again
         ctx.emit(Event("endpoint.updated", f"{name}/{dep_name}", f"version {backing.version}"))
+        code = code or datastore.ensure_code(p, ctx)
         deployment = ManagedOnlineDeployment(
             name=dep_name,
             endpoint_name=name,
             model=f"azureml:{p.model_name(desired.model)}:{backing.version}",
+            # the shared runtime's serving hooks behind Azure ML's init()/run()
+            code_configuration=CodeConfiguration(code=code, scoring_script=SCORING_SCRIPT),
             environment=p.config.environment,
             instance_type=instance_type,
             instance_count=desired.replicas,
@@ -165,18 +176,18 @@ def endpoint_status(p: Platform, endpoint: str) -> EndpointView | None:
     )
 
 
-def destroy_endpoint(p: Platform, endpoint_name: str) -> None:
-    """Delete an endpoint and with it its deployments; absent is fine."""
+def destroy_endpoint(p: Platform, endpoint_name: str) -> bool:
+    """Delete an endpoint and with it its deployments; False when it was already gone."""
     from azure.core.exceptions import HttpResponseError
 
     try:
-        _wait(
-            lambda: p.client.online_endpoints.begin_delete(name=endpoint_name),
-            f"deleting {endpoint_name}",
-        )
+        p.client.online_endpoints.get(endpoint_name)
     except HttpResponseError as e:
-        if not _not_found(e):
-            raise arm_error(e, f"deleting endpoint {endpoint_name}") from None
-    except BackendError as e:
-        if "was not found" not in str(e) and "NotFound" not in str(e):
-            raise
+        if _not_found(e):
+            return False
+        raise arm_error(e, f"reading endpoint {endpoint_name}") from None
+    _wait(
+        lambda: p.client.online_endpoints.begin_delete(name=endpoint_name),
+        f"deleting endpoint {endpoint_name}",
+    )
+    return True

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlstack.engine.backend import VersionMetrics
-from mlstack_azureml.azure import arm_request
 from mlstack_azureml.platform import VERSION_TAG, Platform
 
 METRICS_API = "2023-10-01"
@@ -26,7 +25,7 @@ LATENCIES = {
 
 
 def _get(p: Platform, url: str, params: dict[str, str]) -> Any:
-    return arm_request(p.config, "GET", url, "reading Azure Monitor metrics", params=params)
+    return p.arm.request("GET", url, "reading Azure Monitor metrics", params=params)
 
 
 def _dims(series: Mapping[str, Any]) -> dict[str, str]:
@@ -47,18 +46,35 @@ def metrics(p: Platform, endpoint: str, since: float) -> dict[str, VersionMetric
     # reach the service as a space, which it rejects)
     start = datetime.datetime.fromtimestamp(int(since), datetime.timezone.utc)
     end = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=1)
-    body = _get(
+    common = {
+        "api-version": METRICS_API,
+        "timespan": f"{start:%Y-%m-%dT%H:%M:%SZ}/{end:%Y-%m-%dT%H:%M:%SZ}",
+        "interval": "PT1M",
+    }
+    # two queries: the latency metrics have no status code dimension, and Azure Monitor refuses
+    # a filter naming a dimension one of the metrics asked for lacks
+    url = f"{rid}/providers/Microsoft.Insights/metrics"
+    requests = _get(
         p,
-        f"{rid}/providers/Microsoft.Insights/metrics",
+        url,
         {
-            "api-version": METRICS_API,
-            "metricnames": ",".join(["RequestsPerMinute", *LATENCIES]),
-            "timespan": f"{start:%Y-%m-%dT%H:%M:%SZ}/{end:%Y-%m-%dT%H:%M:%SZ}",
-            "interval": "PT1M",
-            "aggregation": "Total,Average",
+            **common,
+            "metricnames": "RequestsPerMinute",
+            "aggregation": "Total",
             "$filter": "deployment eq '*' and statusCodeClass eq '*'",
         },
     )
+    latencies = _get(
+        p,
+        url,
+        {
+            **common,
+            "metricnames": ",".join(LATENCIES),
+            "aggregation": "Average",
+            "$filter": "deployment eq '*'",
+        },
+    )
+    body = {"value": [*requests.get("value", []), *latencies.get("value", [])]}
     tags = {
         d.name: (d.tags or {}).get(VERSION_TAG, d.name)
         for d in p.client.online_deployments.list(name)

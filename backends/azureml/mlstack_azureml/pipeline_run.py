@@ -1,7 +1,10 @@
-"""Running the compiled pipeline on Azure ML: each stage's command component is registered as a
-component version (the version is the stage's mlstack cache key, so Azure ML's reuse of an
-unchanged step and mlstack's cache agree), then the pipeline job is submitted with ``PUT
-jobs/{name}`` and followed with ``GET`` until it reaches a terminal status.
+"""Running the compiled pipeline on Azure ML: the stages' settings files, the data and the code
+asset are put in the workspace's default datastore, each stage's command component is
+registered as a component version (the version is the stage's mlstack cache key, so Azure ML's
+reuse of an unchanged step and mlstack's cache agree), then the pipeline job is submitted with
+``PUT jobs/{name}`` and followed with ``GET`` until it reaches a terminal status. A completed
+run's metrics (each stage's ``metrics.json``) and model (the last train/tune stage's output
+folder, with its tree digest) are read back from the datastore.
 
 The REST bodies are ``ComponentVersion`` and ``JobBase`` (``jobType: Pipeline``) of the Azure ML
 REST API ("Machine Learning Services REST API": Component Versions - Create Or Update, Jobs -
@@ -11,27 +14,27 @@ Create Or Update, Jobs - Get); they go through azure-core with the environment's
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from mlstack.engine.backend import CompiledPipeline, Context, Event, PipelineRef, RunRequest
 from mlstack.engine.seam import RunResult
 from mlstack.errors import BackendError
-from mlstack_azureml.azure import arm_request
+from mlstack_azureml import datastore
+from mlstack_azureml import pipeline_job as pjob
 from mlstack_azureml.platform import Platform
 
 API = "2024-10-01"
+MODEL_KINDS = ("train", "tune")
 TERMINAL = {"Completed": "succeeded", "Failed": "failed", "Canceled": "cancelled"}
 NOT_RESPONDING = "NotResponding"
 
 
 def _ws(p: Platform) -> str:
-    c = p.config
-    return (
-        f"/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}"
-        f"/providers/Microsoft.MachineLearningServices/workspaces/{c.workspace}"
-    )
+    return p.workspace_id
 
 
 def _version(compiled: CompiledPipeline, cache_keys: dict[str, str], stage: str) -> str:
@@ -64,8 +67,7 @@ def register_components(
                 "tags": {"mlstack-stage": stage},
             }
         }
-        arm_request(
-            p.config,
+        p.arm.request(
             "PUT",
             f"{_ws(p)}/components/{spec['name']}/versions/{versions[stage]}",
             f"registering component {spec['name']}:{versions[stage]}",
@@ -79,9 +81,11 @@ def register_components(
     return ref
 
 
-def job_body(p: Platform, compiled: CompiledPipeline, request: RunRequest) -> dict[str, Any]:
-    """The pipeline job's REST body with each step pointing at its component version and its
-    output folder named by the stage's cache key."""
+def job_body(
+    p: Platform, compiled: CompiledPipeline, request: RunRequest, data_uri: str = ""
+) -> dict[str, Any]:
+    """The pipeline job's REST body with each step pointing at its component version, its
+    output folder named by the stage's cache key, and the data folder ``data_uri``."""
     versions = _keys(compiled, request)
     body: dict[str, Any] = copy.deepcopy(compiled.definition["job"])
     components = compiled.definition["components"]
@@ -90,6 +94,9 @@ def job_body(p: Platform, compiled: CompiledPipeline, request: RunRequest) -> di
         step["componentId"] = f"{_ws(p)}/components/{name}/versions/{versions[stage]}"
         out = step["outputs"]["out"]
         out["uri"] = out["uri"].replace(f"{{cache_key:{stage}}}", versions[stage])
+        data = step["inputs"].get(pjob.DATA_INPUT)
+        if data is not None and data.get("uri") == pjob.DATA_PLACEHOLDER:
+            data["uri"] = data_uri
     body["properties"]["description"] = json.dumps({"reasons": dict(request.reasons)})[:1000]
     return body
 
@@ -102,33 +109,102 @@ def job_name(p: Platform, compiled: CompiledPipeline, request: RunRequest) -> st
 
 
 def run(p: Platform, compiled: CompiledPipeline, request: RunRequest, ctx: Context) -> RunResult:
-    """Submit and follow the run; a completed run stops clearly where mlstack's path ends."""
+    """Submit and follow the run; a completed run's metrics and model read back."""
     result = execute(p, compiled, request, ctx)
-    if result.status == "succeeded" and result.model_uri is None:
-        # the model and metrics are step outputs on the workspace's blob datastore
+    if result.status != "succeeded":
+        return result
+    versions = _keys(compiled, request)
+    metrics: dict[str, float] = {}
+    model_stage = None
+    for stage in p.project.pipeline.stages:
+        folder = stage_output(p, stage.name, versions[stage.name])
+        path = folder + "metrics.json"
+        if datastore.exists(p, path):
+            raw = datastore.read_file(p, path)
+            try:
+                values = json.loads(raw)
+            except ValueError:
+                values = {}
+            if isinstance(values, dict):
+                metrics.update(
+                    {
+                        k: float(v)
+                        for k, v in values.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)
+                    }
+                )
+        if pjob.kind_of(stage) in MODEL_KINDS:
+            model_stage = stage.name
+    if model_stage is None:
+        return result
+    model_uri = datastore.long_uri(p, stage_output(p, model_stage, versions[model_stage]))
+    digest = datastore.digest_of(p, model_uri)
+    if digest is None:
         raise BackendError(
-            f"pipeline job {result.run_id} completed, but mlstack cannot read its model and "
-            "metrics from the workspace's datastore yet (blob storage is not wired)",
-            hint="register the model from the job's `register` step output yourself, or train "
-            "with `backend: local` and promote the version",
+            f"pipeline job {result.run_id} completed, but its {model_stage} step left no "
+            f"files in {model_uri}",
+            hint=f"look at the {model_stage} step's outputs and logs in the Azure ML studio",
         )
-    return result
+    return RunResult(
+        run_id=result.run_id,
+        status="succeeded",
+        metrics=metrics,
+        model_uri=model_uri,
+        model_digest=digest,
+        stages=result.stages,
+        detail=result.detail,
+    )
+
+
+def stage_output(p: Platform, stage: str, version: str) -> str:
+    """The datastore folder (ending in ``/``) a stage's step writes for this cache key."""
+    return f"{pjob.data_root(p.project)}/stages/{stage}/{version}/"
+
+
+def upload_inputs(p: Platform, compiled: CompiledPipeline, request: RunRequest) -> str:
+    """Put the stages' settings files and the data into the datastore (each once: their paths
+    are named by their digests); the data folder's URI."""
+    for entry in compiled.definition["settings"].values():
+        if not datastore.exists(p, entry["uri"]):
+            folder, _, name = entry["uri"].rpartition("/")
+            datastore.write_tree(
+                p, folder, {name: json.dumps(entry["settings"], sort_keys=True).encode()}
+            )
+    data = p.project.data
+    if data is None:
+        raise BackendError("the pipeline needs a data: section to run on Azure ML")
+    if str(data.source).startswith("azureml://"):
+        return str(data.source).rsplit("/", 1)[0]
+    path = Path(p.project.root) / data.source
+    if not path.is_file():
+        raise BackendError(
+            f"data source {data.source!r} does not exist",
+            hint="create it, or point data.source at an azureml://datastores/... URI",
+        )
+    raw = path.read_bytes()
+    key = (request.data_digest or "sha256:" + hashlib.sha256(raw).hexdigest()).split(":")[-1]
+    folder = f"{pjob.data_root(p.project)}/data/{key[:32]}"
+    if not datastore.exists(p, f"{folder}/{path.name}"):
+        datastore.write_tree(p, folder, {path.name: raw})
+    return folder
 
 
 def execute(
     p: Platform, compiled: CompiledPipeline, request: RunRequest, ctx: Context
 ) -> RunResult:
-    """Register the components, submit the pipeline job and follow it to its end."""
+    """Upload what the steps read, register the code and the components, submit the pipeline
+    job and follow it to its end."""
+    data_uri = upload_inputs(p, compiled, request)
+    datastore.ensure_code(p, ctx)
     register_components(p, compiled, ctx, request)
     name = job_name(p, compiled, request)
     url = f"{_ws(p)}/jobs/{name}"
-    arm_request(
-        p.config,
+    p.arm.request(
         "PUT",
         url,
         f"submitting pipeline job {name}",
         params={"api-version": API},
-        body=job_body(p, compiled, request),
+        body=job_body(p, compiled, request, data_uri),
     )
     ctx.emit(Event("run.started", name, f"Azure ML pipeline job {name} submitted", {"job": name}))
     job = _follow(p, url, name, ctx)
@@ -158,9 +234,7 @@ def _follow(p: Platform, url: str, name: str, ctx: Context) -> dict[str, Any]:
     timeout = sum(float(s.timeout or 86400) for s in p.project.pipeline.stages)
     deadline = time.monotonic() + timeout
     while True:
-        job = arm_request(
-            p.config, "GET", url, f"reading pipeline job {name}", params={"api-version": API}
-        )
+        job = p.arm.request("GET", url, f"reading pipeline job {name}", params={"api-version": API})
         status = str((job.get("properties") or {}).get("status"))
         if status != seen:
             ctx.emit(Event("log", name, status, {"status": status}))

@@ -12,12 +12,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlstack_azureml.azure_names import DATASTORE
 from mlstack_azureml.plugin import AzureMLConfig
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
     from mlstack.manifest.models import ResolvedProject
+    from mlstack_azureml.azure import Arm
 
 # tags on deployments and endpoints: which model version a deployment serves, its digest
 VERSION_TAG = "mlstack-version"
@@ -44,14 +46,52 @@ class Platform:
         self.project = project
         self.workdir = workdir
         self._client: MLClient | None = None
+        self._arm: Arm | None = None
+        self._credential: Any = None
+        self._blobs: Any = None
+
+    @property
+    def credential(self) -> Any:
+        """One credential for every call of this environment (its token cache is reused)."""
+        if self._credential is None:
+            from mlstack_azureml.azure import credential
+
+            self._credential = credential()
+        return self._credential
 
     @property
     def client(self) -> MLClient:
         if self._client is None:
             from mlstack_azureml.azure import ml_client
 
-            self._client = ml_client(self.config)
+            self._client = ml_client(self.config, cred=self.credential)
         return self._client
+
+    @property
+    def arm(self) -> Arm:
+        """ARM REST calls the SDK does not make (jobs, components, metrics, datastores)."""
+        if self._arm is None:
+            from mlstack_azureml.azure import Arm
+
+            self._arm = Arm(self.config, self.credential)
+        return self._arm
+
+    @property
+    def blobs(self) -> Any:
+        """The ``ContainerClient`` of the workspace's default blob datastore."""
+        if self._blobs is None:
+            from mlstack_azureml.azure import datastore_container
+
+            self._blobs = datastore_container(self.arm, self.workspace_id, DATASTORE)
+        return self._blobs
+
+    @property
+    def workspace_id(self) -> str:
+        c = self.config
+        return (
+            f"/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}"
+            f"/providers/Microsoft.MachineLearningServices/workspaces/{c.workspace}"
+        )
 
     def endpoint_name(self, endpoint: str) -> str:
         """The Azure name of a spec endpoint in this environment (names are unique per region,

@@ -61,6 +61,11 @@ class AzureMLConfig(BaseModel):
     base_url: str | None = Field(
         default=None, description="Azure Resource Manager endpoint override (tests)"
     )
+    blob_url: str | None = Field(
+        default=None,
+        description="Blob service URL of the default datastore's storage account instead of "
+        "https://ACCOUNT.blob.core.windows.net (tests: Azurite)",
+    )
     poll_interval: float = Field(default=15.0, gt=0, le=600, description="seconds between polls")
     timeout: float = Field(default=4 * 3600.0, gt=0, description="longest wait for a run/rollout")
 

@@ -5,8 +5,9 @@ Azure ML has no aliases, so an alias is a tag on the version that holds it:
 and sets it on the new one (two tag updates; the container's tag ``mlstack.alias.<alias>`` names
 the version too, so a reader needs one call). Each version carries the artifact's digest
 (``mlstack.digest``), the run's metrics (``mlstack.metric.<name>`` properties) and its lineage
-(``mlstack.run``, ``mlstack.data_digest``); promotion registers the same artifact URI and digest
-in the target workspace.
+(``mlstack.run``, ``mlstack.data_digest``); promotion registers the same artifact and digest
+in the target workspace (its files copied into that workspace's datastore when they lie in
+another workspace's).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from mlstack.engine.backend import Context, Event, ModelVersion, RunResult
+from mlstack.engine.digest import tree_digest
 from mlstack.errors import BackendError
+from mlstack_azureml import datastore
 from mlstack_azureml.azure import arm_error
 from mlstack_azureml.platform import Platform
 
@@ -100,12 +103,36 @@ def register(p: Platform, run: RunResult, ctx: Context) -> ModelVersion:
     return mv
 
 
+def _artifact_here(p: Platform, source: ModelVersion) -> str:
+    """The URI of ``source``'s files in this workspace's datastore: its own URI when it is
+    already here, else its files copied from the workspace its long-form URI names (checked
+    against its digest before and kept under it)."""
+    source_ws = datastore.workspace_id_of(source.uri)
+    if source_ws is None or source_ws.lower() == p.workspace_id.lower():
+        return source.uri
+    files = datastore.read_tree(p, source.uri, datastore.container_of(p, source_ws))
+    if not files or tree_digest(files) != source.digest:
+        raise BackendError(
+            f"{source.name}:{source.version} in {source.uri} does not hold the files of digest "
+            f"{source.digest}",
+            hint="the source version's files changed or are gone; train and register it again",
+        )
+    digest = source.digest.split(":")[-1][:32]
+    target = datastore.long_uri(
+        p, datastore.uri(f"mlstack/{p.project.project}/models/{source.name}/{digest}")
+    )
+    if datastore.digest_of(p, target) != source.digest:
+        datastore.write_tree(p, target, files)
+    return target
+
+
 def import_version(p: Platform, source: ModelVersion, ctx: Context) -> ModelVersion:
-    """Promotion: the same artifact (URI and digest) registered in this workspace."""
+    """Promotion: the same artifact (same files, same digest) registered in this workspace;
+    from another workspace its files are copied into this workspace's datastore first."""
     mv = _create(
         p,
         source.name,
-        source.uri,
+        _artifact_here(p, source),
         source.digest,
         dict(source.metrics),
         {
@@ -138,3 +165,38 @@ def set_alias(p: Platform, model: str, alias: str, version: str, ctx: Context) -
     except HttpResponseError as e:
         raise arm_error(e, f"moving alias {alias} of {model} to version {version}") from None
     ctx.emit(Event("model.alias", f"{model}:{version}", alias))
+
+
+MODELS_API = "2024-10-01"
+
+
+def delete_all(p: Platform, model: str) -> list[str]:
+    """Delete every version of ``model`` and then its container (REST "Model Versions - Delete",
+    "Model Containers - Delete"; the SDK only archives). The versions deleted, oldest first.
+
+    Deleted, not archived: Azure ML's archiving hides a version from lists while keeping it
+    usable and its name taken, which is how to retire a version, not to tear an environment
+    down. The artifact files stay in the datastore with the job outputs they came from."""
+    base = f"{p.workspace_id}/models/{model}"
+    params = {"api-version": MODELS_API}
+    removed: list[str] = []
+    url: str | None = f"{base}/versions"
+    rows: list[dict[str, Any]] = []
+    query: dict[str, str] | None = {**params, "listViewType": "All"}
+    while url:
+        page = p.arm.request(
+            "GET", url, f"listing versions of model {model}", params=query, absent_ok=True
+        )
+        if page is None:
+            return []
+        rows.extend(page.get("value") or [])
+        url = page.get("nextLink") or None  # a whole URL with its query
+        query = None
+    names = sorted((str(r["name"]) for r in rows), key=lambda v: (not v.isdigit(), v.zfill(12)))
+    for version in names:
+        p.arm.request(
+            "DELETE", f"{base}/versions/{version}", f"deleting model {model}:{version}", params
+        )
+        removed.append(version)
+    p.arm.request("DELETE", base, f"deleting model {model}", params)
+    return removed

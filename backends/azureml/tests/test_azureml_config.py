@@ -214,3 +214,27 @@ def test_workspace_create_plans_the_azure_stack(tmp_path: Path) -> None:
     assert r.returncode in (0, 2), r.stdout + r.stderr
     infra = next(c for c in json.loads(r.stdout)["resource_changes"] if c["address"] == "infra.dev")
     assert {d["path"]: d["after"] for d in infra["diff"]}["provider"] == "pulumi"
+
+
+def test_network_errors_are_clear() -> None:
+    """No answer at all (DNS, refused connection: azure-core's ServiceRequestError, after its
+    retries) is a BackendError saying what was being done, with a hint; not a crash."""
+    import socket
+    from types import SimpleNamespace
+
+    from mlstack_azureml.azure import StaticTokenCredential
+    from mlstack_azureml.platform import Platform
+
+    from mlstack.errors import BackendError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = AzureMLConfig.model_validate({**GOOD, "base_url": f"https://127.0.0.1:{port}"})
+    project: object = SimpleNamespace(project="quickstart", environment="dev")
+    p = Platform(cfg, project, Path("."))  # type: ignore[arg-type]
+    p._credential = StaticTokenCredential("t")
+    with pytest.raises(BackendError) as e:
+        p.arm.request("GET", "/subscriptions/x", "reading something", {"api-version": "1"})
+    assert "Azure could not be reached for reading something" in str(e.value)
+    assert "base_url" in (e.value.problems[0].hint or "")

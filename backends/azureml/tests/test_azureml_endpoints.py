@@ -186,3 +186,64 @@ def test_fake_refuses_what_azure_refuses(
         err = json.loads(he.value.read())["error"]
         assert he.value.code == 400 and err["code"] == "BadRequest" and expected in err["message"]
     assert "other" not in fake.state.endpoints
+
+
+def test_fake_endpoint_lifecycle_rules(
+    fake: FakeArm, settings: dict[str, Any], tmp_path: Path
+) -> None:
+    """Traffic only to a Succeeded deployment; a failed update rolls the deployment back to its
+    previous spec; one operation at a time on an endpoint, its deployments' included."""
+    from azure.ai.ml.entities import ManagedOnlineEndpoint
+    from azure.core.exceptions import HttpResponseError
+
+    p = _platform(settings, tmp_path)
+    ctx = Context(workdir=tmp_path, environment="dev")
+    for v in ("1", "2"):
+        _register(p, v)
+    endpoints.deploy(p, _state(("1", 100, 0)), ctx)
+    fake.state.fail_next_deployment = "ImageBuildFailure: the environment could not be built"
+    with pytest.raises(BackendError):
+        endpoints.deploy(p, _state(("1", 100, 0), ("2", 0, 0)), ctx)
+    assert fake.state.deployments["cancer-dev"]["v-2"]["properties"]["provisioningState"] == (
+        "Failed"
+    )
+    ops = p.client.online_endpoints
+    with pytest.raises(HttpResponseError) as e:
+        ops.begin_create_or_update(
+            ManagedOnlineEndpoint(name="cancer-dev", auth_mode="key", traffic={"v-2": 100})
+        ).result()
+    assert "v-2' is Failed" in str(e.value)
+    assert fake.state.endpoints["cancer-dev"]["properties"]["traffic"] == {"v-1": 100}
+    # a failed update of v-1 (another size) leaves v-1 as it was, still serving its traffic
+    before = fake.state.deployments["cancer-dev"]["v-1"]["properties"]
+    fake.state.fail_next_deployment = "OutOfQuota: not enough cores"
+    with pytest.raises(BackendError, match="OutOfQuota"):
+        endpoints.deploy(
+            p,
+            EndpointState(
+                name="cancer",
+                model="cancer-classifier",
+                backings=_state(("1", 100, 0)).backings,
+                instance_type="Standard_F4s_v2",
+            ),
+            ctx,
+        )
+    after = fake.state.deployments["cancer-dev"]["v-1"]["properties"]
+    assert after["instanceType"] == before["instanceType"] == "Standard_DS3_v2"
+    assert after["provisioningState"] == "Failed"
+    # while a deployment operation runs, the endpoint and its other deployments refuse (409)
+    deps = fake.state.deployments["cancer-dev"]
+    deps["v-2"]["properties"]["provisioningState"] = "Updating"
+    with pytest.raises(HttpResponseError) as e:
+        ops.begin_create_or_update(
+            ManagedOnlineEndpoint(name="cancer-dev", auth_mode="key", traffic={"v-1": 100})
+        ).result()
+    assert e.value.status_code == 409 and "v-2 is Updating" in str(e.value)
+    with pytest.raises(HttpResponseError) as e:
+        p.client.online_deployments.begin_delete(name="v-1", endpoint_name="cancer-dev").result()
+    assert e.value.status_code in (400, 409)  # v-1 has traffic (400) or the endpoint is busy
+    with pytest.raises(BackendError, match="Conflict"):
+        endpoints.deploy(p, _state(("1", 100, 0)), ctx)  # v-1 is redeployed: refused, busy
+    with pytest.raises(HttpResponseError) as e:
+        ops.begin_delete(name="cancer-dev").result()
+    assert e.value.status_code == 409

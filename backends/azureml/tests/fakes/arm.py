@@ -8,7 +8,9 @@ driven against. It follows these Microsoft documents (facts, not text):
 - "Track asynchronous Azure operations" (ARM long-running operations): a PUT answers 201/200
   with ``Azure-AsyncOperation``; the operation reports ``InProgress`` for several polls and then
   ``Succeeded`` or ``Failed`` with ``error``; a DELETE answers 202 with ``Azure-AsyncOperation``
-  and ``Location``. Errors are ``{"error": {"code", "message"}}`` bodies.
+  and ``Location``; ``Retry-After`` says when to poll again (``State.retry_after``: 0.05 s here
+  so the tests' clients do not wait the SDK's 5 s default; Azure sends whole seconds). Errors
+  are ``{"error": {"code", "message"}}`` bodies.
 - "Safe rollout for online endpoints" and "Perform safe rollout / mirror traffic": an endpoint's
   ``traffic`` names existing deployments and sums to 100 (or 0: no traffic); ``mirrorTraffic``
   sums to at most 50 and only to a deployment with no live traffic; a deployment that takes
@@ -18,15 +20,24 @@ driven against. It follows these Microsoft documents (facts, not text):
 - "Invoke an online endpoint" / "Online endpoint keys": the scoring URI takes
   ``Authorization: Bearer <key>`` and ``azureml-model-deployment`` to pick a deployment.
 
+- Datastores and code versions (blob storage in Azurite): see ``assets.py``.
+- "Deploy MLflow models" / "Deploy a model with a scoring script": only MLflow models deploy
+  without code, so a deployment of a ``custom_model`` needs ``codeConfiguration`` (a registered
+  code version and a scoring script) and an environment.
+
 Every request body is checked with ``rest_shape.check`` against the SDK's generated models.
-Scoring runs the test's ``scorer(deployment, body)`` (what the deployment's container would do).
+Scoring runs the deployment's own scoring script over its model files (``container.py``), or, if
+a test put one in, the test's ``scorer(deployment, body)`` in place of the container.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+import shutil
 import ssl
+import tempfile
 import threading
 import time
 import uuid
@@ -37,6 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import assets
 from . import jobs as fake_jobs
 from .rest_shape import ShapeError, check
 
@@ -73,8 +85,9 @@ class State:
     workspaces: set[str] = field(default_factory=set)
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     deployments: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    models: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    containers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # workspace -> model name -> version -> resource; workspace -> model name -> container
+    models: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    containers: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     operations: dict[str, Operation] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     # (endpoint, deployment) -> list of (time, status code, seconds) of answered requests
@@ -83,6 +96,7 @@ class State:
     requests_seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     fail_next_deployment: str | None = None  # a message: the next deployment PUT fails so
     polls: int = 2  # InProgress answers before a long-running operation ends
+    retry_after: str = "0.05"  # seconds, the Retry-After of long-running operations
     # (status, code, message): the next PUT below onlineEndpoints is refused at once, as ARM
     # refuses a request it will not start (400 validation, 409 another operation is running)
     reject_next_put: tuple[int, str, str] | None = None
@@ -91,16 +105,37 @@ class State:
 class FakeArm:
     """The fake's state and routes; ``serve()`` puts it on 127.0.0.1."""
 
-    def __init__(self, scorer: Scorer, polls: int = 2) -> None:
+    def __init__(
+        self,
+        scorer: Scorer | None,
+        container: Any,
+        polls: int = 2,
+        new_container: Callable[[str], Any] | None = None,
+    ) -> None:
         self.state = State(polls=polls)
         self.jobs = fake_jobs.JobState()
         self.scorer = scorer
+        self.container = container  # the first workspace's default datastore container (Azurite)
+        self.new_container = new_container  # makes another workspace's container
+        self.blobs_of: dict[str, Any] = {}  # workspace -> its datastore's container
+        self.codes: dict[tuple[str, str, str], dict[str, Any]] = {}  # (workspace, name, version)
+        self.containers: dict[str, Any] = {}  # deployment id -> its running scoring script
+        self.workdir = tempfile.mkdtemp(prefix="fake-azureml-")
         self.lock = threading.RLock()
         self.base = ""
         self._acc: dict[str, dict[str, int]] = {}
         self._mirror_acc: dict[str, dict[str, int]] = {}
 
     # -- plumbing -------------------------------------------------------------------------
+    def blobs(self, workspace: str) -> Any:
+        """The blob container of a workspace's default datastore (each workspace has its own
+        storage, as each Azure ML workspace has its own storage account)."""
+        if workspace not in self.blobs_of:
+            if self.new_container is None:
+                raise RuntimeError(f"no datastore container for workspace {workspace}")
+            self.blobs_of[workspace] = self.new_container(workspace)
+        return self.blobs_of[workspace]
+
     def _operation(self, on_done: Callable[[], None], error: dict[str, str] | None = None) -> str:
         op_id = uuid.uuid4().hex
         self.state.operations[op_id] = Operation(
@@ -156,6 +191,10 @@ class FakeArm:
                 return self._endpoints(method, prefix, parts[1:], body)
             if parts[0] == "models":
                 return self._models(method, prefix, parts[1:], body)
+            if parts[0] == "datastores":
+                return assets.datastores(self, method, prefix, parts[1:], body)
+            if parts[0] == "codes":
+                return assets.codes(self, method, prefix, parts[1:], body)
             if parts[0] == "components":
                 return fake_jobs.components(self, method, prefix, parts[1:], body)
             if parts[0] == "jobs":
@@ -176,7 +215,16 @@ class FakeArm:
         body: dict[str, Any] = {"status": op.status}
         if op.status == "Failed":
             body["error"] = op.error
-        return 200, {}, body
+        return 200, self._retry_after() if op.status == "InProgress" else {}, body
+
+    def _retry_after(self, whole: bool = False) -> dict[str, str]:
+        """ARM's hint of when to poll again: ``State.retry_after`` so the tests' clients poll the
+        fake quickly (the SDK's own default is 5 s); in whole seconds (at least 1) where the REST
+        model types the header as an integer (the 202 of a DELETE)."""
+        value = self.state.retry_after
+        if whole:
+            value = str(max(1, math.ceil(float(value))))
+        return {"Retry-After": value}
 
     def _workspace(self, prefix: str, ws: str) -> dict[str, Any]:
         return {
@@ -213,7 +261,7 @@ class FakeArm:
                 return self._put_endpoint(prefix, name, body)
             if method == "DELETE":
                 ep = self._existing(eps, name, "onlineEndpoints")
-                self._busy(ep)
+                self._endpoint_busy(ep)
                 ep["properties"]["provisioningState"] = "Deleting"
 
                 def gone() -> None:
@@ -221,7 +269,11 @@ class FakeArm:
                     self.state.deployments.pop(name, None)
 
                 url = self._operation(gone)
-                return 202, {"Azure-AsyncOperation": url, "Location": url}, None
+                return (
+                    202,
+                    {"Azure-AsyncOperation": url, "Location": url, **self._retry_after(whole=True)},
+                    None,
+                )
         if len(parts) == 2 and parts[1] == "listKeys" and method == "POST":
             self._existing(eps, name, "onlineEndpoints")
             key = self.state.keys.setdefault(name, uuid.uuid4().hex)
@@ -241,7 +293,7 @@ class FakeArm:
         old = eps.get(name)
         props = body["properties"]
         if old is not None:
-            self._busy(old)
+            self._endpoint_busy(old)
             if props.get("authMode", "").lower() != old["properties"]["authMode"].lower():
                 raise ArmError(
                     400, "BadRequest", "authMode cannot be changed on an existing endpoint."
@@ -259,6 +311,14 @@ class FakeArm:
             if v < 0 or v > 100:
                 raise ArmError(
                     400, "BadRequest", f"Traffic for deployment {d!r} must be between 0 and 100."
+                )
+            state = deps[d]["properties"].get("provisioningState")
+            if v > 0 and state != "Succeeded":
+                raise ArmError(
+                    400,
+                    "BadRequest",
+                    f"Deployment {d!r} is {state}; traffic can only be sent to a deployment "
+                    "whose provisioning succeeded.",
                 )
         total = sum(traffic.values())
         if traffic and total not in (0, 100):
@@ -300,7 +360,7 @@ class FakeArm:
             resource["properties"]["provisioningState"] = "Succeeded"
 
         url = self._operation(done)
-        return (200 if old else 201), {"Azure-AsyncOperation": url}, resource
+        return (200 if old else 201), {"Azure-AsyncOperation": url, **self._retry_after()}, resource
 
     # -- deployments -----------------------------------------------------------------------
     def _deployments(
@@ -331,16 +391,20 @@ class FakeArm:
                     "BadRequest",
                     f"Deployment {name!r} has traffic assigned and cannot be deleted; set its traffic to 0 first.",
                 )
-            self._busy(dep)
+            self._endpoint_busy(ep)
             dep["properties"]["provisioningState"] = "Deleting"
             url = self._operation(lambda: deps.pop(name, None))
-            return 202, {"Azure-AsyncOperation": url, "Location": url}, None
+            return (
+                202,
+                {"Azure-AsyncOperation": url, "Location": url, **self._retry_after(whole=True)},
+                None,
+            )
         if method != "PUT":
             raise ArmError(405, "MethodNotAllowed", method)
         if not ENDPOINT_NAME_RE.match(name):
             raise ArmError(400, "BadRequest", f"Deployment name {name!r} is invalid.")
         self._shape(models.OnlineDeployment, body)
-        self._busy(ep)
+        self._endpoint_busy(ep)
         props = body["properties"]
         sku = (props.get("instanceType") or "Standard_F4s_v2").lower()
         if props["endpointComputeType"].lower() == "managed" and sku not in MANAGED_SKUS:
@@ -352,13 +416,26 @@ class FakeArm:
         model = props.get("model")
         if model:
             mm = re.search(r"/models/([^/]+)/versions/([^/]+)$", model)
-            if not mm or mm.group(2) not in self.state.models.get(mm.group(1), {}):
+            in_ws = self.state.models.get(assets.workspace_of(ep["id"]), {})
+            if not mm or mm.group(2) not in in_ws.get(mm.group(1), {}):
                 raise ArmError(
                     400, "BadRequest", f"Model {model!r} was not found in the workspace."
                 )
+            registered = in_ws[mm.group(1)][mm.group(2)]["properties"]
+            if str(registered.get("modelType", "")).lower() != "mlflow_model" and (
+                not props.get("codeConfiguration") or not props.get("environmentId")
+            ):
+                raise ArmError(
+                    400,
+                    "BadRequest",
+                    f"Model {model!r} is not an MLflow model: the deployment needs a scoring "
+                    "script (codeConfiguration) and an environment.",
+                )
+        conf = props.get("codeConfiguration")
+        if conf:
+            assets.code_of(self, str(conf.get("codeId")))
         old = deps.get(name)
-        if old is not None:
-            self._busy(old)
+        previous = json.loads(json.dumps(old)) if old is not None else None
         resource = {
             "id": f"{ep['id']}/deployments/{name}",
             "name": name,
@@ -379,10 +456,16 @@ class FakeArm:
         deps[name] = resource
 
         def done() -> None:
+            if error and previous is not None:
+                # a failed update rolls the deployment back to its previous spec; it keeps
+                # serving that, and says its last operation failed
+                deps[name] = {**previous, "properties": {**previous["properties"]}}
+                deps[name]["properties"]["provisioningState"] = "Failed"
+                return
             resource["properties"]["provisioningState"] = "Failed" if error else "Succeeded"
 
         url = self._operation(done, error)
-        return (200 if old else 201), {"Azure-AsyncOperation": url}, resource
+        return (200 if old else 201), {"Azure-AsyncOperation": url, **self._retry_after()}, resource
 
     # -- models ----------------------------------------------------------------------------
     def _models(
@@ -390,12 +473,20 @@ class FakeArm:
     ) -> tuple[int, dict[str, str], Any]:
         from azure.ai.ml._restclient.arm_ml_service import models
 
+        ws = assets.workspace_of(prefix)
+        containers = self.state.containers.setdefault(ws, {})
+        registered = self.state.models.setdefault(ws, {})
         if not parts:
-            return 200, {}, {"value": list(self.state.containers.values())}
+            return 200, {}, {"value": list(containers.values())}
         name = parts[0]
         if len(parts) == 1:
             if method == "GET":
-                return 200, {}, self._existing(self.state.containers, name, "models")
+                return 200, {}, self._existing(containers, name, "models")
+            if method == "DELETE":
+                self._existing(containers, name, "models")
+                containers.pop(name)
+                registered.pop(name, None)
+                return 200, {}, None
             if method == "PUT":
                 self._shape(models.ModelContainer, body)
                 res = {
@@ -404,10 +495,10 @@ class FakeArm:
                     "type": "Microsoft.MachineLearningServices/workspaces/models",
                     "properties": body["properties"],
                 }
-                self.state.containers[name] = res
+                containers[name] = res
                 return 200, {}, res
         if len(parts) >= 2 and parts[1] == "versions":
-            versions = self.state.models.setdefault(name, {})
+            versions = registered.setdefault(name, {})
             if len(parts) == 2:
                 rows = sorted(
                     versions.values(),
@@ -418,10 +509,14 @@ class FakeArm:
             version = parts[2]
             if method == "GET":
                 return 200, {}, self._existing(versions, version, f"models/{name}/versions")
+            if method == "DELETE":
+                self._existing(versions, version, f"models/{name}/versions")
+                versions.pop(version)
+                return 200, {}, None
             if method == "PUT":
                 self._shape(models.ModelVersion, body)
-                if name not in self.state.containers:
-                    self.state.containers[name] = {
+                if name not in containers:
+                    containers[name] = {
                         "id": f"{prefix}/models/{name}",
                         "name": name,
                         "properties": {},
@@ -458,64 +553,121 @@ class FakeArm:
         raise ArmError(404, "NotFound", f"no route for {method} models/{'/'.join(parts)}")
 
     # -- Azure Monitor ("Supported metrics for Microsoft.MachineLearningServices/workspaces/
-    # onlineEndpoints", "Azure Monitor REST API: Metrics - List") ----------------------------
-    METRIC_NAMES = {
-        "RequestsPerMinute",
-        "RequestLatency_P50",
-        "RequestLatency_P90",
-        "RequestLatency_P95",
-        "RequestLatency_P99",
+    # onlineEndpoints", "Azure Monitor REST API: Metrics - List", "Azure Monitor metrics
+    # dimension filters") ---------------------------------------------------------------------
+    # metric -> the dimensions it is split by, as the supported-metrics table lists them
+    METRIC_DIMENSIONS = {
+        "RequestsPerMinute": ("deployment", "statusCode", "statusCodeClass", "modelStatusCode"),
+        "RequestLatency_P50": ("deployment",),
+        "RequestLatency_P90": ("deployment",),
+        "RequestLatency_P95": ("deployment",),
+        "RequestLatency_P99": ("deployment",),
     }
+    AGGREGATIONS = ("Average", "Count", "Maximum", "Minimum", "Total")
+
+    @staticmethod
+    def _metric_filter(text: str) -> dict[str, set[str]]:
+        """``$filter``: clauses ``dim eq 'v'`` joined by ``and``; a clause may be a bracketed
+        ``or`` of values of one dimension; ``'*'`` splits by the dimension without filtering.
+        dimension (lower case) -> accepted values ({"*"}: all)."""
+        out: dict[str, set[str]] = {}
+        if not text.strip():
+            return out
+        for clause in re.split(r"\s+and\s+", text.strip(), flags=re.I):
+            clause = clause.strip()
+            if clause.startswith("(") and clause.endswith(")"):
+                clause = clause[1:-1]
+            dims: set[str] = set()
+            for term in re.split(r"\s+or\s+", clause, flags=re.I):
+                m = re.fullmatch(r"\s*([A-Za-z][A-Za-z0-9_]*)\s+eq\s+'([^']*)'\s*", term)
+                if not m:
+                    raise ArmError(400, "BadRequest", f"Invalid $filter clause {term!r}.")
+                dims.add(m.group(1).lower())
+                out.setdefault(m.group(1).lower(), set()).add(m.group(2))
+            if len(dims) != 1:
+                raise ArmError(400, "BadRequest", f"$filter: {clause!r} mixes dimensions.")
+        return out
 
     def _metrics(self, endpoint: str, query: dict[str, list[str]]) -> dict[str, Any]:
         import datetime
 
         names = (query.get("metricnames") or [""])[0].split(",")
-        unknown = [n for n in names if n not in self.METRIC_NAMES]
+        unknown = [n for n in names if n not in self.METRIC_DIMENSIONS]
         if unknown:
             raise ArmError(
                 400,
                 "BadRequest",
                 f"Failed to find metric configuration for provider: Microsoft.MachineLearningServices, resource type: onlineEndpoints, metric: {unknown[0]}",
             )
+        aggregations = [
+            a.strip() for a in (query.get("aggregation") or ["Average"])[0].split(",") if a
+        ]
+        bad = [a for a in aggregations if a.title() not in self.AGGREGATIONS]
+        if bad:
+            raise ArmError(400, "BadRequest", f"Invalid aggregation {bad[0]!r}.")
+        wanted = {a.title() for a in aggregations}
         span = (query.get("timespan") or [""])[0]
         try:
-            start = datetime.datetime.fromisoformat(span.split("/")[0]).timestamp()
+            first, last = (
+                datetime.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+                for t in span.split("/")
+            )
         except ValueError:
             raise ArmError(400, "BadRequest", f"Invalid timespan {span!r}") from None
+        flt = self._metric_filter((query.get("$filter") or [""])[0])
         out = []
         for metric in names:
-            series = []
+            allowed = {d.lower(): d for d in self.METRIC_DIMENSIONS[metric]}
+            extra = sorted(set(flt) - set(allowed))
+            if extra:
+                raise ArmError(
+                    400,
+                    "BadRequest",
+                    f"Metric:{metric} does not support requested dimension combination: "
+                    f"{','.join(extra)}, supported ones are: {','.join(allowed)}",
+                )
+            # each answered request, with its dimension values
+            points: list[tuple[dict[str, str], float]] = []
             for (ep, dep), rows in sorted(self.state.requests.items()):
-                rows = [r for r in rows if ep == endpoint and r[0] >= start]
-                if not rows:
+                if ep != endpoint:
                     continue
+                for at, code, seconds in rows:
+                    if not first <= at <= last:
+                        continue
+                    dims = {
+                        "deployment": dep,
+                        "statuscode": str(code),
+                        "statuscodeclass": f"{code // 100}xx",
+                        "modelstatuscode": str(code),
+                    }
+                    if all("*" in v or dims[d] in v for d, v in flt.items()):
+                        value = 1.0 if metric == "RequestsPerMinute" else seconds * 1000
+                        points.append((dims, value))
+            groups: dict[tuple[str, ...], list[float]] = {}
+            for dims, value in points:
+                groups.setdefault(tuple(dims[d] for d in sorted(flt)), []).append(value)
+            series = []
+            for key, values in sorted(groups.items()):
+                data: dict[str, Any] = {"timeStamp": span.split("/")[0]}
                 if metric == "RequestsPerMinute":
-                    for cls in sorted({f"{r[1] // 100}xx" for r in rows}):
-                        n = sum(1 for r in rows if f"{r[1] // 100}xx" == cls)
-                        series.append(
-                            {
-                                "metadatavalues": [
-                                    {"name": {"value": "deployment"}, "value": dep},
-                                    {"name": {"value": "statusCodeClass"}, "value": cls},
-                                ],
-                                "data": [{"timeStamp": span.split("/")[0], "total": n}],
-                            }
-                        )
+                    stats = {"Total": float(len(values)), "Count": float(len(values))}
+                    stats.update(Average=1.0, Maximum=1.0, Minimum=1.0)
                 else:
                     q = int(metric.rsplit("_P", 1)[1]) / 100
-                    lat = sorted(r[2] * 1000 for r in rows)
-                    series.append(
-                        {
-                            "metadatavalues": [{"name": {"value": "deployment"}, "value": dep}],
-                            "data": [
-                                {
-                                    "timeStamp": span.split("/")[0],
-                                    "average": lat[min(len(lat) - 1, int(q * len(lat)))],
-                                }
-                            ],
-                        }
-                    )
+                    lat = sorted(values)
+                    pct = lat[min(len(lat) - 1, int(q * len(lat)))]
+                    stats = {"Average": pct, "Maximum": pct, "Minimum": pct}
+                    stats.update(Count=float(len(lat)), Total=pct * len(lat))
+                data.update({a.lower(): v for a, v in stats.items() if a in wanted})
+                series.append(
+                    {
+                        "metadatavalues": [
+                            {"name": {"value": allowed[d]}, "value": v}
+                            for d, v in zip(sorted(flt), key, strict=True)
+                        ],
+                        "data": [data],
+                    }
+                )
             out.append(
                 {
                     "name": {"value": metric},
@@ -560,9 +712,14 @@ class FakeArm:
         return status, {"azureml-model-deployment": chosen}, answer
 
     def _run(self, endpoint: str, dep: dict[str, Any], body: Any) -> tuple[int, Any]:
+        from .container import container_for
+
         start = time.monotonic()
         try:
-            status, answer = self.scorer(dep, body)
+            if self.scorer is not None:
+                status, answer = self.scorer(dep, body)
+            else:
+                status, answer = container_for(self, dep).score(body)
         except Exception as e:  # the container's scoring script raised
             status, answer = 500, {"message": f"scoring failed: {e}"}
         self.state.requests.setdefault((endpoint, dep["name"]), []).append(
@@ -586,6 +743,19 @@ class FakeArm:
                 "Conflict",
                 f"{resource['name']} is {state}; wait for the running operation to finish.",
             )
+
+    def _endpoint_busy(self, ep: dict[str, Any]) -> None:
+        """One operation at a time on an endpoint: its own, or one on any of its deployments."""
+        self._busy(ep)
+        for dep in self.state.deployments.get(ep["name"], {}).values():
+            state = dep["properties"].get("provisioningState")
+            if state in ("Creating", "Updating", "Deleting", "Scaling"):
+                raise ArmError(
+                    409,
+                    "Conflict",
+                    f"{ep['name']} has an operation in progress (deployment {dep['name']} is "
+                    f"{state}); wait for it to finish.",
+                )
 
     @staticmethod
     def _shape(model: type, body: Any) -> None:
@@ -657,6 +827,7 @@ def serve(
     server.socket = tls.wrap_socket(server.socket, server_side=True)
     fake.base = f"https://127.0.0.1:{server.server_address[1]}"
     fake.state.workspaces.update(workspaces)
+    fake.blobs_of.setdefault(workspaces[0], fake.container)
     thread = threading.Thread(target=server.serve_forever, name="fake-arm", daemon=True)
     thread.start()
     try:
@@ -665,3 +836,4 @@ def serve(
         server.shutdown()
         server.server_close()
         thread.join(timeout=30)
+        shutil.rmtree(fake.workdir, ignore_errors=True)
