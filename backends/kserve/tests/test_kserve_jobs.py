@@ -226,3 +226,40 @@ def test_a_job_deleted_without_policy_orphans_its_pod(fake_cluster: FakeCluster)
         assert run.proc is not None and run.proc.poll() is None
         core.delete_namespaced_pod(name, NAMESPACE)  # the kubelet stops a deleted pod
     assert run.proc.wait(timeout=30) is not None
+
+
+def test_evaluate_gates_compare_with_the_registry_champion(
+    fake_cluster: FakeCluster, tmp_path: Path
+) -> None:
+    """What run_pipeline checks once an evaluate stage's Job is Complete."""
+    from mlstack_kserve import pipelines, registry
+    from quickstart_copy import quickstart_project
+
+    from mlstack.engine.backend import ModelVersion, get_plugin
+    from mlstack.manifest.load import load, resolve
+
+    settings = "".join(f"    {k}: {json.dumps(v)}\n" for k, v in fake_cluster.settings().items())
+    quickstart_project(tmp_path, "kserve", settings)
+    resolved = resolve(load(str(tmp_path / "mlstack.yaml")), "dev")
+    p = get_plugin("kserve").load(resolved, tmp_path / ".mlstack").platform
+    # no champion yet: a champion-relative gate has nothing to compare with
+    assert pipelines._check_gates(p, "evaluate", {"roc_auc": 0.95}) == []
+    assert pipelines._check_gates(p, "evaluate", {"roc_auc": 0.5})[0].startswith(
+        "gate `roc_auc >= 0.9` failed: roc_auc = 0.5 fails >= 0.9"
+    )
+    champion = ModelVersion(
+        name="cancer-classifier",
+        version="1",
+        digest="sha256:x",
+        uri="s3://ml-artifacts/none",
+        metrics={"roc_auc": 0.99},
+        aliases=("champion",),
+    )
+    registry.save(p, champion)
+    try:
+        failed = pipelines._check_gates(p, "evaluate", {"roc_auc": 0.95})
+        assert failed == [
+            "gate `roc_auc >= champion.roc_auc - 0.02` failed: roc_auc = 0.95 fails >= 0.97"
+        ]
+    finally:
+        registry.delete_all(p, "cancer-classifier")
