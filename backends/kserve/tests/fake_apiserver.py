@@ -30,7 +30,8 @@ Documents followed:
 - Object schemas: ``k8s_schemas`` (the KServe 0.21 InferenceService CRD, the Gateway API v1.6.1
   HTTPRoute CRD, ``kubernetes-validate``'s strict schemas for built-in kinds).
 
-Controllers (``fake_controllers``) move status the way KServe and the Job controller document.
+Controllers move status the way KServe (``fake_controllers``) and the Job controller, garbage
+collector and kubelet (``fake_jobs``) document.
 """
 
 from __future__ import annotations

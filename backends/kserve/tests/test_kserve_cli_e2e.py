@@ -200,6 +200,7 @@ def test_quickstart_trains_on_jobs_and_serves(fake_cluster: FakeCluster, tmp_pat
     settings = "".join(f"    {k}: {json.dumps(v)}\n" for k, v in fc.settings().items())
     quickstart_project(tmp_path, "kserve", settings)
     row: dict[str, object] = json.loads((QUICKSTART / "sample.json").read_text())
+    destroyed = False
     try:
         assert "is valid" in _cli(tmp_path, "validate", "-e", "dev")
         plan = _cli(tmp_path, "plan", "-e", "dev", "--no-refresh")
@@ -248,9 +249,11 @@ def test_quickstart_trains_on_jobs_and_serves(fake_cluster: FakeCluster, tmp_pat
         logs = _cli(tmp_path, "logs", "-e", "dev", "evaluate")
         assert "roc_auc = 0." in logs, logs
         _cli(tmp_path, "destroy", "-e", "dev", "--auto-approve")
+        destroyed = True
         assert fc.api.get("inferenceservices", NAMESPACE, "cancer") is None
         assert not [
             j for j in fc.api.list("jobs", NAMESPACE) if "quickstart" in j["metadata"]["name"]
         ]
     finally:
-        _cleanup(tmp_path)
+        if not destroyed:  # what a failure left behind
+            _cleanup(tmp_path)
