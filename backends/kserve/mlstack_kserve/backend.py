@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mlstack.engine.address import Address
 from mlstack.engine.backend import (
     Backend,
     CompiledPipeline,
@@ -83,7 +84,7 @@ class KServeBackend(Backend):
     def destroy(self, address: str, kind: str, outputs: Mapping[str, Any], ctx: Context) -> None:
         p = self.platform
         if kind == "endpoint":
-            endpoints.destroy_endpoint(p, address.split(".", 1)[-1])
+            endpoints.destroy_endpoint(p, Address.parse(address).name)
         elif kind == "pipeline":
             pipelines.delete_pipeline(p)
         elif kind == "model":

@@ -94,19 +94,23 @@ class Cluster:
         out = self._call("GET", self._path(*api), query_params=[("labelSelector", sel)])
         return list(out.get("items", []))
 
-    def delete(self, api: tuple[str, str, str], name: str) -> bool:
-        """Delete one object; False when it was already gone."""
+    def delete(self, api: tuple[str, str, str], name: str, propagation: str | None = None) -> bool:
+        """Delete one object; False when it was already gone. ``propagation`` is the
+        ``propagationPolicy`` (``Background`` removes a Job's pods too: the API's default for
+        ``batch/v1`` Jobs orphans them)."""
+        query = [("propagationPolicy", propagation)] if propagation else []
         try:
-            self._call("DELETE", self._path(*api, name))
+            self._call("DELETE", self._path(*api, name), query_params=query)
         except NotFound:
             return False
         return True
 
-    def pod_log(self, pod: str) -> str:
+    def pod_log(self, pod: str, container: str | None = None) -> str:
         from kubernetes.client.exceptions import ApiException
 
+        kw = {"container": container} if container else {}
         try:
-            return str(self.core.read_namespaced_pod_log(pod, self.namespace))
+            return str(self.core.read_namespaced_pod_log(pod, self.namespace, **kw))
         except ApiException as e:
             raise _api_error(e, "GET", f"pods/{pod}/log") from None
 

@@ -16,7 +16,9 @@ DNS1123_SUBDOMAIN_MAX = 253
 # resource.Quantity: a signed decimal with an optional binary (Ki..Ei), decimal (n..E) suffix or
 # exponent; mlstack accepts only non-negative values
 QUANTITY = re.compile(r"^(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
-STORAGE_SCHEMES = ("s3", "gs")
+# KServe's storage initializer also reads gs://, but mlstack cannot copy artifacts there yet
+# (storage.py): accept only what apply can do
+STORAGE_SCHEMES = ("s3",)
 SERVING_MODES = ("Serverless", "RawDeployment")
 
 
@@ -54,9 +56,9 @@ def quantity_problem(value: str, what: str) -> str | None:
 def storage_problem(uri: str) -> str | None:
     scheme, sep, rest = uri.partition("://")
     if not sep or scheme not in STORAGE_SCHEMES:
-        return (
-            f"storage_uri {uri!r} must start with s3:// (S3 or S3-compatible, e.g. MinIO) or "
-            "gs:// (Google Cloud Storage): the schemes KServe's storage initializer reads"
+        later = " (gs:// is not supported yet: mlstack cannot copy artifacts there)"
+        return f"storage_uri {uri!r} must start with s3:// (S3 or S3-compatible, e.g. MinIO)" + (
+            later if scheme == "gs" else ""
         )
     bucket = rest.split("/", 1)[0]
     if not bucket:

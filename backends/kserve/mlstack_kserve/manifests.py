@@ -18,7 +18,7 @@ builds the DataFrame in the spec's column order and speaks V1 and V2 on port 808
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from mlstack_kserve.k8s_names import object_name
@@ -171,6 +171,11 @@ def http_route(
     }
 
 
+STORAGE_INITIALIZER = "kserve/storage-initializer:v0.21.0"
+UPLOADER = "amazon/aws-cli:2.22.35"
+TERMINATION_LOG = "/dev/termination-log"
+
+
 def stage_job(
     *,
     name: str,
@@ -180,9 +185,12 @@ def stage_job(
     stage: str,
     image: str,
     service_account: str,
+    storage_secret: str,
+    s3_endpoint: str | None,
     resources: Mapping[str, Any],
-    run_uri: str,
-    upstream: Sequence[str],
+    spec_uri: str,
+    output_uri: str,
+    inputs: Mapping[str, str],
     data_uri: str | None,
     retries: int,
     timeout: float | None,
@@ -190,36 +198,72 @@ def stage_job(
 ) -> dict[str, Any]:
     """One pipeline stage as a ``batch/v1`` Job running the shared runtime.
 
-    Inputs come from storage through KServe's storage initializer image as init containers (one
-    per upstream stage, and the data for ingest); the main container runs
-    ``python -m mlstack_runtime STAGE --spec ... --inputs ... --outputs ...`` and the image's
-    entry point uploads ``/mnt/outputs`` to ``<run_uri>/<stage>`` when the stage succeeds."""
-    init = [
-        {
-            "name": object_name("fetch", up),
-            "image": "kserve/storage-initializer:v0.21.0",
-            "args": [f"{run_uri}/{up}", f"/mnt/inputs/{up}"],
-            "volumeMounts": [{"name": "inputs", "mountPath": "/mnt/inputs"}],
+    Init containers run one after another, each only once the one before it succeeded: KServe's
+    storage initializer fetches the stage's settings (``spec_uri``), each upstream stage's output
+    (``inputs``: name -> URI) and, for ingest, the data; then the ``stage`` init container runs
+    ``python -m mlstack_runtime STAGE --spec ... --inputs ... --outputs ...`` in the runtime image
+    (its failure reason goes to the termination log, which the pod's status shows). The main
+    container copies ``/mnt/outputs`` to ``output_uri`` with the AWS CLI, so outputs reach
+    storage only when the stage succeeded. Storage credentials come from ``storage_secret`` (the
+    Kubernetes stack's ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``) in the containers that
+    touch storage, never in the stage's own."""
+    storage_env = [{"name": "AWS_ENDPOINT_URL", "value": s3_endpoint}] if s3_endpoint else []
+    from_secret = [{"secretRef": {"name": storage_secret}}]
+
+    def fetch(container: str, uri: str, dest: str, volume: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": container,
+            "image": STORAGE_INITIALIZER,
+            "args": [uri, dest],
+            "envFrom": from_secret,
+            "volumeMounts": [{"name": volume, "mountPath": f"/mnt/{volume}"}],
         }
-        for up in upstream
+        if storage_env:
+            out["env"] = storage_env
+        return out
+
+    init = [fetch("fetch-spec", spec_uri, "/mnt/spec", "spec")]
+    init += [
+        fetch(object_name("fetch", up), uri, f"/mnt/inputs/{up}", "inputs")
+        for up, uri in inputs.items()
     ]
     if data_uri:
-        init.append(
-            {
-                "name": "fetch-data",
-                "image": "kserve/storage-initializer:v0.21.0",
-                "args": [data_uri, "/mnt/inputs/data"],
-                "volumeMounts": [{"name": "inputs", "mountPath": "/mnt/inputs"}],
-            }
-        )
+        init.append(fetch("fetch-data", data_uri, "/mnt/inputs/data", "inputs"))
     init.append(
         {
-            "name": "fetch-spec",
-            "image": "kserve/storage-initializer:v0.21.0",
-            "args": [f"{run_uri}/_spec/{stage}.json", "/mnt/spec"],
-            "volumeMounts": [{"name": "spec", "mountPath": "/mnt/spec"}],
+            "name": "stage",
+            "image": image,
+            "command": ["python", "-m", "mlstack_runtime", stage],
+            "args": [
+                "--spec",
+                f"/mnt/spec/{spec_uri.rsplit('/', 1)[-1]}",
+                "--inputs",
+                "/mnt/inputs",
+                "--outputs",
+                "/mnt/outputs",
+                "--failure-file",
+                TERMINATION_LOG,
+            ],
+            "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+            "resources": {k: dict(v) for k, v in resources.items()},
+            "terminationMessagePath": TERMINATION_LOG,
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "volumeMounts": [
+                {"name": "inputs", "mountPath": "/mnt/inputs"},
+                {"name": "spec", "mountPath": "/mnt/spec"},
+                {"name": "outputs", "mountPath": "/mnt/outputs"},
+            ],
         }
     )
+    upload: dict[str, Any] = {
+        "name": "upload",
+        "image": UPLOADER,
+        "args": ["s3", "cp", "--recursive", "--only-show-errors", "/mnt/outputs", output_uri + "/"],
+        "envFrom": from_secret,
+        "volumeMounts": [{"name": "outputs", "mountPath": "/mnt/outputs"}],
+    }
+    if storage_env:
+        upload["env"] = storage_env
     job_spec: dict[str, Any] = {
         "backoffLimit": retries,
         "ttlSecondsAfterFinished": 86400,
@@ -229,31 +273,7 @@ def stage_job(
                 "restartPolicy": "Never",
                 "serviceAccountName": service_account,
                 "initContainers": init,
-                "containers": [
-                    {
-                        "name": "stage",
-                        "image": image,
-                        "command": ["python", "-m", "mlstack_runtime", stage],
-                        "args": [
-                            "--spec",
-                            f"/mnt/spec/{stage}.json",
-                            "--inputs",
-                            "/mnt/inputs",
-                            "--outputs",
-                            "/mnt/outputs",
-                        ],
-                        "env": [
-                            {"name": "MLSTACK_OUTPUT_URI", "value": f"{run_uri}/{stage}"},
-                            *({"name": k, "value": v} for k, v in sorted(env.items())),
-                        ],
-                        "resources": {k: dict(v) for k, v in resources.items()},
-                        "volumeMounts": [
-                            {"name": "inputs", "mountPath": "/mnt/inputs"},
-                            {"name": "spec", "mountPath": "/mnt/spec"},
-                            {"name": "outputs", "mountPath": "/mnt/outputs"},
-                        ],
-                    }
-                ],
+                "containers": [upload],
                 "volumes": [
                     {"name": "inputs", "emptyDir": {}},
                     {"name": "spec", "emptyDir": {}},

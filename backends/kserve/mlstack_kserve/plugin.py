@@ -93,7 +93,7 @@ class KServeConfig(BaseModel):
 
     namespace: str = Field(description="namespace the jobs and InferenceServices live in")
     storage_uri: str = Field(
-        description="where artifacts live: s3://bucket/prefix (S3 or S3-compatible) or gs://..."
+        description="where artifacts live: s3://bucket/prefix (S3 or S3-compatible, e.g. MinIO)"
     )
     context: str | None = Field(default=None, description="kubeconfig context; default: current")
     kubeconfig: str | None = Field(default=None, description="kubeconfig file; default: ~/.kube")
@@ -109,13 +109,22 @@ class KServeConfig(BaseModel):
     service_account: str = Field(
         default="mlstack", description="service account with the storage secret (see stacks)"
     )
+    storage_secret: str | None = Field(
+        default=None,
+        description="Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY the stage Jobs read "
+        "storage with; default: SERVICE_ACCOUNT-storage (what the Kubernetes stack creates)",
+    )
     image: str = Field(
         default=DEFAULT_IMAGE, description="image of the stage jobs and the predictor"
     )
     pipelines: Literal["auto", "kfp", "jobs"] = Field(
-        default="auto", description="Kubeflow Pipelines when installed (auto), or Kubernetes Jobs"
+        default="auto",
+        description="how stages run: Kubernetes Jobs (jobs, and auto for now); Kubeflow "
+        "Pipelines (kfp) is not implemented yet and refused",
     )
-    kfp_host: str | None = Field(default=None, description="Kubeflow Pipelines API URL")
+    kfp_host: str | None = Field(
+        default=None, description="Kubeflow Pipelines API URL (for pipelines: kfp, not yet)"
+    )
     prometheus_url: str | None = Field(
         default=None, description="Prometheus that scrapes KServe's metrics (for gates)"
     )
@@ -134,10 +143,10 @@ class KServeConfig(BaseModel):
     poll_interval: float = Field(default=2.0, gt=0, le=600, description="seconds between polls")
     timeout: float = Field(default=1800.0, gt=0, description="longest wait for a run/rollout")
 
-    @field_validator("namespace", "service_account")
+    @field_validator("namespace", "service_account", "storage_secret")
     @classmethod
-    def _label(cls, v: str, info: object) -> str:
-        problem = label_problem(v, getattr(info, "field_name", "name"))
+    def _label(cls, v: str | None, info: object) -> str | None:
+        problem = label_problem(v, getattr(info, "field_name", "name")) if v is not None else None
         if problem:
             raise ValueError(problem)
         return v
@@ -167,7 +176,27 @@ class KServeConfig(BaseModel):
             raise ValueError(problem)
         return v.rstrip("/")
 
-    @field_validator("prometheus_url", "ingress_url", "kfp_host", "s3_endpoint")
+    @field_validator("pipelines")
+    @classmethod
+    def _pipelines(cls, v: str) -> str:
+        if v == "kfp":
+            raise ValueError(
+                "pipelines: kfp (Kubeflow Pipelines) is not implemented yet; use jobs (one "
+                "Kubernetes Job per stage), which is also what auto runs"
+            )
+        return v
+
+    @field_validator("kfp_host")
+    @classmethod
+    def _kfp_host(cls, v: str | None) -> str | None:
+        if v is not None:
+            raise ValueError(
+                "kfp_host is for pipelines: kfp (Kubeflow Pipelines), which is not implemented "
+                "yet; remove it (stages run as Kubernetes Jobs)"
+            )
+        return v
+
+    @field_validator("prometheus_url", "ingress_url", "s3_endpoint")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(("http://", "https://")):
@@ -186,9 +215,11 @@ class KServeConfig(BaseModel):
                 "`gateway` is used only with serving_mode RawDeployment (Serverless routes "
                 "through Knative)"
             )
-        if self.pipelines == "kfp" and self.kfp_host is None:
-            raise ValueError("pipelines: kfp needs `kfp_host` (the Kubeflow Pipelines API URL)")
         return self
+
+    @property
+    def job_storage_secret(self) -> str:
+        return self.storage_secret or f"{self.service_account}-storage"
 
     @property
     def bucket(self) -> str:
@@ -255,5 +286,5 @@ plugin = BackendPlugin(
     capabilities=SERVERLESS,
     capabilities_by=("serving_mode", {"Serverless": SERVERLESS, "RawDeployment": RAW}),
     implementation="mlstack_kserve.backend:KServeBackend",
-    description="KServe on your Kubernetes: Jobs or Kubeflow Pipelines, InferenceServices",
+    description="KServe on your Kubernetes: a Kubernetes Job per stage, InferenceServices",
 )

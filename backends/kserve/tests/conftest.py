@@ -1,6 +1,7 @@
 """A fake cluster for the KServe backend: the strict API server, KServe/Knative/gateway/kubelet
-controllers, an ingress on 127.0.0.1, a moto S3 server for storage, and a kubeconfig pointing at
-them. Everything is started per test module and stopped whatever the outcome."""
+controllers, the Job controller (stage Jobs run as local processes), an ingress on 127.0.0.1, a
+moto S3 server for storage, the storage Secret the Kubernetes stack would create, and a
+kubeconfig pointing at them. Everything is started per test module and stopped whatever the outcome."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 import k8s_schemas  # noqa: E402
 from fake_apiserver import FakeApiServer  # noqa: E402
 from fake_controllers import Cluster  # noqa: E402
+from fake_jobs import JobController  # noqa: E402
 from fake_prometheus import FakePrometheus  # noqa: E402
 
 NAMESPACE = "ml-team"
 BUCKET = "ml-artifacts"
+# what the Kubernetes stack's Secret holds (moto accepts any key): the stage Jobs read it
+STORAGE_SECRET = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 def free_port() -> int:
@@ -34,6 +38,7 @@ def free_port() -> int:
 class FakeCluster:
     api: FakeApiServer
     cluster: Cluster
+    jobs: JobController
     api_url: str
     ingress_url: str
     prometheus_url: str
@@ -92,6 +97,7 @@ def fake_cluster(moto_s3: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         pytest.skip(f"the InferenceService CRD is not at {k8s_schemas.ISVC_CRD}")
     api = FakeApiServer(namespaces=(NAMESPACE,))
     cluster = Cluster(api, moto_s3)
+    jobs = JobController(api, secrets={(NAMESPACE, "mlstack-storage"): STORAGE_SECRET})
     prometheus = FakePrometheus(cluster)
     api_url = api.start()
     try:
@@ -110,9 +116,10 @@ def fake_cluster(moto_s3: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 }
             )
         )
-        yield FakeCluster(api, cluster, api_url, ingress, prom_url, moto_s3, cfg)
+        yield FakeCluster(api, cluster, jobs, api_url, ingress, prom_url, moto_s3, cfg)
     finally:
         prometheus.stop()
+        jobs.stop()
         cluster.stop()
         api.stop()
 

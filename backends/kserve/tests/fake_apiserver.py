@@ -16,11 +16,22 @@ Documents followed:
   merges lists marked ``x-kubernetes-list-type: map`` by key).
 - The ``Status`` kind (``kind: Status``, ``status: Failure``, ``reason``, ``code``,
   ``details.causes``) for 404 ``NotFound``, 409 ``AlreadyExists``/``Conflict``, 422 ``Invalid``,
-  400 ``BadRequest``, 415 ``UnsupportedMediaType``.
+  400 ``BadRequest``, 415 ``UnsupportedMediaType``, and 500 ``InternalError`` ("Internal error
+  occurred: ...") for anything the server did not expect.
+- ``DeleteOptions.propagationPolicy`` (query parameter or body): ``Orphan``, ``Background`` or
+  ``Foreground``; a ``batch/v1`` Job deleted without one orphans its pods (the API's legacy
+  default for Jobs), other kinds default to ``Background``. What happens to the dependents is the
+  garbage collector's business (``fake_jobs``); this server records the policy by ``uid``.
+- Object creation: ``metadata.name`` or ``metadata.generateName`` is required (422
+  ``FieldValueRequired`` otherwise); a rejected request (4xx) changes nothing, field ownership
+  included.
+- ``pods/NAME/log?container=C``: ``container`` may be left out only when the pod has one
+  container; a name the pod does not have is 400 ``BadRequest``.
 - Object schemas: ``k8s_schemas`` (the KServe 0.21 InferenceService CRD, the Gateway API v1.6.1
   HTTPRoute CRD, ``kubernetes-validate``'s strict schemas for built-in kinds).
 
-Controllers (``fake_controllers``) move status the way KServe and the Job controller document.
+Controllers move status the way KServe (``fake_controllers``) and the Job controller, garbage
+collector and kubelet (``fake_jobs``) document.
 """
 
 from __future__ import annotations
@@ -164,7 +175,9 @@ class FakeApiServer:
         self.requests: list[tuple[str, str, str]] = []  # (method, path, content-type)
         self.accepted: list[dict[str, Any]] = []  # every object stored, for schema assertions
         self.controllers: list[Callable[[FakeApiServer], None]] = []
-        self.logs: dict[tuple[str, str], str] = {}  # (ns, pod) -> log text
+        # (ns, pod, container) -> log text; the kubelet (fake_jobs) replaces this reader
+        self.log_source: Callable[[str, str, str], str] = lambda ns, pod, c: ""
+        self.deletions: dict[str, str] = {}  # uid -> propagationPolicy it was deleted with
         self._server: ThreadingHTTPServer | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -228,6 +241,15 @@ class FakeApiServer:
                 obj["metadata"]["resourceVersion"] = self.next_rv()
                 self.changed.notify_all()
 
+    def remove(self, plural: str, ns: str, name: str) -> None:
+        """What the garbage collector or a controller deletes (dependents: Background)."""
+        with self.lock:
+            obj = self.objects.pop((plural, ns, name), None)
+            self.owners.pop((plural, ns, name), None)
+            if obj is not None:
+                self.deletions[obj["metadata"]["uid"]] = "Background"
+                self.changed.notify_all()
+
     def put_object(self, plural: str, obj: dict[str, Any]) -> None:
         """What a controller creates (pods): validated like any other object."""
         self._validate(obj)
@@ -251,6 +273,14 @@ class FakeApiServer:
             code, body = self._route(h.command, url.path, query, ctype, raw)
         except ApiError as e:
             code, body = e.code, e.body()
+        except Exception as e:  # noqa: BLE001 - what the API server answers for its own bugs
+            err = ApiError(
+                500,
+                "InternalError",
+                f"Internal error occurred: {type(e).__name__}: {e}",
+                causes=[{"message": f"{type(e).__name__}: {e}"}],
+            )
+            code, body = 500, err.body()
         if isinstance(body, str):
             data, out_type = body.encode(), "text/plain"
         else:
@@ -290,15 +320,27 @@ class FakeApiServer:
                     return 201, self._create(kind, ns, self._body(raw, ctype), query)
                 raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed here")
             if sub == "log":
-                if key not in self.objects:
-                    raise self._not_found(kind, name)
-                return 200, self.logs.get((ns, name), "")
+                return 200, self._log(kind, key, query.get("container"))
             if method == "GET":
                 return 200, self._existing(kind, key)
             if method == "DELETE":
+                policy = query.get("propagationPolicy")
+                if raw:
+                    policy = self._body(raw, ctype or "application/json").get(
+                        "propagationPolicy", policy
+                    )
+                if policy not in (None, "Orphan", "Background", "Foreground"):
+                    raise ApiError(
+                        400,
+                        "BadRequest",
+                        f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+                        '"Foreground", "Background", "Orphan"',
+                    )
                 obj = self._existing(kind, key)
                 del self.objects[key]
                 self.owners.pop(key, None)
+                default = "Orphan" if plural == "jobs" else "Background"
+                self.deletions[obj["metadata"]["uid"]] = policy or default
                 self.changed.notify_all()
                 return 200, obj
             if method == "PUT":
@@ -306,6 +348,28 @@ class FakeApiServer:
             if method == "PATCH":
                 return self._patch(kind, key, raw, ctype, sub, query)
         raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed here")
+
+    def _log(self, kind: Kind, key: tuple[str, str, str], container: str | None) -> str:
+        if kind.plural != "pods":
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        pod = self._existing(kind, key)
+        spec = pod.get("spec", {})
+        mains = [c["name"] for c in spec.get("containers", [])]
+        inits = [c["name"] for c in spec.get("initContainers", [])]
+        if container is None:
+            if len(mains) != 1:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"a container name must be specified for pod {key[2]}, choose one of: "
+                    f"[{' '.join(mains)}] or one of the init containers: [{' '.join(inits)}]",
+                )
+            container = mains[0]
+        if container not in mains + inits:
+            raise ApiError(
+                400, "BadRequest", f"container {container} is not valid for pod {key[2]}"
+            )
+        return self.log_source(key[1], key[2], container)
 
     @staticmethod
     def _body(raw: bytes, ctype: str) -> dict[str, Any]:
@@ -390,7 +454,16 @@ class FakeApiServer:
                 ],
             )
 
-    def _store(self, kind: Kind, key: tuple[str, str, str], obj: dict[str, Any], old: Any) -> None:
+    def _store(
+        self,
+        kind: Kind,
+        key: tuple[str, str, str],
+        obj: dict[str, Any],
+        old: Any,
+        owners: dict[str, tuple[str, set[Path]]],
+    ) -> None:
+        """Validate ``obj`` and only then commit it with its field ``owners``: a rejected
+        request leaves the object and its field ownership as they were."""
         meta = obj["metadata"]
         if old is None:
             meta["uid"] = str(uuid.uuid4())
@@ -406,6 +479,7 @@ class FakeApiServer:
             {k: v for k, v in obj.items() if k != "status"}
             | ({"status": obj["status"]} if "status" in obj and kind.plural != "pods" else {})
         )
+        self.owners[key] = owners
         meta["resourceVersion"] = self.next_rv()
         meta["managedFields"] = [
             {
@@ -416,7 +490,7 @@ class FakeApiServer:
                 "fieldsV1": _fields_v1(paths),
                 "time": _now(),
             }
-            for m, (op, paths) in sorted(self.owners.get(key, {}).items())
+            for m, (op, paths) in sorted(owners.items())
             if paths
         ]
         self.objects[key] = obj
@@ -425,7 +499,27 @@ class FakeApiServer:
 
     def _create(self, kind: Kind, ns: str, body: dict[str, Any], query: dict[str, str]) -> Any:
         self._check_identity(kind, ns, body, None)
-        name = body["metadata"].get("name", "")
+        meta = body.get("metadata")
+        if not isinstance(meta, dict) or not (meta.get("name") or meta.get("generateName")):
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{kind.kind}.{kind.group or "core"} "" is invalid: metadata.name: Required '
+                "value: name or generateName is required",
+                kind=kind.kind,
+                causes=[
+                    {
+                        "reason": "FieldValueRequired",
+                        "message": "Required value: name or generateName is required",
+                        "field": "metadata.name",
+                    }
+                ],
+            )
+        body = copy.deepcopy(body)
+        if not meta.get("name"):
+            suffix = uuid.uuid4().hex[:5]
+            body["metadata"]["name"] = f"{meta['generateName']}{suffix}"
+        name = body["metadata"]["name"]
         key = (kind.plural, ns, name)
         if key in self.objects:
             raise ApiError(
@@ -436,12 +530,10 @@ class FakeApiServer:
                 group=kind.group,
                 kind=kind.plural,
             )
-        body = copy.deepcopy(body)
         if kind.status_subresource:
             body.pop("status", None)
         manager = query.get("fieldManager", "unknown")
-        self.owners[key] = {manager: ("Update", set(_owned_paths(body)))}
-        self._store(kind, key, body, None)
+        self._store(kind, key, body, None, {manager: ("Update", set(_owned_paths(body)))})
         return copy.deepcopy(body)
 
     def _check_rv(self, given: Any, old: dict[str, Any], kind: Kind, name: str) -> None:
@@ -469,6 +561,7 @@ class FakeApiServer:
         self._check_identity(kind, key[1], body, key[2])
         self._check_rv(body["metadata"].get("resourceVersion"), old, kind, key[2])
         new = copy.deepcopy(old)
+        owners = copy.deepcopy(self.owners.get(key, {}))
         if sub == "status":
             new["status"] = copy.deepcopy(body.get("status", {}))
         else:
@@ -479,8 +572,8 @@ class FakeApiServer:
                 if "status" in old:
                     new["status"] = old["status"]
             manager = query.get("fieldManager", "unknown")
-            self.owners.setdefault(key, {})[manager] = ("Update", set(_owned_paths(new)))
-        self._store(kind, key, new, old)
+            owners[manager] = ("Update", set(_owned_paths(new)))
+        self._store(kind, key, new, old, owners)
         return copy.deepcopy(new)
 
     def _patch(
@@ -505,6 +598,7 @@ class FakeApiServer:
             )
         old = self._existing(kind, key)
         self._check_rv((body.get("metadata") or {}).get("resourceVersion"), old, kind, key[2])
+        owners = copy.deepcopy(self.owners.get(key, {}))
         if sub == "status":
             new = copy.deepcopy(old)
             new["status"] = merge_patch(old.get("status", {}), body.get("status", {}))
@@ -513,9 +607,9 @@ class FakeApiServer:
                 body.pop("status", None)
             new = merge_patch(old, body)
             manager = query.get("fieldManager", "unknown")
-            op, paths = self.owners.setdefault(key, {}).get(manager, ("Update", set()))
-            self.owners[key][manager] = (op, paths | set(_owned_paths(body)))
-        self._store(kind, key, new, old)
+            op, paths = owners.get(manager, ("Update", set()))
+            owners[manager] = (op, paths | set(_owned_paths(body)))
+        self._store(kind, key, new, old, owners)
         return 200, copy.deepcopy(new)
 
     def _apply(
@@ -532,11 +626,10 @@ class FakeApiServer:
             config = {k: v for k, v in config.items() if k != "status"}
         applied = set(_owned_paths(config))
         old = self.objects.get(key)
-        owners = self.owners.setdefault(key, {})
+        owners = copy.deepcopy(self.owners.get(key, {}))  # committed by _store once valid
         if old is None:
-            owners[manager] = ("Apply", applied)
             obj = copy.deepcopy(config)
-            self._store(kind, key, obj, None)
+            self._store(kind, key, obj, None, {manager: ("Apply", applied)})
             return 201, copy.deepcopy(obj)
         self._check_rv((config.get("metadata") or {}).get("resourceVersion"), old, kind, key[2])
         conflicts = []
@@ -570,7 +663,7 @@ class FakeApiServer:
         for p in applied:
             _set(new, p, _get(config, p))
         owners[manager] = ("Apply", applied)
-        self._store(kind, key, new, old)
+        self._store(kind, key, new, old, owners)
         return 200, copy.deepcopy(new)
 
 

@@ -155,3 +155,64 @@ def test_server_side_apply_field_managers(api: Any, fake_cluster: FakeCluster) -
     api.call_api(
         f"/apis/serving.kserve.io/v1beta1/namespaces/{NAMESPACE}/inferenceservices/ssa", "DELETE"
     )
+
+
+def test_a_rejected_request_changes_nothing(api: Any, fake_cluster: FakeCluster) -> None:
+    """A 422 apply leaves the object and its field ownership as they were: the field the
+    rejected request tried to take stays the first manager's, so another manager changing
+    it is still a conflict."""
+    from kubernetes.client.exceptions import ApiException
+
+    fc = fake_cluster
+    _apply(api, _isvc("own", canaryTrafficPercent=10), "mlstack")
+    before = fc.api.get("inferenceservices", NAMESPACE, "own")
+    assert before is not None
+    owners_before = {m: set(p) for m, (_, p) in fc.api.owners[_key("own")].items()}
+    bad = _isvc("own", canaryTrafficPercent=20)
+    bad["spec"]["predictor"]["canaryTrafficPrecent"] = 1  # unknown field: 422
+    with pytest.raises(ApiException) as e:
+        _apply(api, bad, "kubectl", force=True)
+    assert _status(e.value)["code"] == 422
+    after = fc.api.get("inferenceservices", NAMESPACE, "own")
+    assert after == before
+    assert {m: set(p) for m, (_, p) in fc.api.owners[_key("own")].items()} == owners_before
+    with pytest.raises(ApiException) as e:  # still mlstack's field
+        _apply(api, _isvc("own", canaryTrafficPercent=30), "kubectl")
+    assert _status(e.value)["code"] == 409
+    api.call_api(
+        f"/apis/serving.kserve.io/v1beta1/namespaces/{NAMESPACE}/inferenceservices/own", "DELETE"
+    )
+
+
+def _key(name: str) -> tuple[str, str, str]:
+    return ("inferenceservices", NAMESPACE, name)
+
+
+def test_post_without_metadata_is_422_and_a_server_bug_is_500(
+    api: Any, fake_cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    path = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
+    with pytest.raises(ApiException) as e:
+        api.call_api(
+            path,
+            "POST",
+            header_params={"Content-Type": "application/json"},
+            body={"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"}},
+            response_type="object",
+        )
+    body = _status(e.value)
+    assert (body["code"], body["reason"]) == (422, "Invalid")
+    assert "metadata.name: Required value" in body["message"]
+    assert body["details"]["causes"][0]["field"] == "metadata.name"
+
+    def broken(*args: Any) -> Any:
+        raise KeyError("spec")
+
+    monkeypatch.setattr(fake_cluster.api, "_list", broken)
+    with pytest.raises(ApiException) as e:
+        api.call_api(path, "GET", response_type="object")
+    body = _status(e.value)
+    assert (body["code"], body["reason"]) == (500, "InternalError")
+    assert body["message"].startswith("Internal error occurred: KeyError")

@@ -189,3 +189,71 @@ def test_quickstart_shadow_and_rollback_on_raw_deployment(
         assert fc.api.get("httproutes", NAMESPACE, "cancer") is None
     finally:
         _cleanup(tmp_path)
+
+
+def test_quickstart_trains_on_jobs_and_serves(fake_cluster: FakeCluster, tmp_path: Path) -> None:
+    """`dev` on the fake cluster, training included: every stage a Job whose pod runs the shared
+    runtime, outputs in S3, the trained model registered and served; then destroy."""
+    from quickstart_copy import quickstart_project
+
+    fc = fake_cluster
+    settings = "".join(f"    {k}: {json.dumps(v)}\n" for k, v in fc.settings().items())
+    quickstart_project(tmp_path, "kserve", settings)
+    row: dict[str, object] = json.loads((QUICKSTART / "sample.json").read_text())
+    destroyed = False
+    try:
+        assert "is valid" in _cli(tmp_path, "validate", "-e", "dev")
+        plan = _cli(tmp_path, "plan", "-e", "dev", "--no-refresh")
+        assert "backend kserve" in plan and "run.quickstart" in plan, plan
+        out = _cli(tmp_path, "apply", "-e", "dev", "--auto-approve")
+        # one Job per stage, each Complete, each pod's stage container the shared runtime
+        jobs = [
+            j for j in fc.api.list("jobs", NAMESPACE) if "quickstart-r" in j["metadata"]["name"]
+        ]
+        stages = {j["metadata"]["labels"]["mlstack.dev/stage"]: j for j in jobs}
+        assert set(stages) == {
+            "ingest",
+            "validate",
+            "split",
+            "features",
+            "train",
+            "evaluate",
+            "register",
+        }, out
+        for j in jobs:
+            assert any(c["type"] == "Complete" for c in j["status"]["conditions"]), j["status"]
+        ran = {
+            c[c.index("mlstack_runtime") + 1] for c in fc.jobs.commands if "mlstack_runtime" in c
+        }
+        assert set(stages) <= ran
+        # the registered version is the train stage's output in S3, and it is what serves
+        versions = [
+            json.loads(cm["data"]["version.json"])
+            for cm in fc.api.list("configmaps", NAMESPACE)
+            if cm["metadata"]["labels"].get("mlstack.dev/kind") == "model"
+        ]
+        assert len(versions) == 1, versions
+        v = versions[0]
+        assert v["uri"].startswith("s3://ml-artifacts/quickstart/runs/r-") and v["uri"].endswith(
+            "/train"
+        ), v
+        assert v["metrics"]["roc_auc"] >= 0.9 and v["digest"].startswith("sha256:"), v
+        isvc = fc.api.get("inferenceservices", NAMESPACE, "cancer")
+        assert isvc is not None, out
+        env = isvc["spec"]["predictor"]["containers"][0]["env"]
+        assert {"name": "STORAGE_URI", "value": v["uri"]} in env
+        status = _cli(tmp_path, "status", "-e", "dev")
+        assert f"http://cancer.{NAMESPACE}.example.com" in status and "Ready" in status, status
+        answer = json.loads(_cli(tmp_path, "predict", "-e", "dev", "--data", json.dumps(row)))
+        assert answer["predictions"] in ([0], [1]), answer
+        logs = _cli(tmp_path, "logs", "-e", "dev", "evaluate")
+        assert "roc_auc = 0." in logs, logs
+        _cli(tmp_path, "destroy", "-e", "dev", "--auto-approve")
+        destroyed = True
+        assert fc.api.get("inferenceservices", NAMESPACE, "cancer") is None
+        assert not [
+            j for j in fc.api.list("jobs", NAMESPACE) if "quickstart" in j["metadata"]["name"]
+        ]
+    finally:
+        if not destroyed:  # what a failure left behind
+            _cleanup(tmp_path)

@@ -35,8 +35,11 @@ def test_good_blocks() -> None:
         "quickstart",
     )
     assert cfg.resources.requirements()["limits"] == {"cpu": "500m", "memory": "512Mi"}
-    raw = KServeConfig.model_validate({**RAW_GOOD, "storage_uri": "gs://bucket/"})
-    assert raw.gateway is not None and raw.storage_uri == "gs://bucket"
+    raw = KServeConfig.model_validate(
+        {**RAW_GOOD, "storage_uri": "s3://bucket/", "pipelines": "jobs"}
+    )
+    assert raw.gateway is not None and raw.storage_uri == "s3://bucket"
+    assert raw.job_storage_secret == "mlstack-storage"
 
 
 @pytest.mark.parametrize(
@@ -53,7 +56,10 @@ def test_good_blocks() -> None:
         ({**GOOD, "resources": {"cpu": "half"}}, "is not a Kubernetes quantity"),
         ({**GOOD, "resources": {"memory": "2GB"}}, "is not a Kubernetes quantity"),
         ({**GOOD, "prometheus_url": "prometheus:9090"}, "is not an http(s):// URL"),
-        ({**GOOD, "pipelines": "kfp"}, "needs `kfp_host`"),
+        ({**GOOD, "pipelines": "kfp"}, "pipelines: kfp (Kubeflow Pipelines) is not implemented"),
+        ({**GOOD, "kfp_host": "http://kfp:8888"}, "kfp_host is for pipelines: kfp"),
+        ({**GOOD, "storage_uri": "gs://b/q"}, "gs:// is not supported yet"),
+        ({**GOOD, "storage_secret": "S3"}, "is not a DNS-1123 label"),
         ({**GOOD, "service_account": "Ml"}, "is not a DNS-1123 label"),
         ({**GOOD, "namespce": "x"}, "namespce\n  Extra inputs are not permitted"),
     ],
@@ -183,3 +189,18 @@ def test_plan_compiles_stage_jobs_without_a_cluster(tmp_path: Path) -> None:
     assert compiled.steps[0] == "ingest" and compiled.steps[-1] == "register"
     for job in compiled.definition["jobs"]:
         assert k8s_schemas.problems(job) == [], job["metadata"]["name"]
+
+
+def test_kfp_and_gcs_are_refused_at_their_lines(tmp_path: Path) -> None:
+    """Accepted settings that apply could not honour are refused by validate, at their line."""
+    quickstart(
+        tmp_path,
+        "    namespace: ml-team\n    storage_uri: gs://models/q\n    pipelines: kfp\n",
+    )
+    r = cli(["validate", "-e", "dev"], tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "mlstack.yaml:9:5: storage_uri: storage_uri 'gs://models/q' must start with s3://" in out
+    assert "gs:// is not supported yet" in out
+    assert "mlstack.yaml:10:5: pipelines: pipelines: kfp (Kubeflow Pipelines) is not " in out
+    assert "use jobs" in out and "Traceback" not in out
