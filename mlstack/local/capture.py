@@ -6,6 +6,7 @@ one JSON line per sampled request: ts, id, version, role, path, status, request,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,24 +80,19 @@ def capture(
 
 
 class LoggedRows:
-    def __init__(self, columns: list[str]) -> None:
-        self.columns: dict[str, list[Any]] = {c: [] for c in columns}
-        self.predictions: list[Any] = []
-        self.ids: list[str | None] = []
-        self.ts: list[float] = []
+    """Columns of the logged input rows, with each row's answer, request id and time."""
 
-    def __len__(self) -> int:
-        return len(self.ts)
-
-    def keep_last(self, n: int) -> None:
-        if len(self) > n:
-            for c, vs in self.columns.items():
-                self.columns[c] = vs[-n:]
-            self.predictions, self.ids, self.ts = (
-                self.predictions[-n:],
-                self.ids[-n:],
-                self.ts[-n:],
-            )
+    def __init__(
+        self,
+        columns: dict[str, list[Any]],
+        predictions: list[Any],
+        ids: list[str | None],
+        ts: list[float],
+    ) -> None:
+        self.columns = columns
+        self.predictions = predictions
+        self.ids = ids
+        self.ts = ts
 
 
 def read_log(files: list[Path], columns: list[str], since: float, limit: int) -> LoggedRows:
@@ -106,7 +102,17 @@ def read_log(files: list[Path], columns: list[str], since: float, limit: int) ->
     Shadow copies repeat a primary request, and refused requests (4xx/5xx) were never scored,
     so both are left out; a line that is not one of ours is skipped rather than fatal.
     """
-    out = LoggedRows(columns)
+    rows: list[Mapping[str, Any]] = []
+    preds: list[Any] = []
+    ids: list[str | None] = []
+    ts_all: list[float] = []
+    loads: Callable[[str], Any] = json.loads
+    try:  # about 4x faster on the log's lines; mlstack-core[monitor] installs it
+        import orjson
+
+        loads = orjson.loads
+    except ImportError:
+        pass
     for f in files:
         try:
             lines = f.read_text(errors="replace").splitlines()
@@ -114,7 +120,7 @@ def read_log(files: list[Path], columns: list[str], since: float, limit: int) ->
             continue
         for line in lines:
             try:
-                rec = json.loads(line)
+                rec = loads(line)
             except ValueError:
                 continue
             if not isinstance(rec, dict) or rec.get("role") != "primary":
@@ -122,26 +128,30 @@ def read_log(files: list[Path], columns: list[str], since: float, limit: int) ->
             ts = rec.get("ts")
             if not isinstance(ts, (int, float)) or ts < since:
                 continue
-            if not isinstance(rec.get("status"), int) or not 200 <= rec["status"] < 300:
+            status = rec.get("status")
+            if not isinstance(status, int) or not 200 <= status < 300:
                 continue
             body = rec.get("request")
             if not isinstance(body, dict):
                 continue
-            rows = _request_rows(body, columns)
-            if not rows:
+            got = _request_rows(body, columns)
+            if not got:
                 continue
-            preds = _predictions(rec.get("response"))
-            if preds is None or len(preds) != len(rows):
-                preds = [None] * len(rows)
+            answers = _predictions(rec.get("response"))
+            if answers is None or len(answers) != len(got):
+                answers = [None] * len(got)
             rid = rec.get("id") if isinstance(rec.get("id"), str) else None
-            for i, row in enumerate(rows):
-                for c in columns:
-                    out.columns[c].append(row.get(c))
-                out.predictions.append(preds[i])
-                out.ids.append(rid if rid is None or len(rows) == 1 else f"{rid}/{i}")
-                out.ts.append(float(ts))
-    out.keep_last(limit)
-    return out
+            rows.extend(got)
+            preds.extend(answers)
+            if rid is None or len(got) == 1:
+                ids.extend([rid] * len(got))
+            else:
+                ids.extend(f"{rid}/{i}" for i in range(len(got)))
+            ts_all.extend([float(ts)] * len(got))
+    if len(rows) > limit:
+        rows, preds, ids, ts_all = rows[-limit:], preds[-limit:], ids[-limit:], ts_all[-limit:]
+    cols = {c: [r.get(c) for r in rows] for c in columns}
+    return LoggedRows(cols, preds, ids, ts_all)
 
 
 def _predictions(body: Any) -> list[Any] | None:
@@ -158,14 +168,14 @@ def _predictions(body: Any) -> list[Any] | None:
     return None
 
 
-def _request_rows(body: dict[str, Any], columns: list[str]) -> list[dict[str, Any]]:
-    """V1 ``instances`` (objects, or lists in column order) or V2 ``inputs`` as row dicts."""
+def _request_rows(body: dict[str, Any], columns: list[str]) -> list[Mapping[str, Any]]:
+    """V1 ``instances`` (objects, or lists in column order) or V2 ``inputs`` as rows."""
     instances = body.get("instances")
     if isinstance(instances, list):
-        out: list[dict[str, Any]] = []
+        out: list[Mapping[str, Any]] = []
         for inst in instances:
             if isinstance(inst, dict):
-                out.append({c: inst.get(c) for c in columns})
+                out.append(inst)
             elif isinstance(inst, list) and len(inst) == len(columns):
                 out.append(dict(zip(columns, inst, strict=True)))
         return out

@@ -115,6 +115,12 @@ def numeric_side(values: Sequence[Any]) -> tuple[stats.Floats, int, int]:
 
 
 def is_numeric(reference: Sequence[Any]) -> bool:
+    """Every present value is a number (and there is one)."""
+    arr = np.asarray(reference) if len(reference) else np.asarray([], dtype=object)
+    if arr.ndim == 1 and arr.dtype.kind in "fiu":
+        return bool((~np.isnan(arr.astype(np.float64, copy=False))).any())
+    if arr.ndim == 1 and arr.dtype.kind in "USb":
+        return False
     present = [v for v in reference if not _missing(v)]
     return bool(present) and all(_is_number(v) for v in present)
 
