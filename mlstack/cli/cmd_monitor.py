@@ -163,3 +163,37 @@ def feedback(
         render.emit_json({"labels": n, "stored": total, "path": where})
         return
     render.out(f"Stored {n} label(s) ({total} in all) in {where}.")
+
+
+@click.command()
+@project_options
+@env_option
+@_window_options
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    help="Where to write the HTML file (default: mlstack-report-ENV.html).",
+)
+def report(
+    file: str | None,
+    variables: tuple[str, ...],
+    env: str | None,
+    since: str,
+    limit: int,
+    output: str | None,
+) -> None:
+    """Write one self-contained HTML report of an endpoint's monitoring.
+
+    Per feature: live vs training distributions and drift scores; data quality; the live
+    metric over time where labels came back. It opens offline (every plot is inline SVG).
+    """
+    from pathlib import Path
+
+    from mlstack.monitoring import report as html_report
+    from mlstack.monitoring.run import monitor as run_monitor
+
+    result = run_monitor(workspace(file, env, variables), since, limit)
+    path = html_report.write(result, Path(output or f"mlstack-report-{result.environment}.html"))
+    verdict = "drift in " + ", ".join(result.drifted_features) if result.drifted else "no drift"
+    render.out(f"Wrote {path} ({verdict}).")

@@ -50,7 +50,7 @@ class MonitorResult:
     quality: list[checks.QualityIssue]
     live_quality: feedback.LiveQuality | None
     labels: int  # labels stored for this endpoint
-    extra: dict[str, Any] = field(default_factory=dict)
+    label_values: dict[str, Any] = field(default_factory=dict)  # request id -> label
 
     @property
     def drifted_features(self) -> list[str]:
@@ -176,6 +176,7 @@ def monitor(ws: Workspace, since: str, limit: int) -> MonitorResult:
         quality=checks.quality(cap, expectations),
         live_quality=live_q,
         labels=len(labels),
+        label_values=labels,
     )
 
 
