@@ -41,6 +41,11 @@ def _window_options(f: Any) -> Any:
 @project_options
 @env_option
 @_window_options
+@click.option(
+    "--act",
+    is_flag=True,
+    help="On drift with monitoring.drift.on_drift: retrain, retrain through apply's path.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def monitor(
     file: str | None,
@@ -48,6 +53,7 @@ def monitor(
     env: str | None,
     since: str,
     limit: int,
+    act: bool,
     as_json: bool,
 ) -> int:
     """Input drift, prediction drift, data quality and live metrics of an endpoint.
@@ -59,15 +65,41 @@ def monitor(
     (mlstack feedback), the live metric beside the version's evaluation metric.
 
     \b
-    Exit codes: 0 nothing to act on; 2 drift or failed quality checks; 1 error.
+    --act with monitoring.drift.on_drift: retrain runs the pipeline on the current data through
+    apply's path (stage gates, the rollout strategy and its gates, auto-rollback), recorded in
+    history as `retrain` with the reason.
+
+    \b
+    Exit codes: 0 nothing to act on; 2 drift or failed quality checks; 1 error (and a retrain
+    that failed).
     """
+    from mlstack.monitoring.run import act as run_act
     from mlstack.monitoring.run import monitor as run_monitor
 
-    result = run_monitor(workspace(file, env, variables), since, limit)
+    ws = workspace(file, env, variables, files=act)
+    result = run_monitor(ws, since, limit)
+    if not as_json:
+        _render(result)
+    acted = None
+    if act:
+        shown: list[render.Progress] = []
+
+        def progress(event: Any) -> None:
+            if as_json:
+                return
+            if not shown:
+                shown.append(render.Progress())
+            shown[0](event)
+
+        try:
+            acted = run_act(ws, result, progress)
+        finally:
+            for bar in shown:
+                bar.stop()
+        if not as_json:
+            render.out(acted.message, style="green" if acted.action == "retrained" else None)
     if as_json:
-        render.emit_json(result.to_dict())
-        return result.exit_code
-    _render(result)
+        render.emit_json(result.to_dict() | ({"act": acted.to_dict()} if acted else {}))
     return result.exit_code
 
 

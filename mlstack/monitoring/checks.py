@@ -224,12 +224,14 @@ def prediction_drift(capture: Capture, settings: DriftSettings) -> FeatureDrift 
     None when the target or the captured answers are unknown."""
     if not capture.target or capture.target not in capture.reference:
         return None
-    preds = [p for p in capture.predictions if p is not None]
+    preds: list[Any] = [p for p in capture.predictions if p is not None]
     if not preds:
         return None
-    return feature_drift(
-        f"prediction ({capture.target})", capture.reference[capture.target], preds, settings
-    )
+    reference = list(capture.reference[capture.target])
+    if capture.task == "classification":  # classes are categories, whatever their type
+        reference = [None if _missing(v) else str(v) for v in reference]
+        preds = [str(v) for v in preds]
+    return feature_drift(f"prediction ({capture.target})", reference, preds, settings)
 
 
 def quality(capture: Capture, expectations: Mapping[str, ExpectationLike]) -> list[QualityIssue]:
@@ -259,9 +261,10 @@ def quality(capture: Capture, expectations: Mapping[str, ExpectationLike]) -> li
             hi = np.inf if exp.max is None else exp.max
             bad = int(((arr < lo) | (arr > hi)).sum())
             if bad:
-                span = f"[{'' if exp.min is None else f'{exp.min:g}'}, "
-                span += f"{'' if exp.max is None else f'{exp.max:g}'}]"
-                issues.append(QualityIssue(c, "range", bad, n, f"{bad} value(s) outside {span}"))
+                bounds = [f"min {exp.min:g}"] if exp.min is not None else []
+                bounds += [f"max {exp.max:g}"] if exp.max is not None else []
+                detail = f"{bad} value(s) outside {', '.join(bounds)}"
+                issues.append(QualityIssue(c, "range", bad, n, detail))
         if exp is not None and exp.in_ is not None:
             allowed = {str(v) for v in exp.in_}
             unseen = sorted({str(v) for v in live if not _missing(v)} - allowed)

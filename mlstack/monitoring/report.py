@@ -210,6 +210,7 @@ def render(r: MonitorResult) -> str:
         )
     if r.prediction is not None and cap.target:
         preds = [p for p in cap.predictions if p is not None]
+        # classification: the prediction's verdict carries the class shares
         plot = feature_plot(r.prediction, cap.reference[cap.target], preds)
         out.append(
             f"<div class='card'><h3>{_e(r.prediction.feature)} {_verdict(r.prediction)}</h3>"

@@ -12,11 +12,12 @@ checks, 1 error.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from mlstack.engine import address
-from mlstack.engine.backend import Capture
+from mlstack.engine.backend import Capture, Event
 from mlstack.engine.workspace import Workspace
 from mlstack.errors import MlstackError
 from mlstack.manifest.models import Drift
@@ -196,3 +197,51 @@ def record_feedback(ws: Workspace, file: str) -> tuple[int, int, str]:
         raise MlstackError(f"{file}: no labels", hint="write rows of request_id,label")
     path = feedback.store(ws.workdir, ws.env, d.endpoint, labels)
     return len(labels), len(feedback.load(ws.workdir, ws.env, d.endpoint)), str(path)
+
+
+@dataclass(frozen=True)
+class Acted:
+    """What ``monitor --act`` did."""
+
+    action: Literal["none", "alert", "unchanged", "retrained"]
+    message: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "message": self.message, "counts": self.counts}
+
+
+def act(ws: Workspace, result: MonitorResult, emit: Callable[[Event], None]) -> Acted:
+    """``monitoring.drift.on_drift: retrain``: run the pipeline on the current data through the
+    same path as ``apply`` (lock, plan, stage gates including "no worse than the champion",
+    the environment's rollout strategy, its gates and auto-rollback), recording the reason in
+    history as operation ``retrain``. A failure raises as apply's does; nothing that serves
+    changes unless every gate passed."""
+    from mlstack.engine.workspace import raise_for
+
+    if not result.drifted:
+        return Acted("none", "No drift: nothing to retrain.")
+    if result.settings.on_drift != "retrain":
+        return Acted(
+            "alert",
+            "on_drift is alert: not retraining (set monitoring.drift.on_drift: retrain).",
+        )
+    reason = result.reason()
+    plan, applied = ws.converge(
+        targets=None,
+        destroy=False,
+        refresh=True,
+        lock_timeout=0.0,
+        emit=emit,
+        review=lambda _plan: None,  # on_drift: retrain in the spec is the approval
+        operation="retrain",
+        summary={"reason": reason, "trigger": "monitor --act"},
+    )
+    if applied is None:
+        return Acted(
+            "unchanged",
+            f"{reason}, but nothing changed since the last run ({plan.summary()}): "
+            "add recent data to data.source; the serving version stays.",
+        )
+    raise_for(applied)
+    return Acted("retrained", f"Retrained ({reason}).", dict(applied.counts()))

@@ -116,3 +116,9 @@ def test_monitor_names_the_shifted_feature_and_reports_live_accuracy(quickstart:
     table = _cli(root, "monitor", "-e", "dev", status=2)
     assert "Drift in" in table.stdout and "mean_radius" in table.stdout
     assert "at evaluation" in table.stdout
+
+    out = root / "report.html"
+    made = _cli(root, "report", "-e", "dev", "-o", str(out))
+    assert f"Wrote {out}" in made.stdout and "mean_radius" in made.stdout
+    text = out.read_text()
+    assert 'data-feature="mean_radius"' in text and 'data-feature="live accuracy"' in text
