@@ -229,3 +229,31 @@ def report(
     path = html_report.write(result, Path(output or f"mlstack-report-{result.environment}.html"))
     verdict = "drift in " + ", ".join(result.drifted_features) if result.drifted else "no drift"
     render.out(f"Wrote {path} ({verdict}).")
+
+
+@click.group()
+def schedule() -> None:
+    """Schedules of an environment (monitoring.schedule)."""
+
+
+@schedule.command("show")
+@project_options
+@env_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def schedule_show(
+    file: str | None, variables: tuple[str, ...], env: str | None, as_json: bool
+) -> None:
+    """monitoring.schedule as a crontab line, a GitHub Actions and a GitLab CI schedule."""
+    from mlstack.monitoring.schedule import show
+
+    s = show(workspace(file, env, variables))
+    if as_json:
+        render.emit_json(s.to_dict())
+        return
+    render.out(f"monitoring.schedule of {s.environment}: {s.cron} (window --since {s.since})")
+    render.out("\ncrontab (crontab -e; the machine's local time):")
+    render.out(s.crontab)
+    render.out("\nGitHub Actions (.github/workflows/monitor.yml):")
+    render.out(s.github_actions.rstrip())
+    render.out("\nGitLab CI (.gitlab-ci.yml):")
+    render.out(s.gitlab_ci.rstrip())

@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "drift": ("mlstack.cli.cmd_monitor", "drift", "The same as monitor (its older name)."),
     "feedback": ("mlstack.cli.cmd_monitor", "feedback", "Store ground-truth labels of answers."),
     "report": ("mlstack.cli.cmd_monitor", "report", "Write an HTML monitoring report."),
+    "schedule": ("mlstack.cli.cmd_monitor", "schedule", "Show monitoring.schedule for cron / CI."),
     "logs": ("mlstack.cli.cmd_ml", "logs", "Show the logs of the last pipeline run."),
     "models": ("mlstack.cli.cmd_ml", "models", "List registered model versions."),
     "lineage": ("mlstack.cli.cmd_ml", "lineage", "Trace a model version back to its data."),

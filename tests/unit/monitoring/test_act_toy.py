@@ -1,7 +1,8 @@
 """`mlstack monitor --act` on the toy backend (real CLI processes): drift with
 `on_drift: retrain` goes through apply's path and is recorded in history with its reason; with
 nothing new to train on it changes nothing; a retrain that fails changes nothing that serves;
-`on_drift: alert` only reports. The toy's capture shifts live rows by TOY_DRIFT."""
+`on_drift: alert` only reports; `schedule show` prints the schedule. The toy's capture shifts
+live rows by TOY_DRIFT."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from tests.conftest import TOY_SPEC, make_env, run_cli
 def _project(root: Path, on_drift: str) -> Path:
     spec = yaml.safe_load(TOY_SPEC)
     spec["deployment"] = {"endpoint": "ep", "strategy": "all_at_once"}
-    spec["monitoring"] = {"drift": {"threshold": 0.2, "on_drift": on_drift}}
+    spec["monitoring"] = {
+        "schedule": "*/30 * * * *",
+        "drift": {"threshold": 0.2, "on_drift": on_drift},
+    }
     (root / "mlstack.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return root
 
@@ -71,12 +75,19 @@ def test_act_retrains_through_apply_and_records_the_reason(tmp_path: Path) -> No
     assert _served(root, env) == after_ok
     assert after_ok != before  # the retrained version serves now
 
+    # on_drift: alert only reports, and records nothing
+    spec = yaml.safe_load((root / "mlstack.yaml").read_text())
+    spec["monitoring"]["drift"]["on_drift"] = "alert"
+    (root / "mlstack.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    alert = _monitor_act(root, drifted, 2)
+    assert alert["act"]["action"] == "alert"
+    hist2 = json.loads(run_cli("state", "history", "-e", "dev", "--json", cwd=root, env=env).stdout)
+    assert len(hist2) == len(hist) + 1  # only the failed retrain was recorded since
 
-def test_act_with_on_drift_alert_only_reports(tmp_path: Path) -> None:
-    root = _project(tmp_path, "alert")
-    env = make_env(TOY_HOME=str(tmp_path / "platform"))
-    assert run_cli("apply", "-e", "dev", "--auto-approve", cwd=root, env=env).returncode == 0
-    got = _monitor_act(root, make_env(TOY_HOME=str(tmp_path / "platform"), TOY_DRIFT="3"), 2)
-    assert got["act"]["action"] == "alert"
-    hist = json.loads(run_cli("state", "history", "-e", "dev", "--json", cwd=root, env=env).stdout)
-    assert [h["operation"] for h in hist].count("retrain") == 0
+    # the schedule: a crontab line and CI schedules running the same command
+    shown = run_cli("schedule", "show", "-e", "dev", "--json", cwd=root, env=env)
+    assert shown.returncode == 0, shown.stderr
+    sched = json.loads(shown.stdout)
+    assert sched["command"] == "mlstack monitor -e dev --since 30m"
+    assert sched["crontab"].startswith("*/30 * * * * cd ")
+    assert 'cron: "*/30 * * * *"' in sched["github_actions"]
