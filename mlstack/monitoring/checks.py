@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from mlstack.engine.backend import Capture
 from mlstack.errors import MlstackError
@@ -114,6 +115,17 @@ def numeric_side(values: Sequence[Any]) -> tuple[stats.Floats, int, int]:
     return np.asarray(nums, dtype=np.float64), missing, len(values) - len(nums) - missing
 
 
+def categorical_side(values: Sequence[Any]) -> npt.NDArray[np.str_]:
+    """The present values of one column as text (None and NaN are missing)."""
+    arr = np.asarray(values, dtype=object) if len(values) else np.asarray([], dtype=object)
+    if arr.ndim != 1:  # values that are lists themselves: compare them as text
+        arr = np.asarray([str(v) for v in values], dtype=object)
+    present = arr[np.not_equal(arr, None)]
+    # NaN is the one value not equal to itself
+    present = present[np.equal(present, present)]
+    return present.astype(str)
+
+
 def is_numeric(reference: Sequence[Any]) -> bool:
     """Every present value is a number (and there is one)."""
     arr = np.asarray(reference) if len(reference) else np.asarray([], dtype=object)
@@ -162,13 +174,12 @@ def feature_drift(
             ks=ks,
             p_value=p,
         )
-    ref_c = [v for v in reference if not _missing(v)]
-    cur_c = [v for v in live if not _missing(v)]
-    if not ref_c or not cur_c:
+    ref_c, cur_c = categorical_side(reference), categorical_side(live)
+    if ref_c.size == 0 or cur_c.size == 0:
         return FeatureDrift(
-            feature, "categorical", "psi", None, threshold, "no data", len(ref_c), len(cur_c)
+            feature, "categorical", "psi", None, threshold, "no data", ref_c.size, cur_c.size
         )
-    if len(cur_c) < settings.min_samples:
+    if cur_c.size < settings.min_samples:
         return FeatureDrift(
             feature,
             "categorical",
@@ -176,8 +187,8 @@ def feature_drift(
             None,
             threshold,
             "not enough data",
-            len(ref_c),
-            len(cur_c),
+            ref_c.size,
+            cur_c.size,
         )
     cats, rs, ls = stats.category_shares(ref_c, cur_c)
     psi = stats._psi(rs, ls)
@@ -188,11 +199,28 @@ def feature_drift(
         psi,
         threshold,
         "drift" if psi > threshold else "ok",
-        len(ref_c),
-        len(cur_c),
+        ref_c.size,
+        cur_c.size,
         psi=psi,
         shares={c: [float(r), float(x)] for c, r, x in zip(cats, rs, ls, strict=True)},
     )
+
+
+def as_arrays(capture: Capture) -> Capture:
+    """The capture with every all-number column as one float array (converted once, shared by
+    every check); other columns stay as they are."""
+
+    def conv(columns: Mapping[str, Sequence[Any]]) -> dict[str, Sequence[Any]]:
+        out: dict[str, Sequence[Any]] = {}
+        for name, values in columns.items():
+            arr = np.asarray(values) if len(values) else None
+            if arr is not None and arr.ndim == 1 and arr.dtype.kind in "fiu":
+                out[name] = arr.astype(np.float64, copy=False)
+            else:
+                out[name] = values
+        return out
+
+    return replace(capture, reference=conv(capture.reference), live=conv(capture.live))
 
 
 def selected_features(capture: Capture, settings: DriftSettings) -> list[str]:
@@ -253,7 +281,8 @@ def quality(capture: Capture, expectations: Mapping[str, ExpectationLike]) -> li
                     QualityIssue(c, "type", strays, n, f"{strays} value(s) are not numbers")
                 )
         else:
-            missing = sum(1 for v in live if _missing(v))
+            present = categorical_side(live)
+            missing = n - present.size
         if exp is not None and not exp.nullable and missing:
             issues.append(QualityIssue(c, "null", missing, n, f"{missing} null(s); not nullable"))
         if numeric and exp is not None and (exp.min is not None or exp.max is not None):
@@ -266,32 +295,34 @@ def quality(capture: Capture, expectations: Mapping[str, ExpectationLike]) -> li
                 detail = f"{bad} value(s) outside {', '.join(bounds)}"
                 issues.append(QualityIssue(c, "range", bad, n, detail))
         if exp is not None and exp.in_ is not None:
-            allowed = {str(v) for v in exp.in_}
-            unseen = sorted({str(v) for v in live if not _missing(v)} - allowed)
-            bad = sum(1 for v in live if not _missing(v) and str(v) not in allowed)
-            if bad:
-                issues.append(
-                    QualityIssue(
-                        c, "unseen", bad, n, f"{bad} value(s) not in `in:` ({_few(unseen)})"
-                    )
-                )
-        elif not numeric and ref:
-            known = {str(v) for v in ref if not _missing(v)}
-            unseen = sorted({str(v) for v in live if not _missing(v)} - known)
-            if unseen:
-                bad = sum(1 for v in live if not _missing(v) and str(v) not in known)
+            text = present if not numeric else categorical_side(live)
+            outside = text[np.isin(text, np.asarray([str(v) for v in exp.in_]), invert=True)]
+            if outside.size:
                 issues.append(
                     QualityIssue(
                         c,
                         "unseen",
-                        bad,
+                        int(outside.size),
                         n,
-                        f"{bad} value(s) of categories training never saw ({_few(unseen)})",
+                        f"{outside.size} value(s) not in `in:` ({_few(np.unique(outside))})",
+                    )
+                )
+        elif not numeric and len(ref):
+            unseen = present[np.isin(present, categorical_side(ref), invert=True)]
+            if unseen.size:
+                issues.append(
+                    QualityIssue(
+                        c,
+                        "unseen",
+                        int(unseen.size),
+                        n,
+                        f"{unseen.size} value(s) of categories training never saw "
+                        f"({_few(np.unique(unseen))})",
                     )
                 )
     return issues
 
 
-def _few(values: list[str], n: int = 5) -> str:
-    shown = ", ".join(values[:n])
+def _few(values: Sequence[Any], n: int = 5) -> str:
+    shown = ", ".join(str(v) for v in values[:n])
     return shown + (f", and {len(values) - n} more" if len(values) > n else "")

@@ -142,7 +142,9 @@ def monitor(ws: Workspace, since: str, limit: int) -> MonitorResult:
         )
     monitoring = ws.resolved.monitoring
     settings = monitoring.drift if monitoring is not None else Drift()
-    cap = ws.backend.capture(m.name, version, d.endpoint, time.time() - window, limit)
+    cap = checks.as_arrays(
+        ws.backend.capture(m.name, version, d.endpoint, time.time() - window, limit)
+    )
     if not cap.reference or not len(next(iter(cap.reference.values()), ())):
         raise MlstackError(f"{m.name} v{version}: its training split has no rows to compare with")
     if cap.n_live == 0:

@@ -39,11 +39,22 @@ def test_rows_answers_and_ids(tmp_path: Path) -> None:
         _line(id="f6", ts=1.0, request={"instances": [{"x": 9.0, "c": "s"}]}),
         _line(request={"instances": [{"x": 5.0, "c": "s"}]}, response={"error": "?"}),
         "not json",
+        _line(id="g7", request={"instances": [{"x": 6.0}]}, response={"predictions": [1]}),
     ]
     log.write_text("\n".join(lines) + "\n")
     got = read_log([tmp_path / "absent.jsonl", log], ["x", "c"], since=50.0, limit=100)
-    assert got.columns == {"x": [1.0, 2.0, 3.0, 4.0, 5.0], "c": ["s", "m", "l", "s", "s"]}
-    assert got.predictions == [0, 1, 0, 1, None]
-    assert got.ids == ["a1", "b2/0", "b2/1", "c3", None]
+    assert got.columns == {
+        "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        "c": ["s", "m", "l", "s", "s", None],  # a row without a column: None there
+    }
+    assert got.predictions == [0, 1, 0, 1, None, 1]
+    assert got.ids == ["a1", "b2/0", "b2/1", "c3", None, "g7"]
     newest = read_log([log], ["x", "c"], since=50.0, limit=2)
-    assert newest.columns["x"] == [4.0, 5.0] and newest.ids == ["c3", None]
+    assert newest.columns == {"x": [5.0, 6.0], "c": ["s", None]} and newest.ids == [None, "g7"]
+    whole = read_log([log], ["x", "c"], since=50.0, limit=3)
+    assert whole.columns == {"x": [4.0, 5.0, 6.0], "c": ["s", "s", None]}
+    # every row complete: the one-call-per-row transpose
+    full = tmp_path / "full.jsonl"
+    full.write_text(lines[0] + "\n" + lines[1] + "\n")
+    got_full = read_log([full], ["x", "c"], since=50.0, limit=10)
+    assert got_full.columns == {"x": [1.0, 2.0, 3.0], "c": ["s", "m", "l"]}
