@@ -25,6 +25,7 @@ import numpy.typing as npt
 from mlstack.engine.backend import Capture
 from mlstack.errors import MlstackError
 from mlstack.monitoring import stats
+from mlstack.monitoring.stats import Values
 
 Verdict = Literal["ok", "drift", "not enough data", "no data"]
 
@@ -103,7 +104,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def numeric_side(values: Sequence[Any]) -> tuple[stats.Floats, int, int]:
+def numeric_side(values: Values) -> tuple[stats.Floats, int, int]:
     """(finite numbers as floats, missing count, non-number count) of one column."""
     arr = np.asarray(values)
     if arr.ndim == 1 and arr.dtype.kind in "fiu":  # the fast path: numbers only
@@ -115,18 +116,19 @@ def numeric_side(values: Sequence[Any]) -> tuple[stats.Floats, int, int]:
     return np.asarray(nums, dtype=np.float64), missing, len(values) - len(nums) - missing
 
 
-def categorical_side(values: Sequence[Any]) -> npt.NDArray[np.str_]:
+def categorical_side(values: Values) -> npt.NDArray[np.str_]:
     """The present values of one column as text (None and NaN are missing)."""
     arr = np.asarray(values, dtype=object) if len(values) else np.asarray([], dtype=object)
     if arr.ndim != 1:  # values that are lists themselves: compare them as text
         arr = np.asarray([str(v) for v in values], dtype=object)
-    present = arr[np.not_equal(arr, None)]
+    present = arr[np.not_equal(arr, None)]  # type: ignore[call-overload]
     # NaN is the one value not equal to itself
     present = present[np.equal(present, present)]
-    return present.astype(str)
+    text: npt.NDArray[np.str_] = present.astype(str)
+    return text
 
 
-def is_numeric(reference: Sequence[Any]) -> bool:
+def is_numeric(reference: Values) -> bool:
     """Every present value is a number (and there is one)."""
     arr = np.asarray(reference) if len(reference) else np.asarray([], dtype=object)
     if arr.ndim == 1 and arr.dtype.kind in "fiu":
@@ -138,7 +140,7 @@ def is_numeric(reference: Sequence[Any]) -> bool:
 
 
 def feature_drift(
-    feature: str, reference: Sequence[Any], live: Sequence[Any], settings: DriftSettings
+    feature: str, reference: Values, live: Values, settings: DriftSettings
 ) -> FeatureDrift:
     method, threshold = str(settings.method), float(settings.threshold)
     if is_numeric(reference):
@@ -210,8 +212,8 @@ def as_arrays(capture: Capture) -> Capture:
     """The capture with every all-number column as one float array (converted once, shared by
     every check); other columns stay as they are."""
 
-    def conv(columns: Mapping[str, Sequence[Any]]) -> dict[str, Sequence[Any]]:
-        out: dict[str, Sequence[Any]] = {}
+    def conv(columns: Mapping[str, Sequence[Any]]) -> dict[str, Values]:
+        out: dict[str, Values] = {}
         for name, values in columns.items():
             arr = np.asarray(values) if len(values) else None
             if arr is not None and arr.ndim == 1 and arr.dtype.kind in "fiu":
@@ -220,7 +222,11 @@ def as_arrays(capture: Capture) -> Capture:
                 out[name] = values
         return out
 
-    return replace(capture, reference=conv(capture.reference), live=conv(capture.live))
+    # arrays stand where the seam says Sequence (len, iteration, indexing all hold); the seam
+    # itself does not depend on numpy
+    ref: Any = conv(capture.reference)
+    live: Any = conv(capture.live)
+    return replace(capture, reference=ref, live=live)
 
 
 def selected_features(capture: Capture, settings: DriftSettings) -> list[str]:
@@ -323,6 +329,6 @@ def quality(capture: Capture, expectations: Mapping[str, ExpectationLike]) -> li
     return issues
 
 
-def _few(values: Sequence[Any], n: int = 5) -> str:
+def _few(values: Values, n: int = 5) -> str:
     shown = ", ".join(str(v) for v in values[:n])
     return shown + (f", and {len(values) - n} more" if len(values) > n else "")

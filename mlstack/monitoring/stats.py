@@ -24,6 +24,8 @@ BINS = 10
 EPSILON = 1e-4
 
 Floats = npt.NDArray[np.float64]
+# one column's values: as captured (a list), or converted once to an array
+Values = Sequence[Any] | npt.NDArray[Any]
 
 
 def _psi(expected: Floats, actual: Floats) -> float:
@@ -50,9 +52,7 @@ def psi_numeric(reference: Floats, live: Floats, bins: int = BINS) -> float:
     return _psi(binned_shares(reference, edges), binned_shares(live, edges))
 
 
-def category_shares(
-    reference: Sequence[Any], live: Sequence[Any]
-) -> tuple[list[str], Floats, Floats]:
+def category_shares(reference: Values, live: Values) -> tuple[list[str], Floats, Floats]:
     """Categories seen on either side (as text, sorted) and each side's share of them."""
     ref = np.asarray(reference).astype(str)
     cur = np.asarray(live).astype(str)
@@ -63,7 +63,7 @@ def category_shares(
     return [str(c) for c in cats], rc, lc
 
 
-def psi_categorical(reference: Sequence[Any], live: Sequence[Any]) -> float:
+def psi_categorical(reference: Values, live: Values) -> float:
     """PSI over category shares; a category seen on one side only is drift."""
     if len(reference) == 0 or len(live) == 0:
         raise ValueError("psi needs values on both sides")
