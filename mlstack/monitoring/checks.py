@@ -263,9 +263,22 @@ def prediction_drift(capture: Capture, settings: DriftSettings) -> FeatureDrift 
         return None
     reference = list(capture.reference[capture.target])
     if capture.task == "classification":  # classes are categories, whatever their type
-        reference = [None if _missing(v) else str(v) for v in reference]
-        preds = [str(v) for v in preds]
+        reference = [None if _missing(v) else _class(v) for v in reference]
+        preds = [_class(v) for v in preds]
     return feature_drift(f"prediction ({capture.target})", reference, preds, settings)
+
+
+def _class(v: Any) -> str:
+    """A class label as text, the same whether a protocol sent it as 1, 1.0 or "1"."""
+    if _is_number(v) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return v
+        return str(int(f)) if f.is_integer() else v
+    return str(v)
 
 
 def quality(capture: Capture, expectations: Mapping[str, ExpectationLike]) -> list[QualityIssue]:

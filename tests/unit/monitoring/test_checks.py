@@ -85,6 +85,10 @@ def test_prediction_drift_against_training_labels() -> None:
     bad = checks.prediction_drift(shifted, Drift())
     assert bad is not None and bad.verdict == "drift"
     assert checks.prediction_drift(Capture(**{**_cap().__dict__, "target": None}), Drift()) is None
+    # a class sent back as 1.0 (a V2 FP64 tensor) or "1" is the class 1 of the training labels
+    as_floats = Capture(**{**_cap().__dict__, "predictions": [0.0] * 190 + ["1"] * 110})
+    same = checks.prediction_drift(as_floats, Drift())
+    assert same is not None and same.verdict == "ok" and set(same.shares) == {"0", "1"}
 
 
 def test_quality_nulls_ranges_unseen_types() -> None:
