@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test fuzz lint bench install install-dev oldest-env wheels clean
+.PHONY: demo test fuzz lint bench install install-dev oldest-env wheels clean browser
 # Azurite, Microsoft's Azure Storage emulator, for the remote-state tests (npm, pinned)
 AZURITE := azurite@3.37.0
 
@@ -62,8 +62,16 @@ lint: install-dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install-dev lint
+test: install-dev lint browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# `mlstack report`'s test opens the HTML file in Debian's headless `chromium`: installed here when
+# missing and we may (root, apt-get), within bounded time. Without it that test fails saying so.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { timeout 600 apt-get install -y --no-install-recommends chromium || \
+	    { timeout 300 apt-get update && timeout 600 apt-get install -y --no-install-recommends chromium; }; }; } || \
+	  echo "chromium is not installed: tests/unit/monitoring/test_report.py will fail saying how to install it" >&2
 
 # The fuzzers and the crash test at a larger size than `make test` runs them.
 fuzz: install-dev

@@ -1,151 +1,259 @@
-"""drift: compare what an endpoint is asked about with what its model was trained on."""
+"""monitor (and its older name, drift), feedback, report: parse and render only; the work is
+``mlstack.monitoring``."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import click
 
 from mlstack.cli import render
 from mlstack.cli.options import env_option, project_options, workspace
-from mlstack.engine import address
-from mlstack.errors import MlstackError, SpecError
-
-DRIFT_EXIT = 2  # as plan --detailed-exitcode: 0 nothing to act on, 1 error, 2 act on it
 
 
-def _served_version(outputs: dict[str, Any]) -> str | None:
-    """The champion, or during an A/B split the version taking the most traffic."""
-    if outputs.get("champion"):
-        return str(outputs["champion"])
-    backings = (outputs.get("state") or {}).get("backings") or []
-    live = [b for b in backings if float(b.get("weight") or 0) > 0]
-    if not live:
-        return None
-    return str(max(live, key=lambda b: float(b["weight"]))["version"])
+def _fmt(v: float | None, digits: int = 4) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
 
 
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4f}"
+def _p(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3g}" if v >= 1e-4 else "<1e-4"
+
+
+def _window_options(f: Any) -> Any:
+    f = click.option(
+        "--limit",
+        default=100_000,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="At most this many rows from each side (the newest live rows).",
+    )(f)
+    return click.option(
+        "--since",
+        default="1h",
+        show_default=True,
+        help="Sampled requests newer than this (e.g. 30m, 1h, 7d).",
+    )(f)
 
 
 @click.command()
 @project_options
 @env_option
+@_window_options
 @click.option(
-    "--since",
-    default="1h",
-    show_default=True,
-    help="Sampled requests newer than this (e.g. 30m, 1h, 7d).",
-)
-@click.option(
-    "--limit",
-    default=5000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="At most this many rows from each side.",
+    "--act",
+    is_flag=True,
+    help="On drift with monitoring.drift.on_drift: retrain, retrain through apply's path.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def drift(
+def monitor(
     file: str | None,
     variables: tuple[str, ...],
     env: str | None,
     since: str,
     limit: int,
+    act: bool,
     as_json: bool,
 ) -> int:
-    """Data drift of live requests against the champion's training data.
+    """Input drift, prediction drift, data quality and live metrics of an endpoint.
 
     \b
-    Exit codes: 0 no feature drifted; 2 a feature drifted; 1 error.
-    """
-    from mlstack.engine.drift import compute_drift
-    from mlstack.manifest.models import Drift
-    from mlstack.manifest.units import parse_duration
+    Compares the requests the endpoint sampled with the training split of the version it
+    serves: PSI and two-sample KS (with p-value) per numeric feature, category shares per
+    categorical one; the live requests against data.expectations; and, where labels came back
+    (mlstack feedback), the live metric beside the version's evaluation metric.
 
-    try:
-        window = parse_duration(since)
-    except ValueError as e:
-        raise SpecError(f"--since: {e}", hint="e.g. --since 30m") from None
-    ws = workspace(file, env, variables)
-    d, m = ws.resolved.deployment, ws.resolved.model
-    if d is None or m is None:
-        raise MlstackError(
-            f"environment {ws.env!r} has no deployment to monitor",
-            hint="add `model:` and `deployment:` to mlstack.yaml",
-        )
-    rec = ws.state.get(address.endpoint(d.endpoint))
-    version = _served_version(dict(rec.outputs)) if rec else None
-    if version is None:
-        raise MlstackError(
-            f"endpoint {d.endpoint} is not deployed in {ws.env}", hint=f"mlstack apply -e {ws.env}"
-        )
-    monitoring = ws.resolved.monitoring
-    settings = monitoring.drift if monitoring is not None else Drift()
-    reference, live = ws.backend.drift_samples(
-        m.name, version, d.endpoint, time.time() - window, limit
-    )
-    if not reference:
-        raise MlstackError(f"{m.name} v{version}: its training split has no rows to compare with")
-    if not live:
-        rate = monitoring.sample_rate if monitoring is not None else None
-        rate_note = f" (monitoring.sample_rate is {rate:g})" if rate is not None else ""
-        raise MlstackError(
-            f"no sampled requests to endpoint {d.endpoint} in the last {since}{rate_note}",
-            hint="send traffic to the endpoint, or widen the window (e.g. --since 24h); "
-            "set monitoring.sample_rate to log a larger share of requests",
-        )
-    report = compute_drift(reference, live, settings)
-    retrain = f"mlstack apply -e {ws.env}"
+    \b
+    --act with monitoring.drift.on_drift: retrain runs the pipeline on the current data through
+    apply's path (stage gates, the rollout strategy and its gates, auto-rollback), recorded in
+    history as `retrain` with the reason.
+
+    \b
+    Exit codes: 0 nothing to act on; 2 drift or failed quality checks; 1 error (and a retrain
+    that failed).
+    """
+    from mlstack.monitoring.run import act as run_act
+    from mlstack.monitoring.run import monitor as run_monitor
+
+    ws = workspace(file, env, variables, files=act)
+    result = run_monitor(ws, since, limit)
+    if not as_json:
+        _render(result)
+    acted = None
+    if act:
+        shown: list[render.Progress] = []
+
+        def progress(event: Any) -> None:
+            if as_json:
+                return
+            if not shown:
+                shown.append(render.Progress())
+            shown[0](event)
+
+        try:
+            acted = run_act(ws, result, progress)
+        finally:
+            for bar in shown:
+                bar.stop()
+        if not as_json:
+            render.out(acted.message, style="green" if acted.action == "retrained" else None)
     if as_json:
-        render.emit_json(
-            {
-                "environment": ws.env,
-                "endpoint": d.endpoint,
-                "model": m.name,
-                "version": version,
-                "since": since,
-                "on_drift": settings.on_drift,
-                **report.to_dict(),
-                **(
-                    {"retrain": retrain}
-                    if report.drifted and settings.on_drift == "retrain"
-                    else {}
-                ),
-            }
-        )
-        return DRIFT_EXIT if report.drifted else 0
+        render.emit_json(result.to_dict() | ({"act": acted.to_dict()} if acted else {}))
+    return result.exit_code
+
+
+def _render(r: Any) -> None:
+    cap = r.capture
+    n_ref = len(next(iter(cap.reference.values()), ()))
     render.out(
-        f"drift of endpoint {d.endpoint} ({ws.env}) against {m.name} v{version}'s training "
-        f"data: {len(live)} live rows (last {since}), {len(reference)} reference rows"
+        f"monitoring endpoint {r.endpoint} ({r.environment}), {r.model} v{r.version}: "
+        f"{cap.n_live} live rows (last {r.since}) against {n_ref} training rows"
     )
-    render.table(
-        ["feature", "method", "value", "threshold", "verdict"],
-        [
+    rows = []
+    for f in [*r.features, *([r.prediction] if r.prediction else [])]:
+        rows.append(
             [
                 f.feature,
-                f.method,
-                _fmt(f.value),
-                f"{f.threshold:g}",
-                "DRIFT" if f.drifted else ("no data" if f.value is None else "ok"),
+                f.kind,
+                _fmt(f.psi),
+                _fmt(f.ks),
+                _p(f.p_value),
+                str(f.n_live),
+                {"drift": "DRIFT"}.get(f.verdict, f.verdict),
             ]
-            for f in report.features
-        ],
+        )
+    render.table(["feature", "kind", "psi", "ks", "p-value", "live rows", "verdict"], rows)
+    s = r.settings
+    rule = (
+        f"PSI > {s.threshold:g}"
+        if s.method == "psi"
+        else f"KS > {s.threshold:g} with p < {s.alpha:g} (categorical: PSI > {s.threshold:g})"
     )
-    if report.small_sample:
-        from mlstack.engine.drift import MIN_LIVE_ROWS
-
+    render.out(f"drift when {rule}; fewer than {s.min_samples} live rows: not enough data")
+    if r.not_enough_data:
         render.out(
-            f"Warning: only {report.fewest_live_rows} live rows; drift measured on fewer than "
-            f"{MIN_LIVE_ROWS} rows is mostly noise. Treat the verdict as a hint and check "
-            "again with more traffic (--since).",
+            f"Not enough data for {', '.join(r.not_enough_data)}: fewer than "
+            f"{s.min_samples} live rows. Check again with more traffic (--since).",
             style="yellow",
         )
-    if not report.drifted:
+    if r.quality:
+        render.out("Data quality of live requests (data.expectations):", style="red")
+        render.table(
+            ["feature", "check", "rows", "detail"],
+            [[q.feature, q.check, f"{q.rows}/{q.n_live}", q.detail] for q in r.quality],
+        )
+    if r.live_quality is not None:
+        lq = r.live_quality
+        render.table(
+            ["metric", "live", "at evaluation", "labelled rows"],
+            [
+                [k, _fmt(v), _fmt(lq.evaluation.get(k)), str(lq.labelled)]
+                for k, v in lq.metrics.items()
+            ],
+        )
+    elif r.labels:
+        render.out(f"{r.labels} label(s) stored, none matches a sampled answer in the window.")
+    if not r.drifted:
         render.out("No drift.")
-        return 0
-    render.out(f"Drift in {', '.join(report.drifted_features)}.", style="red")
-    if settings.on_drift == "retrain":
-        render.out(f"on_drift: retrain. After adding recent data to the source, run: {retrain}")
-    return DRIFT_EXIT
+    else:
+        render.out(
+            f"Drift in {', '.join(r.drifted_features or [r.prediction.feature])}.", style="red"
+        )
+        render.out(r.reason())
+        if s.on_drift == "retrain":
+            render.out(
+                f"on_drift: retrain. After adding recent data to the source, run: {r.retrain}"
+            )
+
+
+# `mlstack drift` is the command's first name; it is the same command.
+drift = monitor
+
+
+@click.command()
+@project_options
+@env_option
+@click.argument("labels_file", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def feedback(
+    file: str | None,
+    variables: tuple[str, ...],
+    env: str | None,
+    labels_file: str,
+    as_json: bool,
+) -> None:
+    """Store ground-truth labels of an endpoint's answers.
+
+    FILE is a CSV or Parquet file with the columns request_id and label; the id is the
+    x-request-id header of the answer (ID/INDEX for a row of a request of several rows).
+    """
+    from mlstack.monitoring.run import record_feedback
+
+    n, total, where = record_feedback(workspace(file, env, variables), labels_file)
+    if as_json:
+        render.emit_json({"labels": n, "stored": total, "path": where})
+        return
+    render.out(f"Stored {n} label(s) ({total} in all) in {where}.")
+
+
+@click.command()
+@project_options
+@env_option
+@_window_options
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    help="Where to write the HTML file (default: mlstack-report-ENV.html).",
+)
+def report(
+    file: str | None,
+    variables: tuple[str, ...],
+    env: str | None,
+    since: str,
+    limit: int,
+    output: str | None,
+) -> None:
+    """Write one self-contained HTML report of an endpoint's monitoring.
+
+    Per feature: live vs training distributions and drift scores; data quality; the live
+    metric over time where labels came back. It opens offline (every plot is inline SVG).
+    """
+    from pathlib import Path
+
+    from mlstack.monitoring import report as html_report
+    from mlstack.monitoring.run import monitor as run_monitor
+
+    result = run_monitor(workspace(file, env, variables), since, limit)
+    path = html_report.write(result, Path(output or f"mlstack-report-{result.environment}.html"))
+    verdict = "drift in " + ", ".join(result.drifted_features) if result.drifted else "no drift"
+    render.out(f"Wrote {path} ({verdict}).")
+
+
+@click.group()
+def schedule() -> None:
+    """Schedules of an environment (monitoring.schedule)."""
+
+
+@schedule.command("show")
+@project_options
+@env_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def schedule_show(
+    file: str | None, variables: tuple[str, ...], env: str | None, as_json: bool
+) -> None:
+    """monitoring.schedule as a crontab line, a GitHub Actions and a GitLab CI schedule."""
+    from mlstack.monitoring.schedule import show
+
+    s = show(workspace(file, env, variables))
+    if as_json:
+        render.emit_json(s.to_dict())
+        return
+    render.out(f"monitoring.schedule of {s.environment}: {s.cron} (window --since {s.since})")
+    render.out("\ncrontab (crontab -e; the machine's local time):")
+    render.out(s.crontab)
+    render.out("\nGitHub Actions (.github/workflows/monitor.yml):")
+    render.out(s.github_actions.rstrip())
+    render.out("\nGitLab CI (.gitlab-ci.yml):")
+    render.out(s.gitlab_ci.rstrip())

@@ -32,11 +32,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "rollback",
         "Restore the previous known-good deployment.",
     ),
-    "drift": (
+    "monitor": (
         "mlstack.cli.cmd_monitor",
-        "drift",
-        "Compare live requests with the model's training data.",
+        "monitor",
+        "Drift, data quality and live metrics of an endpoint.",
     ),
+    "drift": ("mlstack.cli.cmd_monitor", "drift", "The same as monitor (its older name)."),
+    "feedback": ("mlstack.cli.cmd_monitor", "feedback", "Store ground-truth labels of answers."),
+    "report": ("mlstack.cli.cmd_monitor", "report", "Write an HTML monitoring report."),
+    "schedule": ("mlstack.cli.cmd_monitor", "schedule", "Show monitoring.schedule for cron / CI."),
     "logs": ("mlstack.cli.cmd_ml", "logs", "Show the logs of the last pipeline run."),
     "models": ("mlstack.cli.cmd_ml", "models", "List registered model versions."),
     "lineage": ("mlstack.cli.cmd_ml", "lineage", "Trace a model version back to its data."),

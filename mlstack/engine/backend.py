@@ -189,6 +189,7 @@ _SEAM = frozenset(
         "VersionServing",
         "EndpointView",
         "Prediction",
+        "Capture",
         "NativeRollout",
         "Lineage",
         "Event",
@@ -197,6 +198,7 @@ _SEAM = frozenset(
     }
 )
 if TYPE_CHECKING:
+    from mlstack.engine.seam import Capture as Capture
     from mlstack.engine.seam import CompiledPipeline as CompiledPipeline
     from mlstack.engine.seam import Context as Context
     from mlstack.engine.seam import EndpointState as EndpointState
@@ -312,14 +314,12 @@ class Backend(ABC):
         (``{"instances": [...]}``) or V2 (``{"inputs": [...]}``); the backend speaks its
         platform's protocol (local: HTTP to the router; SageMaker: a signed InvokeEndpoint)."""
 
-    def drift_samples(
-        self, model: str, version: str, endpoint: str, since: float, limit: int
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(reference, live) rows for drift monitoring: the feature columns of the split the
-        version was trained on, and the inputs of requests sampled at ``endpoint`` since
-        ``since`` (epoch seconds), each at most ``limit`` rows."""
+    def capture(self, model: str, version: str, endpoint: str, since: float, limit: int) -> Capture:
+        """What monitoring compares: the training split of ``version`` (at most ``limit`` rows)
+        and the requests sampled at ``endpoint`` since ``since`` (epoch seconds; the newest
+        ``limit`` rows) with their answers and request ids."""
         raise BackendError(
-            f"drift monitoring is not supported by this backend ({self.name!r})",
+            f"request capture for monitoring is not supported by this backend ({self.name!r})",
             hint="use the platform's model monitoring",
         )
 

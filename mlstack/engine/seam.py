@@ -8,7 +8,7 @@ them, so ``from mlstack.engine.backend import RunResult`` keeps working.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -142,6 +142,32 @@ class Prediction:
     body: Any  # the decoded JSON answer (V1: {"predictions": [...]}, V2: {"outputs": [...]})
     version: str | None = None  # which version answered, when the platform says
     target: str = ""  # what was called, for people: a URL, an endpoint name
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A sample of what an endpoint was asked and answered, beside what its model learnt from.
+
+    Columnar, for monitoring (``mlstack.monitoring``): ``reference`` maps each input column, and
+    the target when it is known, to its values in the version's training split; ``live`` maps
+    each input column to its values in the sampled requests, one per scored row, oldest first.
+    ``predictions``, ``request_ids`` and ``timestamps`` are aligned with ``live``'s rows (None
+    where not captured). A request of several rows gives its rows the ids ``ID/0``, ``ID/1``...
+    """
+
+    columns: tuple[str, ...]
+    reference: Mapping[str, Sequence[Any]]
+    live: Mapping[str, Sequence[Any]]
+    predictions: Sequence[Any] = ()
+    request_ids: Sequence[str | None] = ()
+    timestamps: Sequence[float] = ()
+    target: str | None = None
+    task: str | None = None  # "classification" | "regression" when the model says
+    source: str = ""  # where the live sample was read, for messages
+
+    @property
+    def n_live(self) -> int:
+        return len(next(iter(self.live.values()), ()))
 
 
 @dataclass(frozen=True)

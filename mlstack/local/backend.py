@@ -4,7 +4,8 @@ This class is the seam's face only. It makes one ``LocalEnv`` (the environment's
 settings, folders, model index and MLflow worker) and hands it to the modules that do the work,
 named for what they hold: ``pipelines`` (compile to the ``mlstack-dag`` JSON DAG, run it with
 ``runner.Runner``, logs), ``versions`` (register, import, aliases, lineage, the MLflow UI),
-``endpoints`` (deploy, metrics, status, predict, drift rows over ``mlstack.local.serving``) and
+``endpoints`` (deploy, metrics, status, predict over ``mlstack.local.serving``), ``capture`` (what
+monitoring reads) and
 ``observe`` (folders, refresh, teardown). None of them imports this module.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from mlstack.engine.backend import (
     Backend,
+    Capture,
     CompiledPipeline,
     Context,
     EndpointState,
@@ -29,7 +31,7 @@ from mlstack.engine.backend import (
     RunResult,
     VersionMetrics,
 )
-from mlstack.local import endpoints, observe, pipelines, versions
+from mlstack.local import capture, endpoints, observe, pipelines, versions
 from mlstack.local.environment import LocalEnv
 
 
@@ -83,10 +85,8 @@ class LocalBackend(Backend):
     def predict(self, endpoint: str, body: Mapping[str, Any], timeout: float) -> Prediction:
         return endpoints.predict(self.local, endpoint, body, timeout)
 
-    def drift_samples(
-        self, model: str, version: str, endpoint: str, since: float, limit: int
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        return endpoints.drift_samples(self.local, model, version, endpoint, since, limit)
+    def capture(self, model: str, version: str, endpoint: str, since: float, limit: int) -> Capture:
+        return capture.capture(self.local, model, version, endpoint, since, limit)
 
     # --- views for people ---------------------------------------------------------------------
     def logs(self, stage: str | None = None) -> str:

@@ -1,13 +1,11 @@
 """The `local` backend's endpoints: deploy, metrics, status and requests through
-``mlstack.local.serving`` (imported only when an endpoint is touched), and the rows drift
-monitoring compares.
+``mlstack.local.serving`` (imported only when an endpoint is touched). What monitoring reads
+(the router's sampled request log) is ``mlstack.local.capture``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from mlstack.engine.backend import (
@@ -17,9 +15,7 @@ from mlstack.engine.backend import (
     Prediction,
     VersionMetrics,
 )
-from mlstack.errors import BackendError
 from mlstack.local.environment import LocalEnv
-from mlstack.local.store import ArtifactStore
 
 DEFAULT_SAMPLE_RATE = 0.1  # share of requests the router logs when the spec has no monitoring
 
@@ -52,119 +48,3 @@ def predict(env: LocalEnv, endpoint: str, body: Mapping[str, Any], timeout: floa
 
     model = env.project.model.name if env.project.model else endpoint
     return client.predict(env.workdir, env.env, endpoint, model, body, timeout)
-
-
-def drift_samples(
-    env: LocalEnv, model: str, version: str, endpoint: str, since: float, limit: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    from mlstack_runtime.artifacts import TRAIN
-    from mlstack_runtime.serving import ModelMeta, model_dir_from_uri
-
-    from mlstack.local.serving.runtime import serving_dir
-
-    entry = env.registry.find(model, version=version)
-    if entry is None:
-        raise BackendError(
-            f"{model} v{version} is not registered in environment {env.env!r}",
-            hint=f"mlstack models -e {env.env}",
-        )
-    try:
-        columns = list(ModelMeta.read(model_dir_from_uri(str(entry["uri"]))).columns)
-    except (OSError, ValueError, KeyError) as e:
-        raise BackendError(
-            f"cannot read the input columns of {model} v{version}: {e}",
-            hint=f"its artifact is {entry['uri']}",
-        ) from None
-    store = ArtifactStore(env.workdir)
-    train: Path | None = None
-    for st in (entry.get("lineage") or {}).get("stages") or []:
-        if st.get("output") and (store.object_path(st["output"]) / TRAIN).exists():
-            train = store.object_path(st["output"]) / TRAIN
-            break
-    if train is None:
-        raise BackendError(
-            f"cannot find the training split of {model} v{version} in the artifact store",
-            hint="drift needs a builtin/split stage; apply again to rebuild its outputs",
-        )
-    import pandas as pd
-
-    frame = pd.read_parquet(train)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise BackendError(f"the training split of {model} v{version} lacks column(s) {missing}")
-    frame = frame[columns]
-    if len(frame) > limit:
-        frame = frame.sample(n=limit, random_state=0)
-    reference: list[dict[str, Any]] = frame.to_dict("records")
-    log = serving_dir(Path(env.workdir).resolve(), env.env, endpoint) / "requests.jsonl"
-    live = _logged_rows([log.with_suffix(".1.jsonl"), log], columns, since)
-    return reference, live[-limit:]
-
-
-def _logged_rows(files: list[Path], columns: list[str], since: float) -> list[dict[str, Any]]:
-    """Input rows of the answered inference requests the router sampled, oldest first.
-
-    Shadow copies repeat a primary request, and refused requests (4xx/5xx) were never scored,
-    so both are left out; a line that is not one of ours is skipped rather than fatal.
-    """
-    rows: list[dict[str, Any]] = []
-    for f in files:
-        try:
-            lines = f.read_text(errors="replace").splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(rec, dict) or rec.get("role") != "primary":
-                continue
-            if not isinstance(rec.get("ts"), (int, float)) or rec["ts"] < since:
-                continue
-            if not isinstance(rec.get("status"), int) or not 200 <= rec["status"] < 300:
-                continue
-            body = rec.get("request")
-            if isinstance(body, dict):
-                rows.extend(_request_rows(body, columns))
-    return rows
-
-
-def _request_rows(body: dict[str, Any], columns: list[str]) -> list[dict[str, Any]]:
-    """V1 ``instances`` (objects, or lists in column order) or V2 ``inputs`` as row dicts."""
-    instances = body.get("instances")
-    if isinstance(instances, list):
-        out: list[dict[str, Any]] = []
-        for inst in instances:
-            if isinstance(inst, dict):
-                out.append({c: inst.get(c) for c in columns})
-            elif isinstance(inst, list) and len(inst) == len(columns):
-                out.append(dict(zip(columns, inst, strict=True)))
-        return out
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list):
-        return []
-    tensors = {
-        t.get("name"): t for t in inputs if isinstance(t, dict) and isinstance(t.get("data"), list)
-    }
-    if len(tensors) == 1:  # one [rows, columns] tensor, row-major
-        (t,) = tensors.values()
-        shape, data = t.get("shape") or [], _flat(t["data"])
-        if t.get("name") not in columns and len(shape) == 2 and shape[1] == len(columns):
-            width = len(columns)
-            return [
-                dict(zip(columns, data[r * width : (r + 1) * width], strict=True))
-                for r in range(len(data) // width)
-            ]
-    by_column = {c: _flat(tensors[c]["data"]) for c in columns if c in tensors}
-    if len(by_column) != len(columns):
-        return []
-    n = min(len(v) for v in by_column.values())
-    return [{c: by_column[c][i] for c in columns} for i in range(n)]
-
-
-def _flat(data: list[Any]) -> list[Any]:
-    out: list[Any] = []
-    for v in data:
-        out.extend(_flat(v) if isinstance(v, list) else [v])
-    return out

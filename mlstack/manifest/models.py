@@ -240,8 +240,13 @@ class Deployment(Strict):
 
 
 class Drift(Strict):
+    # psi: a feature drifts when its PSI exceeds `threshold`; ks: when its KS statistic exceeds
+    # `threshold` and the KS p-value is below `alpha` (categorical features always use PSI)
     method: Literal["psi", "ks"] = "psi"
     threshold: float = Field(default=0.2, gt=0)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    # below this many live rows of a feature its verdict is "not enough data", never drift
+    min_samples: int = Field(default=100, ge=1)
     features: Literal["all"] | list[str] = "all"
     on_drift: Literal["alert", "retrain"] = "alert"
 

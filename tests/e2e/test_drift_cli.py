@@ -131,7 +131,7 @@ def test_drift_detects_a_shifted_feature(project: Path) -> None:
     table = _cli(project, "drift", "-e", "dev", "--since", "10m")
     assert table.returncode == 2, table.stderr
     x1_line = next(ln for ln in table.stdout.splitlines() if ln.strip().startswith("x1"))
-    assert "DRIFT" in x1_line and "psi" in x1_line
+    assert "DRIFT" in x1_line and "numeric" in x1_line
     assert "mlstack apply -e dev" in table.stdout
 
 

@@ -141,11 +141,13 @@ class RequestLog:
         latency: float,
         request: bytes,
         response: bytes,
+        request_id: str | None = None,
     ) -> None:
         if self.sample_rate <= 0 or random.random() >= self.sample_rate:
             return
         entry = {
             "ts": round(time.time(), 3),
+            "id": request_id,
             "version": version,
             "role": role,
             "path": path.decode("latin-1"),
@@ -360,13 +362,15 @@ class Router:
                 version=backend.version,
             )
         latency = loop_time() - t0
-        conn.respond_with(resp, req.keep_alive, backend.version)
+        # an inference answer carries an id, the key of its ground-truth label (`mlstack feedback`)
+        rid = os.urandom(8).hex() if inference else None
+        conn.respond_with(resp, req.keep_alive, backend.version, rid)
         if inference:
             self.answered += 1
             self.stats_for(backend.version, "primary").record(time.time(), latency, resp.status)
             if self.request_log.sample_rate:
                 self.request_log.maybe(
-                    backend.version, "primary", path, resp.status, latency, req.body, resp.body
+                    backend.version, "primary", path, resp.status, latency, req.body, resp.body, rid
                 )
             for share, shadow in table.shadows:
                 if shadow is not backend and (share >= 1.0 or random.random() < share):
@@ -694,7 +698,9 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
             self.closed = True
 
-    def respond_with(self, resp: Response, keep_alive: bool, version: str) -> None:
+    def respond_with(
+        self, resp: Response, keep_alive: bool, version: str, request_id: str | None = None
+    ) -> None:
         if self.closed:
             return
         parts = [
@@ -715,6 +721,8 @@ class ClientConnection(asyncio.Protocol):
             version.encode(),
             b"\r\n",
         ]
+        if request_id is not None:
+            parts += [b"x-request-id: ", request_id.encode(), b"\r\n"]
         if not keep_alive:
             parts.append(b"connection: close\r\n")
         parts += [b"\r\n", resp.body]
