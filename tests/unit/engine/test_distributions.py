@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from mlstack.engine.backend import DISTRIBUTIONS, KNOWN_BACKENDS, install_hint
 
