@@ -62,8 +62,10 @@ lint: install-dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Two test processes (pytest-xdist), a test file each at a time: module fixtures stay in one
+# process, and the suite's waits on servers and jobs overlap on the machine's two cores.
 test: install-dev lint browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 # `mlstack report`'s test opens the HTML file in Debian's headless `chromium`: installed here when
 # missing and we may (root, apt-get), within bounded time. Without it that test fails saying so.

@@ -74,9 +74,13 @@ def marked_processes(session_id: str = SESSION_ID) -> dict[int, str]:
     return found
 
 
+@pytest.hookimpl(trylast=True)  # under xdist: after the controller has stopped its workers
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when a process the suite started outlives it (then stop it)."""
-    if not os.path.isdir("/proc"):
+    """Fail the run when a process the suite started outlives it (then stop it).
+
+    Under pytest-xdist only the controller checks, once every worker has finished: a worker
+    that finishes first would take the others' live servers for leaks."""
+    if not os.path.isdir("/proc") or hasattr(session.config, "workerinput"):
         return
     # processes told to stop may still be exiting: give them a grace period
     deadline = time.monotonic() + float(os.environ.get("MLSTACK_TEST_LEAK_GRACE", "15"))

@@ -18,14 +18,20 @@ QUICKSTART = REPO / "examples" / "quickstart"
 
 def quickstart_data() -> Path:
     """The example's data file, made by its prepare step on first use."""
+    import fcntl
+
     data = QUICKSTART / "data" / "cancer.csv"
-    if not data.exists():
-        subprocess.run(
-            [sys.executable, str(QUICKSTART / "prepare_data.py")],
-            cwd=QUICKSTART,
-            check=True,
-            capture_output=True,
-        )
+    # test processes running side by side (pytest-xdist) make it once: the lock is held while it
+    # is written, so nobody reads a half-written file
+    with open(QUICKSTART / ".prepare_data.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not data.exists():
+            subprocess.run(
+                [sys.executable, str(QUICKSTART / "prepare_data.py")],
+                cwd=QUICKSTART,
+                check=True,
+                capture_output=True,
+            )
     return data
 
 
