@@ -113,6 +113,26 @@ def test_fake_rejects_what_vertex_rejects(fake: tuple[FakeVertex, str]) -> None:
     assert "model.containerSpec.imageUri is required" in body["error"]["message"]
     code, body = _post(url, f"/v1/{f.parent}/nothing", {})
     assert code == 404
+    # display names and labels (Model / Endpoint proto comments, "Requirements for labels")
+    image = {"imageUri": "europe-docker.pkg.dev/p/r/i:1"}
+    bad = [
+        ({"displayName": "e" * 129}, "displayName is 129 characters"),
+        ({"displayName": "e", "labels": {"Team": "x"}}, "key 'Team' must start"),
+        ({"displayName": "e", "labels": {"1team": "x"}}, "key '1team' must start"),
+        ({"displayName": "e", "labels": {"team": "A B"}}, "value 'A B'"),
+        ({"displayName": "e", "labels": {"team": "x" * 64}}, "at most 63"),
+        ({"displayName": "e", "labels": {f"k{i}": "" for i in range(65)}}, "65 labels"),
+    ]
+    for endpoint, why in bad:
+        code, body = _post(url, f"{parent}/endpoints", endpoint)
+        assert code == 400 and why in body["error"]["message"], body
+        model = {**endpoint, "containerSpec": image}
+        code, body = _post(url, f"{parent}/models:upload", {"model": model})
+        assert code == 400 and why in body["error"]["message"], body
+    ok = {"displayName": "é" * 128, "labels": {"team": "", "équipe_2": "a-b_c"}}
+    code, body = _post(url, f"{parent}/endpoints", ok)
+    assert code == 200 and "/operations/" in body["name"] and not body.get("done"), body
+    assert not f.endpoints  # created only when the operation completes
 
 
 def test_long_running_operations_and_traffic_rules(fake: tuple[FakeVertex, str]) -> None:
@@ -129,11 +149,13 @@ def test_long_running_operations_and_traffic_rules(fake: tuple[FakeVertex, str])
         credentials=AnonymousCredentials(), transport="rest", client_options=opts
     )
 
+    f.polls = 3
+
     def wait(op: Any) -> Any:
         polls = 0
         while not op.done():
             polls += 1
-        assert polls >= 1  # not done at first: the client had to poll
+        assert polls == 3  # ``done: false`` for as many polls as the fake is set to
         return op.result()
 
     image = {"image_uri": "europe-docker.pkg.dev/p/r/i:1"}
@@ -181,6 +203,23 @@ def test_long_running_operations_and_traffic_rules(fake: tuple[FakeVertex, str])
         es.delete_endpoint(name=ep.name)
     with pytest.raises(gex.BadRequest, match="is deployed to endpoint"):
         ms.delete_model(name=f"{f.parent}/models/m-dev")
+    # a deployment that fails: accepted, polled, then an error; the endpoint is as it was
+    f.fail_next["DeployModel"] = "the model server did not become ready"
+    op = es.deploy_model(
+        endpoint=ep.name,
+        deployed_model=aip.DeployedModel(
+            model=f"{f.parent}/models/m-dev@2", dedicated_resources=resources
+        ),
+        traffic_split={"0": 50, ids[0]: 50, ids[1]: 0},
+    )
+    while not op.done():
+        pass
+    with pytest.raises(gex.GoogleAPICallError, match="did not become ready"):
+        op.result()
+    after = es.get_endpoint(name=ep.name)
+    assert [d.id for d in after.deployed_models] == ids
+    assert dict(after.traffic_split) == dict(ep.traffic_split)
+    assert not f.fail_next  # one operation failed, the next one is not armed
 
 
 # --- registry, endpoints, gates -----------------------------------------------------------------
@@ -317,6 +356,21 @@ def test_deploy_canary_split_metrics_and_destroy(
     view = b.deploy(state((v1, 100.0)), ctx)
     assert view.weights() == {"1": 100.0}
     assert b.deploy(state((v1, 100.0)), ctx).weights() == {"1": 100.0}  # idempotent
+    # a deployment Vertex fails: the backend says which operation and why; serving unchanged
+    (ep,) = f.endpoints.values()
+    before = ([d.id for d in ep.deployed_models], dict(ep.traffic_split))
+    f.polls = 3
+    f.fail_next["DeployModel"] = "the model server did not become ready"
+    with pytest.raises(BackendError) as failed:
+        b.deploy(state((v1, 66.7), (v2, 33.3)), ctx)
+    text = failed.value.render()
+    assert "deploy model" in text and "did not become ready" in text, text
+    assert "Traceback" not in text
+    assert ([d.id for d in ep.deployed_models], dict(ep.traffic_split)) == before
+    assert b.endpoint_status("cancer").weights() == {"1": 100.0}
+    f.predictor = lambda dm, model, rows: [model.version_id for _ in rows]
+    assert b.predict("cancer", {"instances": [{"mean_radius": 1.0}]}, timeout=10).version == "1"
+    f.served.clear()  # the gate numbers below count only the requests sent for them
     view = b.deploy(state((v1, 66.7), (v2, 33.3)), ctx)
     assert view.weights() == {"1": 67.0, "2": 33.0}  # whole percentages adding up to 100
     ep = next(iter(f.endpoints.values()))

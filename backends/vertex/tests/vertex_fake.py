@@ -13,9 +13,15 @@ Documents followed (facts, not code):
   ``google.cloud.aiplatform_v1`` message the rule names with ``json_format.ParseDict`` and
   ``ignore_unknown_fields=False``; fields whose proto comment begins "Required." (the field
   behaviour annotation, kept in the generated docstrings) must be set, at every level.
-- "Long-running operations" (google.longrunning.Operation, ``done`` false, then true with
-  ``response`` or ``error``) and "Errors" (``google.rpc.Status`` in ``{"error": {...}}``, HTTP code
-  from the canonical code) of the Google Cloud API design guide.
+- "Long-running operations" (google.longrunning.Operation, ``done`` false for ``polls`` polls,
+  then true with ``response`` or ``error``) and "Errors" (``google.rpc.Status`` in
+  ``{"error": {...}}``, HTTP code from the canonical code) of the Google Cloud API design guide.
+  ``fail_next`` makes an operation end with ``error``; it then changes nothing, as the
+  ``DeployModel`` reference says of a failed deployment (the endpoint's deployed models and
+  traffic split stay as they were).
+- Display names and labels: ``Model.display_name`` / ``Endpoint.display_name`` "up to 128
+  characters"; ``labels`` per the proto comments and "Requirements for labels" they link to
+  (``check_names``).
 - Documented rules: ``Endpoint.traffic_split`` / ``DeployModelRequest.traffic_split`` values add
   up to 100 (or the map is empty) and name deployed models only ("0" means the one being
   deployed); ``UndeployModelRequest``: a deployed model is undeployed only if it has no traffic
@@ -211,6 +217,50 @@ def check_required(cls: Any, msg: Message, where: str = "") -> None:
             check_required(sub, getattr(msg, name), f"{where}{_camel(name)}.")
 
 
+DISPLAY_NAME_MAX = 128  # Model.display_name, Endpoint.display_name: "up to 128 characters"
+LABELS_MAX, LABEL_CHARS_MAX = 64, 63  # "Requirements for labels" (Resource Manager)
+
+
+def _label_text_ok(text: str) -> bool:
+    """ "lowercase letters, numeric characters, underscores and dashes. International characters
+    are allowed" (a letter with no upper/lower case counts as lowercase)."""
+    return all(c in "_-" or c.isdigit() or (c.isalpha() and not c.isupper()) for c in text)
+
+
+def check_names(where: str, display_name: str, labels: Any) -> None:
+    """``display_name`` and ``labels`` as Vertex accepts them on a Model or an Endpoint.
+
+    Display name: at most 128 characters (the Model / Endpoint proto comments). Labels: the
+    proto comments point to "Requirements for labels" (goo.gl/xmQnxf): at most 64 labels per
+    resource; keys and values at most 63 characters (the proto comment says 64; the stricter of
+    the two is kept) of lowercase letters, digits, ``_`` and ``-``; keys are not empty and start
+    with a lowercase letter; values may be empty."""
+    if len(display_name) > DISPLAY_NAME_MAX:
+        raise ApiError(
+            "INVALID_ARGUMENT",
+            f"{where}.displayName is {len(display_name)} characters; "
+            f"the limit is {DISPLAY_NAME_MAX}",
+        )
+    labels = dict(labels)
+    if len(labels) > LABELS_MAX:
+        raise ApiError(
+            "INVALID_ARGUMENT", f"{where}.labels: {len(labels)} labels; at most {LABELS_MAX}"
+        )
+    for key, value in labels.items():
+        if not key or not (key[0].isalpha() and not key[0].isupper()):
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"{where}.labels: key {key!r} must start with a lowercase letter",
+            )
+        for what, text in (("key", key), ("value", value)):
+            if len(text) > LABEL_CHARS_MAX or not _label_text_ok(text):
+                raise ApiError(
+                    "INVALID_ARGUMENT",
+                    f"{where}.labels: {what} {text!r} must be at most {LABEL_CHARS_MAX} "
+                    "lowercase letters, digits, '_' or '-'",
+                )
+
+
 def _copy(msg: Any) -> Any:
     """A copy that shares no memory with the request it came from (upb arenas are freed with
     the request; a sub-message kept past the handler must be its own)."""
@@ -270,8 +320,10 @@ def _query_dict(query: str) -> dict[str, Any]:
 @dataclass
 class Operation:
     name: str
+    rpc: str
     apply: Callable[[], Message | None]  # runs when the operation completes; returns the response
-    polls_left: int = 1
+    polls_left: int = 2
+    fails: ApiError | None = None  # set at creation: the operation ends with this error
     done: bool = False
     response: Message | None = None
     error: ApiError | None = None
@@ -298,6 +350,11 @@ class FakeVertex:
     predictor: Callable[[aip.DeployedModel, aip.Model, list[Any]], list[Any]] | None = None
     # runs a submitted pipeline job's tasks: (job, report(task, state, error)); set by tests
     executor: Callable[[aip.PipelineJob, Callable[..., None]], None] | None = None
+    # how many GetOperation answers say ``done: false`` before a long-running operation ends
+    polls: int = 2
+    # rpc (e.g. "DeployModel") -> message: the next long-running operation that rpc starts is
+    # accepted, polls as usual and then ends with ``error`` (INTERNAL) having changed nothing
+    fail_next: dict[str, str] = field(default_factory=dict)
     models: dict[str, list[aip.Model]] = field(default_factory=dict)  # model id -> versions
     endpoints: dict[str, aip.Endpoint] = field(default_factory=dict)
     jobs: dict[str, aip.PipelineJob] = field(default_factory=dict)
@@ -331,9 +388,15 @@ class FakeVertex:
             )
         return m.group(3) or ""
 
-    def _op(self, owner: str, apply: Callable[[], Message | None]) -> Message:
+    def _op(self, rpc: str, owner: str, apply: Callable[[], Message | None]) -> Message:
+        """A long-running operation: ``done`` false for ``polls`` polls, then ``apply`` runs (its
+        answer is the response) or, if the test armed ``fail_next[rpc]``, the operation ends
+        with an error and ``apply`` never runs: a failed operation leaves the resource as it was
+        (DeployModel: "the Endpoint's deployed models and traffic split are unchanged")."""
         name = f"{owner}/operations/{self._id()}"
-        self.operations[name] = Operation(name, apply)
+        message = self.fail_next.pop(rpc, None)
+        fails = ApiError("INTERNAL", message) if message is not None else None
+        self.operations[name] = Operation(name, rpc, apply, polls_left=self.polls, fails=fails)
         return operations_pb2.Operation(name=name, done=False)
 
     # --- models ----------------------------------------------------------------------------
@@ -356,6 +419,7 @@ class FakeVertex:
     def UploadModel(self, req: aip.UploadModelRequest) -> Message:
         self._check_parent(req.parent)
         model = _copy(req.model)
+        check_names("model", model.display_name, model.labels)
         if "container_spec" not in model:  # "Not required for AutoML Models" (never uploaded)
             raise ApiError("INVALID_ARGUMENT", "model.containerSpec is required for upload")
         if req.model_id and not MODEL_ID_RE.match(req.model_id):
@@ -387,7 +451,7 @@ class FakeVertex:
                 aip.UploadModelResponse(model=model.name, model_version_id=model.version_id)
             )
 
-        return self._op(f"{self.parent}/models/{model_id}", apply)
+        return self._op("UploadModel", f"{self.parent}/models/{model_id}", apply)
 
     def GetModel(self, req: aip.GetModelRequest) -> Message:
         return aip.Model.pb(self._model(req.name)[2])
@@ -439,7 +503,7 @@ class FakeVertex:
                 "FAILED_PRECONDITION",
                 f"Model {req.name} is deployed to endpoint {where}; undeploy it first",
             )
-        return self._op(req.name, lambda: self.models.pop(model_id) and None)
+        return self._op("DeleteModel", req.name, lambda: self.models.pop(model_id) and None)
 
     def DeleteModelVersion(self, req: aip.DeleteModelVersionRequest) -> Message:
         model_id, versions, model = self._model(req.name)
@@ -447,7 +511,7 @@ class FakeVertex:
             raise ApiError("FAILED_PRECONDITION", "the default version cannot be deleted")
         if self._deployed_somewhere(f"{self.parent}/models/{model_id}", model.version_id):
             raise ApiError("FAILED_PRECONDITION", f"Model version {req.name} is deployed")
-        return self._op(req.name, lambda: versions.remove(model) or None)
+        return self._op("DeleteModelVersion", req.name, lambda: versions.remove(model) or None)
 
     # --- endpoints -------------------------------------------------------------------------
     def _endpoint(self, name: str) -> aip.Endpoint:
@@ -480,6 +544,7 @@ class FakeVertex:
         if ep_id in self.endpoints:
             raise ApiError("ALREADY_EXISTS", f"Endpoint {ep_id} already exists")
         ep = _copy(req.endpoint)
+        check_names("endpoint", ep.display_name, ep.labels)
         if ep.deployed_models or ep.traffic_split:
             raise ApiError("INVALID_ARGUMENT", "a new endpoint has no deployed models")
 
@@ -489,7 +554,7 @@ class FakeVertex:
             self.endpoints[ep_id] = ep
             return aip.Endpoint.pb(ep)
 
-        return self._op(f"{self.parent}/endpoints/{ep_id}", apply)
+        return self._op("CreateEndpoint", f"{self.parent}/endpoints/{ep_id}", apply)
 
     def GetEndpoint(self, req: aip.GetEndpointRequest) -> Message:
         return aip.Endpoint.pb(self._endpoint(req.name))
@@ -514,6 +579,11 @@ class FakeVertex:
                 "UpdateEndpoint",
             )
         new = _copy(req.endpoint)
+        check_names(
+            "endpoint",
+            new.display_name if "display_name" in paths else "",
+            new.labels if "labels" in paths else {},
+        )
         for p in paths:
             setattr(
                 ep,
@@ -530,11 +600,18 @@ class FakeVertex:
                 "FAILED_PRECONDITION",
                 f"Endpoint {req.name} has deployed models; undeploy them before deleting it",
             )
-        return self._op(req.name, lambda: self.endpoints.pop(ep.name.rsplit("/", 1)[1]) and None)
+        return self._op(
+            "DeleteEndpoint",
+            req.name,
+            lambda: self.endpoints.pop(ep.name.rsplit("/", 1)[1]) and None,
+        )
 
     def DeployModel(self, req: aip.DeployModelRequest) -> Message:
         ep = self._endpoint(req.endpoint)
         dm = _copy(req.deployed_model)
+        # DeployedModel has no labels; its display name defaults to the Model's, whose limit
+        # (128) is the one applied here
+        check_names("deployedModel", dm.display_name, {})
         self._model(dm.model)  # the model version exists
         if "@" not in dm.model:
             versions = self._model(dm.model)[1]
@@ -562,7 +639,7 @@ class FakeVertex:
                 ep.traffic_split = {dm.id: 100}
             return aip.DeployModelResponse.pb(aip.DeployModelResponse(deployed_model=dm))
 
-        return self._op(req.endpoint, apply)
+        return self._op("DeployModel", req.endpoint, apply)
 
     def UndeployModel(self, req: aip.UndeployModelRequest) -> Message:
         ep = self._endpoint(req.endpoint)
@@ -585,7 +662,7 @@ class FakeVertex:
             ep.traffic_split = {} if last else {k: v for k, v in split.items() if v > 0}
             return aip.UndeployModelResponse.pb(aip.UndeployModelResponse())
 
-        return self._op(req.endpoint, apply)
+        return self._op("UndeployModel", req.endpoint, apply)
 
     def Predict(self, req: aip.PredictRequest) -> Message:
         ep = self._endpoint(req.endpoint)
@@ -725,7 +802,11 @@ class FakeVertex:
         s = aip.PipelineState
         if job.state in (s.PIPELINE_STATE_PENDING, s.PIPELINE_STATE_RUNNING):
             raise ApiError("FAILED_PRECONDITION", "a running PipelineJob cannot be deleted")
-        return self._op(req.name, lambda: self.jobs.pop(req.name.rsplit("/", 1)[1]) and None)
+        return self._op(
+            "DeletePipelineJob",
+            req.name,
+            lambda: self.jobs.pop(req.name.rsplit("/", 1)[1]) and None,
+        )
 
     # --- operations --------------------------------------------------------------------------
     def GetOperation(self, req: operations_pb2.GetOperationRequest) -> Message:
@@ -738,6 +819,8 @@ class FakeVertex:
             else:
                 op.done = True
                 try:
+                    if op.fails is not None:
+                        raise op.fails
                     op.response = op.apply()
                 except ApiError as e:
                     op.error = e
