@@ -211,11 +211,12 @@ def predict(
         parameters=parameters,
         timeout=timeout,
     )
-    ids = deployed_ids(platform, endpoint)
+    # the answer names the model version that served it (PredictResponse.model_version_id):
+    # one call per prediction, no GetEndpoint to map the deployed model id
     predictions = [json_format.MessageToDict(v) for v in answer._pb.predictions]
     return Prediction(
         body={"predictions": predictions},
-        version=ids.get(answer.deployed_model_id),
+        version=answer.model_version_id or None,
         target=name,
     )
 

@@ -369,7 +369,9 @@ def test_deploy_canary_split_metrics_and_destroy(
     assert ([d.id for d in ep.deployed_models], dict(ep.traffic_split)) == before
     assert b.endpoint_status("cancer").weights() == {"1": 100.0}
     f.predictor = lambda dm, model, rows: [model.version_id for _ in rows]
+    calls = len(f.calls)
     assert b.predict("cancer", {"instances": [{"mean_radius": 1.0}]}, timeout=10).version == "1"
+    assert f.calls[calls:] == [("Predict", ep.name)]  # the answer names its version: one call
     f.served.clear()  # the gate numbers below count only the requests sent for them
     view = b.deploy(state((v1, 66.7), (v2, 33.3)), ctx)
     assert view.weights() == {"1": 67.0, "2": 33.0}  # whole percentages adding up to 100
