@@ -9,31 +9,17 @@ then deployments no longer wanted are deleted (they hold no traffic by then, as 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from mlstack.engine.backend import Context, EndpointState, EndpointView, Event, VersionServing
+from mlstack.engine.traffic import whole_percents
 from mlstack.errors import BackendError
 from mlstack_azureml import datastore
 from mlstack_azureml.azure import arm_error
 from mlstack_azureml.code_asset import SCORING_SCRIPT
 from mlstack_azureml.platform import DIGEST_TAG, MODEL_TAG, VERSION_TAG, Platform
-
-
-def whole_percents(weights: dict[str, float]) -> dict[str, int]:
-    """Integer percents that keep the shares' order and sum to 100 (largest remainder);
-    all zero stays all zero."""
-    total = sum(weights.values())
-    if total <= 0:
-        return {k: 0 for k in weights}
-    exact = {k: v * 100.0 / total for k, v in weights.items()}
-    out = {k: math.floor(v) for k, v in exact.items()}
-    rest = 100 - sum(out.values())
-    for k in sorted(exact, key=lambda k: exact[k] - out[k], reverse=True)[:rest]:
-        out[k] += 1
-    return out
 
 
 def _not_found(e: Exception) -> bool:

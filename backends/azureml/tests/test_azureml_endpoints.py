@@ -48,12 +48,6 @@ def _state(*backings: tuple[str, float, float]) -> EndpointState:
     )
 
 
-def test_whole_percents_sum_to_100() -> None:
-    assert endpoints.whole_percents({"a": 1, "b": 1, "c": 1}) == {"a": 34, "b": 33, "c": 33}
-    assert endpoints.whole_percents({"a": 90, "b": 10}) == {"a": 90, "b": 10}
-    assert endpoints.whole_percents({"a": 0}) == {"a": 0}
-
-
 def test_azure_names() -> None:
     assert azure_name("cancer", "dev") == "cancer-dev"
     assert azure_name("v", "12") == "v-12"

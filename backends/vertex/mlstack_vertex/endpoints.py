@@ -2,15 +2,14 @@
 
 ``deploy`` makes the endpoint hold exactly the desired versions, in the order Vertex allows:
 create the endpoint if missing; deploy each new version with no traffic; set the split (whole
-percentages adding up to 100, by largest remainder); undeploy versions that are no longer wanted
-(only once they have no traffic: Vertex refuses to undeploy a deployed model that still has
-some). mlstack's rollout controller steps the split for canary, linear and blue/green and judges
+percents adding up to 100, by ``mlstack.engine.traffic``); undeploy versions that are no longer
+wanted (only once they have no traffic: Vertex refuses to undeploy a deployed model that still
+has some). mlstack's rollout controller steps the split for canary, linear and blue/green and judges
 the gates on Cloud Monitoring's numbers (``monitoring``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,24 +21,12 @@ from mlstack.engine.backend import (
     Prediction,
     VersionServing,
 )
+from mlstack.engine.traffic import whole_percents
 from mlstack.errors import BackendError
 from mlstack_vertex import names
 
 if TYPE_CHECKING:
     from mlstack_vertex.platform import Platform
-
-
-def whole_percentages(weights: Mapping[str, float]) -> dict[str, int]:
-    """Weights as whole percentages adding up to 100 (largest remainder); empty when all 0."""
-    total = sum(w for w in weights.values() if w > 0)
-    if total <= 0:
-        return {}
-    exact = {k: 100.0 * max(w, 0.0) / total for k, w in weights.items()}
-    out = {k: math.floor(v) for k, v in exact.items()}
-    left = 100 - sum(out.values())
-    for k in sorted(exact, key=lambda k: (out[k] - exact[k], k))[:left]:
-        out[k] += 1
-    return out
 
 
 def _version_of(deployed: Any) -> str:
@@ -120,7 +107,8 @@ def deploy(platform: Platform, desired: EndpointState, ctx: Context) -> Endpoint
         by_version[b.version] = done.deployed_model.id or next(
             d.id for d in ep.deployed_models if _version_of(d) == b.version
         )
-    wanted = whole_percentages({by_version[b.version]: b.weight for b in desired.backings})
+    shares = whole_percents({by_version[b.version]: b.weight for b in desired.backings})
+    wanted = {k: v for k, v in shares.items() if v > 0}  # as Vertex answers it
     if wanted != {k: v for k, v in ep.traffic_split.items() if v > 0}:
         ep = gcp.call(
             "set traffic split",
