@@ -373,6 +373,12 @@ def test_deploy_canary_split_metrics_and_destroy(
     assert b.predict("cancer", {"instances": [{"mean_radius": 1.0}]}, timeout=10).version == "1"
     assert f.calls[calls:] == [("Predict", ep.name)]  # the answer names its version: one call
     f.served.clear()  # the gate numbers below count only the requests sent for them
+    # a version at 0%: deployed without traffic; deploying the same state again changes nothing
+    view = b.deploy(state((v1, 100.0), (v2, 0.0)), ctx)
+    assert view.weights() == {"1": 100.0} and [v.version for v in view.versions] == ["1", "2"]
+    calls = len(f.calls)
+    b.deploy(state((v1, 100.0), (v2, 0.0)), ctx)
+    assert not {rpc for rpc, _ in f.calls[calls:]} & {"UpdateEndpoint", "DeployModel"}
     view = b.deploy(state((v1, 66.7), (v2, 33.3)), ctx)
     assert view.weights() == {"1": 67.0, "2": 33.0}  # whole percentages adding up to 100
     ep = next(iter(f.endpoints.values()))
