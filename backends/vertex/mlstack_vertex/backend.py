@@ -87,6 +87,10 @@ class VertexBackend(Backend):  # type: ignore[misc]
     def predict(self, endpoint: str, body: Mapping[str, Any], timeout: float) -> Prediction:
         return endpoints.predict(self.platform, endpoint, body, timeout)
 
+    # --- people -----------------------------------------------------------------------------
+    def logs(self, stage: str | None = None) -> str:
+        return pipelines.logs(self.platform, stage)
+
     # --- refresh / teardown -----------------------------------------------------------------
     def observe(self) -> Observed:
         return observe(self.platform, self.compile().digest)

@@ -19,6 +19,7 @@ from mlstack_vertex.plugin import VertexConfig
 
 T = TypeVar("T")
 MONITORING = "https://monitoring.googleapis.com"
+LOGGING = "https://logging.googleapis.com"
 
 
 class Gcp:
@@ -89,8 +90,8 @@ class Gcp:
 
     @cached_property
     def session(self) -> Any:
-        """An authorised HTTP session for Cloud Monitoring's REST API (the monitoring_v3 client
-        ships gRPC transports only; its message types parse the answers)."""
+        """An authorised HTTP session for Cloud Monitoring's and Cloud Logging's REST APIs (the
+        monitoring_v3 client ships gRPC transports only; its message types parse the answers)."""
         from google.auth.transport.requests import AuthorizedSession
 
         return AuthorizedSession(self.credentials)  # type: ignore[no-untyped-call]
@@ -98,6 +99,10 @@ class Gcp:
     @property
     def monitoring_url(self) -> str:
         return self.config.api_endpoint if self.local else MONITORING  # type: ignore[return-value]
+
+    @property
+    def logging_url(self) -> str:
+        return self.config.api_endpoint if self.local else LOGGING  # type: ignore[return-value]
 
     @property
     def parent(self) -> str:

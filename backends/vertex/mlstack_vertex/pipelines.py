@@ -29,6 +29,7 @@ from mlstack.engine.backend import (
 from mlstack.engine.digest import tree_digest
 from mlstack.errors import BackendError
 from mlstack_vertex import artifacts, names, pipeline_spec
+from mlstack_vertex.gcp import google_errors
 
 if TYPE_CHECKING:
     from mlstack_vertex.platform import Platform
@@ -339,3 +340,90 @@ def _follow(
 def delete_runs(platform: Platform) -> None:
     """Nothing to delete on Vertex for the pipeline itself: its spec lives in the bucket,
     removed with the bucket by the GCP stack (or kept, when the bucket was given)."""
+
+
+# Cloud Logging: a Vertex pipeline task runs as a CustomJob, whose containers log to resource
+# ``ml_job`` labelled with the job's id (Vertex AI "View logs" for custom training).
+LOG_PAGE = 1000
+
+
+def latest_job(platform: Platform) -> Any:
+    """The newest pipeline job of this project and environment, or a clear error."""
+    from google.cloud import aiplatform_v1 as aip
+
+    gcp, project = platform.gcp, platform.project
+    request = aip.ListPipelineJobsRequest(
+        parent=platform.parent,
+        filter=f'display_name="{names.pipeline_name(project)}" AND '
+        f'labels.mlstack-project="{names.label_value(project.project)}"',
+        order_by="create_time desc",
+    )
+    with google_errors("list pipeline jobs"):
+        for job in gcp.pipelines.list_pipeline_jobs(request=request):
+            return job
+    raise BackendError(
+        f"no pipeline run of {project.project!r} in {platform.parent} yet",
+        hint=f"`mlstack apply -e {project.environment}` runs the pipeline",
+    )
+
+
+def logs(platform: Platform, stage: str | None = None) -> str:
+    """Each task's log lines of the latest pipeline job (or of one stage), read from Cloud
+    Logging by the CustomJob that ran the task."""
+    job = latest_job(platform)
+    order = [s.name for s in platform.project.pipeline.stages]
+    if stage is not None and stage not in order:
+        raise BackendError(
+            f"no stage {stage!r} in the pipeline",
+            hint=f"the stages are: {', '.join(order)}",
+        )
+    tasks = sorted(
+        (t for t in job.job_detail.task_details if t.task_name in order),
+        key=lambda t: order.index(t.task_name),
+    )
+    out = []
+    for t in tasks:
+        if stage is not None and t.task_name != stage:
+            continue
+        custom_job = t.executor_detail.container_detail.main_job
+        state = type(t).State(t.state).name.lower()
+        if not custom_job:
+            out.append(f"== {t.task_name} ({state}; no job ran) ==")
+            continue
+        lines = _log_lines(platform, custom_job.rsplit("/", 1)[-1])
+        out.append(f"== {t.task_name} ({state}; {custom_job}) ==")
+        out.extend(lines or ["(no log lines)"])
+    if not out:
+        return f"no task{f' {stage!r}' if stage else ''} has started in {job.name}\n"
+    return "\n".join(out) + "\n"
+
+
+def _log_lines(platform: Platform, job_id: str) -> list[str]:
+    gcp = platform.gcp
+    body: dict[str, Any] = {
+        "resourceNames": [f"projects/{platform.config.project}"],
+        "filter": f'resource.type="ml_job" AND resource.labels.job_id="{job_id}"',
+        "orderBy": "timestamp asc",
+        "pageSize": LOG_PAGE,
+    }
+    lines: list[str] = []
+    while True:
+        try:
+            r = gcp.session.post(f"{gcp.logging_url}/v2/entries:list", json=body, timeout=30)
+        except OSError as e:
+            raise BackendError(f"cannot read Cloud Logging: {e}") from None
+        if r.status_code != 200:
+            raise BackendError(
+                f"Cloud Logging answered {r.status_code} for job {job_id}: {r.text[:300]}",
+                hint="the credentials need roles/logging.viewer",
+            )
+        answer = r.json()
+        for entry in answer.get("entries", []):
+            text = entry.get("textPayload")
+            if text is None:
+                text = json.dumps(entry.get("jsonPayload", {}), sort_keys=True)
+            lines.append(str(text).rstrip("\n"))
+        token = answer.get("nextPageToken")
+        if not token:
+            return lines
+        body["pageToken"] = token

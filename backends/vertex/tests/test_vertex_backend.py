@@ -499,8 +499,11 @@ def test_run_pipeline_events_result_and_failure(
             if s == "evaluate":
                 files = {"metrics.json": json.dumps({"roc_auc": 0.97}).encode()}
             artifacts.write_tree(b.platform, f"{layout}/{s}/{params[f'key_{s}']}", files)
+            if s == "ingest":
+                report(s, "SKIPPED")  # cached: no CustomJob runs
+                continue
             report(s, "RUNNING")
-            report(s, "SKIPPED" if s == "ingest" else "SUCCEEDED")
+            report(s, "SUCCEEDED", log=f"{s}: line 1\n{s}: line 2\n{s}: line 3\n")
 
     f.executor = executor
     request = RunRequest(tuple(order), {s: "new" for s in order}, keys, "sha256:" + "d" * 64)
@@ -514,11 +517,23 @@ def test_run_pipeline_events_result_and_failure(
     kinds = [(e.kind, e.subject) for e in events]
     assert ("stage.cached", "ingest") in kinds and ("stage.done", "register") in kinds
     assert kinds.index(("stage.done", "train")) < kinds.index(("stage.done", "evaluate"))
+    # logs: each task's CustomJob lines from Cloud Logging, a page at a time
+    monkeypatch.setattr(pipelines, "LOG_PAGE", 2)
+    text = b.logs()
+    assert "== ingest (skipped; no job ran) ==" in text
+    assert text.index("train: line 3") > text.index("train: line 1") > text.index("features:")
+    train = b.logs("train")
+    assert train.splitlines()[1:] == ["train: line 1", "train: line 2", "train: line 3"]
+    assert train.startswith("== train (succeeded; projects/shop-ml-dev/locations/")
+    with pytest.raises(BackendError, match="no stage 'trian'"):
+        b.logs("trian")
     # a failing task: the run says which, and where to look
     f.executor = lambda job, report: (
         report("ingest", "SUCCEEDED"),
-        report("validate", "FAILED", "bad rows"),
+        report("validate", "RUNNING"),
+        report("validate", "FAILED", "bad rows", log="reading rows\nValueError: bad rows"),
     )
     failed = b.run_pipeline(compiled, request, ctx)
     assert failed.status == "failed"
     assert "validate: bad rows" in failed.detail and "Cloud Logging" in failed.detail
+    assert b.logs("validate").splitlines()[1:] == ["reading rows", "ValueError: bad rows"]

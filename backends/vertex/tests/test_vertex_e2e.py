@@ -210,6 +210,18 @@ def test_quickstart_on_vertex_end_to_end(world: dict[str, Any]) -> None:
     assert len(shares) >= 2  # the canary step, then the way back
     _cli(world, "status", "-e", "staging")
 
+    # logs: the train task's CustomJob lines of dev's latest run, from Cloud Logging
+    logs = _cli(world, "logs", "-e", "dev", "train")
+    assert logs.stdout.startswith("== train (succeeded; projects/shop-ml-dev/locations/"), logs
+    # rollback: a release plan like any other; dev serves version 1 again, and plan agrees
+    (dep,) = dev.endpoints.values()
+    assert [d.model.rpartition("@")[2] for d in dep.deployed_models] == ["2"]
+    _cli(world, "rollback", "-e", "dev", "--auto-approve")
+    (dep,) = dev.endpoints.values()
+    assert [d.model.rpartition("@")[2] for d in dep.deployed_models] == ["1"]
+    assert list(dep.traffic_split.values()) == [100]
+    assert "No changes." in _cli(world, "plan", "-e", "dev").stdout
+
     for env in ("staging", "dev"):
         _cli(world, "destroy", "-e", env, "--auto-approve")
     assert not dev.endpoints and not dev.models and not stg.endpoints and not stg.models

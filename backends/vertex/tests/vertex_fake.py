@@ -7,7 +7,7 @@ Documents followed (facts, not code):
 - Vertex AI REST reference v1: ``projects.locations.models`` (upload, get, listVersions,
   mergeVersionAliases, delete, deleteVersion), ``projects.locations.endpoints`` (create, get,
   list, patch, deployModel, undeployModel, delete, predict), ``projects.locations.pipelineJobs``
-  (create, get, cancel, delete) and ``projects.locations.operations``.
+  (create, get, list, cancel, delete) and ``projects.locations.operations``.
 - The routes are the HTTP rules of the client library itself
   (``aiplatform_v1/services/*/transports/rest_base.py``); every request body is parsed into the
   ``google.cloud.aiplatform_v1`` message the rule names with ``json_format.ParseDict`` and
@@ -37,8 +37,14 @@ Documents followed (facts, not code):
   (``aiplatform.googleapis.com/prediction/online/prediction_count``, ``error_count``,
   ``prediction_latencies`` on resource ``aiplatform.googleapis.com/Endpoint``, label
   ``deployed_model_id``).
+- Cloud Logging API v2 ``entries.list`` (REST reference: body fields ``resourceNames``
+  (required), ``filter``, ``orderBy``, ``pageSize`` up to 1000, ``pageToken``; unknown fields
+  refused) and Vertex AI "View logs for custom training": a pipeline task runs as a CustomJob
+  (``PipelineTaskExecutorDetail.ContainerDetail.main_job``) whose lines are logged on resource
+  ``ml_job`` labelled ``job_id``.
 
-What it does not do: authenticate, paginate (lists answer in one page), run pipeline tasks by
+What it does not do: authenticate, paginate Vertex lists (they answer in one page; log entries
+do page), run pipeline tasks by
 itself (a test passes an ``executor``), or model Monitoring's ingestion delay.
 """
 
@@ -134,7 +140,7 @@ def _routes() -> list[Route]:
             "DeleteModelVersion"
         ),
         ps._BasePipelineServiceRestTransport: (
-            "CreatePipelineJob GetPipelineJob CancelPipelineJob DeletePipelineJob"
+            "CreatePipelineJob GetPipelineJob ListPipelineJobs CancelPipelineJob DeletePipelineJob"
         ),
         pr._BasePredictionServiceRestTransport: "Predict",
     }
@@ -174,7 +180,15 @@ def _routes() -> list[Route]:
             monitoring_v3.ListTimeSeriesRequest,
         )
     )
+    # Cloud Logging v2 REST: POST /v2/entries:list, body "*" (google-cloud-logging is not a
+    # dependency: the body is checked against the REST reference's fields, ``LOG_LIST_FIELDS``)
+    routes.append(Route("ListLogEntries", "POST", _template_regex("/v2/entries:list"), "*", None))
     return routes
+
+
+# entries.list request body (Cloud Logging REST reference v2): resourceNames is required
+LOG_LIST_FIELDS = {"resourceNames": list, "filter": str, "orderBy": str, "pageSize": int}
+LOG_LIST_FIELDS["pageToken"] = str
 
 
 def _required(cls: Any) -> list[str]:
@@ -265,6 +279,12 @@ def _copy(msg: Any) -> Any:
     """A copy that shares no memory with the request it came from (upb arenas are freed with
     the request; a sub-message kept past the handler must be its own)."""
     return type(msg).deserialize(type(msg).serialize(msg))
+
+
+def _rfc3339(t: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat()
 
 
 def _now() -> Any:
@@ -359,6 +379,8 @@ class FakeVertex:
     endpoints: dict[str, aip.Endpoint] = field(default_factory=dict)
     jobs: dict[str, aip.PipelineJob] = field(default_factory=dict)
     operations: dict[str, Operation] = field(default_factory=dict)
+    # Cloud Logging: CustomJob id -> (timestamp, text) of its container's lines
+    job_logs: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     served: list[Served] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (rpc, resource name)
     url: str = ""  # where ``serve`` answers
@@ -758,19 +780,49 @@ class FakeVertex:
             job.state = s.PIPELINE_STATE_CANCELLED
         return aip.PipelineJob.pb(job)
 
+    def ListPipelineJobs(self, req: aip.ListPipelineJobsRequest) -> Message:
+        """``filter``: ``display_name="x"`` and ``labels.KEY="v"`` clauses joined by AND (a subset
+        of the documented filter language; anything else is refused); ``order_by``: create_time
+        (``desc`` allowed), as the reference lists."""
+        self._check_parent(req.parent)
+        jobs = list(self.jobs.values())
+        if req.filter:
+            for clause in re.split(r"\s+AND\s+", req.filter.strip()):
+                m = re.fullmatch(r'(display_name|labels\.[a-z][\w-]*)\s*=\s*"([^"]*)"', clause)
+                if not m:
+                    raise ApiError("INVALID_ARGUMENT", f"unsupported filter {clause!r}")
+                key, value = m.groups()
+                jobs = [
+                    j
+                    for j in jobs
+                    if (j.display_name if key == "display_name" else j.labels.get(key[7:])) == value
+                ]
+        if req.order_by not in ("", "create_time", "create_time desc"):
+            raise ApiError("INVALID_ARGUMENT", f"unsupported order_by {req.order_by!r}")
+        jobs.sort(key=lambda j: j.create_time, reverse=req.order_by.endswith("desc"))
+        return aip.ListPipelineJobsResponse.pb(aip.ListPipelineJobsResponse(pipeline_jobs=jobs))
+
     def _execute(self, job: aip.PipelineJob) -> None:
         """The job's tasks, run by the test's executor; their states land in job_detail as they
         change, as Vertex reports them."""
 
-        def report(task: str, state: str, error: str = "") -> None:
+        def report(task: str, state: str, error: str = "", log: str = "") -> None:
+            """A task's state; a task that runs gets a CustomJob (``main_job``), whose
+            container's output (``log``) lands in Cloud Logging under that job's id."""
             with self.lock:
                 detail = next((t for t in job.job_detail.task_details if t.task_name == task), None)
                 if detail is None:
                     job.job_detail.task_details.append(aip.PipelineTaskDetail(task_name=task))
                     detail = job.job_detail.task_details[-1]
                 detail.state = getattr(aip.PipelineTaskDetail.State, state)
+                container = detail.executor_detail.container_detail
+                if state == "RUNNING" and not container.main_job:
+                    container.main_job = f"{self.parent}/customJobs/{self._id()}"
                 if error:
                     detail.error = {"code": 13, "message": error}  # type: ignore[assignment]
+                if log and container.main_job:
+                    entries = self.job_logs.setdefault(container.main_job.rsplit("/", 1)[1], [])
+                    entries.extend((time.time(), line) for line in log.splitlines())
 
         try:
             if self.executor is not None:
@@ -833,6 +885,64 @@ class FakeVertex:
 
             out.response.Pack(op.response if op.response is not None else empty_pb2.Empty())
         return out
+
+    # --- Cloud Logging -----------------------------------------------------------------------
+    def ListLogEntries(self, body: dict[str, Any]) -> Message:
+        """entries.list for ``resource.type="ml_job" AND resource.labels.job_id="ID"``: the
+        CustomJob's lines as ``textPayload`` entries, ``pageSize`` at a time (at most 1000)."""
+        from google.protobuf import struct_pb2
+
+        names = body.get("resourceNames")
+        if not names:
+            raise ApiError("INVALID_ARGUMENT", "resourceNames is required")
+        for name in names:
+            if name != f"projects/{self.project}":
+                raise ApiError("NOT_FOUND", f"{name} not found (permission denied)")
+        clauses = dict(re.findall(r'([\w.]+)\s*=\s*"([^"]*)"', body.get("filter", "")))
+        if clauses.get("resource.type") != "ml_job" or "resource.labels.job_id" not in clauses:
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"filter {body.get('filter')!r}: this fake answers "
+                'resource.type="ml_job" AND resource.labels.job_id="..." only',
+            )
+        order = body.get("orderBy", "timestamp asc")
+        if order not in ("timestamp asc", "timestamp desc"):
+            raise ApiError("INVALID_ARGUMENT", f"orderBy {order!r}: timestamp asc|desc")
+        size = body.get("pageSize", 50)
+        if not 1 <= size <= 1000:
+            raise ApiError("INVALID_ARGUMENT", "pageSize must be 1..1000")
+        token = body.get("pageToken", "0")
+        if not token.isdigit():
+            raise ApiError("INVALID_ARGUMENT", f"invalid pageToken {token!r}")
+        with self.lock:
+            entries = list(self.job_logs.get(clauses["resource.labels.job_id"], []))
+        if order.endswith("desc"):
+            entries.reverse()
+        start = int(token)
+        page = entries[start : start + size]
+        out: dict[str, Any] = {
+            "entries": [
+                {
+                    "logName": f"projects/{self.project}/logs/workerpool0-0",
+                    "resource": {
+                        "type": "ml_job",
+                        "labels": {
+                            "job_id": clauses["resource.labels.job_id"],
+                            "project_id": self.project,
+                            "task_name": "workerpool0-0",
+                        },
+                    },
+                    "textPayload": text,
+                    "timestamp": _rfc3339(at),
+                }
+                for at, text in page
+            ]
+        }
+        if start + size < len(entries):
+            out["nextPageToken"] = str(start + size)
+        answer = struct_pb2.Struct()
+        answer.update(out)
+        return answer
 
     # --- Cloud Monitoring --------------------------------------------------------------------
     def ListTimeSeries(self, req: monitoring_v3.ListTimeSeriesRequest) -> Message:
@@ -957,6 +1067,14 @@ class _Handler(BaseHTTPRequestHandler):
         body.update(_query_dict(query))
         for key, value in params.items():
             _set_path(body, key, value)
+        if route.request is None:  # a REST body checked against its reference's fields
+            for key, value in body.items():
+                want = LOG_LIST_FIELDS.get(key)
+                if want is None:
+                    raise ApiError("INVALID_ARGUMENT", f"{route.rpc}: unknown field {key!r}")
+                if not isinstance(value, want):
+                    raise ApiError("INVALID_ARGUMENT", f"{route.rpc}: {key} must be {want}")
+            return body
         pb_cls = route.request.pb() if hasattr(route.request, "pb") else route.request
         pb = pb_cls()
         try:

@@ -124,13 +124,13 @@ class TaskRunner:
                 assert (published / "mlstack_runtime" / "__main__.py").is_file(), published
                 code, log = _run_entry_point(args, mount)
                 if code != 0:
-                    report(shown, "FAILED", log.strip()[-800:])
+                    report(shown, "FAILED", log.strip()[-800:], log=log)
                     return
                 out = args[args.index("--outputs") + 1]
                 self._push(mount, out)
                 self.cache.add(key)
                 self.ran.append(shown)
-                report(shown, "SUCCEEDED")
+                report(shown, "SUCCEEDED", log=log)
 
 
 def predictor(storage: Any) -> Callable[[Any, Any, list[Any]], list[Any]]:
