@@ -216,6 +216,15 @@ def test_quickstart_on_vertex_end_to_end(world: dict[str, Any]) -> None:
     # rollback: a release plan like any other; dev serves version 1 again, and plan agrees
     (dep,) = dev.endpoints.values()
     assert [d.model.rpartition("@")[2] for d in dep.deployed_models] == ["2"]
+    # ... first refused by Vertex: the deployment fails, the CLI says which operation, exit 1
+    dev.fail_next["DeployModel"] = "the model server did not become ready"
+    failed = _cli(world, "rollback", "-e", "dev", "--auto-approve", ok=False)
+    out = failed.stdout + failed.stderr
+    assert failed.returncode == 1 and "Traceback" not in out, out
+    assert "deploy model" in out and "did not become ready" in out, out
+    (dep,) = dev.endpoints.values()
+    assert [d.model.rpartition("@")[2] for d in dep.deployed_models] == ["2"]
+    assert list(dep.traffic_split.values()) == [100]
     _cli(world, "rollback", "-e", "dev", "--auto-approve")
     (dep,) = dev.endpoints.values()
     assert [d.model.rpartition("@")[2] for d in dep.deployed_models] == ["1"]
