@@ -16,9 +16,11 @@ Documents followed (facts, not code):
 - "Long-running operations" (google.longrunning.Operation, ``done`` false for ``polls`` polls,
   then true with ``response`` or ``error``) and "Errors" (``google.rpc.Status`` in
   ``{"error": {...}}``, HTTP code from the canonical code) of the Google Cloud API design guide.
-  ``fail_next`` makes an operation end with ``error``; it then changes nothing, as the
-  ``DeployModel`` reference says of a failed deployment (the endpoint's deployed models and
-  traffic split stay as they were).
+  ``fail_next`` makes an operation end with ``error``; it then changes nothing: a failed
+  ``DeployModel`` leaves the endpoint's deployed models and traffic split as they were (the
+  ``DeployModelRequest.traffic_split`` comment says the split is overwritten by the method, i.e.
+  by a deployment that succeeds; no reference page spells out the failure case, so this is the
+  reading the backend relies on, checked by nothing real yet).
 - Display names and labels: ``Model.display_name`` / ``Endpoint.display_name`` "up to 128
   characters"; ``labels`` per the proto comments and "Requirements for labels" they link to
   (``check_names``).
@@ -30,8 +32,8 @@ Documents followed (facts, not code):
   deleted; a version alias is unique within a model and matches ``[a-z][a-zA-Z0-9-]{0,126}
   [a-z0-9]``; resource names ``projects/{project}/locations/{location}/...`` with the server's
   one project and location; model and endpoint IDs as their proto comments say; a model upload
-  carries a ``containerSpec`` (only AutoML models go without); pipeline job IDs ``[a-z][-a-z0-9]{0,127}``; a pipeline spec that
-  KFP's ``PipelineSpec`` proto parses; ``runtimeConfig.gcsOutputDirectory`` a ``gs://`` URI.
+  carries a ``containerSpec`` (only AutoML models go without); pipeline job IDs
+  ``[a-z][-a-z0-9]{0,127}``; a pipeline spec that KFP's ``PipelineSpec`` proto parses; ``runtimeConfig.gcsOutputDirectory`` a ``gs://`` URI.
 - Cloud Monitoring API v3 ``projects.timeSeries.list`` (request parsed into
   ``google.cloud.monitoring_v3.ListTimeSeriesRequest``) and the Vertex AI metrics list
   (``aiplatform.googleapis.com/prediction/online/prediction_count``, ``error_count``,
@@ -44,8 +46,8 @@ Documents followed (facts, not code):
   ``ml_job`` labelled ``job_id``.
 
 What it does not do: authenticate, paginate Vertex lists (they answer in one page; log entries
-do page), run pipeline tasks by
-itself (a test passes an ``executor``), or model Monitoring's ingestion delay.
+do page), run pipeline tasks by itself (a test passes an ``executor``), or model Monitoring's
+ingestion delay or Logging's.
 """
 
 from __future__ import annotations
@@ -413,8 +415,8 @@ class FakeVertex:
     def _op(self, rpc: str, owner: str, apply: Callable[[], Message | None]) -> Message:
         """A long-running operation: ``done`` false for ``polls`` polls, then ``apply`` runs (its
         answer is the response) or, if the test armed ``fail_next[rpc]``, the operation ends
-        with an error and ``apply`` never runs: a failed operation leaves the resource as it was
-        (DeployModel: "the Endpoint's deployed models and traffic split are unchanged")."""
+        with an error and ``apply`` never runs: a failed operation leaves the resource as it
+        was (a failed DeployModel: deployed models and traffic split unchanged)."""
         name = f"{owner}/operations/{self._id()}"
         message = self.fail_next.pop(rpc, None)
         fails = ApiError("INTERNAL", message) if message is not None else None
