@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlstack.engine.backend import (
     Context,
@@ -21,6 +21,9 @@ from mlstack.errors import BackendError
 from mlstack.local.environment import LocalEnv
 from mlstack.local.store import ArtifactStore
 
+if TYPE_CHECKING:
+    from mlstack_runtime.serving import ModelMeta
+
 DEFAULT_SAMPLE_RATE = 0.1  # share of requests the router logs when the spec has no monitoring
 
 
@@ -30,7 +33,16 @@ def deploy(env: LocalEnv, desired: EndpointState, ctx: Context) -> EndpointView:
     host, port = env.serving_host_port()
     mon = env.project.monitoring
     rate = mon.sample_rate if mon is not None else DEFAULT_SAMPLE_RATE
-    out = api.deploy(env.workdir, env.env, desired, ctx, host=host, port=port, sample_rate=rate)
+    out = api.deploy(
+        env.workdir,
+        env.env,
+        desired,
+        ctx,
+        host=host,
+        port=port,
+        sample_rate=rate,
+        workers=env.serving_workers(desired.replicas),
+    )
     return client.deployed(desired.name, out)
 
 
@@ -69,7 +81,8 @@ def drift_samples(
             hint=f"mlstack models -e {env.env}",
         )
     try:
-        columns = list(ModelMeta.read(model_dir_from_uri(str(entry["uri"]))).columns)
+        meta = ModelMeta.read(model_dir_from_uri(str(entry["uri"])))
+        columns = list(meta.columns)
     except (OSError, ValueError, KeyError) as e:
         raise BackendError(
             f"cannot read the input columns of {model} v{version}: {e}",
@@ -97,11 +110,11 @@ def drift_samples(
         frame = frame.sample(n=limit, random_state=0)
     reference: list[dict[str, Any]] = frame.to_dict("records")
     log = serving_dir(Path(env.workdir).resolve(), env.env, endpoint) / "requests.jsonl"
-    live = _logged_rows([log.with_suffix(".1.jsonl"), log], columns, since)
+    live = _logged_rows([log.with_suffix(".1.jsonl"), log], meta, since)
     return reference, live[-limit:]
 
 
-def _logged_rows(files: list[Path], columns: list[str], since: float) -> list[dict[str, Any]]:
+def _logged_rows(files: list[Path], meta: ModelMeta, since: float) -> list[dict[str, Any]]:
     """Input rows of the answered inference requests the router sampled, oldest first.
 
     Shadow copies repeat a primary request, and refused requests (4xx/5xx) were never scored,
@@ -126,45 +139,17 @@ def _logged_rows(files: list[Path], columns: list[str], since: float) -> list[di
                 continue
             body = rec.get("request")
             if isinstance(body, dict):
-                rows.extend(_request_rows(body, columns))
+                rows.extend(_request_rows(body, meta))
     return rows
 
 
-def _request_rows(body: dict[str, Any], columns: list[str]) -> list[dict[str, Any]]:
-    """V1 ``instances`` (objects, or lists in column order) or V2 ``inputs`` as row dicts."""
-    instances = body.get("instances")
-    if isinstance(instances, list):
-        out: list[dict[str, Any]] = []
-        for inst in instances:
-            if isinstance(inst, dict):
-                out.append({c: inst.get(c) for c in columns})
-            elif isinstance(inst, list) and len(inst) == len(columns):
-                out.append(dict(zip(columns, inst, strict=True)))
-        return out
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list):
-        return []
-    tensors = {
-        t.get("name"): t for t in inputs if isinstance(t, dict) and isinstance(t.get("data"), list)
-    }
-    if len(tensors) == 1:  # one [rows, columns] tensor, row-major
-        (t,) = tensors.values()
-        shape, data = t.get("shape") or [], _flat(t["data"])
-        if t.get("name") not in columns and len(shape) == 2 and shape[1] == len(columns):
-            width = len(columns)
-            return [
-                dict(zip(columns, data[r * width : (r + 1) * width], strict=True))
-                for r in range(len(data) // width)
-            ]
-    by_column = {c: _flat(tensors[c]["data"]) for c in columns if c in tensors}
-    if len(by_column) != len(columns):
-        return []
-    n = min(len(v) for v in by_column.values())
-    return [{c: by_column[c][i] for c in columns} for i in range(n)]
+def _request_rows(body: dict[str, Any], meta: ModelMeta) -> list[dict[str, Any]]:
+    """The rows of a logged V1 or V2 request body, decoded as the model server decoded them
+    (``mlstack_runtime.serving``); a body it would refuse gives none."""
+    from mlstack_runtime.serving import BadInput, decode_payload
 
-
-def _flat(data: list[Any]) -> list[Any]:
-    out: list[Any] = []
-    for v in data:
-        out.extend(_flat(v) if isinstance(v, list) else [v])
-    return out
+    try:
+        rows = decode_payload(body, meta)
+    except BadInput:
+        return []
+    return [dict(zip(meta.columns, row, strict=True)) for row in rows]

@@ -220,6 +220,9 @@ SERVERLESS = Capabilities(
     gate_metrics=GATE_METRICS,
     stage_kinds=JOB_STAGE_KINDS,
     notes={
+        "batching": (
+            "backend 'kserve': mlstack does not set KServe's batcher (spec.predictor.batcher) yet"
+        ),
         **_NOTES_COMMON,
         "mirroring": "Knative, which routes Serverless InferenceServices, cannot mirror requests",
         "hint:mirroring": "use canary with a small first step, or serving_mode: RawDeployment "
@@ -240,6 +243,9 @@ RAW = Capabilities(
     gate_metrics=GATE_METRICS,
     stage_kinds=JOB_STAGE_KINDS,
     notes={
+        "batching": (
+            "backend 'kserve': mlstack does not set KServe's batcher (spec.predictor.batcher) yet"
+        ),
         **_NOTES_COMMON,
         "canary": "one InferenceService per version, HTTPRoute backend weights stepped by mlstack",
         "linear": "HTTPRoute backend weights in equal steps",
