@@ -213,6 +213,7 @@ _NOTES_COMMON = {
 }
 
 SERVERLESS = Capabilities(
+    batching=True,  # spec.predictor.batcher
     native_progressive=False,
     weighted_traffic=True,
     mirroring=False,
@@ -220,9 +221,6 @@ SERVERLESS = Capabilities(
     gate_metrics=GATE_METRICS,
     stage_kinds=JOB_STAGE_KINDS,
     notes={
-        "batching": (
-            "backend 'kserve': mlstack does not set KServe's batcher (spec.predictor.batcher) yet"
-        ),
         **_NOTES_COMMON,
         "mirroring": "Knative, which routes Serverless InferenceServices, cannot mirror requests",
         "hint:mirroring": "use canary with a small first step, or serving_mode: RawDeployment "
@@ -235,6 +233,7 @@ SERVERLESS = Capabilities(
     },
 )
 RAW = Capabilities(
+    batching=True,  # spec.predictor.batcher
     native_progressive=False,
     weighted_traffic=True,
     mirroring=True,
@@ -243,9 +242,6 @@ RAW = Capabilities(
     gate_metrics=GATE_METRICS,
     stage_kinds=JOB_STAGE_KINDS,
     notes={
-        "batching": (
-            "backend 'kserve': mlstack does not set KServe's batcher (spec.predictor.batcher) yet"
-        ),
         **_NOTES_COMMON,
         "canary": "one InferenceService per version, HTTPRoute backend weights stepped by mlstack",
         "linear": "HTTPRoute backend weights in equal steps",
