@@ -68,9 +68,22 @@ def _state(st: Mapping[str, Any], running: bool) -> str:
     if not running:
         return "DOWN (the router is not running; `mlstack apply` starts it again)"
     versions = st.get("versions") or {}
-    bad = [f"v{v}" for v, i in versions.items() if not i.get("healthy")]
-    serving = [v for v, i in versions.items() if i.get("healthy") and i.get("weight")]
-    why = f"{', '.join(bad) or 'a version'} not answering; requests routed there fail"
+
+    def answering(i: Mapping[str, Any]) -> bool:  # some worker of the version answers
+        return bool(i.get("healthy")) or any(w.get("healthy") for w in i.get("workers") or [])
+
+    bad = [f"v{v}" for v, i in versions.items() if not answering(i)]
+    partly = [f"v{v}" for v, i in versions.items() if answering(i) and not i.get("healthy")]
+    serving = [v for v, i in versions.items() if answering(i) and i.get("weight")]
+    whys = []
+    if bad:
+        whys.append(f"{', '.join(bad)} not answering; requests routed there fail")
+    if partly:
+        whys.append(
+            f"a worker of {', '.join(partly)} not answering; the router sends its requests to "
+            "the others and starts a dead one again"
+        )
+    why = "; ".join(whys) or "a version not answering; requests routed there fail"
     word = "DEGRADED" if serving else "DOWN"
     return f"{word} ({why}; `mlstack apply` restarts it)"
 
