@@ -74,7 +74,7 @@ def workers_of(info: dict[str, Any]) -> list[dict[str, Any]]:
     """A version's workers as ``runtime.json`` records them (one ``port``/``pid`` in files
     written before versions had several)."""
     if "workers" not in info and info.get("port"):
-        return [{"port": info["port"], "pid": info.get("pid")}]
+        info["workers"] = [{"port": info.pop("port"), "pid": info.pop("pid", None)}]
     return list(info.get("workers") or [])
 
 
@@ -177,8 +177,7 @@ def _deploy_locked(
             hint="free the port or set deployment.port",
         )
 
-    if router_up:
-        _adopt_restarts(state, d)
+    restarted = _adopt_restarts(state, d) if router_up else set()
     running: dict[str, dict[str, Any]] = {}
     for version, info in (state.get("versions") or {}).items():
         # a live process is kept even if it is slow to answer right now (busy under load):
@@ -187,6 +186,10 @@ def _deploy_locked(
         if any(rt.alive(w.get("pid"), _server_mark(d)) for w in workers_of(info)):
             running[version] = info
     keep = {int(w["pid"]) for i in running.values() for w in workers_of(i) if w.get("pid")}
+    for info in running.values():  # a worker the router just started again: let it come up
+        for w in workers_of(info):
+            if w["port"] in restarted:
+                _wait_ready(w, d, ctx)
     if router_up:
         keep.add(int(old_router["pid"]))
     reap(d, keep)  # servers a killed deploy started without recording them
@@ -276,9 +279,21 @@ def _stop_version(d: Path, info: dict[str, Any]) -> None:
         rt.terminate(w.get("pid"), _server_mark(d))
 
 
-def _adopt_restarts(state: dict[str, Any], d: Path) -> None:
+def _wait_ready(worker: dict[str, Any], d: Path, ctx: Context) -> None:
+    """Until the worker answers, exits, or ``READY_TIMEOUT`` passes (then the router's health
+    checks keep routing around it)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline and not ctx.cancel.is_set():
+        if rt.ready(int(worker["port"]), timeout=1.0):
+            return
+        if not rt.alive(worker.get("pid"), _server_mark(d)):
+            return
+        time.sleep(0.1)
+
+
+def _adopt_restarts(state: dict[str, Any], d: Path) -> set[int]:
     """Take the pids of workers the router started again into ``state`` (runtime.json still
-    names the dead ones until a deploy writes it)."""
+    names the dead ones until a deploy writes it); the ports of those workers."""
     live = rt.http_json(
         int(state["port"]),
         "GET",
@@ -286,11 +301,14 @@ def _adopt_restarts(state: dict[str, Any], d: Path) -> None:
         host=rt.admin_host(state.get("host", "127.0.0.1")),
     )
     seen = (live or {}).get("backends") or {}
+    restarted: set[int] = set()
     for version, info in (state.get("versions") or {}).items():
         pids = {w["port"]: w.get("pid") for w in (seen.get(version) or {}).get("workers") or []}
         for w in workers_of(info):
-            if pids.get(w["port"]):
+            if pids.get(w["port"]) and pids[w["port"]] != w.get("pid"):
                 w["pid"] = pids[w["port"]]
+                restarted.add(int(w["port"]))
+    return restarted
 
 
 def _outputs(state: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from zlib import crc32
 import httptools
 
 from mlstack.local.serving import runtime as rt
-from mlstack.local.serving.http1 import HOP_BY_HOP, ConnectionLost, Pool, Response, build_request
+from mlstack.local.serving.http1 import HOP_BY_HOP, Pool, Response, build_request
 from mlstack.local.serving.stats import BatchStats, VersionStats, prometheus_text
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
@@ -542,12 +542,13 @@ class Router:
         tried: tuple[Backend, ...],
         idempotent: bool,
     ) -> Backend | None:
-        """Another worker of the same version for a request whose connection failed before
-        any answer came back (the worker died or restarts); None when there is none to try."""
+        """Another worker of the same version for a request whose connection failed before a
+        complete answer came back (the worker died or restarts); None when there is none."""
         if isinstance(error, TimeoutError) or not idempotent:
             return None  # a slow answer may still come: never sent twice
-        if isinstance(error, ConnectionLost) and error.got_bytes:
-            return None  # part of an answer arrived
+        # a connection lost after part of an answer arrived counts too: the router forwards only
+        # complete answers, so the client has seen nothing, and a prediction repeated on
+        # another worker of the same version gives the same answer
         failed.healthy = False  # the next health check that passes brings it back
         failed.failures = max(failed.failures, 2)
         self._restart_if_dead(failed)
