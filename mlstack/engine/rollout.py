@@ -228,6 +228,7 @@ def plan_phases(
             sticky_key=sticky,
             replicas=deployment.resources.replicas,
             instance_type=deployment.resources.instance_type,
+            **deployment.batching_fields(),
         )
 
     if not base:

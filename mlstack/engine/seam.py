@@ -80,6 +80,8 @@ class EndpointState:
     sticky_key: str | None = None
     replicas: int = 1
     instance_type: str | None = None
+    max_batch: int = 0  # adaptive batching: rows per prediction call; 0 = off
+    max_latency: float = 0.0  # seconds a request may wait for its batch
 
     def weights(self) -> dict[str, float]:
         return {b.version: b.weight for b in self.backings}
