@@ -73,6 +73,8 @@ class Capabilities:
     mirroring: bool = False  # endpoint mirrors a share of requests to a version
     max_mirror_percent: float = 100.0
     sticky_sessions: bool = False  # A/B assignment by a request key
+    # the endpoint gathers concurrent requests into one prediction call (`batching:`)
+    batching: bool = False
     # metrics deployment gates can be judged on; None: any (error_rate, latency_*, custom ones)
     gate_metrics: frozenset[str] | None = None
     # stage kinds the platform can run (builtin names, "command", "function"); None: all of them
@@ -121,6 +123,17 @@ class Capabilities:
                     f"{name}.percent {mirror:g} is more than this backend "
                     f"mirrors ({self.max_mirror_percent:g}%)",
                     f"use {name}.percent <= {self.max_mirror_percent:g}",
+                )
+            )
+        if deployment.batching is not None and not self.batching:
+            out.append(
+                Refusal(
+                    ("batching",),
+                    "adaptive batching (`batching:`) is not available on this backend: "
+                    + self.notes.get("batching", "its endpoints predict each request on its own"),
+                    self.notes.get(
+                        "hint:batching", "remove `batching:` from this environment's deployment"
+                    ),
                 )
             )
         if self.gate_metrics is not None:

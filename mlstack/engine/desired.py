@@ -191,6 +191,8 @@ def build(
             "replicas": d.resources.replicas,
             "instance_type": d.resources.instance_type,
         }
+        if d.batching is not None:  # absent when off: plans of specs without it do not change
+            ep_inputs["batching"] = d.batching.model_dump()
         if project.monitoring is not None:
             ep_inputs["sample_rate"] = project.monitoring.sample_rate  # the router's request log
         if model_source is not None:

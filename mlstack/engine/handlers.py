@@ -201,6 +201,7 @@ class Handlers:
                 previous,
                 replicas=d.resources.replicas,
                 instance_type=d.resources.instance_type,
+                **d.batching_fields(),
             )
             view = ws.backend.deploy(desired, ctx)
             return {
@@ -231,6 +232,7 @@ def deploy_at_once(
         backings=(Backing(mv.version, mv.uri, mv.digest, 100.0),),
         replicas=d.resources.replicas,
         instance_type=d.resources.instance_type,
+        **d.batching_fields(),
     )
     view = ws.backend.deploy(desired, ctx)
     ws.backend.set_alias(mv.name, "champion", mv.version, ctx)
@@ -273,6 +275,8 @@ def endpoint_state(out: Mapping[str, Any]) -> EndpointState | None:
         sticky_key=st.get("sticky_key"),
         replicas=st.get("replicas", 1),
         instance_type=st.get("instance_type"),
+        max_batch=st.get("max_batch", 0),
+        max_latency=st.get("max_latency", 0.0),
     )
 
 

@@ -228,6 +228,7 @@ def plan_phases(
             sticky_key=sticky,
             replicas=deployment.resources.replicas,
             instance_type=deployment.resources.instance_type,
+            **deployment.batching_fields(),
         )
 
     if not base:
@@ -525,6 +526,7 @@ class RolloutController:
             phases=tuple(phases),
             gates=dict(deployment.gates),
             min_requests=deployment.min_requests,
+            on_inconclusive=deployment.on_inconclusive,
         )
         ctx.emit(
             Event(
@@ -535,6 +537,22 @@ class RolloutController:
             )
         )
         done = self.backend.rollout(plan, ctx)
+        if done.outcome == "held":
+            # the platform stopped at the last phase it went through, as the controller holds
+            held = [p for p in phases if p.label in done.phases_done] or phases[:1]
+            ctx.emit(Event("rollout.held", deployment.endpoint, done.reason, {"native": True}))
+            return RolloutResult(
+                "held",
+                held[-1].state,
+                done.reason,
+                deployment.strategy,
+                new.version,
+                (),
+                None,
+                done.endpoint,
+                started,
+                self.clock(),
+            )
         state = plan.target if done.outcome == "promoted" else (previous or plan.target)
         champion = next((b.version for b in state.backings if b.weight >= 100.0), None)
         reason = done.reason or f"{deployment.strategy} rolled out by {self.backend.name}"

@@ -80,6 +80,8 @@ class EndpointState:
     sticky_key: str | None = None
     replicas: int = 1
     instance_type: str | None = None
+    max_batch: int = 0  # adaptive batching: rows per prediction call; 0 = off
+    max_latency: float = 0.0  # seconds a request may wait for its batch
 
     def weights(self) -> dict[str, float]:
         return {b.version: b.weight for b in self.backings}
@@ -223,6 +225,8 @@ class RolloutPlan:
     phases: tuple[Phase, ...]
     gates: Mapping[str, str]
     min_requests: int = 0
+    # too few requests to judge the gates: hold at the phase reached (the default) or go on
+    on_inconclusive: Literal["hold", "promote"] = "hold"
 
     @property
     def steps(self) -> tuple[float, ...]:
@@ -239,7 +243,9 @@ class RolloutPlan:
 class NativeRollout:
     """What a platform's own rollout (``Backend.rollout``) did with a ``RolloutPlan``."""
 
-    outcome: Literal["promoted", "rolled_back"]
+    # held: the gates could not be judged (too few requests) and the plan says hold; the
+    # endpoint stays at the last phase done, and a later apply/promote resumes
+    outcome: Literal["promoted", "rolled_back", "held"]
     reason: str
     endpoint: EndpointView  # what the endpoint holds afterwards
     phases_done: tuple[str, ...] = ()  # labels of the plan's phases the platform went through

@@ -26,7 +26,16 @@ def deploy(env: LocalEnv, desired: EndpointState, ctx: Context) -> EndpointView:
     host, port = env.serving_host_port()
     mon = env.project.monitoring
     rate = mon.sample_rate if mon is not None else DEFAULT_SAMPLE_RATE
-    out = api.deploy(env.workdir, env.env, desired, ctx, host=host, port=port, sample_rate=rate)
+    out = api.deploy(
+        env.workdir,
+        env.env,
+        desired,
+        ctx,
+        host=host,
+        port=port,
+        sample_rate=rate,
+        workers=env.serving_workers(desired.replicas),
+    )
     return client.deployed(desired.name, out)
 
 

@@ -85,6 +85,14 @@ class LocalEnv:
             return int(pipe.parallelism)
         return int(getattr(self.config, "parallelism", 2))
 
+    def serving_workers(self, replicas: int) -> int:
+        """Model-server processes per version: the backend's ``workers`` setting when the
+        environment sets it, otherwise the deployment's ``resources.replicas``."""
+        fields: set[str] = getattr(self.config, "model_fields_set", set())
+        if "workers" in fields:
+            return int(getattr(self.config, "workers", replicas))
+        return replicas
+
     def serving_host_port(self) -> tuple[str, int | None]:
         d = self.project.deployment
         host = getattr(self.config, "host", "127.0.0.1")

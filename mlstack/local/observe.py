@@ -83,6 +83,13 @@ def observe(env: LocalEnv) -> Observed:
             # processes an interrupted deploy started and never recorded: the next deploy
             # of this endpoint stops them, so the endpoint needs one
             recorded = api.recorded_pids(api.runtime_state(env.workdir, env.env, d.name))
+            # and workers the router started again after one died (status has their pids)
+            recorded |= {
+                int(w["pid"])
+                for i in (st.get("versions") or {}).values()
+                for w in i.get("workers") or []
+                if w.get("pid")
+            }
             stray = [pid for pid, _ in api.orphans(d.resolve(), recorded)]
             if down:
                 absent[addr] = "not running: " + ", ".join(down) + " down"

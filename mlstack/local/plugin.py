@@ -26,6 +26,7 @@ plugin = BackendPlugin(
         weighted_traffic=True,
         mirroring=True,
         sticky_sessions=True,
+        batching=True,
     ),
     implementation="mlstack.local.backend:LocalBackend",
     description="runs pipelines, MLflow and KServe model servers on this machine",

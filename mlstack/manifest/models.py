@@ -206,6 +206,36 @@ class DeployResources(Strict):
     instance_type: str | None = None
 
 
+class Batching(Strict):
+    """Adaptive batching: concurrent requests to one version share a prediction call of at most
+    ``max_batch`` rows, each waiting at most ``max_latency`` for others to join it."""
+
+    max_batch: int = Field(default=32, description="rows per prediction call (2 to 1024)")
+    max_latency: Duration = Field(
+        default=0.005, description="longest a request waits for its batch (above 0, at most 1s)"
+    )
+
+    @field_validator("max_batch")
+    @classmethod
+    def _max_batch(cls, v: int) -> int:
+        if not 2 <= v <= 1024:
+            raise ValueError(
+                f"max_batch {v}: a batch holds 2 to 1024 rows (32 is a good start; "
+                "remove `batching:` to predict each request on its own)"
+            )
+        return v
+
+    @field_validator("max_latency")
+    @classmethod
+    def _max_latency(cls, v: float) -> float:
+        if not 0 < v <= 1.0:
+            raise ValueError(
+                f"max_latency {v:g}s: the longest a request waits for others to join its batch "
+                "must be above 0 and at most 1s (a few ms, e.g. 5ms, is usual)"
+            )
+        return v
+
+
 class Deployment(Strict):
     endpoint: str = Field(pattern=NAME_RE)
     strategy: StrategyName = Field(default="all_at_once", description=STRATEGY_HELP)
@@ -220,8 +250,16 @@ class Deployment(Strict):
     # the new version): hold at that step and fail the command, or promote anyway
     on_inconclusive: Literal["hold", "promote"] = "hold"
     resources: DeployResources = Field(default_factory=DeployResources)
+    # off unless set: requests are predicted one call each
+    batching: Batching | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     host: str = "127.0.0.1"
+
+    def batching_fields(self) -> dict[str, Any]:
+        """The endpoint's batching settings as ``EndpointState`` fields (off: zeros)."""
+        if self.batching is None:
+            return {"max_batch": 0, "max_latency": 0.0}
+        return {"max_batch": self.batching.max_batch, "max_latency": self.batching.max_latency}
 
     @field_validator("gates")
     @classmethod

@@ -160,6 +160,10 @@ plugin = BackendPlugin(
         gate_metrics=frozenset(GATE_METRICS),
         stage_kinds=JOB_STAGE_KINDS,
         notes={
+            "batching": (
+                "backend 'azureml': Azure ML managed online deployments have no request "
+                "batching (batch endpoints are for offline scoring)"
+            ),
             "stage:function": "pipeline steps are command components; write the stage as "
             "`run: python -m your.module`",
             "sticky_sessions": "a managed online endpoint picks a deployment for each request "

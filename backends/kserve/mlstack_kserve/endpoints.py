@@ -25,7 +25,9 @@ from mlstack_kserve import manifests as mf
 from mlstack_kserve.platform import Platform
 
 
-def _predictor(p: Platform, b: Backing, replicas: int, canary: float | None) -> dict[str, Any]:
+def _predictor(
+    p: Platform, b: Backing, desired: EndpointState, canary: float | None
+) -> dict[str, Any]:
     c = p.config
     return mf.predictor(
         image=c.image,
@@ -34,8 +36,9 @@ def _predictor(p: Platform, b: Backing, replicas: int, canary: float | None) -> 
         version=b.version,
         service_account=c.service_account,
         resources=c.resources.requirements(),
-        replicas=max(1, replicas),
+        replicas=max(1, desired.replicas),
         canary_percent=canary,
+        batcher=(desired.max_batch, desired.max_latency) if desired.max_batch > 1 else None,
     )
 
 
@@ -44,7 +47,7 @@ def _isvc(
     name: str,
     endpoint: str,
     b: Backing,
-    replicas: int,
+    desired: EndpointState,
     canary: float | None,
     previous: str | None,
 ) -> dict[str, Any]:
@@ -55,7 +58,7 @@ def _isvc(
         endpoint=endpoint,
         version=b.version,
         mode=p.config.serving_mode,
-        predictor_spec=_predictor(p, b, replicas, canary),
+        predictor_spec=_predictor(p, b, desired, canary),
         previous=previous,
     )
 
@@ -138,15 +141,15 @@ def _deploy_serverless(p: Platform, desired: EndpointState, ctx: Context) -> Non
     if len(backings) == 1:
         b = backings[0]
         if cur is not None and spec_version == b.version:
-            obj = _isvc(p, name, desired.name, b, desired.replicas, None, previous)
+            obj = _isvc(p, name, desired.name, b, desired, None, previous)
         elif cur is not None and canary_set and previous == b.version:
             # KServe's rollback: canaryTrafficPercent 0 sends all traffic to the last revision
             # rolled out; the spec keeps the newer predictor
             latest = _backing_of(cur, spec_version)
-            obj = _isvc(p, name, desired.name, latest, desired.replicas, 0, previous)
+            obj = _isvc(p, name, desired.name, latest, desired, 0, previous)
             ctx.emit(Event("rollout.rollback", desired.name, f"all traffic to {previous}"))
         else:
-            obj = _isvc(p, name, desired.name, b, desired.replicas, None, rolled_out)
+            obj = _isvc(p, name, desired.name, b, desired, None, rolled_out)
     else:
         by_version = {b.version: b for b in backings}
         if rolled_out not in by_version:
@@ -157,7 +160,7 @@ def _deploy_serverless(p: Platform, desired: EndpointState, ctx: Context) -> Non
                 hint="deploy one of them at 100% first",
             )
         new = next(b for b in backings if b.version != rolled_out)
-        obj = _isvc(p, name, desired.name, new, desired.replicas, new.weight, rolled_out)
+        obj = _isvc(p, name, desired.name, new, desired, new.weight, rolled_out)
     p.cluster.apply(obj, "inferenceservices")
     _wait(p, [name], ctx)
 
@@ -190,9 +193,7 @@ def _deploy_raw(p: Platform, desired: EndpointState, ctx: Context) -> None:
     for b in desired.backings:
         name = p.isvc_name(desired.name, b.version)
         names[b.version] = name
-        p.cluster.apply(
-            _isvc(p, name, desired.name, b, desired.replicas, None, None), "inferenceservices"
-        )
+        p.cluster.apply(_isvc(p, name, desired.name, b, desired, None, None), "inferenceservices")
     _wait(p, list(names.values()), ctx)
     mirrored = [b for b in desired.backings if b.shadow > 0]
     if len(mirrored) > 1:

@@ -52,6 +52,7 @@ def predictor(
     resources: Mapping[str, Any],
     replicas: int,
     canary_percent: float | None = None,
+    batcher: tuple[int, float] | None = None,
 ) -> dict[str, Any]:
     """``spec.predictor``: the runtime image with the artifact fetched by KServe's storage
     initializer (``STORAGE_URI`` on a custom container), listening on 8080."""
@@ -86,6 +87,14 @@ def predictor(
     }
     if canary_percent is not None:
         spec["canaryTrafficPercent"] = int(round(canary_percent))
+    if batcher is not None:
+        # KServe's batcher (a sidecar of the model server's pod): rows of concurrent V1
+        # requests gathered into one request; maxLatency is in milliseconds
+        max_batch, max_latency = batcher
+        spec["batcher"] = {
+            "maxBatchSize": int(max_batch),
+            "maxLatency": max(1, int(round(max_latency * 1000))),
+        }
     return spec
 
 

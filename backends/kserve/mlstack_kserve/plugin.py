@@ -244,6 +244,7 @@ _NOTES_COMMON = {
 }
 
 SERVERLESS = Capabilities(
+    batching=True,  # spec.predictor.batcher
     native_progressive=False,
     weighted_traffic=True,
     mirroring=False,
@@ -263,6 +264,7 @@ SERVERLESS = Capabilities(
     },
 )
 RAW = Capabilities(
+    batching=True,  # spec.predictor.batcher
     native_progressive=False,
     weighted_traffic=True,
     mirroring=True,

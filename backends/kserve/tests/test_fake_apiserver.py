@@ -216,3 +216,34 @@ def test_post_without_metadata_is_422_and_a_server_bug_is_500(
     body = _status(e.value)
     assert (body["code"], body["reason"]) == (500, "InternalError")
     assert body["message"].startswith("Internal error occurred: KeyError")
+
+
+def test_replicas_and_batching_map_to_min_replicas_and_the_batcher(api: Any) -> None:
+    """``replicas`` is ``minReplicas``; ``batching`` is ``spec.predictor.batcher`` with the
+    latency in whole milliseconds; the API server (the published CRD) accepts both."""
+    spec = mf.predictor(
+        image="img:1",
+        storage_uri="s3://ml-artifacts/none",
+        model="m",
+        version="1",
+        service_account="mlstack",
+        resources={"requests": {"cpu": "1"}},
+        replicas=3,
+        batcher=(16, 0.0049),
+    )
+    assert spec["minReplicas"] == 3
+    assert spec["batcher"] == {"maxBatchSize": 16, "maxLatency": 5}
+    obj = mf.inference_service(
+        name="batched",
+        namespace=NAMESPACE,
+        project="p",
+        endpoint="batched",
+        version="1",
+        mode="Serverless",
+        predictor_spec=spec,
+    )
+    out = _apply(api, obj, "mlstack")
+    assert out["spec"]["predictor"]["batcher"] == {"maxBatchSize": 16, "maxLatency": 5}
+    with pytest.raises(Exception) as refused:  # a field the CRD does not have is refused
+        _apply(api, _isvc("batched-bad", batcher={"maxBatchRows": 16}), "mlstack")
+    assert getattr(refused.value, "status", None) == 422

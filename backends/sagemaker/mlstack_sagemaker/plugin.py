@@ -225,6 +225,10 @@ plugin = BackendPlugin(
         gate_metrics=frozenset(GATE_METRICS),
         stage_kinds=JOB_STAGE_KINDS,
         notes={
+            "batching": (
+                "backend 'sagemaker': SageMaker real-time endpoints have no request "
+                "batching (batch transform is for offline scoring)"
+            ),
             "stage:function": "the job containers run commands, not Python functions of your "
             "project; write the stage as `run: python -m your.module`",
             "sticky_sessions": "SageMaker routes each request to a production variant by weight; "

@@ -49,6 +49,10 @@ def rollout(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollou
     routing = native_routing(plan)
     if routing is None or platform.config.traffic_shifting == "variants":
         return _phased(platform, plan, ctx)
+    if plan.gates and plan.on_inconclusive == "hold":
+        # A guarded update's alarms treat missing data as healthy and it cannot stop half-way:
+        # with too little traffic it would promote unjudged. Stepped here, it holds instead.
+        return _phased(platform, plan, ctx)
     watched = alarms.ensure_alarms(platform, plan, ctx)
     if len(watched) > MAX_ROLLBACK_ALARMS:
         # SageMaker would watch only 10 of them: step the phases here, every alarm watched.
@@ -195,7 +199,18 @@ def _phased(platform: Platform, plan: RolloutPlan, ctx: Context) -> NativeRollou
                 tuple(done),
             )
         if phase.check and plan.gates:
-            _warn_if_unjudged(platform, plan, phase, new, ctx)
+            unjudged = _unjudged(platform, plan, phase, new)
+            if unjudged and plan.on_inconclusive == "hold":
+                return NativeRollout("held", unjudged, view, tuple(done))
+            if unjudged:
+                ctx.emit(
+                    Event(
+                        "rollout.warning",
+                        name,
+                        f"{unjudged}; going on (deployment.on_inconclusive: promote)",
+                        {"step": i},
+                    )
+                )
     assert view is not None
     alarms.prune_variant_alarms(platform, name, {f"v{v}" for v in view.weights()})
     return NativeRollout(
@@ -217,20 +232,15 @@ def _hold(platform: Platform, phase: Phase, watched: list[str], ctx: Context) ->
             return "cancelled"
 
 
-def _warn_if_unjudged(
-    platform: Platform, plan: RolloutPlan, phase: Phase, version: str, ctx: Context
-) -> None:
-    """Alarms treat missing data as healthy: say so when the new version saw too few requests."""
+def _unjudged(platform: Platform, plan: RolloutPlan, phase: Phase, version: str) -> str:
+    """Why the gates could not be judged in this phase (too few requests reached the new
+    version; its alarms treat missing data as healthy), or "" when they could."""
     seen = endpoints.metrics(platform, plan.target.name, time.time() - max(phase.hold, 60.0))
     got = seen.get(version)
     requests = got.requests if got is not None else 0
-    if requests < max(1, plan.min_requests):
-        ctx.emit(
-            Event(
-                "rollout.warning",
-                platform.endpoint_name(plan.target.name),
-                f"{phase.label}: {requests} request(s) reached version {version} (fewer than "
-                f"{plan.min_requests}); its alarms could not judge the gates",
-                {"requests": requests},
-            )
-        )
+    if requests >= max(1, plan.min_requests):
+        return ""
+    return (
+        f"{phase.label}: {requests} of the {plan.min_requests} requests needed reached version "
+        f"{version}; its gates could not be judged"
+    )

@@ -183,6 +183,9 @@ def _plan(new: Any, previous: Any, strategy: str, gates: dict[str, str], **param
         phases=tuple(phases),
         gates=gates,
         min_requests=d.min_requests,
+        # these runs send no traffic: an environment that opted in to promote unjudged, so the
+        # guarded update is SageMaker's own (holding is tested in test_sagemaker_rollout_plan)
+        on_inconclusive="promote",
     )
 
 

@@ -21,12 +21,22 @@ OLD = EndpointState("shop", "m", (Backing("1", "arn:1", "sha256:1", 100.0),))
 NEW = Backing("2", "arn:2", "sha256:2", 100.0)
 
 
-def _plan(strategy: str, **params: Any) -> RolloutPlan:
+def _plan(strategy: str, on_inconclusive: str = "promote", **params: Any) -> RolloutPlan:
+    """The plan; ``on_inconclusive: promote`` unless said (an environment that opted in), so
+    the guarded update is SageMaker's own; the default ``hold`` is tested on its own below."""
     spec: dict[str, Any] = {"endpoint": "shop", "strategy": strategy}
     if params:
         spec[strategy] = params
     phases, _ = plan_phases(Deployment.model_validate(spec), "m", NEW, OLD)
-    return RolloutPlan(phases[-1].state, OLD, strategy, tuple(phases), {"error_rate": "< 1%"})
+    return RolloutPlan(
+        phases[-1].state,
+        OLD,
+        strategy,
+        tuple(phases),
+        {"error_rate": "< 1%"},
+        min_requests=20,
+        on_inconclusive=on_inconclusive,  # type: ignore[arg-type]
+    )
 
 
 @pytest.mark.parametrize(
@@ -154,3 +164,49 @@ def test_more_rollback_alarms_than_sagemaker_watches_are_stepped_here(
         assert watched and all(set(names) <= set(w) for w in watched)
     with pytest.raises(ValueError, match="at most 10"):
         deployment_config(plan, {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}, names * 2, 60)
+
+
+@pytest.mark.parametrize(("requests", "outcome"), [(0, "held"), (19, "held"), (20, "promoted")])
+def test_a_gated_rollout_too_few_requests_judged_holds_unless_opted_in(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, requests: int, outcome: str
+) -> None:
+    """A guarded update's alarms take missing data as healthy and cannot stop half-way, so a
+    gated plan that must hold on too little traffic is stepped here: it stops at the canary
+    (the canary weights stay) and says why, unless the environment opted in to promote."""
+    from mlstack.engine.seam import VersionMetrics
+
+    deployed: list[Any] = []
+
+    def deploy(platform: Any, state: Any, ctx: Any, deployment_config: Any) -> EndpointView:
+        deployed.append((state.weights(), deployment_config))
+        return EndpointView("shop-dev", "https://x", "InService")
+
+    monkeypatch.setattr(sm_alarms, "ensure_alarms", lambda *a, **kw: ["shop-dev-error-rate"])
+    monkeypatch.setattr(sm_alarms, "firing", lambda *a: [])
+    monkeypatch.setattr(sm_alarms, "prune_variant_alarms", lambda *a: None)
+    monkeypatch.setattr(sm_endpoints, "deploy", deploy)
+    monkeypatch.setattr(
+        sm_endpoints,
+        "metrics",
+        lambda *a: {"2": VersionMetrics(requests=requests, errors=0)},
+    )
+    platform = SimpleNamespace(
+        aws=SimpleNamespace(exists=lambda *a, **kw: {"EndpointStatus": "InService"}),
+        endpoint_name=lambda name: f"{name}-dev",
+        config=SimpleNamespace(traffic_shifting="native", timeout=3600.0, poll_interval=0.0),
+    )
+    plan = _plan("canary", on_inconclusive="hold", steps=[10, 100], interval=0)
+    out = sm_rollout.rollout(platform, plan, Context(tmp_path, "dev"))  # type: ignore[arg-type]
+    assert out.outcome == outcome
+    assert all(config is None for _, config in deployed)  # stepped here, not a guarded update
+    if outcome == "held":
+        assert deployed == [(plan.phases[0].state.weights(), None)]  # stays at the canary
+        assert f"{requests} of the 20 requests needed reached version 2" in out.reason
+    else:
+        assert [w for w, _ in deployed] == [p.state.weights() for p in plan.phases]
+    opted_in = sm_rollout.rollout(
+        platform,  # type: ignore[arg-type]
+        _plan("canary", steps=[10, 100], interval=0),
+        Context(tmp_path, "dev"),
+    )
+    assert opted_in.outcome == "promoted"

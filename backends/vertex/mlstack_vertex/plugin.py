@@ -156,6 +156,10 @@ plugin = BackendPlugin(
         gate_metrics=frozenset(GATE_METRICS),
         stage_kinds=JOB_STAGE_KINDS,
         notes={
+            "batching": (
+                "backend 'vertex': Vertex AI online prediction has no request batching "
+                "on a deployed model"
+            ),
             "stage:function": "Vertex pipeline tasks run container commands, not Python "
             "functions of your project; write the stage as `run: python -m your.module`",
             "mirroring": "a Vertex endpoint splits traffic between deployed models by "

@@ -1,8 +1,13 @@
 """What ``LocalBackend`` calls: deploy, metrics, status and stop for one endpoint.
 
 Per-endpoint runtime files live in ``<workdir>/envs/<env>/serving/<endpoint>/``:
-``runtime.json`` (what runs: router and server pids and ports), ``router.json`` (the router's
-configuration), ``router.log``, ``server-<version>.log`` and ``requests.jsonl`` (sampled requests).
+``runtime.json`` (what runs: the router, and each version's workers with their pids and ports),
+``router.json`` (the router's configuration), ``router.log``, ``server-<version>-<n>.log`` (one
+per worker) and ``requests.jsonl`` (sampled requests).
+
+A version runs as ``workers`` model-server processes (the spec's ``replicas``, or the local
+``workers`` setting). The router spreads a version's share of traffic over them and starts a dead
+one again with the command recorded here, so the pids it reports are the current ones.
 """
 
 from __future__ import annotations
@@ -65,8 +70,21 @@ def orphans(prefix: Path, keep: set[int]) -> list[tuple[int, tuple[str, str]]]:
     return found
 
 
+def workers_of(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """A version's workers as ``runtime.json`` records them (one ``port``/``pid`` in files
+    written before versions had several)."""
+    if "workers" not in info and info.get("port"):
+        info["workers"] = [{"port": info.pop("port"), "pid": info.pop("pid", None)}]
+    return list(info.get("workers") or [])
+
+
 def recorded_pids(state: dict[str, Any]) -> set[int]:
-    pids = {int(i["pid"]) for i in (state.get("versions") or {}).values() if i.get("pid")}
+    pids = {
+        int(w["pid"])
+        for i in (state.get("versions") or {}).values()
+        for w in workers_of(i)
+        if w.get("pid")
+    }
     router = (state.get("router") or {}).get("pid")
     return pids | ({int(router)} if router else set())
 
@@ -103,8 +121,10 @@ def deploy(
     sample_rate: float = 0.1,
     health_interval: float = 1.0,
     max_body_bytes: int = 8 * 1024 * 1024,
+    workers: int | None = None,
 ) -> dict[str, Any]:
-    """Make the endpoint hold exactly ``desired.backings``; idempotent."""
+    """Make the endpoint hold exactly ``desired.backings``, each version as ``workers`` model
+    servers (default: ``desired.replicas``); idempotent."""
     if not desired.backings:
         raise BackendError(
             f"endpoint {desired.name}: no model version to serve",
@@ -114,7 +134,15 @@ def deploy(
     d.mkdir(parents=True, exist_ok=True)
     with rt.file_lock(d / "deploy.lock"):
         return _deploy_locked(
-            d, desired, ctx, host, port, sample_rate, health_interval, max_body_bytes
+            d,
+            desired,
+            ctx,
+            host,
+            port,
+            sample_rate,
+            health_interval,
+            max_body_bytes,
+            max(1, workers if workers is not None else desired.replicas),
         )
 
 
@@ -127,6 +155,7 @@ def _deploy_locked(
     sample_rate: float,
     health_interval: float,
     max_body_bytes: int,
+    n_workers: int,
 ) -> dict[str, Any]:
     state = rt.read_json(d / "runtime.json") or {}
     old_router = state.get("router", {})
@@ -148,13 +177,19 @@ def _deploy_locked(
             hint="free the port or set deployment.port",
         )
 
+    restarted = _adopt_restarts(state, d) if router_up else set()
     running: dict[str, dict[str, Any]] = {}
     for version, info in (state.get("versions") or {}).items():
         # a live process is kept even if it is slow to answer right now (busy under load):
-        # restarting it would drop its requests; the router's health checks route around it
-        if rt.alive(info.get("pid"), _server_mark(d)):
+        # restarting it would drop its requests; the router's health checks route around it,
+        # and start a dead worker again
+        if any(rt.alive(w.get("pid"), _server_mark(d)) for w in workers_of(info)):
             running[version] = info
-    keep = {int(i["pid"]) for i in running.values()}
+    keep = {int(w["pid"]) for i in running.values() for w in workers_of(i) if w.get("pid")}
+    for info in running.values():  # a worker the router just started again: let it come up
+        for w in workers_of(info):
+            if w["port"] in restarted:
+                _wait_ready(w, d, ctx)
     if router_up:
         keep.add(int(old_router["pid"]))
     reap(d, keep)  # servers a killed deploy started without recording them
@@ -162,13 +197,19 @@ def _deploy_locked(
     to_start: list[Backing] = []
     for b in desired.backings:
         info = running.get(b.version)
-        if info is not None and info.get("digest") == b.digest and info.get("uri") == b.uri:
+        if (
+            info is not None
+            and info.get("digest") == b.digest
+            and info.get("uri") == b.uri
+            and len(workers_of(info)) == n_workers
+            and info.get("batching") == _batching(desired)
+        ):
             continue
         if info is not None:
             replaced.append(running.pop(b.version))
         to_start.append(b)
 
-    started = _start_servers(d, desired, to_start, ctx)
+    started = _start_servers(d, desired, to_start, ctx, n_workers)
     versions = {**running, **started}
     generation = int(state.get("generation", 0)) + 1
     config = {
@@ -181,7 +222,7 @@ def _deploy_locked(
         "backends": [
             {
                 "version": b.version,
-                "port": versions[b.version]["port"],
+                "workers": workers_of(versions[b.version]),
                 "weight": b.weight,
                 "shadow": b.shadow,
             }
@@ -199,16 +240,16 @@ def _deploy_locked(
         )
     except BackendError:
         for info in started.values():
-            rt.terminate(info.get("pid"), _server_mark(d))
+            _stop_version(d, info)
         raise
     wanted = {b.version for b in desired.backings}
     for version, info in list(running.items()):
         if version not in wanted:
             ctx.emit(Event("log", desired.name, f"stopping version {version}"))
-            rt.terminate(info.get("pid"), _server_mark(d))
+            _stop_version(d, info)
             del versions[version]
     for info in replaced:
-        rt.terminate(info.get("pid"), _server_mark(d))
+        _stop_version(d, info)
     new_state = {
         "endpoint": desired.name,
         "model": desired.model,
@@ -226,6 +267,50 @@ def _deploy_locked(
     return _outputs(new_state)
 
 
+def _batching(desired: EndpointState) -> list[float] | None:
+    """What a version's servers were started with: [max_batch, max_latency], or None (off)."""
+    if desired.max_batch > 1:
+        return [desired.max_batch, desired.max_latency]
+    return None
+
+
+def _stop_version(d: Path, info: dict[str, Any]) -> None:
+    for w in workers_of(info):
+        rt.terminate(w.get("pid"), _server_mark(d))
+
+
+def _wait_ready(worker: dict[str, Any], d: Path, ctx: Context) -> None:
+    """Until the worker answers, exits, or ``READY_TIMEOUT`` passes (then the router's health
+    checks keep routing around it)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline and not ctx.cancel.is_set():
+        if rt.ready(int(worker["port"]), timeout=1.0):
+            return
+        if not rt.alive(worker.get("pid"), _server_mark(d)):
+            return
+        time.sleep(0.1)
+
+
+def _adopt_restarts(state: dict[str, Any], d: Path) -> set[int]:
+    """Take the pids of workers the router started again into ``state`` (runtime.json still
+    names the dead ones until a deploy writes it); the ports of those workers."""
+    live = rt.http_json(
+        int(state["port"]),
+        "GET",
+        "/_mlstack/state",
+        host=rt.admin_host(state.get("host", "127.0.0.1")),
+    )
+    seen = (live or {}).get("backends") or {}
+    restarted: set[int] = set()
+    for version, info in (state.get("versions") or {}).items():
+        pids = {w["port"]: w.get("pid") for w in (seen.get(version) or {}).get("workers") or []}
+        for w in workers_of(info):
+            if pids.get(w["port"]) and pids[w["port"]] != w.get("pid"):
+                w["pid"] = pids[w["port"]]
+                restarted.add(int(w["port"]))
+    return restarted
+
+
 def _outputs(state: dict[str, Any]) -> dict[str, Any]:
     host, port = state["host"], int(state["port"])
     return {
@@ -235,7 +320,13 @@ def _outputs(state: dict[str, Any]) -> dict[str, Any]:
         "model": state["model"],
         "router_pid": state["router"]["pid"],
         "versions": {
-            v: {"port": i["port"], "pid": i["pid"], "digest": i.get("digest")}
+            v: {
+                # the first worker's, as before workers existed; every worker's below
+                "port": workers_of(i)[0]["port"],
+                "pid": workers_of(i)[0]["pid"],
+                "digest": i.get("digest"),
+                "workers": [{"port": w["port"], "pid": w["pid"]} for w in workers_of(i)],
+            }
             for v, i in state["versions"].items()
         },
         "weights": state["weights"],
@@ -271,15 +362,17 @@ def _check_artifact(b: Backing) -> Path:
 
 
 def _start_servers(
-    d: Path, desired: EndpointState, backings: list[Backing], ctx: Context
+    d: Path, desired: EndpointState, backings: list[Backing], ctx: Context, n_workers: int
 ) -> dict[str, dict[str, Any]]:
-    """Start one model server per version, in parallel; all ready, or none left running."""
+    """Start ``n_workers`` model servers per version, in parallel; all ready, or none left
+    running."""
     if not backings:
         return {}
     dirs = {b.version: _check_artifact(b) for b in backings}
+    batching = _batching(desired)
 
-    def start(b: Backing) -> dict[str, Any]:
-        log = d / f"server-{rt.safe_name(b.version)}.log"
+    def start(b: Backing, n: int) -> dict[str, Any]:
+        log = d / f"server-{rt.safe_name(b.version)}-{n}.log"
         last_error = ""
         for _attempt in range(3):
             port = rt.free_port()
@@ -299,24 +392,26 @@ def _start_servers(
             ]
             if desired.name != desired.model:
                 args += ["--alias", desired.name]
+            if batching is not None:
+                args += [
+                    "--max-batch",
+                    str(int(batching[0])),
+                    "--max-latency-ms",
+                    f"{batching[1] * 1000:g}",
+                ]
             ctx.emit(
                 Event(
                     "log",
                     desired.name,
-                    f"starting model server for version {b.version} on port {port}",
+                    f"starting model server {n + 1}/{n_workers} for version {b.version} "
+                    f"on port {port}",
                 )
             )
             pid = rt.spawn(args, log)
             deadline = time.monotonic() + READY_TIMEOUT
             while time.monotonic() < deadline:
                 if rt.ready(port, timeout=1.0):
-                    return {
-                        "port": port,
-                        "pid": pid,
-                        "digest": b.digest,
-                        "uri": b.uri,
-                        "started": time.time(),
-                    }
+                    return {"port": port, "pid": pid, "cmd": args, "log": str(log)}
                 if not rt.alive(pid, _server_mark(d)):
                     break
                 if ctx.cancel.is_set():
@@ -334,20 +429,30 @@ def _start_servers(
         rt.raise_backend(f"version {b.version}: model server exited while starting", log)
         raise AssertionError("unreachable")
 
-    results: dict[str, dict[str, Any]] = {}
+    jobs = [(b, n) for b in backings for n in range(n_workers)]
+    started: dict[tuple[str, int], dict[str, Any]] = {}
     errors: list[BaseException] = []
-    with ThreadPoolExecutor(max_workers=min(4, len(backings))) as pool:
-        futures = {b.version: pool.submit(start, b) for b in backings}
-        for version, fut in futures.items():
+    with ThreadPoolExecutor(max_workers=min(4, len(jobs))) as pool:
+        futures = {(b.version, n): pool.submit(start, b, n) for b, n in jobs}
+        for key, fut in futures.items():
             try:
-                results[version] = fut.result()
+                started[key] = fut.result()
             except BaseException as e:  # noqa: B036 - collected, re-raised below
                 errors.append(e)
     if errors:
-        for info in results.values():
-            rt.terminate(info.get("pid"), _server_mark(d))
+        for w in started.values():
+            rt.terminate(w.get("pid"), _server_mark(d))
         raise errors[0]
-    return results
+    return {
+        b.version: {
+            "digest": b.digest,
+            "uri": b.uri,
+            "started": time.time(),
+            "batching": batching,
+            "workers": [started[(b.version, n)] for n in range(n_workers)],
+        }
+        for b in backings
+    }
 
 
 def _apply_router(
@@ -454,16 +559,34 @@ def status(workdir: Path, env: str, endpoint: str) -> dict[str, Any]:
     versions = {}
     for v, info in (state.get("versions") or {}).items():
         seen = (live.get("backends") or {}).get(v, {})
-        proc_ok = rt.alive(info.get("pid"), _server_mark(d))
+        by_port = {w["port"]: w for w in seen.get("workers") or []}
+        workers = []
+        for w in workers_of(info):
+            router_view = by_port.get(w["port"], {})
+            pid = router_view.get("pid") or w.get("pid")  # the router may have restarted it
+            proc_ok = rt.alive(pid, _server_mark(d))
+            workers.append(
+                {
+                    "port": w["port"],
+                    "pid": pid,
+                    "alive": proc_ok,
+                    "healthy": proc_ok and rt.ready(int(w["port"])),
+                    "router_sees_healthy": router_view.get("healthy"),
+                    "inflight": router_view.get("inflight"),
+                    "restarts": router_view.get("restarts", 0),
+                }
+            )
         versions[v] = {
-            "port": info["port"],
-            "pid": info["pid"],
+            "port": workers[0]["port"] if workers else None,
+            "pid": workers[0]["pid"] if workers else None,
             "digest": info.get("digest"),
-            "alive": proc_ok,
-            "healthy": proc_ok and rt.ready(int(info["port"])),
+            "workers": workers,
+            "alive": any(w["alive"] for w in workers),
+            "healthy": bool(workers) and all(w["healthy"] for w in workers),
             "router_sees_healthy": seen.get("healthy"),
             "weight": state.get("weights", {}).get(v, 0.0),
             "shadow": state.get("shadow", {}).get(v, 0.0),
+            "batching": seen.get("batching"),
         }
     return {
         "endpoint": endpoint,
@@ -490,7 +613,7 @@ def stop(workdir: Path, env: str, endpoint: str) -> None:
         state = rt.read_json(d / "runtime.json") or {}
         rt.terminate((state.get("router") or {}).get("pid"), _router_mark(d))
         for info in (state.get("versions") or {}).values():
-            rt.terminate(info.get("pid"), _server_mark(d))
+            _stop_version(d, info)
         reap(d, set())  # and any a killed deploy left unrecorded
         for name in ("runtime.json", "router.json"):
             (d / name).unlink(missing_ok=True)

@@ -28,7 +28,7 @@ def view(workdir: Path, env: str, endpoint: str) -> EndpointView | None:
             weight=float(info.get("weight") or 0.0),
             mirrored=float(info.get("shadow") or 0.0),
             healthy=bool(info.get("healthy")),
-            where=f"port {info['port']}, pid {info['pid']}",
+            where=_where(info.get("workers") or []),
         )
         for v, info in sorted((st.get("versions") or {}).items())
     )
@@ -48,6 +48,19 @@ def view(workdir: Path, env: str, endpoint: str) -> EndpointView | None:
     )
 
 
+def _where(workers: list[Mapping[str, Any]]) -> str:
+    """Each worker of a version: its port and pid, and what is wrong with it if anything."""
+    parts = []
+    for w in workers:
+        part = f"port {w['port']}, pid {w['pid']}"
+        if "healthy" in w and not w["healthy"]:
+            part += " (not answering)" if w.get("alive") else " (exited)"
+        if w.get("restarts"):
+            part += f" (restarted {w['restarts']}x)"
+        parts.append(part)
+    return "; ".join(parts)
+
+
 def _state(st: Mapping[str, Any], running: bool) -> str:
     """healthy, DEGRADED (some version does not answer) or DOWN, with the reason."""
     if st.get("healthy"):
@@ -55,9 +68,22 @@ def _state(st: Mapping[str, Any], running: bool) -> str:
     if not running:
         return "DOWN (the router is not running; `mlstack apply` starts it again)"
     versions = st.get("versions") or {}
-    bad = [f"v{v}" for v, i in versions.items() if not i.get("healthy")]
-    serving = [v for v, i in versions.items() if i.get("healthy") and i.get("weight")]
-    why = f"{', '.join(bad) or 'a version'} not answering; requests routed there fail"
+
+    def answering(i: Mapping[str, Any]) -> bool:  # some worker of the version answers
+        return bool(i.get("healthy")) or any(w.get("healthy") for w in i.get("workers") or [])
+
+    bad = [f"v{v}" for v, i in versions.items() if not answering(i)]
+    partly = [f"v{v}" for v, i in versions.items() if answering(i) and not i.get("healthy")]
+    serving = [v for v, i in versions.items() if answering(i) and i.get("weight")]
+    whys = []
+    if bad:
+        whys.append(f"{', '.join(bad)} not answering; requests routed there fail")
+    if partly:
+        whys.append(
+            f"a worker of {', '.join(partly)} not answering; the router sends its requests to "
+            "the others and starts a dead one again"
+        )
+    why = "; ".join(whys) or "a version not answering; requests routed there fail"
     word = "DEGRADED" if serving else "DOWN"
     return f"{word} ({why}; `mlstack apply` restarts it)"
 
@@ -75,7 +101,7 @@ def deployed(endpoint: str, out: Mapping[str, Any]) -> EndpointView:
                 weight=float(weights.get(v, 0.0)),
                 mirrored=float(shadow.get(v, 0.0)),
                 healthy=True,
-                where=f"port {info['port']}, pid {info['pid']}",
+                where=_where(info.get("workers") or [info]),
             )
             for v, info in sorted((out.get("versions") or {}).items())
         ),
@@ -88,14 +114,18 @@ def deployed(endpoint: str, out: Mapping[str, Any]) -> EndpointView:
 def predict(
     workdir: Path, env: str, endpoint: str, model: str, body: Mapping[str, Any], timeout: float
 ) -> Prediction:
-    """POST the request to the endpoint's router: V2 when ``body`` has ``inputs``, else V1."""
-    st = api.status(workdir, env, endpoint)
-    if not st.get("running"):
-        raise BackendError(
-            f"endpoint {endpoint} is not running in {env}",
-            hint=f"mlstack status -e {env}; mlstack apply -e {env} brings it back",
-        )
-    host, port = rt.admin_host(str(st["host"])), int(st["port"])
+    """POST the request to the endpoint's router: V2 when ``body`` has ``inputs``, else V1.
+
+    The router's address comes from ``runtime.json``; nothing else is asked first (a request
+    that finds no router says the endpoint is not running)."""
+    st = api.runtime_state(workdir, env, endpoint)
+    not_running = BackendError(
+        f"endpoint {endpoint} is not running in {env}",
+        hint=f"mlstack status -e {env}; mlstack apply -e {env} brings it back",
+    )
+    if not st.get("port"):
+        raise not_running
+    host, port = rt.admin_host(str(st.get("host", "127.0.0.1"))), int(st["port"])
     path = f"/v2/models/{model}/infer" if "inputs" in body else f"/v1/models/{model}:predict"
     target = f"http://{host}:{port}{path}"
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
@@ -108,6 +138,8 @@ def predict(
         )
         resp = conn.getresponse()
         raw, status, version = resp.read(), resp.status, resp.getheader("x-mlstack-version")
+    except ConnectionRefusedError:
+        raise not_running from None
     except (OSError, http.client.HTTPException) as e:
         raise BackendError(
             f"cannot reach {target}: {e}", hint=f"is it running? mlstack status -e {env}"

@@ -5,6 +5,10 @@ KServe's V1 (``/v1/models/N:predict``) and V2 / Open Inference Protocol (``/v2/m
 routes with readiness and liveness. Differences from kserve's defaults, on purpose: it binds
 127.0.0.1 (kserve binds 0.0.0.0), it does not log every request (kserve logs three lines per
 request), and it refuses bodies over a size limit with 413 before reading them.
+
+With ``--max-batch N`` (N > 1) concurrent requests share prediction calls
+(``mlstack.local.serving.batching``); every answer then carries ``x-mlstack-batch: <rows in the
+call>;<ms queued>``, which the router counts per version.
 """
 
 from __future__ import annotations
@@ -19,10 +23,15 @@ from typing import Any
 from mlstack_runtime import serving
 from mlstack_runtime.serving import BadInput, ModelMeta, v2_datatype
 
+from mlstack.local.serving.batching import Batcher
+
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
+BATCH_HEADER = "x-mlstack-batch"
 
 
-def build_model(name: str, model_dir: Path, version: str) -> Any:
+def build_model(
+    name: str, model_dir: Path, version: str, max_batch: int = 1, max_latency: float = 0.005
+) -> Any:
     """A ``kserve.Model`` serving the artifact in ``model_dir`` (imports kserve, sklearn late).
 
     Decoding, prediction and encoding are ``mlstack_runtime.serving``'s, as on every platform;
@@ -34,10 +43,11 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
 
     loaded = serving.load(model_dir)
     meta: ModelMeta = loaded.meta
+    batcher = Batcher(lambda rows: serving.predict(loaded, rows), max_batch, max_latency)
 
     class TabularModel(kserve.Model):  # type: ignore[misc]
         def __init__(self) -> None:
-            super().__init__(name)
+            super().__init__(name, return_response_headers=True)
             self.meta = meta
             self.ready = True
 
@@ -63,11 +73,18 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
                 }
             ]
 
-        def _run(self, rows: list[list[Any]]) -> list[Any]:
+        async def _run(
+            self, rows: list[list[Any]], response_headers: dict[str, str] | None
+        ) -> list[Any]:
             try:
-                return serving.predict(loaded, rows)
+                if max_batch <= 1:
+                    return serving.predict(loaded, rows)
+                preds, size, waited = await batcher.submit(rows)
             except serving.ModelError as e:
                 raise InferenceError(f"model {name} version {version} failed: {e}") from None
+            if response_headers is not None:
+                response_headers[BATCH_HEADER] = f"{size};{waited * 1000:.3f}"
+            return preds
 
         async def predict(
             self,
@@ -77,15 +94,20 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
         ) -> Any:
             try:
                 if isinstance(payload, InferRequest):
-                    tensors = []
-                    for inp in payload.inputs:
-                        if inp._raw_data is not None:
-                            values = inp.as_numpy().ravel().tolist()
-                        else:
-                            values = serving.flatten(inp.data)
-                        serving.check_tensor_type(inp.name, inp.datatype, values, meta)
-                        tensors.append((inp.name, list(inp.shape), values))
-                    preds = self._run(serving.rows_from_tensors(tensors, meta))
+                    inputs = [
+                        {
+                            "name": inp.name,
+                            "shape": list(inp.shape),
+                            "datatype": inp.datatype,
+                            # binary tensors (the protocol's extension) arrive as raw bytes
+                            "data": inp.as_numpy().ravel().tolist()
+                            if inp._raw_data is not None
+                            else inp.data,
+                        }
+                        for inp in payload.inputs
+                    ]
+                    rows = serving.rows_from_v2(inputs, meta)
+                    preds = await self._run(rows, response_headers)
                     t = serving.v2_output(preds)
                     out = InferOutput(t["name"], t["shape"], t["datatype"], t["data"])
                     return InferResponse(
@@ -95,7 +117,7 @@ def build_model(name: str, model_dir: Path, version: str) -> Any:
                         infer_outputs=[out],
                     )
                 rows = serving.decode_payload(payload, meta)
-                return serving.encode(self._run(rows), "v1", version)
+                return serving.encode(await self._run(rows, response_headers), "v1", version)
             except BadInput as e:
                 raise InvalidInput(str(e)) from None
             except InvalidInput:
@@ -197,6 +219,8 @@ def serve(
     port: int,
     aliases: list[str],
     max_body: int,
+    max_batch: int = 1,
+    max_latency: float = 0.005,
 ) -> None:
     # kserve parses sys.argv when imported; keep our flags away from its parser.
     sys.argv = sys.argv[:1]
@@ -211,7 +235,7 @@ def serve(
             # kserve's timing middleware logs every request; a size limit is what we want instead
             app.add_middleware(_BodyLimit, max_bytes=max_body)
 
-    model = build_model(name, model_dir, version)
+    model = build_model(name, model_dir, version, max_batch, max_latency)
     server = ModelServer(
         http_port=port, workers=1, enable_grpc=False, enable_latency_logging=False, grace_period=10
     )
@@ -256,6 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--alias", action="append", default=[])
     p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY)
+    p.add_argument("--max-batch", type=int, default=1, help="rows per prediction call; 1: off")
+    p.add_argument("--max-latency-ms", type=float, default=5.0, help="longest wait for a batch")
     p.add_argument(
         "--owner", default="", help="the endpoint folder that started it (for pid checks)"
     )
@@ -265,7 +291,17 @@ def main(argv: list[str] | None = None) -> None:
     # fastapi warns on every response kserve builds with ORJSONResponse: megabytes of log
     warnings.filterwarnings("ignore", message=r".*ORJSONResponse is deprecated")
     warnings.simplefilter("ignore", DeprecationWarning)
-    serve(a.model_dir, a.name, a.version, a.host, a.port, a.alias, a.max_body)
+    serve(
+        a.model_dir,
+        a.name,
+        a.version,
+        a.host,
+        a.port,
+        a.alias,
+        a.max_body,
+        a.max_batch,
+        a.max_latency_ms / 1000.0,
+    )
 
 
 if __name__ == "__main__":

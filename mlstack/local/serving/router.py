@@ -32,8 +32,9 @@ from zlib import crc32
 
 import httptools
 
+from mlstack.local.serving import runtime as rt
 from mlstack.local.serving.http1 import HOP_BY_HOP, Pool, Response, build_request
-from mlstack.local.serving.stats import VersionStats, prometheus_text
+from mlstack.local.serving.stats import BatchStats, VersionStats, prometheus_text
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 # What one client may hold: the request line and headers (bytes and count), and how long it may
@@ -50,6 +51,8 @@ MAX_SHADOW_INFLIGHT = 64
 REQUEST_LOG_MAX_BYTES = 64 * 1024 * 1024
 SAMPLE_BODY_LIMIT = 64 * 1024
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+SERVER_MODULE = "mlstack.local.serving.model_server"
+BATCH_HEADER = b"x-mlstack-batch"  # "<rows in the batch>;<ms the request queued>"
 
 
 def _is_inference(method: bytes, path: bytes) -> bool:
@@ -57,9 +60,34 @@ def _is_inference(method: bytes, path: bytes) -> bool:
 
 
 class Backend:
-    __slots__ = ("version", "port", "pool", "host", "healthy", "failures", "last_check")
+    """One model-server process (a worker) of one version, with its keep-alive pool.
 
-    def __init__(self, version: str, host: str, port: int) -> None:
+    ``cmd`` and ``log`` (what started it) let the router start it again on the same port when
+    it died; without them (a server the router did not get a command for) it is only avoided.
+    """
+
+    __slots__ = (
+        "version",
+        "port",
+        "pool",
+        "host",
+        "healthy",
+        "failures",
+        "last_check",
+        "pid",
+        "cmd",
+        "log",
+        "restarts",
+    )
+
+    def __init__(
+        self,
+        version: str,
+        port: int,
+        pid: int | None = None,
+        cmd: list[str] | None = None,
+        log: str | None = None,
+    ) -> None:
         self.version = version
         self.host = (f"127.0.0.1:{port}").encode()
         self.port = port
@@ -67,17 +95,75 @@ class Backend:
         self.healthy = True  # deploy checked readiness before putting it in the table
         self.failures = 0
         self.last_check = 0.0
+        self.pid = pid
+        self.cmd = cmd
+        self.log = log
+        self.restarts = 0
+
+    def marker(self) -> tuple[str, ...]:
+        """What its command line holds: the model server module and its port."""
+        return (SERVER_MODULE, f"--port {self.port} ")
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "port": self.port,
+            "pid": self.pid,
+            "healthy": self.healthy,
+            "inflight": self.pool.inflight,
+            "restarts": self.restarts,
+            "last_check": self.last_check,
+        }
+
+
+class Version:
+    """The workers of one version. Weights choose the version; then the healthy worker with
+    the fewest requests in flight takes the request (ties go round-robin)."""
+
+    __slots__ = ("version", "workers", "_next")
+
+    def __init__(self, version: str, workers: list[Backend]) -> None:
+        self.version = version
+        self.workers = workers
+        self._next = 0
+
+    @property
+    def healthy(self) -> bool:
+        return any(w.healthy for w in self.workers)
+
+    @property
+    def inflight(self) -> int:
+        return sum(w.pool.inflight for w in self.workers)
+
+    def choose(self, exclude: tuple[Backend, ...] = ()) -> Backend | None:
+        workers = self.workers
+        n = len(workers)
+        if n == 1:
+            return None if workers[0] in exclude else workers[0]
+        start = self._next
+        self._next = (start + 1) % n
+        best: Backend | None = None
+        for i in range(n):
+            w = workers[(start + i) % n]
+            if w in exclude:
+                continue
+            if (
+                best is None
+                or (w.healthy and not best.healthy)
+                or (w.healthy == best.healthy and w.pool.inflight < best.pool.inflight)
+            ):
+                best = w
+        return best
 
 
 class Table:
     """One immutable routing decision table; a reload replaces the whole object."""
 
-    def __init__(self, config: dict[str, Any], backends: dict[str, Backend]) -> None:
+    def __init__(self, config: dict[str, Any], backends: dict[str, Version]) -> None:
         self.generation = int(config.get("generation", 0))
         sticky = config.get("sticky_key")
         self.sticky_key: bytes | None = sticky.lower().encode() if sticky else None
         self.backends = backends
-        self.primaries: list[tuple[float, Backend]] = []
+        self.primaries: list[tuple[float, Version]] = []
         total = 0.0
         for b in sorted(config.get("backends", []), key=lambda x: str(x["version"])):
             w = float(b.get("weight", 0))
@@ -94,7 +180,9 @@ class Table:
             if float(b.get("shadow", 0)) > 0
         ]
 
-    def pick(self, sticky_value: bytes | None) -> Backend | None:
+    def pick(self, sticky_value: bytes | None) -> Version | None:
+        """The version a request goes to, by weight alone: how many workers each version has
+        does not change its share."""
         if not self.primaries:
             return None
         if sticky_value is not None:
@@ -122,6 +210,14 @@ class Table:
                     r -= s
                 return spans[-1][1]
         return chosen
+
+
+def worker_configs(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """A config entry's workers: ``workers: [{port, pid, cmd, log}]``, or one ``port``."""
+    workers = entry.get("workers")
+    if workers:
+        return [dict(w) for w in workers]
+    return [{"port": int(entry["port"])}]
 
 
 class RequestLog:
@@ -184,9 +280,11 @@ class Router:
     def __init__(self, config_path: Path) -> None:
         self.config_path = config_path
         self.config: dict[str, Any] = {}
-        self.backends: dict[str, Backend] = {}
+        self.workers: dict[tuple[str, int], Backend] = {}
         self.table = Table({}, {})
         self.stats: dict[tuple[str, str], VersionStats] = {}
+        self.batching: dict[str, BatchStats] = {}
+        self.retried = 0  # requests answered by another worker after one failed to connect
         self.endpoint = ""
         self.model = ""
         self.max_body = DEFAULT_MAX_BODY
@@ -223,14 +321,25 @@ class Router:
         if log_path != str(self.request_log.path or "") or rate != self.request_log.sample_rate:
             self.request_log.flush()
             self.request_log = RequestLog(Path(log_path) if log_path else None, rate)
-        wanted: dict[str, Backend] = {}
+        wanted: dict[tuple[str, int], Backend] = {}
+        versions: dict[str, Version] = {}
         for b in config.get("backends", []):
-            v, port = str(b["version"]), int(b["port"])
-            old = self.backends.get(v)
-            wanted[v] = old if old is not None and old.port == port else Backend(v, "", port)
-        retired = [b for v, b in self.backends.items() if wanted.get(v) is not b]
-        self.backends = wanted
-        self.table = Table(config, wanted)  # the atomic switch
+            v = str(b["version"])
+            group: list[Backend] = []
+            for w in worker_configs(b):
+                port = int(w["port"])
+                worker = self.workers.get((v, port))
+                if worker is None:
+                    worker = Backend(v, port)
+                worker.pid = w.get("pid") or worker.pid
+                worker.cmd = w.get("cmd")
+                worker.log = w.get("log")
+                wanted[(v, port)] = worker
+                group.append(worker)
+            versions[v] = Version(v, group)
+        retired = [w for k, w in self.workers.items() if wanted.get(k) is not w]
+        self.workers = wanted
+        self.table = Table(config, versions)  # the atomic switch
         return retired
 
     def stats_for(self, version: str, role: str) -> VersionStats:
@@ -255,6 +364,7 @@ class Router:
 
     def state(self) -> dict[str, Any]:
         t = self.table
+        batching = {v: s.summary() for v, s in self.batching.items() if v in t.backends}
         return {
             "endpoint": self.endpoint,
             "model": self.model,
@@ -265,16 +375,18 @@ class Router:
             "shadow_dropped": self.shadow_dropped,
             "shadow_sent": self.shadow_sent,
             "answered": self.answered,
+            "retried": self.retried,
             "table_shadows": len(t.shadows),
             "shadow_inflight": self.shadow_inflight,
             "backends": {
                 v: {
-                    "port": b.port,
+                    "port": b.workers[0].port,
                     "healthy": b.healthy,
                     "weight": t.weights.get(v, 0.0),
                     "shadow": next((p * 100 for p, sb in t.shadows if sb is b), 0.0),
-                    "inflight": b.pool.inflight,
-                    "last_check": b.last_check,
+                    "inflight": b.inflight,
+                    "workers": [w.view() for w in b.workers],
+                    "batching": batching.get(v),
                 }
                 for v, b in t.backends.items()
             },
@@ -284,8 +396,9 @@ class Router:
     async def health_loop(self) -> None:
         while not self.closing:
             await asyncio.sleep(self.health_interval)
-            for b in list(self.table.backends.values()):
-                asyncio.ensure_future(self._check(b))
+            for group in list(self.table.backends.values()):
+                for b in group.workers:
+                    asyncio.ensure_future(self._check(b))
             self.request_log.flush()
 
     async def _check(self, b: Backend) -> None:
@@ -302,6 +415,24 @@ class Router:
             b.failures += 1
             if b.failures >= 2:
                 b.healthy = False
+                self._restart_if_dead(b)
+
+    def _restart_if_dead(self, b: Backend) -> None:
+        """Start a worker again, on its port, with the command that started it, when its
+        process is gone (one that is alive but not answering is busy or stuck: left alone)."""
+        if self.closing or not (b.cmd and b.log and b.pid) or rt.alive(b.pid, b.marker()):
+            return
+        if self.workers.get((b.version, b.port)) is not b:
+            return  # left the table meanwhile
+        try:
+            b.pid = rt.spawn(list(b.cmd), Path(b.log))
+        except OSError as e:
+            print(f"cannot restart version {b.version} on port {b.port}: {e}", flush=True)
+            return
+        b.restarts += 1
+        print(
+            f"restarted a worker of version {b.version} on port {b.port} (pid {b.pid})", flush=True
+        )
 
     # request handling -------------------------------------------------------------------
     async def handle(self, conn: ClientConnection, req: _Request) -> None:
@@ -311,7 +442,7 @@ class Router:
             if path == b"/v2/health/live":
                 return conn.respond(200, b'{"live":true}', req.keep_alive)
             if path == b"/v2/health/ready":
-                ready = any(b.healthy for _, b in self.table.primaries)
+                ready = any(g.healthy for _, g in self.table.primaries)
                 return conn.respond(
                     200 if ready else 503,
                     b'{"ready":true}' if ready else b'{"ready":false}',
@@ -322,7 +453,8 @@ class Router:
                     self.endpoint,
                     list(self.stats.values()),
                     self.table.weights,
-                    {v: b.healthy for v, b in self.table.backends.items()},
+                    {v: g.healthy for v, g in self.table.backends.items()},
+                    self.batching,
                 )
                 return conn.respond(
                     200, text.encode(), req.keep_alive, b"text/plain; version=0.0.4; charset=utf-8"
@@ -340,40 +472,56 @@ class Router:
         if path.startswith(b"/_mlstack/"):
             return await self.admin(conn, req)
         table = self.table
-        backend = table.pick(req.sticky)
-        if backend is None:
+        group = table.pick(req.sticky)
+        if group is None:
             return conn.respond(
                 503, _error("no model version receives traffic on this endpoint"), req.keep_alive
             )
+        backend = group.choose()
+        assert backend is not None  # a version has at least one worker
         inference = _is_inference(method, path)
-        data = build_request(method, req.url, backend.host, req.header_block, req.body)
         loop_time = time.perf_counter
         t0 = loop_time()
-        try:
-            resp = await backend.pool.request(data, self.timeout)
-        except (OSError, TimeoutError, asyncio.TimeoutError) as e:
-            if inference:
-                self.stats_for(backend.version, "primary").record(time.time(), loop_time() - t0, 0)
-            status = 504 if isinstance(e, (TimeoutError, asyncio.TimeoutError)) else 502
-            return conn.respond(
-                status,
-                _error(f"version {backend.version} did not answer: {e}"),
-                req.keep_alive,
-                version=backend.version,
-            )
+        tried: tuple[Backend, ...] = ()
+        while True:
+            data = build_request(method, req.url, backend.host, req.header_block, req.body)
+            try:
+                resp = await backend.pool.request(data, self.timeout)
+                break
+            except (OSError, asyncio.TimeoutError) as e:
+                other = self._retry_on(group, backend, e, tried, inference or method == b"GET")
+                if other is not None:
+                    tried += (backend,)
+                    backend = other
+                    self.retried += 1
+                    continue
+                if inference:
+                    self.stats_for(group.version, "primary").record(
+                        time.time(), loop_time() - t0, 0
+                    )
+                status = 504 if isinstance(e, (TimeoutError, asyncio.TimeoutError)) else 502
+                return conn.respond(
+                    status,
+                    _error(f"version {group.version} did not answer: {e}"),
+                    req.keep_alive,
+                    version=group.version,
+                )
         latency = loop_time() - t0
         # an inference answer carries an id, the key of its ground-truth label (`mlstack feedback`)
         rid = os.urandom(8).hex() if inference else None
-        conn.respond_with(resp, req.keep_alive, backend.version, rid)
+        conn.respond_with(resp, req.keep_alive, group.version, rid)
         if inference:
             self.answered += 1
-            self.stats_for(backend.version, "primary").record(time.time(), latency, resp.status)
+            self.stats_for(group.version, "primary").record(time.time(), latency, resp.status)
+            batch = resp.header(BATCH_HEADER)
+            if batch is not None:
+                self._count_batch(group.version, batch)
             if self.request_log.sample_rate:
                 self.request_log.maybe(
                     backend.version, "primary", path, resp.status, latency, req.body, resp.body, rid
                 )
             for share, shadow in table.shadows:
-                if shadow is not backend and (share >= 1.0 or random.random() < share):
+                if shadow is not group and (share >= 1.0 or random.random() < share):
                     if self.shadow_inflight >= MAX_SHADOW_INFLIGHT:
                         self.shadow_dropped += 1
                         continue
@@ -381,12 +529,46 @@ class Router:
                     self.shadow_sent += 1
                     # build the copy now: the connection may reuse or drop `req` once the
                     # primary's answer is sent, before the mirror task first runs
+                    worker = shadow.choose()
+                    assert worker is not None
                     copy = build_request(
-                        req.method, req.url, shadow.host, req.header_block, req.body
+                        req.method, req.url, worker.host, req.header_block, req.body
                     )
-                    task = asyncio.ensure_future(self._mirror(shadow, copy, req.path, req.body))
+                    task = asyncio.ensure_future(self._mirror(worker, copy, req.path, req.body))
                     self._mirrors.add(task)
                     task.add_done_callback(self._mirrors.discard)
+
+    def _retry_on(
+        self,
+        group: Version,
+        failed: Backend,
+        error: BaseException,
+        tried: tuple[Backend, ...],
+        idempotent: bool,
+    ) -> Backend | None:
+        """Another worker of the same version for a request whose connection failed before a
+        complete answer came back (the worker died or restarts); None when there is none."""
+        if isinstance(error, TimeoutError) or not idempotent:
+            return None  # a slow answer may still come: never sent twice
+        # a connection lost after part of an answer arrived counts too: the router forwards only
+        # complete answers, so the client has seen nothing, and a prediction repeated on
+        # another worker of the same version gives the same answer
+        failed.healthy = False  # the next health check that passes brings it back
+        failed.failures = max(failed.failures, 2)
+        self._restart_if_dead(failed)
+        other = group.choose(tried + (failed,))
+        return other if other is not None and other.healthy else None
+
+    def _count_batch(self, version: str, value: bytes) -> None:
+        size, _, queued = value.partition(b";")
+        try:
+            rows, ms = int(size), float(queued or 0)
+        except ValueError:
+            return
+        s = self.batching.get(version)
+        if s is None:
+            s = self.batching[version] = BatchStats(version)
+        s.record(rows, ms / 1000.0)
 
     async def _mirror(self, backend: Backend, data: bytes, path: bytes, req_body: bytes) -> None:
         t0 = time.perf_counter()
@@ -767,7 +949,7 @@ async def run(config_path: Path) -> None:
             c.transport.close()
     health.cancel()
     router.request_log.flush()
-    for b in router.backends.values():
+    for b in router.workers.values():
         b.pool.close()
 
 

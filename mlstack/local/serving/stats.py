@@ -130,6 +130,40 @@ class VersionStats:
         return out
 
 
+BATCH_BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class BatchStats:
+    """How one version's model servers batched the requests they answered: rows per prediction
+    call and time each request queued for its batch, from the header the server sets."""
+
+    __slots__ = ("version", "requests", "rows_counts", "rows_sum", "queue_sum", "queue_max")
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.requests = 0
+        self.rows_counts = [0] * (len(BATCH_BOUNDS) + 1)
+        self.rows_sum = 0
+        self.queue_sum = 0.0
+        self.queue_max = 0.0
+
+    def record(self, rows: int, queued: float) -> None:
+        self.requests += 1
+        self.rows_counts[bisect_left(BATCH_BOUNDS, rows)] += 1
+        self.rows_sum += rows
+        self.queue_sum += queued
+        self.queue_max = max(self.queue_max, queued)
+
+    def summary(self) -> dict[str, float]:
+        n = self.requests or 1
+        return {
+            "requests": self.requests,
+            "mean_batch_rows": self.rows_sum / n,
+            "mean_queue_ms": self.queue_sum / n * 1000,
+            "max_queue_ms": self.queue_max * 1000,
+        }
+
+
 def percentile(hist: dict[int, int], q: float) -> float | None:
     total = sum(hist.values())
     if not total:
@@ -150,7 +184,11 @@ def _esc(v: str) -> str:
 
 
 def prometheus_text(
-    endpoint: str, stats: list[VersionStats], weights: dict[str, float], healthy: dict[str, bool]
+    endpoint: str,
+    stats: list[VersionStats],
+    weights: dict[str, float],
+    healthy: dict[str, bool],
+    batching: dict[str, BatchStats] | None = None,
 ) -> str:
     """The Prometheus text exposition format, version 0.0.4."""
     ep = _esc(endpoint)
@@ -199,4 +237,26 @@ def prometheus_text(
     ]
     for v, ok in sorted(healthy.items()):
         lines.append(f'mlstack_backend_up{{endpoint="{ep}",version="{_esc(v)}"}} {int(ok)}')
+    if batching:
+        lines += [
+            "# HELP mlstack_batch_rows Rows in the prediction call that answered a request.",
+            "# TYPE mlstack_batch_rows histogram",
+        ]
+        for v, b in sorted(batching.items()):
+            labels = f'endpoint="{ep}",version="{_esc(v)}"'
+            cum = 0
+            for bound, n in zip(BATCH_BOUNDS, b.rows_counts, strict=False):
+                cum += n
+                lines.append(f'mlstack_batch_rows_bucket{{{labels},le="{bound}"}} {cum}')
+            lines.append(f'mlstack_batch_rows_bucket{{{labels},le="+Inf"}} {b.requests}')
+            lines.append(f"mlstack_batch_rows_sum{{{labels}}} {b.rows_sum}")
+            lines.append(f"mlstack_batch_rows_count{{{labels}}} {b.requests}")
+        lines += [
+            "# HELP mlstack_batch_queue_seconds Time requests waited in the batch queue.",
+            "# TYPE mlstack_batch_queue_seconds summary",
+        ]
+        for v, b in sorted(batching.items()):
+            labels = f'endpoint="{ep}",version="{_esc(v)}"'
+            lines.append(f"mlstack_batch_queue_seconds_sum{{{labels}}} {b.queue_sum:.6f}")
+            lines.append(f"mlstack_batch_queue_seconds_count{{{labels}}} {b.requests}")
     return "\n".join(lines) + "\n"

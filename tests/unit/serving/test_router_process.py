@@ -1,16 +1,24 @@
 """The router process against stub backends (no model server): a reload waits for requests in
 flight on versions leaving the table, pipelined requests are answered in order, Expect:
-100-continue and oversized bodies are handled, unknown admin routes and no-traffic give 4xx/503."""
+100-continue and oversized bodies are handled, unknown admin routes and no-traffic give 4xx/503.
+A version with several workers: traffic spread over them, a killed one costs no request, weights
+hold across versions with different worker counts, a dead worker is started again."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +35,7 @@ class StubBackend:
         self.name = name
         self.port = runtime.free_port()
         self.loop = asyncio.new_event_loop()
+        self.writers: set[asyncio.StreamWriter] = set()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -45,6 +54,7 @@ class StubBackend:
         self.loop.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -72,15 +82,26 @@ class StubBackend:
             writer.close()
 
     def close(self) -> None:
-        if self.loop.is_closed():
+        """Stop as a killed process does: the listening socket and every connection close,
+        requests in flight get no answer."""
+        if self.loop.is_closed() or not self.thread.is_alive():
             return
-        self.loop.call_soon_threadsafe(self.loop.stop)
+
+        def stop() -> None:
+            self.server.close()
+            for w in self.writers:
+                w.transport.abort()
+            self.loop.stop()
+
+        self.loop.call_soon_threadsafe(stop)
         self.thread.join(5)
 
 
-@pytest.fixture()
-def router(tmp_path: Path) -> Iterator[tuple[Path, int, StubBackend, StubBackend]]:
-    a, b = StubBackend("a"), StubBackend("b")
+@contextlib.contextmanager
+def running_router(
+    tmp_path: Path, backends: list[dict[str, Any]], **settings: Any
+) -> Iterator[tuple[Path, int]]:
+    """The router process on a free port with these backends; stopped whatever happens."""
     port = runtime.free_port()
     config = tmp_path / "router.json"
     config.write_text(
@@ -91,9 +112,10 @@ def router(tmp_path: Path) -> Iterator[tuple[Path, int, StubBackend, StubBackend
                 "host": "127.0.0.1",
                 "port": port,
                 "generation": 1,
-                "backends": [{"version": "a", "port": a.port, "weight": 100}],
+                "backends": backends,
                 "max_body_bytes": 1000,
                 "health_interval": 0.2,
+                **settings,
             }
         )
     )
@@ -106,9 +128,21 @@ def router(tmp_path: Path) -> Iterator[tuple[Path, int, StubBackend, StubBackend
             if runtime.http_json(port, "GET", "/_mlstack/state", timeout=0.3):
                 break
             time.sleep(0.05)
-        yield config, port, a, b
+        yield config, port
     finally:  # whatever the outcome: the router does not outlive the test
         runtime.terminate(pid, "mlstack.local.serving.router")
+
+
+@pytest.fixture()
+def router(tmp_path: Path) -> Iterator[tuple[Path, int, StubBackend, StubBackend]]:
+    a, b = StubBackend("a"), StubBackend("b")
+    try:
+        with running_router(tmp_path, [{"version": "a", "port": a.port, "weight": 100}]) as (
+            config,
+            port,
+        ):
+            yield config, port, a, b
+    finally:
         a.close()
         b.close()
 
@@ -124,7 +158,7 @@ def test_reload_waits_for_in_flight_requests_of_retired_versions(router: tuple) 
 
     t = threading.Thread(target=call)
     t.start()
-    time.sleep(0.3)
+    _wait_for(lambda: _state(url)["backends"]["a"]["inflight"] == 1)
     cfg = json.loads(config.read_text())
     cfg.update(generation=2, backends=[{"version": "b", "port": b.port, "weight": 100}])
     config.write_text(json.dumps(cfg))
@@ -214,3 +248,129 @@ def test_dead_backend_gives_502_and_is_marked_unhealthy(router: tuple) -> None:
     assert httpx.get(url + "/_mlstack/state").json()["backends"]["a"]["healthy"] is False
     errors = httpx.get(url + "/metrics").text
     assert 'mlstack_request_errors_total{endpoint="ep",version="a",role="primary"} 1' in errors
+
+
+def _wait_for(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def _hammer(url: str, n: int, threads: int = 4) -> list[tuple[int, str]]:
+    """``n`` predictions over ``threads`` keep-alive clients: (status, who answered) each."""
+
+    def one_client(count: int) -> list[tuple[int, str]]:
+        out = []
+        with httpx.Client(timeout=10) as c:
+            for _ in range(count):
+                r = c.post(url + "/v1/models/m:predict", content=b"{}")
+                out.append((r.status_code, str(r.json().get("from", r.text))))
+        return out
+
+    with ThreadPoolExecutor(threads) as pool:
+        parts = pool.map(one_client, [n // threads] * threads)
+    return [x for part in parts for x in part]
+
+
+def _state(url: str) -> dict[str, Any]:
+    data: dict[str, Any] = httpx.get(url + "/_mlstack/state").json()
+    return data
+
+
+def test_workers_share_a_version_and_a_killed_one_costs_no_request(tmp_path: Path) -> None:
+    a1, a2, b1, b2, b3 = (StubBackend(n) for n in ("a1", "a2", "b1", "b2", "b3"))
+    try:
+        a = {"version": "a", "weight": 100, "workers": [{"port": a1.port}, {"port": a2.port}]}
+        with running_router(tmp_path, [a]) as (config, port):
+            url = f"http://127.0.0.1:{port}"
+            answered = Counter(who for _, who in _hammer(url, 40, threads=1))
+            assert set(answered) == {"a1", "a2"}  # one at a time: the idle workers alternate
+            workers = _state(url)["backends"]["a"]["workers"]
+            assert [w["port"] for w in workers] == [a1.port, a2.port]
+
+            # kill a1 while four clients keep sending: every request is answered
+            with ThreadPoolExecutor(1) as pool:
+                load = pool.submit(_hammer, url, 400)
+                _wait_for(lambda: _state(url)["answered"] > 80)
+                a1.close()
+                results = load.result(60)
+            assert {status for status, _ in results} == {200}
+            assert _state(url)["retried"] >= 1  # a request that found a1 dead went to a2
+            _wait_for(lambda: not _state(url)["backends"]["a"]["workers"][0]["healthy"])
+
+            # a canary between versions with 1 and 3 workers: the weights hold, nothing fails
+            cfg = json.loads(config.read_text())
+            b = {"version": "b", "weight": 50, "workers": [{"port": s.port} for s in (b1, b2, b3)]}
+            a = {"version": "a", "weight": 50, "workers": [{"port": a2.port}]}
+            cfg.update(generation=2, backends=[a, b])
+            config.write_text(json.dumps(cfg))
+            with ThreadPoolExecutor(1) as pool:
+                load = pool.submit(_hammer, url, 400)
+                assert httpx.post(url + "/_mlstack/reload").json()["generation"] == 2
+                results = load.result(60)
+            assert {status for status, _ in results} == {200}
+            after = Counter(who for _, who in _hammer(url, 800))
+            share_b = sum(n for who, n in after.items() if who.startswith("b")) / 800
+            assert 0.4 < share_b < 0.6  # 50 %, although b has three workers to a's one
+            assert {"b1", "b2", "b3"} <= set(after)
+    finally:
+        for stub in (a1, a2, b1, b2, b3):
+            stub.close()
+
+
+STUB_SERVER = """
+import json, os, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+port = int(sys.argv[sys.argv.index("--port") + 1])
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def _send(self, body):
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def do_GET(self):
+        self._send({"ready": True})
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self._send({"from": os.getpid()})
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+
+def test_a_dead_worker_is_started_again_with_its_command(tmp_path: Path) -> None:
+    wport = runtime.free_port()
+    marker = ("mlstack.local.serving.model_server", f"--port {wport} ")
+    # a stand-in model server: a command line the router recognises, a tiny HTTP server
+    cmd = ["-c", STUB_SERVER, "mlstack.local.serving.model_server", "--port", str(wport), "--x"]
+    log = tmp_path / "worker.log"
+    pids = [runtime.spawn(cmd, log)]
+    try:
+        _wait_for(lambda: runtime.ready(wport))
+        worker = {"port": wport, "pid": pids[0], "cmd": cmd, "log": str(log)}
+        with running_router(tmp_path, [{"version": "a", "weight": 100, "workers": [worker]}]) as (
+            _,
+            port,
+        ):
+            url = f"http://127.0.0.1:{port}"
+            first = httpx.post(url + "/v1/models/m:predict", content=b"{}").json()
+            assert first == {"from": pids[0]}
+            os.kill(pids[0], signal.SIGKILL)
+
+            def restarted() -> bool:
+                w = _state(url)["backends"]["a"]["workers"][0]
+                if w["pid"] != pids[-1]:
+                    pids.append(w["pid"])
+                return bool(w["restarts"] == 1 and w["healthy"])
+
+            _wait_for(restarted, timeout=20)
+            answer = httpx.post(url + "/v1/models/m:predict", content=b"{}").json()
+            assert answer == {"from": pids[-1]} and pids[-1] != pids[0]
+    finally:
+        for pid in pids:
+            runtime.terminate(pid, marker)
