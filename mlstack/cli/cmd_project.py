@@ -60,12 +60,11 @@ def validate(
 
 @click.command()
 def schema() -> None:
-    """Print the JSON Schema of mlstack.yaml (for editors)."""
-    from mlstack.manifest.models import Project
+    """Print the JSON Schema of mlstack.yaml (for editors), with every installed backend's
+    settings."""
+    from mlstack.tooling.schema import full_schema
 
-    s = Project.model_json_schema(by_alias=True)
-    s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    s["title"] = "mlstack.yaml"
+    s = full_schema()
     from mlstack.cli import render
 
     render.emit_json(s)
