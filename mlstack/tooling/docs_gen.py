@@ -2,6 +2,8 @@
 
 - ``spec.md``: every key of ``mlstack.yaml`` and of each installed backend's settings, from the
   JSON Schema ``mlstack schema`` prints (``mlstack.tooling.schema``).
+- ``stages.md``: the built-in stages' ``with:`` settings, files and metrics, from the runtime's
+  table (``mlstack_runtime.settings``, ``mlstack_runtime.metrics``).
 
 ``make docs`` (``python -m mlstack.tooling.docs_gen``) rewrites them; ``--check`` exits 1 naming
 the stale pages, which ``tests/unit/docs`` also checks.
@@ -219,10 +221,108 @@ def _refs_of(model: dict[str, Any]) -> list[str]:
     return [r for prop in model.get("properties", {}).values() for r in _refs(prop)]
 
 
+# --- built-in stages ----------------------------------------------------------------------------
+
+
+def stages_reference() -> str:
+    from mlstack_runtime import metrics
+    from mlstack_runtime.artifacts import BEST_PARAMS, MODEL_FILE, MODEL_META
+    from mlstack_runtime.estimators import DEFAULT_ESTIMATOR
+    from mlstack_runtime.settings import STAGES
+
+    out = [
+        "# Built-in stages",
+        "",
+        GENERATED,
+        "",
+        "A stage with `uses: builtin/NAME` runs one of these, the same code on every backend",
+        "(`mlstack_runtime`, see [runtime.md](../runtime.md)). Its settings go under `with:`; a",
+        "key a stage does not read is an error at `validate` (with a did-you-mean) and when",
+        "the stage starts. Each stage reads the files its upstream stages (`needs:`) wrote,",
+        "the nearest first, and writes its own into its output folder; every stage also leaves",
+        "`metrics.json` (the metrics it measured) and `return.json` (its summary, if any) there.",
+        "",
+        "| stage | settings | writes |",
+        "|---|---|---|",
+    ]
+    for info in STAGES.values():
+        keys = ", ".join(f"`{s.key}`" for s in info.settings) or "none"
+        writes = ", ".join(f"`{w}`" for w in info.writes) or "nothing of its own"
+        out.append(f"| [{info.kind}](#builtin{info.kind}) | {keys} | {writes} |")
+    out.append("")
+    for info in STAGES.values():
+        out += [f"## builtin/{info.kind}", "", info.summary, ""]
+        if info.settings:
+            out += ["| `with:` key | default | meaning |", "|---|---|---|"]
+            out += [f"| `{s.key}` | {_cell(s.default)} | {_cell(s.text)} |" for s in info.settings]
+        else:
+            out.append("Takes no `with:` settings.")
+        out += [
+            "",
+            "- reads: " + ", ".join(_code(r) for r in info.reads),
+            "- writes: " + (", ".join(f"`{w}`" for w in info.writes) or "nothing of its own"),
+        ]
+        if info.metrics:
+            out.append(f"- metrics: {info.metrics}")
+        out.append("")
+    out += [
+        "## Metrics each task reports",
+        "",
+        "`evaluate` measures these on the test rows: what its `gates:`, the promotion gates and",
+        f"`tune`'s `metric` can name. The task is the estimator's: `train` records it in `{MODEL_META}`",
+        "(`classification` for a scikit-learn classifier, `regression` otherwise).",
+        "",
+        "| task | metric | meaning |",
+        "|---|---|---|",
+    ]
+    for task, table in (
+        ("classification", metrics.CLASSIFICATION),
+        ("regression", metrics.REGRESSION),
+    ):
+        out += [f"| {task} | `{k}` | {_cell(v)} |" for k, v in table.items()]
+    out += [
+        "",
+        "A gate compares a metric with a number or with the champion's value, e.g.",
+        "`accuracy >= 0.9`, `f1 >= champion.f1`, `rmse <= champion.rmse + 0.5`.",
+        "",
+        "## How tune feeds train",
+        "",
+        "`tune` looks for the first `train` stage that needs it (directly or through other",
+        "stages) and takes that stage's `estimator` and `params` as its own defaults. Each",
+        "candidate is `params` plus one draw from `space`. The winner is written to",
+        f"`{BEST_PARAMS}` (`params`, `value`, `metric`, `trials`, `estimator`); `train` finds it",
+        "among its inputs and fits with its own `params` overridden by the tuned ones. So:",
+        "",
+        "```yaml",
+        "- {name: tune, uses: builtin/tune, needs: [features],",
+        "   with: {trials: 20, metric: f1, space: {max_depth: [2, 12], n_estimators: [50, 300]}}}",
+        "- {name: train, uses: builtin/train, needs: [tune],",
+        "   with: {estimator: sklearn.ensemble.RandomForestClassifier, params: {random_state: 0}}}",
+        "```",
+        "",
+        "A tune stage no train stage needs is refused at `validate`: its result would be ignored.",
+        "",
+        "## The model artifact",
+        "",
+        f"`train`'s output folder is the model: `{MODEL_FILE}` (the fitted features and",
+        "estimator as one scikit-learn Pipeline: it takes raw rows) and",
+        f"`{MODEL_META}` (`columns`, `dtypes`, `target`, `task`, `classes`, `estimator`,",
+        "`params`, `rows`, `format`). The model servers read both; see [requests.md](../requests.md).",
+        f"Without `estimator`, train fits `{DEFAULT_ESTIMATOR}`.",
+    ]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _code(text: str) -> str:
+    """File names in backticks; prose (already holding backticks) as it is."""
+    return text if "`" in text or " " in text else f"`{text}`"
+
+
 # --- writing and checking ------------------------------------------------------------------------
 
 PAGES: dict[str, Callable[[], str]] = {
     "reference/spec.md": spec_reference,
+    "reference/stages.md": stages_reference,
 }
 
 
