@@ -2,6 +2,8 @@
 
 - ``spec.md``: every key of ``mlstack.yaml`` and of each installed backend's settings, from the
   JSON Schema ``mlstack schema`` prints (``mlstack.tooling.schema``).
+- ``strategies.md``: the deployment strategies, their parameters and phases, and what each
+  installed backend does with each (``mlstack.manifest.strategies``, the plugins' Capabilities).
 - ``stages.md``: the built-in stages' ``with:`` settings, files and metrics, from the runtime's
   table (``mlstack_runtime.settings``, ``mlstack_runtime.metrics``).
 
@@ -221,6 +223,133 @@ def _refs_of(model: dict[str, Any]) -> list[str]:
     return [r for prop in model.get("properties", {}).values() for r in _refs(prop)]
 
 
+# --- strategies ---------------------------------------------------------------------------------
+
+
+def _variants() -> list[tuple[str, Any]]:
+    """(column title, Capabilities) per installed backend, one per setting that changes them."""
+    from mlstack.tooling.schema import backend_models
+
+    out = []
+    for name, plugin in sorted(backend_models().items()):
+        if plugin.capabilities_by is None:
+            out.append((name, plugin.capabilities))
+        else:
+            key, table = plugin.capabilities_by
+            out += [(f"{name} ({key}: {value})", caps) for value, caps in table.items()]
+    return out
+
+
+def _cases() -> list[tuple[str, Any]]:
+    """(row title, Deployment) per strategy with its default parameters, and A/B unsticky."""
+    from mlstack.manifest.models import Deployment
+    from mlstack.manifest.strategies import TABLE
+
+    out = [(f"`{s.name}`", Deployment(endpoint="e", strategy=s.name)) for s in TABLE]
+    unsticky = Deployment.model_validate(
+        {"endpoint": "e", "strategy": "ab", "ab": {"sticky_key": None}}
+    )
+    out.append(("`ab` with `sticky_key: null`", unsticky))
+    half = Deployment.model_validate(
+        {"endpoint": "e", "strategy": "shadow", "shadow": {"percent": 50}}
+    )
+    out.insert(5, ("`shadow` with `percent: 50`", half))
+    return out
+
+
+def _verdict(caps: Any, deployment: Any) -> tuple[str, str]:
+    """(short verdict, the sentence behind it) of a backend for one deployment."""
+    from mlstack.manifest.strategies import phases_of
+
+    refused = caps.explain_rollout(deployment)
+    if refused:
+        return "refused", "; ".join(f"{r.message} (instead: {r.hint})" for r in refused)
+    n = len(phases_of(deployment))
+    if caps.native_progressive and n > 1:
+        return "native", "the platform runs every phase itself (native rollout with rollback)"
+    if n > 1:
+        return "stepped by mlstack", (
+            f"mlstack's rollout controller deploys each of the {n} phases and judges the gates"
+        )
+    return "deployed by mlstack", "one deployment, no phases to step"
+
+
+def strategies_reference() -> str:
+    from mlstack.manifest.models import Deployment
+    from mlstack.manifest.strategies import TABLE, phases_of
+
+    variants = _variants()
+    cases = _cases()
+    out = [
+        "# Deployment strategies",
+        "",
+        GENERATED,
+        "",
+        "`deployment.strategy` picks how a new model version replaces the one serving; its",
+        "parameters sit under a key of the same name (`deployment.canary: {steps: [...]}`).",
+        "A phase that holds (a canary step below 100 %, a bake, a shadow) judges",
+        "`deployment.gates` on live metrics (`error_rate`, `latency_p50/p90/p95/p99`, custom",
+        "ones where the backend has them); a failed gate rolls back to the versions serving",
+        "before. A phase whose gates",
+        "cannot be judged (fewer than `deployment.min_requests` requests reached the new",
+        "version) holds the rollout and the command exits 1, unless `on_inconclusive: promote`.",
+        "What a backend cannot do is refused at `validate`/`plan`, at the spec's line, with the",
+        "reason and an alternative: nothing degrades silently.",
+        "",
+    ]
+    for st in TABLE:
+        d = Deployment(endpoint="e", strategy=st.name)
+        out += [f"## {st.name}", "", st.summary[0].upper() + st.summary[1:] + ".", ""]
+        if st.params is not None:
+            schema = st.params.model_json_schema(by_alias=True)
+            table = _model_table(st.name, schema)
+            out += [f"Parameters (`deployment.{st.name}`):", "", *table[2:]]
+            # the model's own docstring (if any) is shown once, above
+            if schema.get("description"):
+                out.remove(_cell(schema["description"]))
+        else:
+            out += ["No parameters.", ""]
+        out += ["Phases with the default parameters:", ""]
+        for i, ph in enumerate(phases_of(d), 1):
+            hold = f", held {ph.hold:g}s" if ph.hold else ""
+            judged = ", gates judged" if ph.check else ""
+            out.append(f"{i}. {ph.label}{hold}{judged}")
+        out += ["", f"Plan shows: {st.describe(st.params() if st.params else None)}.", ""]
+    out += [
+        "## What each backend does",
+        "",
+        "native: the platform runs the whole rollout (mlstack hands it every phase);",
+        "stepped by mlstack: mlstack's rollout controller sets each phase's traffic through the",
+        "platform's API and judges the gates in between; refused: `validate` and `plan` stop",
+        "with the reason. With the default parameters:",
+        "",
+        "| strategy | " + " | ".join(title for title, _ in variants) + " |",
+        "|---|" + "---|" * len(variants),
+    ]
+    for title, d in cases:
+        cells = [_verdict(caps, d)[0] for _, caps in variants]
+        out.append(f"| {title} | " + " | ".join(cells) + " |")
+    out.append("")
+    for vtitle, caps in variants:
+        out += [f"### {vtitle}", ""]
+        if caps.mirroring:
+            out += [f"Mirrors at most {caps.max_mirror_percent:g}% of requests.", ""]
+        if caps.gate_metrics is not None:
+            out += [
+                f"Gates it can judge: {', '.join(f'`{m}`' for m in sorted(caps.gate_metrics))}.",
+                "",
+            ]
+        else:
+            out += ["Gates it can judge: any metric (`error_rate`, `latency_*`, custom ones).", ""]
+        for title, d in cases:
+            verdict, why = _verdict(caps, d)
+            how = caps.notes.get(d.strategy, "") if verdict != "refused" else ""
+            detail = f"{why}; {how}" if how else why
+            out.append(f"- {title}: **{verdict}**: {_cell(detail)}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
 # --- built-in stages ----------------------------------------------------------------------------
 
 
@@ -323,6 +452,7 @@ def _code(text: str) -> str:
 PAGES: dict[str, Callable[[], str]] = {
     "reference/spec.md": spec_reference,
     "reference/stages.md": stages_reference,
+    "reference/strategies.md": strategies_reference,
 }
 
 
