@@ -83,3 +83,15 @@ def test_docs_gen_check_exits_1_on_a_stale_page(
     page.write_text(page.read_text().replace("the registered model", "old words"))
     assert docs_gen.main(["--check"]) == 1
     assert "spec.md is stale: run `make docs`" in capsys.readouterr().err
+
+
+def test_the_manuals_links_lead_somewhere() -> None:
+    import re
+
+    pages = [ROOT / "docs" / "README.md", ROOT / "docs" / "requests.md"]
+    pages += sorted((ROOT / "docs" / "reference").glob("*.md"))
+    for page in pages:
+        text = re.sub(r"`[^`\n]*`", "", page.read_text())  # code spans hold no links
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text):
+            if "://" not in target:
+                assert (page.parent / target).exists(), f"{page.name} links to {target}"
