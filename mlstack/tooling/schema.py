@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlstack.manifest.models import ENV_KEYS, Project
+from mlstack.manifest.models import ENV_KEYS, Environment, Project
 
 
 def backend_models() -> dict[str, Any]:
@@ -31,6 +31,7 @@ def full_schema() -> dict[str, Any]:
     s["title"] = "mlstack.yaml"
     defs = s.setdefault("$defs", {})
     env = defs["Environment"]
+    default = Environment.model_fields["backend"].default
     branches = []
     for name, plugin in sorted(backend_models().items()):
         model = plugin.config_model.model_json_schema(
@@ -48,12 +49,10 @@ def full_schema() -> dict[str, Any]:
         for key in ENV_KEYS:
             props.setdefault(key, True)
         defs[_settings_def(name)] = model
-        branches.append(
-            {
-                "if": {"properties": {"backend": {"const": name}}, "required": ["backend"]},
-                "then": {"$ref": f"#/$defs/{_settings_def(name)}"},
-            }
-        )
+        when: dict[str, Any] = {"properties": {"backend": {"const": name}}}
+        if name != default:  # a block without `backend:` is the default backend's
+            when["required"] = ["backend"]
+        branches.append({"if": when, "then": {"$ref": f"#/$defs/{_settings_def(name)}"}})
     if branches:
         env["allOf"] = branches
     return s

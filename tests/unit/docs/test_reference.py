@@ -71,6 +71,9 @@ def test_the_schema_accepts_the_quickstart_and_refuses_a_misspelt_backend_settin
     spec["environments"]["cloud"]["backend"] = "local"
     errors = [e.message for e in validator.iter_errors(spec)]
     assert any("region" in m for m in errors), errors  # local's settings have no region
+    del spec["environments"]["cloud"]["backend"]  # no backend: local's settings apply
+    errors = [e.message for e in validator.iter_errors(spec)]
+    assert any("region" in m for m in errors), errors
 
 
 def test_docs_gen_check_exits_1_on_a_stale_page(
