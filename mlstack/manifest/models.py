@@ -414,7 +414,7 @@ class StateConfig(Strict):
         pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$",
     )
     account_url: str | None = Field(
-        description="azblob: the storage account URL; default: from the environment",
+        description="azblob: the storage account URL, unless AZURE_STORAGE_CONNECTION_STRING is set",
         default=None,
         pattern=r"^https?://",
     )
@@ -430,10 +430,11 @@ class StateConfig(Strict):
         pattern=r"^https?://",
     )
     kms_key: str | None = Field(
-        default=None, description="s3: KMS key that encrypts the state objects"
+        default=None,
+        description="key the state objects are encrypted with: an AWS KMS key (s3), a Cloud KMS key (gcs), an encryption scope (azblob)",
     )
     stale_after: Duration = Field(
-        description="a lock whose holder has not renewed it for this long may be broken",
+        description="a lock whose heartbeat is older than this is reported stale (`mlstack force-unlock ID` breaks it)",
         default=120.0,
         gt=0,
     )
