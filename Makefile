@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test fuzz lint bench install install-dev oldest-env wheels clean browser
+.PHONY: docs demo test fuzz lint bench install install-dev oldest-env wheels clean browser
 # Azurite, Microsoft's Azure Storage emulator, for the remote-state tests (npm, pinned)
 AZURITE := azurite@3.37.0
 
@@ -55,6 +55,10 @@ demo: install
 	cd examples/quickstart && ../../$(BIN)/mlstack apply -e dev --auto-approve
 	cd examples/quickstart && ../../$(BIN)/mlstack status -e dev
 	cd examples/quickstart && ../../$(BIN)/mlstack predict -e dev --data "$$(cat sample.json)"
+
+# The generated reference pages (docs/reference/): rewritten from the code's tables and models.
+docs: install-dev
+	$(BIN)/python -m mlstack.tooling.docs_gen
 
 lint: install-dev
 	$(BIN)/ruff check mlstack runtime backends stacks tests

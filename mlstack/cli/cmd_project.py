@@ -60,12 +60,11 @@ def validate(
 
 @click.command()
 def schema() -> None:
-    """Print the JSON Schema of mlstack.yaml (for editors)."""
-    from mlstack.manifest.models import Project
+    """Print the JSON Schema of mlstack.yaml (for editors), with every installed backend's
+    settings."""
+    from mlstack.tooling.schema import full_schema
 
-    s = Project.model_json_schema(by_alias=True)
-    s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    s["title"] = "mlstack.yaml"
+    s = full_schema()
     from mlstack.cli import render
 
     render.emit_json(s)
@@ -75,11 +74,18 @@ def schema() -> None:
 @click.argument("directory", default=".")
 @click.option("--name", default=None, help="Project name (default: the folder's name).")
 @click.option("--force", is_flag=True, help="Overwrite an existing mlstack.yaml.")
-def init(directory: str, name: str | None, force: bool) -> None:
+@click.option(
+    "--template",
+    type=click.Choice(["classification", "regression", "multiclass"]),
+    default="classification",
+    show_default=True,
+    help="The kind of model: a binary classifier, a regressor, or a tuned multiclass forest.",
+)
+def init(directory: str, name: str | None, force: bool, template: str) -> None:
     """Create mlstack.yaml and a tiny example dataset in DIRECTORY."""
     from mlstack.tooling.scaffold import scaffold
 
-    written = scaffold(directory, name, force)
+    written = scaffold(directory, name, force, template)
     from mlstack.cli import render
 
     for path in written:

@@ -116,7 +116,8 @@ class Capabilities:
                 )
             )
         mirror = strategies.mirror_percent(deployment)
-        if mirror > self.max_mirror_percent:
+        # (without mirroring at all, the refusal above already says why; no "percent <= 0")
+        if self.mirroring and mirror > self.max_mirror_percent:
             out.append(
                 Refusal(
                     (name, "percent"),

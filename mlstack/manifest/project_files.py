@@ -43,6 +43,8 @@ def check_project_files(project: Any, src: Source, problems: ProblemList, root: 
             _check_run(st.run, src, problems, root, where + ("run",))
         if st.function:
             _check_function(st.function, src, problems, root, where + ("function",))
+        if st.uses:
+            _check_settings(st, src, problems, where)
         if st.kind == "evaluate":
             _check_gates(st, stages, src, problems, where)
         if columns is not None and st.kind == "features":
@@ -230,6 +232,18 @@ def _check_function(
             src.locate(path),
             "create the module in the project folder or install its package",
         )
+
+
+def _check_settings(st: Any, src: Source, problems: ProblemList, where: tuple[Any, ...]) -> None:
+    """A built-in stage's ``with:`` keys, against the settings the runtime declares it reads
+    (``mlstack_runtime.settings``: one table for the stage, this check and the docs). Where the
+    runtime is not installed (a core-only install), the stage's job checks them when it starts."""
+    try:
+        from mlstack_runtime.settings import unknown
+    except ImportError:
+        return
+    for key, message in unknown(st.kind, st.with_):
+        problems.add(message, src.locate(where + ("with", key)), "see docs/reference/stages.md")
 
 
 # --- gates and wiring ----------------------------------------------------------------------------

@@ -27,8 +27,13 @@ Feature = Literal["weighted_traffic", "mirroring", "sticky_sessions"]
 
 
 class Steps(Strict):
-    steps: list[float] = Field(default_factory=lambda: [10.0, 50.0, 100.0])
-    interval: Duration = 60.0
+    steps: list[float] = Field(
+        description="the new version's traffic share at each step, percent, increasing (100 is added last)",
+        default_factory=lambda: [10.0, 50.0, 100.0],
+    )
+    interval: Duration = Field(
+        default=60.0, description="how long each step below 100 % holds, gates checked"
+    )
 
     @field_validator("steps")
     @classmethod
@@ -41,26 +46,41 @@ class Steps(Strict):
 
 
 class Linear(Strict):
-    step: float = Field(default=20.0, gt=0, le=100)
-    interval: Duration = 60.0
+    step: float = Field(description="percent added at each step", default=20.0, gt=0, le=100)
+    interval: Duration = Field(
+        default=60.0, description="how long each step below 100 % holds, gates checked"
+    )
 
 
 class BlueGreen(Strict):
-    bake: Duration = 60.0
+    bake: Duration = Field(
+        default=60.0,
+        description="how long the old version stays warm after the switch, gates checked",
+    )
 
 
 class Shadow(Strict):
-    percent: float = Field(default=100.0, gt=0, le=100)
-    duration: Duration = 300.0
+    percent: float = Field(
+        description="share of requests mirrored to the new version", default=100.0, gt=0, le=100
+    )
+    duration: Duration = Field(
+        default=300.0, description="how long the mirroring lasts, gates checked"
+    )
 
 
 class AB(Strict):
     weights: dict[str, float] = Field(
-        default_factory=lambda: {"champion": 50.0, "challenger": 50.0}
+        description="traffic weights of champion and challenger",
+        default_factory=lambda: {"champion": 50.0, "challenger": 50.0},
     )
     # None: requests are split by weight only (no assignment by a request key)
-    sticky_key: str | None = "x-user-id"
-    duration: Duration = 0.0
+    sticky_key: str | None = Field(
+        default="x-user-id",
+        description="request header that keeps a caller on one version; null: split by weight only",
+    )
+    duration: Duration = Field(
+        default=0.0, description="how long the gates are judged on the split (0: not judged)"
+    )
 
     @model_validator(mode="after")
     def _weights(self) -> AB:

@@ -159,8 +159,21 @@ class Job:
         return None
 
     # --- settings --------------------------------------------------------------------------
+    def setting(self, key: str, default: Any = None) -> Any:
+        """``with: KEY`` of this stage, as ``dict.get``. A built-in stage reads only the keys
+        ``mlstack_runtime.settings`` declares for it (they are validated and documented there);
+        reading another is a bug, reported as one."""
+        from mlstack_runtime.settings import STAGES, keys
+
+        if self.kind in STAGES and key not in keys(self.kind):
+            raise RuntimeError(
+                f"builtin/{self.kind} reads `with: {key}`, which mlstack_runtime.settings does "
+                "not declare for it: declare it there"
+            )
+        return self.params.get(key, default)
+
     def target(self) -> str:
-        target = self.data.get("target") or self.params.get("target")
+        target = self.data.get("target") or self.setting("target")
         if not target:
             raise StageError(
                 f"stage {self.name!r} needs to know the target column",

@@ -10,6 +10,22 @@ from typing import Any
 
 MINIMIZE = frozenset({"rmse", "mae", "log_loss"})
 
+# What each task reports (evaluate, tune's `metric`, gates), with what it means.
+CLASSIFICATION: dict[str, str] = {
+    "accuracy": "share of test rows predicted right",
+    "f1": "harmonic mean of precision and recall (binary: the larger label is positive; more "
+    "classes: weighted by class size)",
+    "precision": "share of predicted positives that are positive (averaged as f1)",
+    "recall": "share of positives predicted positive (averaged as f1)",
+    "roc_auc": "area under the ROC curve from predict_proba (more classes: one-vs-rest, "
+    "weighted); only for estimators with predict_proba",
+}
+REGRESSION: dict[str, str] = {
+    "rmse": "root mean squared error (lower is better)",
+    "mae": "mean absolute error (lower is better)",
+    "r2": "coefficient of determination (1 is perfect)",
+}
+
 
 def classification_metrics(model: Any, x: Any, y: Any) -> dict[str, float]:
     import numpy as np

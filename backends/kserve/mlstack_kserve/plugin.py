@@ -71,7 +71,7 @@ class GatewayRef(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(description="the Gateway's name")
     namespace: str | None = Field(default=None, description="default: the environment's")
     section: str | None = Field(default=None, description="listener name (sectionName)")
 
@@ -105,7 +105,10 @@ class KServeConfig(BaseModel):
     gateway: GatewayRef | None = Field(
         default=None, description="the HTTPRoute's parent Gateway (RawDeployment only)"
     )
-    resources: Resources = Field(default_factory=Resources)
+    resources: Resources = Field(
+        description="requests and limits of the predictor and stage containers",
+        default_factory=Resources,
+    )
     service_account: str = Field(
         default="mlstack", description="service account with the storage secret (see stacks)"
     )

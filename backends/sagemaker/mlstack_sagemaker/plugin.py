@@ -103,7 +103,9 @@ class SageMakerConfig(BaseModel):
         default=None, description="instance type of endpoint variants; default instance_type"
     )
     subnets: list[str] = Field(default_factory=list, description="VPC subnets for jobs/endpoints")
-    security_groups: list[str] = Field(default_factory=list)
+    security_groups: list[str] = Field(
+        description="VPC security groups for jobs/endpoints", default_factory=list
+    )
     sklearn_version: str = Field(
         default="1.2-1", description="SageMaker scikit-learn container version"
     )

@@ -10,6 +10,7 @@ from importlib import import_module
 from typing import Any
 
 KINDS = ("ingest", "validate", "split", "features", "train", "tune", "evaluate", "register")
+# each kind's ``with:`` settings, inputs and outputs: ``mlstack_runtime.settings.STAGES``
 
 _BASE = ("numpy", "pandas", "pyarrow.parquet", "joblib")
 _SK = (
@@ -38,4 +39,7 @@ def run(kind: str, job: Any) -> Any:
         from mlstack_runtime.errors import StageConfigError
 
         raise StageConfigError("uses", f"builtin/{kind} is not a built-in stage")
+    from mlstack_runtime.settings import check
+
+    check(kind, job.params)
     return import_module(f"mlstack_runtime.stages.{kind}").run(job)

@@ -22,8 +22,8 @@ def run(job: Any) -> dict[str, Any]:
 
     train = read_table(job.require(TRAIN, "builtin/split"))
     target = job.target()
-    numeric = list(job.params.get("numeric") or [])
-    categorical = list(job.params.get("categorical") or [])
+    numeric = list(job.setting("numeric") or [])
+    categorical = list(job.setting("categorical") or [])
     if not numeric and not categorical:
         for c in train.columns:
             if c != target:

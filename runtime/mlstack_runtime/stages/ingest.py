@@ -96,8 +96,8 @@ def _parse(fmt: str, name: str, raw: bytes) -> Any:
 def run(job: Any) -> dict[str, Any]:
     import pandas as pd
 
-    source = str(job.data.get("source") or job.params.get("source") or "")
-    declared = job.data.get("format") or job.params.get("format")
+    source = str(job.data.get("source") or job.setting("source") or "")
+    declared = job.data.get("format") or job.setting("format")
     if job.data_dir is not None:
         blobs = _from_folder(job.data_dir, source, declared)
     elif source:

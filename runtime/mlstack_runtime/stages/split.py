@@ -58,15 +58,19 @@ def split_frame(
 
 def run(job: Any) -> dict[str, Any]:
     df = read_table(job.require(TABLE, "builtin/ingest"))
-    cfg = {**(job.data.get("split") or {}), **job.params}
-    strategy = str(cfg.get("strategy") or "random")
+    spec = job.data.get("split") or {}
+
+    def pick(key: str, default: Any = None) -> Any:  # `with:` first, then data.split
+        return job.setting(key, spec.get(key, default))
+
+    strategy = str(pick("strategy") or "random")
     train, val, test = split_frame(
         df,
         strategy,
-        float(cfg.get("test", 0.2)),
-        float(cfg.get("validation") or 0.0),
-        int(cfg.get("seed") or 0),
-        cfg.get("by"),
+        float(pick("test", 0.2)),
+        float(pick("validation") or 0.0),
+        int(pick("seed") or 0),
+        pick("by"),
     )
     for frame, name in ((train, TRAIN), (val, VALIDATION), (test, TEST)):
         write_table(frame, job.output / name)

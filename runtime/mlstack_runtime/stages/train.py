@@ -40,8 +40,8 @@ def run(job: Any) -> None:
     target = job.target()
     features = json.loads(job.require(FEATURES_META, "builtin/features").read_text())
     pre = joblib.load(job.require(FEATURES_FITTED, "builtin/features"))
-    path = str(job.params.get("estimator") or DEFAULT_ESTIMATOR)
-    params = dict(job.params.get("params") or {})
+    path = str(job.setting("estimator") or DEFAULT_ESTIMATOR)
+    params = dict(job.setting("params") or {})
     best = job.find(BEST_PARAMS)
     if best is not None:
         tuned = json.loads(best.read_text())["params"]

@@ -42,14 +42,14 @@ def run(job: Any) -> dict[str, Any]:
     from sklearn.pipeline import Pipeline
 
     follows = dict(job.following("train").get("with") or {})
-    path = str(job.params.get("estimator") or follows.get("estimator") or DEFAULT_ESTIMATOR)
-    base = {**(follows.get("params") or {}), **(job.params.get("params") or {})}
-    space = dict(job.params.get("space") or {})
+    path = str(job.setting("estimator") or follows.get("estimator") or DEFAULT_ESTIMATOR)
+    base = {**(follows.get("params") or {}), **(job.setting("params") or {})}
+    space = dict(job.setting("space") or {})
     if not space:
         raise StageConfigError(
             "with.space", "tune needs a search space", hint="with: {space: {max_depth: [2, 12]}}"
         )
-    trials = int(job.params.get("trials", 20))
+    trials = int(job.setting("trials", 20))
     target = job.target()
     features = json.loads(job.require(FEATURES_META, "builtin/features").read_text())
     cols = features["columns"]
@@ -58,7 +58,7 @@ def run(job: Any) -> dict[str, Any]:
     val = read_table(val_path) if val_path is not None else None
     pre = build_preprocessor(features["numeric"], features["categorical"])
     classifier = is_classifier(make_estimator(path, base))
-    metric = str(job.params.get("metric") or ("roc_auc" if classifier else "rmse"))
+    metric = str(job.setting("metric") or ("roc_auc" if classifier else "rmse"))
 
     def objective(params: dict[str, Any]) -> float:
         est = make_estimator(path, {**base, **params})
@@ -77,7 +77,7 @@ def run(job: Any) -> dict[str, Any]:
         return float(-s if sk.startswith("neg_") else s)
 
     found = search(
-        candidates(space, trials, int(job.params.get("seed", 0))), objective, metric in MINIMIZE
+        candidates(space, trials, int(job.setting("seed", 0))), objective, metric in MINIMIZE
     )
     best = {
         "params": {k: plain(v) for k, v in found["params"].items()},
