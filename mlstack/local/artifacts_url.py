@@ -80,15 +80,16 @@ def parse_url(url: str) -> ArtifactsURL:
         )
     scheme = scheme.lower()
     if "?" in rest or "#" in rest:
-        raise ValueError(
-            f"{url!r} has a query or fragment: credentials and options never go in the URL "
+        raise ValueError(  # not repeated: a query may hold a SAS token or a key
+            f"the {scheme}:// URL has a query or fragment: credentials and options never go in "
+            "the URL "
             "(the storage SDK's usual environment variables supply them)"
         )
     bucket, _, prefix = rest.partition("/")
     if "@" in bucket:
-        raise ValueError(
-            f"{url!r} has a user or key before '@': credentials never go in the URL (they would "
-            "be recorded in state); the storage SDK's usual environment supplies them"
+        raise ValueError(  # the URL itself is not repeated: it holds a secret
+            f"the {scheme}:// URL has a user or key before '@': credentials never go in the URL "
+            "(they would be recorded in state); the storage SDK's usual environment supplies them"
         )
     problem = bucket_problem(scheme, bucket)
     if problem:
