@@ -272,6 +272,7 @@ class Runner:
         for n in self.order:
             entry = self.store.lookup(keys[n])
             if entry is not None:
+                self.store.ensure_published(keys[n], entry)
                 out[n].status, out[n].entry = "cached", entry
                 self.emit(Event("stage.cached", n, "cached", {"output": entry["output"]}))
             else:

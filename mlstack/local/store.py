@@ -173,6 +173,12 @@ class ArtifactStore:
         body = json.dumps({**entry, "key": key}, indent=1, sort_keys=True, default=str)
         self.remote.write(f"cache/{_key_name(key)}.json", body.encode())
 
+    def ensure_published(self, key: str, entry: dict[str, Any]) -> None:
+        """A stage found in the local cache is uploaded too if the remote lacks it (a project
+        that set `artifacts:` after running, a run cut short after its stage finished)."""
+        if self.remote is not None and self.remote.read(f"cache/{_key_name(key)}.json") is None:
+            self.publish(key, entry)
+
     def uri(self, digest: str) -> str:
         """Where the object is, as a model URI: the remote URL when there is one (the same
         on every machine), else the local folder."""

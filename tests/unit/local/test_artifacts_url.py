@@ -159,3 +159,17 @@ def test_an_upload_without_its_manifest_is_a_miss(tmp_path: Path) -> None:
     remote.fs.rm_file(f"bucket-c/ci/objects/{digest.split(':')[1]}.json")  # as if cut short
     assert not remote.has_object(digest)
     assert ArtifactStore(tmp_path / "b", remote).lookup("sha256:k") is None
+
+
+def test_a_stage_cached_before_the_url_was_set_is_uploaded_when_used(tmp_path: Path) -> None:
+    before = ArtifactStore(tmp_path / "a")  # no `artifacts:` yet
+    digest = _stage(before, {"model.joblib": b"weights"})
+    before.record("sha256:k", {"output": digest})
+
+    remote = _remote("bucket-d/ci")
+    now = ArtifactStore(tmp_path / "a", remote)
+    entry = now.lookup("sha256:k")
+    assert entry is not None and not remote.has_object(digest)
+    now.ensure_published("sha256:k", entry)  # what the runner does with a cached stage
+    assert remote.has_object(digest)
+    assert ArtifactStore(tmp_path / "b", remote).lookup("sha256:k") is not None
