@@ -52,9 +52,10 @@ def observe(env: LocalEnv) -> Observed:
     absent: dict[str, str] = {}
     env.sync_records()  # with an `artifacts:` URL, another machine's records count
     if env.env_dir.is_dir():
-        # with an `artifacts:` URL this folder is a per-machine cache: its path is no fact
+        # with an `artifacts:` URL this folder is a per-machine cache: its path is no fact to
+        # compare (another runner's differs), only that it exists
         resources[address.infra(env.env)] = (
-            {"artifacts": str(env.remote)} if env.remote is not None else {"path": str(env.env_dir)}
+            {} if env.remote is not None else {"path": str(env.env_dir)}
         )
     pipe = env.env_dir / "pipeline.json"
     if pipe.exists():
