@@ -14,7 +14,6 @@ from typing import Any
 from mlstack.engine.backend import Capture
 from mlstack.errors import BackendError
 from mlstack.local.environment import LocalEnv
-from mlstack.local.store import ArtifactStore
 
 
 def request_log(env: LocalEnv, endpoint: str) -> Path:
@@ -35,19 +34,21 @@ def capture(
             f"{model} v{version} is not registered in environment {env.env!r}",
             hint=f"mlstack models -e {env.env}",
         )
+    store = env.store()  # with an `artifacts:` URL, what this machine lacks is downloaded
     try:
-        meta = ModelMeta.read(model_dir_from_uri(str(entry["uri"])))
+        found = store.local_dir(str(entry["uri"]), str(entry["digest"]))
+        meta = ModelMeta.read(found or model_dir_from_uri(str(entry["uri"])))
     except (OSError, ValueError, KeyError) as e:
         raise BackendError(
             f"cannot read the input columns of {model} v{version}: {e}",
             hint=f"its artifact is {entry['uri']}",
         ) from None
     columns = list(meta.columns)
-    store = ArtifactStore(env.workdir)
     train: Path | None = None
     for st in (entry.get("lineage") or {}).get("stages") or []:
-        if st.get("output") and (store.object_path(st["output"]) / TRAIN).exists():
-            train = store.object_path(st["output"]) / TRAIN
+        out = store.fetch(st["output"]) if st.get("output") else None
+        if out is not None and (out / TRAIN).exists():
+            train = out / TRAIN
             break
     if train is None:
         raise BackendError(

@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from mlstack.errors import BackendError
 from mlstack.local.registry import Registry, env_dir
+from mlstack.local.remote import RemoteArtifacts, open_remote
+from mlstack.local.store import ArtifactStore, atomic_write
+
+# the environment's records kept beside the artifacts when there is an `artifacts:` URL
+RECORDS = ("registry.json", "pipeline.json")
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -33,6 +38,8 @@ class LocalEnv:
         self.workdir = workdir
         self.tracker_future: Future[Any] | None = None
         self.mlflow_runs: dict[str, Future[str]] = {}
+        self.remote: RemoteArtifacts | None = open_remote(getattr(config, "artifacts", None))
+        self._synced = False
 
     @property
     def env(self) -> str:
@@ -44,7 +51,35 @@ class LocalEnv:
 
     @property
     def registry(self) -> Registry:
-        return Registry(self.workdir, self.env)
+        self.sync_records()
+        return Registry(self.workdir, self.env, on_save=lambda: self.push_record("registry.json"))
+
+    def store(self) -> ArtifactStore:
+        """The content-addressed store: ``.mlstack/artifacts``, a cache of the `artifacts:` URL
+        when there is one."""
+        return ArtifactStore(self.workdir, self.remote)
+
+    def sync_records(self) -> None:
+        """With an `artifacts:` URL, the environment's records there replace the ones on this
+        machine, once per command: another machine (a CI runner) may have written them."""
+        if self.remote is None or self._synced:
+            return
+        self._synced = True
+        for name in RECORDS:
+            data = self.remote.read(f"envs/{self.env}/{name}")
+            if data is not None:
+                atomic_write(self.env_dir / name, data)
+
+    def push_record(self, name: str) -> None:
+        """Write one of the environment's records to the `artifacts:` URL (or remove it there
+        when it is gone here)."""
+        if self.remote is None:
+            return
+        path = self.env_dir / name
+        if path.exists():
+            self.remote.write(f"envs/{self.env}/{name}", path.read_bytes())
+        else:
+            self.remote.delete(f"envs/{self.env}/{name}")
 
     @classmethod
     def mlflow_started(cls) -> bool:

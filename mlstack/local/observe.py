@@ -16,12 +16,14 @@ from mlstack.engine.backend import (
     Observed,
     Provisioned,
 )
-from mlstack.local.environment import LocalEnv
-from mlstack.local.store import ArtifactStore
+from mlstack.local.environment import RECORDS, LocalEnv
 
 
 def infrastructure(env: LocalEnv) -> Mapping[str, Any]:
-    return {"root": f"envs/{env.env}", "tracking": "mlflow+sqlite"}
+    inputs = {"root": f"envs/{env.env}", "tracking": "mlflow+sqlite"}
+    if env.remote is not None:  # moving the artifacts elsewhere is a change plan shows
+        inputs["artifacts"] = str(env.remote)
+    return inputs
 
 
 def provision(env: LocalEnv, inputs: Mapping[str, Any], ctx: Context) -> Provisioned:
@@ -29,7 +31,7 @@ def provision(env: LocalEnv, inputs: Mapping[str, Any], ctx: Context) -> Provisi
 
     for d in (env.env_dir / "logs", env.env_dir / "runs"):
         d.mkdir(parents=True, exist_ok=True)
-    ArtifactStore(env.workdir).ensure()
+    env.store().ensure()
     outputs = {
         **inputs,
         "path": str(env.env_dir),
@@ -48,8 +50,13 @@ def observe(env: LocalEnv) -> Observed:
     """
     resources: dict[str, dict[str, Any]] = {}
     absent: dict[str, str] = {}
+    env.sync_records()  # with an `artifacts:` URL, another machine's records count
     if env.env_dir.is_dir():
-        resources[address.infra(env.env)] = {"path": str(env.env_dir)}
+        # with an `artifacts:` URL this folder is a per-machine cache: its path is no fact to
+        # compare (another runner's differs), only that it exists
+        resources[address.infra(env.env)] = (
+            {} if env.remote is not None else {"path": str(env.env_dir)}
+        )
     pipe = env.env_dir / "pipeline.json"
     if pipe.exists():
         try:
@@ -120,6 +127,7 @@ def destroy(
         api.stop(env.workdir, env.env, name)
     elif kind == "pipeline":
         (env.env_dir / "pipeline.json").unlink(missing_ok=True)
+        env.push_record("pipeline.json")
     elif kind == "model":
         had_mlflow = any(v.get("mlflow_run_id") for v in env.registry.versions(name))
         env.registry.remove_model(name)
@@ -132,3 +140,5 @@ def destroy(
         if LocalEnv.mlflow_started() and env.tracker_future is not None:
             env.tracker_future = None
         shutil.rmtree(env.env_dir, ignore_errors=True)
+        for name in RECORDS:  # objects stay: content-addressed, shared by every environment
+            env.push_record(name)

@@ -71,6 +71,7 @@ def compile_pipeline(env: LocalEnv) -> CompiledPipeline:
 def upsert_pipeline(env: LocalEnv, compiled: CompiledPipeline, ctx: Context) -> PipelineRef:
     path = env.env_dir / "pipeline.json"
     atomic_write_json(path, {"digest": compiled.digest, "definition": compiled.definition})
+    env.push_record("pipeline.json")
     return PipelineRef(name=env.project.project, location=str(path), steps=compiled.steps)
 
 
@@ -92,6 +93,7 @@ def run_pipeline(
         emit=ctx.emit,
         cancelled=ctx.cancel.is_set,
         champion=champion,
+        remote=env.remote,
     )
     keys = runner.effective_keys(request.cache_keys, request.data_digest)
     will_run = any(runner.store.lookup(k) is None for k in keys.values())
@@ -113,7 +115,8 @@ def run_pipeline(
         )
         if entry.get("model"):
             model_entry = entry
-    model_uri = str(runner.store.object_path(model_entry["output"])) if model_entry else None
+    # with an `artifacts:` URL, the model's URI is its object there: the same on every machine
+    model_uri = runner.store.uri(model_entry["output"]) if model_entry else None
     model_digest = model_entry["output"] if model_entry else None
     dataset = _dataset_info(outcome, runner.store)
     record = {
@@ -235,15 +238,15 @@ def log_run_async(env: LocalEnv, run_id: str) -> None:
     rec = run_record(env.workdir, env.env, run_id)
     if rec is None:
         return
-    store = ArtifactStore(env.workdir)
+    store = env.store()
     artifacts: list[tuple[str, Path]] = []
     for name, st in rec["stages"].items():
         if not st.get("output"):
             continue
         out = store.object_path(st["output"])
         artifacts += [(f"stages/{name}", out / f) for f in REPORT_FILES if (out / f).exists()]
-    if rec.get("model_uri"):
-        artifacts.append(("model", Path(rec["model_uri"])))
+    if rec.get("model_digest") and store.object_path(rec["model_digest"]).is_dir():
+        artifacts.append(("model", store.object_path(rec["model_digest"])))
     stages: list[Mapping[str, Any]] = [
         {"name": s.name, "with": s.with_} for s in env.project.pipeline.stages
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mlstack.engine.backend import BackendPlugin, Capabilities
 
@@ -16,6 +16,21 @@ class LocalConfig(BaseModel):
     )
     parallelism: int = Field(default=2, ge=1, le=32, description="stages run at once")
     workers: int = Field(default=1, ge=1, le=8, description="model server workers per version")
+    artifacts: str | None = Field(
+        default=None,
+        description="object-store URL (s3://, gs://, az://) that stage outputs and models are "
+        "written to and read from, so another machine (a CI runner) reuses them; "
+        ".mlstack/artifacts stays the local cache",
+    )
+
+    @field_validator("artifacts")
+    @classmethod
+    def _artifacts_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        from mlstack.local.artifacts_url import parse_url
+
+        return str(parse_url(v))  # ValueError: shown at the setting's line by `validate`
 
 
 plugin = BackendPlugin(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,11 @@ def env_dir(workdir: str | Path, env: str) -> Path:
 
 
 class Registry:
-    def __init__(self, workdir: str | Path, env: str) -> None:
+    def __init__(
+        self, workdir: str | Path, env: str, on_save: Callable[[], None] | None = None
+    ) -> None:
         self.path = env_dir(workdir, env) / "registry.json"
+        self.on_save = on_save  # e.g. copy the index to the `artifacts:` URL
 
     def load(self) -> dict[str, Any]:
         try:
@@ -34,6 +38,8 @@ class Registry:
 
     def _save(self, data: dict[str, Any]) -> None:
         atomic_write_json(self.path, data)
+        if self.on_save is not None:
+            self.on_save()
 
     def model(self, name: str) -> dict[str, Any]:
         m: dict[str, Any] = self.load()["models"].get(name) or {"versions": [], "aliases": {}}

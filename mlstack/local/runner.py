@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlstack_runtime.job import ancestors
 
@@ -30,6 +30,9 @@ from mlstack.engine.digest import digest
 from mlstack.local.stages import PRELOAD
 from mlstack.local.store import ArtifactStore, atomic_write_json
 from mlstack.manifest.dag import toposort
+
+if TYPE_CHECKING:
+    from mlstack.local.remote import RemoteArtifacts
 
 BACKOFF_BASE = 0.25  # seconds before the first retry; doubles per attempt
 BACKOFF_MAX = 10.0
@@ -210,11 +213,12 @@ class Runner:
     cancelled: Callable[[], bool] = lambda: False
     champion: dict[str, float] | None = None
     backoff: float = BACKOFF_BASE
+    remote: RemoteArtifacts | None = None  # the `artifacts:` URL's store, if any
     store: ArtifactStore = field(init=False)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
-        self.store = ArtifactStore(self.workdir)
+        self.store = ArtifactStore(self.workdir, self.remote)
         self.specs: dict[str, dict[str, Any]] = {s["name"]: s for s in self.definition["stages"]}
         self.needs = {n: list(s["needs"]) for n, s in self.specs.items()}
         self.order = toposort(self.needs)
@@ -268,6 +272,7 @@ class Runner:
         for n in self.order:
             entry = self.store.lookup(keys[n])
             if entry is not None:
+                self.store.ensure_published(keys[n], entry)
                 out[n].status, out[n].entry = "cached", entry
                 self.emit(Event("stage.cached", n, "cached", {"output": entry["output"]}))
             else:
@@ -469,6 +474,7 @@ class Runner:
         if msg.get("code") == 0:
             entry = self.store.lookup(key)
             if entry is not None:
+                self.store.publish(key, entry)  # with an `artifacts:` URL: upload, then record
                 st.status, st.entry, st.error = "ran", entry, None
                 self.emit(
                     Event(

@@ -19,7 +19,7 @@ from mlstack.engine.backend import (
 from mlstack.errors import BackendError
 from mlstack.local import pipelines
 from mlstack.local.environment import LocalEnv
-from mlstack.local.store import ArtifactStore, dir_digest
+from mlstack.local.store import dir_digest
 
 
 def register(env: LocalEnv, run: RunResult, ctx: Context) -> ModelVersion:
@@ -129,9 +129,8 @@ def versions(env: LocalEnv, model: str) -> list[ModelVersion]:
 
 
 def import_version(env: LocalEnv, source: ModelVersion, ctx: Context) -> ModelVersion:
-    from mlstack.local.serving_uri import local_path
-
-    path = local_path(source.uri)
+    store = env.store()
+    path = store.local_dir(source.uri, source.digest)  # a remote object: fetched by digest
     if path is None or not path.is_dir():
         raise BackendError(
             f"cannot import {source.name} v{source.version}: its artifact "
@@ -144,7 +143,6 @@ def import_version(env: LocalEnv, source: ModelVersion, ctx: Context) -> ModelVe
             f"artifact of {source.name} v{source.version} has digest {actual}"
             f", expected {source.digest}; refusing to import it"
         )
-    store = ArtifactStore(env.workdir)
     target = store.object_path(actual)
     if not target.is_dir():  # bring it into this project's store, by content
         store.ensure()
@@ -152,6 +150,8 @@ def import_version(env: LocalEnv, source: ModelVersion, ctx: Context) -> ModelVe
         shutil.rmtree(staging)
         shutil.copytree(path, staging)
         store.commit_dir(staging)
+    if store.remote is not None and not store.remote.has_object(actual):
+        store.remote.put_object(actual, target)
     existing = env.registry.find(source.name, digest=source.digest)
     if (
         existing is not None
@@ -194,7 +194,7 @@ def import_version(env: LocalEnv, source: ModelVersion, ctx: Context) -> ModelVe
         {
             "version": version,
             "digest": source.digest,
-            "uri": str(target),
+            "uri": store.uri(actual),
             "metrics": dict(source.metrics),
             "run_id": (source.lineage or {}).get("run_id"),
             "lineage": lineage,

@@ -143,6 +143,7 @@ def deploy(
             health_interval,
             max_body_bytes,
             max(1, workers if workers is not None else desired.replicas),
+            workdir,
         )
 
 
@@ -156,6 +157,7 @@ def _deploy_locked(
     health_interval: float,
     max_body_bytes: int,
     n_workers: int,
+    workdir: Path,
 ) -> dict[str, Any]:
     state = rt.read_json(d / "runtime.json") or {}
     old_router = state.get("router", {})
@@ -209,7 +211,7 @@ def _deploy_locked(
             replaced.append(running.pop(b.version))
         to_start.append(b)
 
-    started = _start_servers(d, desired, to_start, ctx, n_workers)
+    started = _start_servers(d, desired, to_start, ctx, n_workers, workdir)
     versions = {**running, **started}
     generation = int(state.get("generation", 0)) + 1
     config = {
@@ -348,8 +350,19 @@ def _router_alive(state: dict[str, Any], endpoint: str, d: Path) -> bool:
     return bool(info and info.get("endpoint") == endpoint and info.get("pid") == pid)
 
 
-def _check_artifact(b: Backing) -> Path:
+def _check_artifact(b: Backing, workdir: Path) -> Path:
     model_dir = model_dir_from_uri(b.uri)
+    if "://" in b.uri and not b.uri.startswith("file://"):
+        # an `artifacts:` URL: served from the local cache, downloaded once by digest
+        from mlstack.local.store import ArtifactStore
+
+        found = ArtifactStore(workdir).local_dir(b.uri, b.digest)
+        if found is None:
+            raise BackendError(
+                f"version {b.version}: its artifact {b.uri} is not in the artifacts store",
+                hint="the run that trained it did not finish uploading; apply again to retrain",
+            )
+        model_dir = found
     missing = [f for f in (MODEL_FILE, META_FILE) if not (model_dir / f).is_file()]
     if missing:
         raise BackendError(
@@ -362,13 +375,18 @@ def _check_artifact(b: Backing) -> Path:
 
 
 def _start_servers(
-    d: Path, desired: EndpointState, backings: list[Backing], ctx: Context, n_workers: int
+    d: Path,
+    desired: EndpointState,
+    backings: list[Backing],
+    ctx: Context,
+    n_workers: int,
+    workdir: Path,
 ) -> dict[str, dict[str, Any]]:
     """Start ``n_workers`` model servers per version, in parallel; all ready, or none left
     running."""
     if not backings:
         return {}
-    dirs = {b.version: _check_artifact(b) for b in backings}
+    dirs = {b.version: _check_artifact(b, Path(workdir)) for b in backings}
     batching = _batching(desired)
 
     def start(b: Backing, n: int) -> dict[str, Any]:
