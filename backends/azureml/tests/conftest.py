@@ -93,3 +93,12 @@ def settings(fake: FakeArm, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         "blob_url": blob_url(fake),
         "poll_interval": 0.05,
     }
+
+
+@pytest.fixture(autouse=True)
+def _no_current_cloud_left_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``MLClient`` writes the custom cloud it was given into this process's environment
+    (``AZUREML_CURRENT_CLOUD``, azure.ai.ml's ``_set_cloud``). A CLI process a later test starts
+    inherits it and fails with "Unknown cloud environment" (its fake has another URL, so another
+    cloud name): each test starts without it and takes it away when it ends."""
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
