@@ -41,9 +41,16 @@ def _write_project(root: Path, url: str, n_estimators: int = 100) -> None:
     """The quickstart, with `backend: sagemaker` (+ settings) in every environment."""
     quickstart_project(root, "sagemaker", _settings(url), envs=("dev", "staging", "prod"))
     spec = root / "mlstack.yaml"
-    spec.write_text(
-        spec.read_text().replace("n_estimators: 100,", f"n_estimators: {n_estimators},")
+    text = spec.read_text()
+    # moto's CloudWatch has no datapoints, so no canary can be judged here: staging opts in to
+    # promote unjudged (holding by default is tested in test_sagemaker_rollout_plan.py)
+    at = text.index("  staging:\n")
+    text = text[:at] + text[at:].replace(
+        "deployment: {strategy: canary}",
+        "deployment: {strategy: canary, on_inconclusive: promote}",
+        1,
     )
+    spec.write_text(text.replace("n_estimators: 100,", f"n_estimators: {n_estimators},"))
 
 
 def _model_tar(tag: str) -> bytes:
@@ -221,10 +228,12 @@ def test_quickstart_apply_promote_rollback_destroy_through_the_cli(
     assert len(jobs.executions) == 2 and _serving(sm, "cancer-dev") == {"2": 1.0}
     out = _cli(tmp_path, "promote", "dev", "staging", "--auto-approve")
     assert "Promoted cancer-classifier v2 (dev) → v2 (staging)" in out
-    # no request reached it (moto has no datapoints): SageMaker's alarms could not judge the
-    # canary, and the user is told so instead of nothing
-    assert "sagemaker rolled version 2 out by itself while 0 of the 20 requests" in out
-    assert "could not be judged" in out
+    # no request reached it (moto has no datapoints): the canary could not be judged, staging
+    # opted in to promote anyway, and the user is told so instead of nothing
+    assert (
+        "canary 10%: 0 of the 20 requests needed reached version 2; its gates could not be "
+        "judged; going on (deployment.on_inconclusive: promote)"
+    ) in " ".join(out.split())
     assert _serving(sm, "cancer-staging") == {"2": 1.0}
     cw = boto3.client("cloudwatch", endpoint_url=aws_env, region_name="eu-west-1")
     watched = {
