@@ -82,20 +82,11 @@ def monitor(
         _render(result)
     acted = None
     if act:
-        shown: list[render.Progress] = []
-
-        def progress(event: Any) -> None:
-            if as_json:
-                return
-            if not shown:
-                shown.append(render.Progress())
-            shown[0](event)
-
+        progress = render.LazyProgress(quiet=as_json)
         try:
             acted = run_act(ws, result, progress)
         finally:
-            for bar in shown:
-                bar.stop()
+            progress.stop()
         if not as_json:
             render.out(acted.message, style="green" if acted.action == "retrained" else None)
     if as_json:

@@ -235,14 +235,7 @@ def _run(
             }.get(operation or ("destroy" if destroy else ""), "perform these actions")
             confirm_or_refuse(auto_approve, what)
 
-    shown: list[render.Progress] = []  # started by the first event: after the review prompt
-
-    def progress(event: Any) -> None:
-        if as_json:
-            return
-        if not shown:
-            shown.append(render.Progress())
-        shown[0](event)
+    progress = render.LazyProgress(quiet=as_json)  # started after the review prompt
 
     try:
         p, result = ws.converge(
@@ -262,8 +255,7 @@ def _run(
             view=view,
         )
     finally:
-        for bar in shown:
-            bar.stop()
+        progress.stop()
     if result is None:
         if as_json:
             render.emit_json(

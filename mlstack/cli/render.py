@@ -262,6 +262,26 @@ class Progress:
             self.status = None
 
 
+class LazyProgress:
+    """A ``Progress`` started by the first event (so after any prompt), or nothing when
+    ``quiet`` (``--json``); ``stop`` is safe whether or not one started."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Progress | None = None
+
+    def __call__(self, event: Any) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            self.bar = Progress()
+        self.bar(event)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 def _plain(e: Event) -> str:
     return f"  {e.subject}: {e.message}" if e.message else f"  {e.subject}: {e.kind.split('.')[-1]}"
 
